@@ -1,0 +1,1 @@
+"""Adapters: boto3- and httpx-backed implementations; clients are passed in."""

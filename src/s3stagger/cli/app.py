@@ -1,0 +1,22 @@
+"""The `s3stagger` command: each subcommand lives in its own module and registers itself here."""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(
+    name="s3stagger",
+    help="Staggered, concurrency-controlled processing of S3 objects: operator toolkit and local mode.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+
+@app.callback()
+def _root() -> None:
+    """s3stagger operator toolkit."""
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

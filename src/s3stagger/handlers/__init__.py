@@ -1,0 +1,1 @@
+"""Lambda entry points: parse the event, call domain and adapters, shape the answer."""
