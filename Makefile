@@ -65,7 +65,7 @@ typecheck: $(STAMP) ## mypy (strict) on src/
 unit: $(STAMP) ## pytest without the coverage gate
 	$(BIN)/pytest -q
 
-test: lint format-check typecheck $(STAMP) ## lint, format check, mypy, pytest with the 90 % coverage gate
+test: lint format-check typecheck $(STAMP) $(CHECKOV) ## lint, format check, mypy, pytest with the 90 % coverage gate
 	$(BIN)/pytest -q --cov --cov-report=term
 
 demo: $(STAMP) ## the main job on the embedded emulator
