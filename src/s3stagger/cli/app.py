@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import typer
 
+from s3stagger.cli import simulate
+
 app = typer.Typer(
     name="s3stagger",
     help="Staggered, concurrency-controlled processing of S3 objects: operator toolkit and local mode.",
     no_args_is_help=True,
     add_completion=False,
 )
+
+
+app.command(name="simulate")(simulate.simulate)
 
 
 @app.callback()
