@@ -1,0 +1,63 @@
+"""Adaptive concurrency limit: AIMD (additive increase, multiplicative decrease).
+
+Loss-based, the fit for a downstream that answers 429 over its capacity (see Netflix
+concurrency-limits' ``AIMDLimit``): the limit grows by one on a success while the requests in flight
+use at least half of it, and is multiplied by ``backoff_ratio`` on a throttle or a timeout. It never
+goes below 1 nor above the configured maximum. Pure: no clock, no I/O.
+"""
+
+from __future__ import annotations
+
+import math
+
+
+class AimdLimiter:
+    """The number of requests allowed in flight at once, adapted from their outcomes."""
+
+    def __init__(self, initial: int, maximum: int, backoff_ratio: float = 0.9) -> None:
+        if maximum < 1:
+            raise ValueError(f"maximum concurrency must be >= 1, got {maximum}")
+        if not 0.0 < backoff_ratio < 1.0:
+            raise ValueError(f"backoff_ratio must be between 0 and 1 (exclusive), got {backoff_ratio}")
+        self._maximum = maximum
+        self._backoff_ratio = backoff_ratio
+        self._limit = min(max(1, initial), maximum)
+        self._peak = self._limit
+        self._decreases = 0
+
+    @property
+    def limit(self) -> int:
+        """Requests allowed in flight now (1 ≤ limit ≤ maximum)."""
+        return self._limit
+
+    @property
+    def maximum(self) -> int:
+        return self._maximum
+
+    @property
+    def peak(self) -> int:
+        """Highest limit reached so far."""
+        return self._peak
+
+    @property
+    def decreases(self) -> int:
+        """How many times the limit was cut (throttles and timeouts)."""
+        return self._decreases
+
+    def on_success(self, in_flight: int) -> None:
+        """A request succeeded while ``in_flight`` requests (itself included) were outstanding."""
+        if in_flight * 2 >= self._limit and self._limit < self._maximum:
+            self._limit += 1
+            self._peak = max(self._peak, self._limit)
+
+    def on_throttle(self) -> None:
+        """The downstream refused a request for load (429)."""
+        self._decrease()
+
+    def on_timeout(self) -> None:
+        """A request timed out: treated as a sign of overload, like a throttle."""
+        self._decrease()
+
+    def _decrease(self) -> None:
+        self._decreases += 1
+        self._limit = max(1, math.floor(self._limit * self._backoff_ratio))
