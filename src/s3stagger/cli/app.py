@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from s3stagger.cli import simulate
+from s3stagger.cli import downstream, simulate
 
 app = typer.Typer(
     name="s3stagger",
@@ -15,6 +15,7 @@ app = typer.Typer(
 
 
 app.command(name="simulate")(simulate.simulate)
+app.command(name="downstream")(downstream.downstream)
 
 
 @app.callback()
