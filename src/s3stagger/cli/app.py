@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from s3stagger.cli import downstream, simulate
+from s3stagger.cli import downstream, monitor, simulate
 
 app = typer.Typer(
     name="s3stagger",
@@ -16,6 +16,7 @@ app = typer.Typer(
 
 app.command(name="simulate")(simulate.simulate)
 app.command(name="downstream")(downstream.downstream)
+app.command(name="monitor")(monitor.monitor)
 
 
 @app.callback()
