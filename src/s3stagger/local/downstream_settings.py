@@ -102,8 +102,8 @@ class LatencySpec:
     def describe(self) -> str:
         """The text form :meth:`parse` reads back."""
         if self.kind == "fixed":
-            return f"fixed:{self.low_s:g}"
-        return f"uniform:{self.low_s:g},{self.high_s:g}"
+            return f"fixed:{self.low_s!r}"
+        return f"uniform:{self.low_s!r},{self.high_s!r}"
 
 
 def parse_capacity_schedule(text: str) -> CapacitySchedule:
