@@ -76,6 +76,8 @@ class ProcessorSettings:
     """When set, the object's header must equal it (column names, in order)."""
     max_object_bytes: int = 1024**3
     max_field_bytes: int = 128 * 1024
+    max_line_bytes: int = 1024 * 1024
+    """A physical line longer than this is skipped (and reported) without being buffered."""
     max_rows_per_invocation: int = 1_000_000
     deadline_margin_s: float = 10.0
     """Stop taking new rows when the Lambda has less than this much time left."""
@@ -109,6 +111,7 @@ class ProcessorSettings:
             expected_header=_header(env, "EXPECTED_HEADER"),
             max_object_bytes=_int(env, "MAX_OBJECT_BYTES", 1024**3, minimum=1),
             max_field_bytes=_int(env, "MAX_FIELD_BYTES", 128 * 1024, minimum=1),
+            max_line_bytes=_int(env, "MAX_LINE_BYTES", 1024 * 1024, minimum=1),
             max_rows_per_invocation=_int(env, "MAX_ROWS_PER_INVOCATION", 1_000_000, minimum=1),
             deadline_margin_s=_float(env, "DEADLINE_MARGIN_S", 10.0),
             failed_rows_bucket=_get(env, "FAILED_ROWS_BUCKET"),

@@ -23,6 +23,7 @@ class AimdLimiter:
         self._backoff_ratio = backoff_ratio
         self._limit = min(max(1, initial), maximum)
         self._peak = self._limit
+        self._lowest = self._limit
         self._decreases = 0
 
     @property
@@ -38,6 +39,11 @@ class AimdLimiter:
     def peak(self) -> int:
         """Highest limit reached so far."""
         return self._peak
+
+    @property
+    def lowest(self) -> int:
+        """Lowest limit reached so far."""
+        return self._lowest
 
     @property
     def decreases(self) -> int:
@@ -61,3 +67,4 @@ class AimdLimiter:
     def _decrease(self) -> None:
         self._decreases += 1
         self._limit = max(1, math.floor(self._limit * self._backoff_ratio))
+        self._lowest = min(self._lowest, self._limit)

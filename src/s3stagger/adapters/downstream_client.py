@@ -1,0 +1,110 @@
+"""The downstream API client: one POST per row with an ``Idempotency-Key``, classified outcomes.
+
+The client does one attempt; retry decisions belong to the caller (:mod:`s3stagger.domain.retry`).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+import httpx
+
+from s3stagger.domain.retry import is_retryable_status, parse_retry_after
+
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+
+
+class DeliveryOutcome(StrEnum):
+    APPLIED = "applied"
+    """2xx: the row is applied (or was already, for a replayed key)."""
+    THROTTLED = "throttled"
+    """429: over the downstream's capacity; retry later, lower the concurrency."""
+    TIMED_OUT = "timed_out"
+    """No answer in time: retry; counts as overload."""
+    UNREACHABLE = "unreachable"
+    """Could not connect: retry."""
+    RETRYABLE_ERROR = "retryable_error"
+    """5xx or 408, or a broken connection: retry."""
+    REJECTED = "rejected"
+    """Any other 4xx: permanent; the row goes to the failed-rows sink."""
+
+    @property
+    def retryable(self) -> bool:
+        return self is not DeliveryOutcome.APPLIED and self is not DeliveryOutcome.REJECTED
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """The outcome of one attempt."""
+
+    outcome: DeliveryOutcome
+    status: int | None
+    detail: str
+    retry_after_s: float | None = None
+    latency_s: float = 0.0
+
+
+def build_http_client(
+    max_connections: int, connect_timeout_s: float, read_timeout_s: float
+) -> httpx.AsyncClient:
+    """An AsyncClient whose pool fits the concurrency limit, with connect and read timeouts."""
+    return httpx.AsyncClient(
+        limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
+        timeout=httpx.Timeout(
+            connect=connect_timeout_s, read=read_timeout_s, write=read_timeout_s, pool=read_timeout_s
+        ),
+    )
+
+
+class HttpDownstream:
+    """POSTs rows as JSON to ``url`` through the ``client`` it is given."""
+
+    def __init__(self, client: httpx.AsyncClient, url: str) -> None:
+        self._client = client
+        self._url = url
+
+    async def deliver(
+        self, body: dict[str, Any], idempotency_key: str, timeout_s: float | None = None
+    ) -> Delivery:
+        started = time.monotonic()
+        extra: dict[str, Any] = {}
+        if timeout_s is not None:
+            extra["timeout"] = httpx.Timeout(timeout_s, connect=min(timeout_s, 5.0))
+        try:
+            response = await self._client.post(
+                self._url, json=body, headers={IDEMPOTENCY_HEADER: idempotency_key}, **extra
+            )
+        except httpx.TimeoutException as error:
+            return Delivery(
+                DeliveryOutcome.TIMED_OUT, None, f"timed out: {type(error).__name__}", None, _since(started)
+            )
+        except httpx.ConnectError as error:
+            return Delivery(
+                DeliveryOutcome.UNREACHABLE, None, f"cannot connect: {error}", None, _since(started)
+            )
+        except httpx.TransportError as error:
+            return Delivery(
+                DeliveryOutcome.RETRYABLE_ERROR,
+                None,
+                f"connection failed: {type(error).__name__}: {error}",
+                None,
+                _since(started),
+            )
+        latency = _since(started)
+        status = response.status_code
+        if 200 <= status <= 299:
+            return Delivery(DeliveryOutcome.APPLIED, status, "ok", None, latency)
+        retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        detail = f"HTTP {status}: {response.text[:200]}"
+        if status == 429:
+            return Delivery(DeliveryOutcome.THROTTLED, status, detail, retry_after, latency)
+        if is_retryable_status(status):
+            return Delivery(DeliveryOutcome.RETRYABLE_ERROR, status, detail, retry_after, latency)
+        return Delivery(DeliveryOutcome.REJECTED, status, detail, None, latency)
+
+
+def _since(started: float) -> float:
+    return time.monotonic() - started
