@@ -1,0 +1,86 @@
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from s3stagger.domain.limiter import AimdLimiter
+
+
+def test_grows_by_one_per_success_while_at_least_half_the_limit_is_in_flight() -> None:
+    limiter = AimdLimiter(initial=4, maximum=10)
+    limiter.on_success(in_flight=2)
+    assert limiter.limit == 5
+    limiter.on_success(in_flight=2)  # 2 * 2 < 5: the limit is not the bottleneck
+    assert limiter.limit == 5
+    limiter.on_success(in_flight=3)
+    assert limiter.limit == 6
+
+
+def test_never_grows_above_the_maximum() -> None:
+    limiter = AimdLimiter(initial=9, maximum=10)
+    for _ in range(5):
+        limiter.on_success(in_flight=10)
+    assert limiter.limit == 10
+    assert limiter.peak == 10
+
+
+def test_throttle_and_timeout_multiply_by_the_backoff_ratio() -> None:
+    limiter = AimdLimiter(initial=20, maximum=40)
+    limiter.on_throttle()
+    assert limiter.limit == 18
+    limiter.on_timeout()
+    assert limiter.limit == 16  # floor(18 * 0.9) = 16
+    assert limiter.decreases == 2
+    assert limiter.lowest == 16
+
+
+def test_never_drops_below_one() -> None:
+    limiter = AimdLimiter(initial=2, maximum=5)
+    for _ in range(10):
+        limiter.on_throttle()
+    assert limiter.limit == 1
+    limiter.on_success(in_flight=1)
+    assert limiter.limit == 2
+
+
+def test_initial_value_is_clamped_into_range() -> None:
+    assert AimdLimiter(initial=50, maximum=8).limit == 8
+    assert AimdLimiter(initial=0, maximum=8).limit == 1
+
+
+@pytest.mark.parametrize(("maximum", "ratio"), [(0, 0.9), (5, 0.0), (5, 1.0)])
+def test_invalid_parameters_are_refused(maximum: int, ratio: float) -> None:
+    with pytest.raises(ValueError, match="must be"):
+        AimdLimiter(initial=1, maximum=maximum, backoff_ratio=ratio)
+
+
+@given(
+    maximum=st.integers(min_value=1, max_value=200),
+    initial=st.integers(min_value=-5, max_value=300),
+    events=st.lists(st.one_of(st.integers(min_value=0, max_value=300), st.none(), st.just(-1)), max_size=300),
+)
+def test_limit_always_stays_between_one_and_the_maximum(
+    maximum: int, initial: int, events: list[int | None]
+) -> None:
+    limiter = AimdLimiter(initial=initial, maximum=maximum)
+    for event in events:
+        before = limiter.limit
+        if event is None:
+            limiter.on_throttle()
+            assert limiter.limit <= before
+            assert limiter.limit < before or before == 1
+        elif event == -1:
+            limiter.on_timeout()
+            assert limiter.limit <= before
+        else:
+            limiter.on_success(in_flight=event)
+            assert limiter.limit - before in (0, 1)
+        assert 1 <= limiter.limit <= maximum
+        assert limiter.lowest <= limiter.limit <= limiter.peak <= maximum
+
+
+@given(st.integers(min_value=1, max_value=100))
+def test_sustained_healthy_load_settles_at_the_maximum(maximum: int) -> None:
+    limiter = AimdLimiter(initial=1, maximum=maximum)
+    for _ in range(maximum):
+        limiter.on_success(in_flight=limiter.limit)
+    assert limiter.limit == maximum
