@@ -1,0 +1,484 @@
+data "aws_caller_identity" "current" {}
+data "aws_region" "current" {}
+data "aws_partition" "current" {}
+
+locals {
+  # The shared definition files: local mode (s3stagger.local) provisions from the very same files.
+  definitions_path    = coalesce(var.definitions_path, "${path.module}/../../../src/s3stagger/definitions")
+  queue_definitions   = jsondecode(file("${local.definitions_path}/queues.json"))
+  dispatcher_settings = jsondecode(file("${local.definitions_path}/dispatcher.json"))
+  processor_settings  = jsondecode(file("${local.definitions_path}/processor.json"))
+  budget_settings     = jsondecode(file("${local.definitions_path}/budget.json"))
+  storage             = jsondecode(file("${local.definitions_path}/storage.json"))
+
+  account_id = data.aws_caller_identity.current.account_id
+  region     = data.aws_region.current.name
+  partition  = data.aws_partition.current.partition
+
+  priorities = local.queue_definitions.priorities
+
+  function_name       = "${var.name_prefix}-${local.processor_settings.function_name_suffix}"
+  state_machine_name  = "${var.name_prefix}-${local.dispatcher_settings.state_machine_name_suffix}"
+  schedule_name       = "${var.name_prefix}-${local.dispatcher_settings.schedule_name_suffix}"
+  budget_parameter    = "/${var.name_prefix}/${local.budget_settings.parameter_name_suffix}"
+  processor_log_group = "/aws/lambda/${local.function_name}"
+  dispatcher_log_grp  = "/aws/vendedlogs/states/${local.state_machine_name}"
+
+  # Known before creation, so the state machine's role can name its own state machine (no cycle).
+  state_machine_arn = "arn:${local.partition}:states:${local.region}:${local.account_id}:stateMachine:${local.state_machine_name}"
+  event_bus_arn = (
+    local.dispatcher_settings.event_bus_name == "default"
+    ? "arn:${local.partition}:events:${local.region}:${local.account_id}:event-bus/default"
+    : "arn:${local.partition}:events:${local.region}:${local.account_id}:event-bus/${local.dispatcher_settings.event_bus_name}"
+  )
+  source_bucket_arn      = "arn:${local.partition}:s3:::${var.source_bucket_name}"
+  failed_rows_bucket_arn = "arn:${local.partition}:s3:::${var.failed_rows_bucket_name}"
+
+  architecture         = coalesce(var.architecture, local.processor_settings.architecture)
+  timeout_seconds      = coalesce(var.processor.timeout_seconds, local.processor_settings.timeout_s)
+  memory_mb            = coalesce(var.processor.memory_mb, local.processor_settings.memory_mb)
+  reserved_concurrency = coalesce(var.processor.reserved_concurrency, local.processor_settings.reserved_concurrency)
+  failed_rows_prefix   = lookup(var.processor.environment, "S3STAGGER_FAILED_ROWS_PREFIX", lookup(local.processor_settings.environment, "S3STAGGER_FAILED_ROWS_PREFIX", local.storage.failed_rows_prefix))
+
+  processor_environment = merge(
+    local.processor_settings.environment,
+    { POWERTOOLS_LOG_LEVEL = var.processor.log_level },
+    var.processor.environment,
+    {
+      S3STAGGER_DOWNSTREAM_URL     = var.downstream_url
+      S3STAGGER_FAILED_ROWS_BUCKET = var.failed_rows_bucket_name
+      S3STAGGER_FAILED_ROWS_PREFIX = local.failed_rows_prefix
+    },
+  )
+
+  dispatcher = {
+    schedule_expression          = coalesce(var.dispatcher.schedule_expression, local.dispatcher_settings.schedule_expression)
+    receive_batch_size           = local.dispatcher_settings.receive_batch_size
+    receive_claim_s              = coalesce(var.dispatcher.receive_claim_s, local.dispatcher_settings.receive_claim_s)
+    visibility_extension_s       = coalesce(var.dispatcher.visibility_extension_s, local.dispatcher_settings.visibility_extension_s)
+    failure_retry_delay_s        = coalesce(var.dispatcher.failure_retry_delay_s, local.dispatcher_settings.failure_retry_delay_s)
+    max_iterations_per_execution = coalesce(var.dispatcher.max_iterations_per_execution, local.dispatcher_settings.max_iterations_per_execution)
+    max_partials_per_object      = coalesce(var.dispatcher.max_partials_per_object, local.dispatcher_settings.max_partials_per_object)
+  }
+
+  budget = {
+    initial = coalesce(var.concurrency_budget.initial, local.budget_settings.default)
+    minimum = coalesce(var.concurrency_budget.minimum, local.budget_settings.minimum)
+    maximum = coalesce(var.concurrency_budget.maximum, local.budget_settings.maximum)
+  }
+
+  # Every ${placeholder} of dispatcher.asl.json (definitions/README.md lists where each comes from).
+  state_machine_template_values = merge(
+    {
+      processor_function_arn       = aws_lambda_function.processor.arn
+      budget_parameter_name        = aws_ssm_parameter.concurrency_budget.name
+      budget_default               = local.budget.initial
+      budget_minimum               = local.budget.minimum
+      budget_maximum               = local.budget.maximum
+      event_bus_name               = local.dispatcher_settings.event_bus_name
+      event_source                 = local.dispatcher_settings.event_source
+      receive_batch_size           = local.dispatcher.receive_batch_size
+      receive_claim_s              = local.dispatcher.receive_claim_s
+      visibility_extension_s       = local.dispatcher.visibility_extension_s
+      failure_retry_delay_s        = local.dispatcher.failure_retry_delay_s
+      max_iterations_per_execution = local.dispatcher.max_iterations_per_execution
+      max_partials_per_object      = local.dispatcher.max_partials_per_object
+      stagger_backlog_depth        = local.dispatcher_settings.stagger.backlog_depth
+    },
+    { for priority in local.priorities : "${priority}_queue_url" => var.queues[priority].url },
+    { for priority in local.priorities : "stagger_${priority}_spacing_s" => local.dispatcher_settings.stagger.priorities[priority].spacing_s },
+    { for priority in local.priorities : "stagger_${priority}_max_delay_s" => local.dispatcher_settings.stagger.priorities[priority].max_delay_s },
+  )
+
+  # A message is invisible for visibility_extension_s before each processor call: it must outlast
+  # the call, or a second dispatcher receives the message while the first is still processing it.
+  visibility_margin_s = 30
+}
+
+# --- Concurrency budget (the autoscaler rewrites the value; Terraform only creates it) ---------
+
+resource "aws_ssm_parameter" "concurrency_budget" {
+  #checkov:skip=CKV2_AWS_34:The budget is a non-secret integer that Step Functions reads with ssm:GetParameter; a SecureString would add a KMS decrypt per batch for nothing.
+  name        = local.budget_parameter
+  description = "Objects the ${local.state_machine_name} state machine processes at once (clamped to ${local.budget.minimum}-${local.budget.maximum}); written by the autoscaler."
+  type        = "String"
+  value       = tostring(local.budget.initial)
+  tags        = var.tags
+
+  lifecycle {
+    ignore_changes = [value]
+
+    precondition {
+      condition     = local.budget.minimum <= local.budget.initial && local.budget.initial <= local.budget.maximum
+      error_message = "concurrency_budget: need minimum (${local.budget.minimum}) <= initial (${local.budget.initial}) <= maximum (${local.budget.maximum})."
+    }
+  }
+}
+
+# --- Logs ---------------------------------------------------------------------------------------
+
+resource "aws_cloudwatch_log_group" "processor" {
+  name              = local.processor_log_group
+  retention_in_days = var.log_retention_days
+  kms_key_id        = var.kms_key_arn
+  tags              = var.tags
+}
+
+resource "aws_cloudwatch_log_group" "dispatcher" {
+  name              = local.dispatcher_log_grp
+  retention_in_days = var.log_retention_days
+  kms_key_id        = var.kms_key_arn
+  tags              = var.tags
+}
+
+# --- Processor Lambda ---------------------------------------------------------------------------
+
+data "aws_iam_policy_document" "lambda_trust" {
+  statement {
+    sid     = "LambdaAssumesRole"
+    actions = ["sts:AssumeRole"]
+
+    principals {
+      type        = "Service"
+      identifiers = ["lambda.amazonaws.com"]
+    }
+  }
+}
+
+resource "aws_iam_role" "processor" {
+  name               = "${local.function_name}-role"
+  description        = "Role of the ${local.function_name} Lambda: read uploads, write failed rows, write its own logs."
+  assume_role_policy = data.aws_iam_policy_document.lambda_trust.json
+  tags               = var.tags
+}
+
+data "aws_iam_policy_document" "processor" {
+  statement {
+    sid       = "WriteOwnLogs"
+    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
+    resources = ["${aws_cloudwatch_log_group.processor.arn}:*"]
+  }
+
+  statement {
+    sid       = "ReadUploadedObjects"
+    actions   = ["s3:GetObject", "s3:GetObjectVersion"]
+    resources = ["${local.source_bucket_arn}/*"]
+  }
+
+  statement {
+    sid       = "WriteFailedRows"
+    actions   = ["s3:PutObject"]
+    resources = ["${local.failed_rows_bucket_arn}/${local.failed_rows_prefix}*"]
+  }
+
+  dynamic "statement" {
+    for_each = var.kms_key_arn == null ? [] : [var.kms_key_arn]
+
+    content {
+      sid       = "UseDataKey"
+      actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
+      resources = [statement.value]
+    }
+  }
+
+  dynamic "statement" {
+    for_each = var.tracing_enabled ? ["xray"] : []
+
+    content {
+      sid = "WriteTraces"
+      # X-Ray has no resource-level permissions for these actions: "*" is the only valid resource.
+      actions   = ["xray:PutTraceSegments", "xray:PutTelemetryRecords"]
+      resources = ["*"]
+    }
+  }
+}
+
+resource "aws_iam_role_policy" "processor" {
+  name   = "processor"
+  role   = aws_iam_role.processor.id
+  policy = data.aws_iam_policy_document.processor.json
+}
+
+resource "aws_iam_role_policy_attachment" "processor_vpc" {
+  count = var.vpc_config == null ? 0 : 1
+
+  role       = aws_iam_role.processor.name
+  policy_arn = "arn:${local.partition}:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole"
+}
+
+resource "aws_lambda_function" "processor" {
+  #checkov:skip=CKV_AWS_116:The dispatcher invokes the processor synchronously; Lambda DLQs apply only to asynchronous invocations. Failures are caught by the state machine and the SQS message reaches its redrive DLQ.
+  #checkov:skip=CKV_AWS_117:The VPC is an input (vpc_config); the default reaches S3 and an HTTPS downstream without one.
+  #checkov:skip=CKV_AWS_272:Code signing is an input (code_signing_config_arn); the package is built reproducibly by make package.
+  function_name                  = local.function_name
+  description                    = "s3stagger processor: streams the rows of one CSV object to the downstream API, within the dispatcher's concurrency budget."
+  role                           = aws_iam_role.processor.arn
+  handler                        = local.processor_settings.handler
+  runtime                        = local.processor_settings.runtime
+  architectures                  = [local.architecture]
+  filename                       = var.package_path
+  source_code_hash               = filebase64sha256(var.package_path)
+  timeout                        = local.timeout_seconds
+  memory_size                    = local.memory_mb
+  reserved_concurrent_executions = local.reserved_concurrency
+  kms_key_arn                    = var.kms_key_arn
+  code_signing_config_arn        = var.code_signing_config_arn
+  tags                           = var.tags
+
+  environment {
+    variables = local.processor_environment
+  }
+
+  logging_config {
+    log_format = "JSON"
+    log_group  = aws_cloudwatch_log_group.processor.name
+  }
+
+  tracing_config {
+    mode = var.tracing_enabled ? "Active" : "PassThrough"
+  }
+
+  dynamic "vpc_config" {
+    for_each = var.vpc_config == null ? [] : [var.vpc_config]
+
+    content {
+      subnet_ids         = vpc_config.value.subnet_ids
+      security_group_ids = vpc_config.value.security_group_ids
+    }
+  }
+
+  lifecycle {
+    precondition {
+      condition     = local.dispatcher.visibility_extension_s >= local.timeout_seconds + local.visibility_margin_s
+      error_message = "The dispatcher makes a message invisible for visibility_extension_s = ${local.dispatcher.visibility_extension_s} s before each processor call, but the processor may run ${local.timeout_seconds} s: another dispatcher would receive the message mid-call. Set dispatcher.visibility_extension_s to at least ${local.timeout_seconds + local.visibility_margin_s} (processor timeout + ${local.visibility_margin_s} s), or lower processor.timeout_seconds."
+    }
+    precondition {
+      condition     = alltrue([for queue in values(var.queues) : queue.visibility_timeout_seconds >= local.timeout_seconds])
+      error_message = "Every queue's visibility timeout must be at least the processor timeout (${local.timeout_seconds} s), so a consumer that does not extend visibility cannot lose a message mid-call. Raise queue_overrides.visibility_timeout_seconds in the event-ingest module, or lower processor.timeout_seconds."
+    }
+    precondition {
+      condition     = local.budget.maximum <= local.reserved_concurrency
+      error_message = "concurrency_budget.maximum (${local.budget.maximum}) exceeds the processor's reserved concurrency (${local.reserved_concurrency}): the dispatcher would be throttled. Lower concurrency_budget.maximum or raise processor.reserved_concurrency."
+    }
+    precondition {
+      condition     = length(setsubtract(local.priorities, keys(var.queues))) == 0
+      error_message = "queues lacks priorities ${join(", ", setsubtract(local.priorities, keys(var.queues)))} (queues.json lists ${join(", ", local.priorities)}): pass the event-ingest module's queues output."
+    }
+  }
+
+  depends_on = [aws_iam_role_policy.processor, aws_cloudwatch_log_group.processor]
+}
+
+# --- Dispatcher state machine -------------------------------------------------------------------
+
+data "aws_iam_policy_document" "states_trust" {
+  statement {
+    sid     = "StepFunctionsAssumesRole"
+    actions = ["sts:AssumeRole"]
+
+    principals {
+      type        = "Service"
+      identifiers = ["states.amazonaws.com"]
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [local.account_id]
+    }
+  }
+}
+
+resource "aws_iam_role" "dispatcher" {
+  name               = "${local.state_machine_name}-role"
+  description        = "Role of the ${local.state_machine_name} state machine: drain the priority queues into the processor."
+  assume_role_policy = data.aws_iam_policy_document.states_trust.json
+  tags               = var.tags
+}
+
+data "aws_iam_policy_document" "dispatcher" {
+  statement {
+    sid = "DrainPriorityQueues"
+    actions = [
+      "sqs:ReceiveMessage",
+      "sqs:ChangeMessageVisibility",
+      "sqs:DeleteMessage",
+      "sqs:SendMessage",
+      "sqs:GetQueueAttributes",
+    ]
+    resources = [for priority in local.priorities : var.queues[priority].arn]
+  }
+
+  statement {
+    sid       = "InvokeProcessor"
+    actions   = ["lambda:InvokeFunction"]
+    resources = [aws_lambda_function.processor.arn, "${aws_lambda_function.processor.arn}:*"]
+  }
+
+  statement {
+    sid       = "ReadConcurrencyBudget"
+    actions   = ["ssm:GetParameter"]
+    resources = [aws_ssm_parameter.concurrency_budget.arn]
+  }
+
+  statement {
+    sid       = "PublishFailureEvents"
+    actions   = ["events:PutEvents"]
+    resources = [local.event_bus_arn]
+  }
+
+  statement {
+    sid       = "GuardAndContinueItself"
+    actions   = ["states:ListExecutions", "states:StartExecution"]
+    resources = [local.state_machine_arn]
+  }
+
+  dynamic "statement" {
+    for_each = var.kms_key_arn == null ? [] : [var.kms_key_arn]
+
+    content {
+      sid       = "UseQueueAndStateKey"
+      actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
+      resources = [statement.value]
+    }
+  }
+
+  statement {
+    sid = "DeliverExecutionLogs"
+    # CloudWatch Logs vended delivery has no resource-level permissions: "*" is the only valid resource.
+    actions = [
+      "logs:CreateLogDelivery",
+      "logs:GetLogDelivery",
+      "logs:UpdateLogDelivery",
+      "logs:DeleteLogDelivery",
+      "logs:ListLogDeliveries",
+      "logs:PutResourcePolicy",
+      "logs:DescribeResourcePolicies",
+      "logs:DescribeLogGroups",
+    ]
+    resources = ["*"]
+  }
+
+  dynamic "statement" {
+    for_each = var.tracing_enabled ? ["xray"] : []
+
+    content {
+      sid = "WriteTraces"
+      # X-Ray has no resource-level permissions for these actions: "*" is the only valid resource.
+      actions   = ["xray:PutTraceSegments", "xray:PutTelemetryRecords", "xray:GetSamplingRules", "xray:GetSamplingTargets"]
+      resources = ["*"]
+    }
+  }
+}
+
+resource "aws_iam_role_policy" "dispatcher" {
+  name   = "dispatcher"
+  role   = aws_iam_role.dispatcher.id
+  policy = data.aws_iam_policy_document.dispatcher.json
+}
+
+resource "aws_sfn_state_machine" "dispatcher" {
+  name       = local.state_machine_name
+  type       = "STANDARD"
+  role_arn   = aws_iam_role.dispatcher.arn
+  definition = templatefile("${local.definitions_path}/dispatcher.asl.json", local.state_machine_template_values)
+  tags       = var.tags
+
+  logging_configuration {
+    log_destination        = "${aws_cloudwatch_log_group.dispatcher.arn}:*"
+    include_execution_data = true
+    level                  = var.state_machine_log_level
+  }
+
+  tracing_configuration {
+    enabled = var.tracing_enabled
+  }
+
+  dynamic "encryption_configuration" {
+    for_each = var.kms_key_arn == null ? [] : [var.kms_key_arn]
+
+    content {
+      type                              = "CUSTOMER_MANAGED_KMS_KEY"
+      kms_key_id                        = encryption_configuration.value
+      kms_data_key_reuse_period_seconds = 300
+    }
+  }
+
+  depends_on = [aws_iam_role_policy.dispatcher]
+}
+
+# --- Schedule: starts the dispatcher; a start that finds one running ends at once (the ASL's guard)
+
+data "aws_iam_policy_document" "scheduler_trust" {
+  statement {
+    sid     = "SchedulerAssumesRole"
+    actions = ["sts:AssumeRole"]
+
+    principals {
+      type        = "Service"
+      identifiers = ["scheduler.amazonaws.com"]
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [local.account_id]
+    }
+  }
+}
+
+resource "aws_iam_role" "scheduler" {
+  name               = "${local.schedule_name}-role"
+  description        = "Role of the ${local.schedule_name} schedule: start the ${local.state_machine_name} state machine."
+  assume_role_policy = data.aws_iam_policy_document.scheduler_trust.json
+  tags               = var.tags
+}
+
+data "aws_iam_policy_document" "scheduler" {
+  statement {
+    sid       = "StartDispatcher"
+    actions   = ["states:StartExecution"]
+    resources = [aws_sfn_state_machine.dispatcher.arn]
+  }
+
+  dynamic "statement" {
+    for_each = var.kms_key_arn == null ? [] : [var.kms_key_arn]
+
+    content {
+      sid       = "UseScheduleAndStateKey"
+      actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
+      resources = [statement.value]
+    }
+  }
+}
+
+resource "aws_iam_role_policy" "scheduler" {
+  name   = "scheduler"
+  role   = aws_iam_role.scheduler.id
+  policy = data.aws_iam_policy_document.scheduler.json
+}
+
+resource "aws_scheduler_schedule" "dispatcher" {
+  name                = local.schedule_name
+  description         = "Starts the ${local.state_machine_name} state machine."
+  schedule_expression = local.dispatcher.schedule_expression
+  state               = var.dispatcher.schedule_enabled ? "ENABLED" : "DISABLED"
+  kms_key_arn         = var.kms_key_arn
+
+  flexible_time_window {
+    mode = "OFF"
+  }
+
+  target {
+    arn      = aws_sfn_state_machine.dispatcher.arn
+    role_arn = aws_iam_role.scheduler.arn
+    input    = jsonencode({ slot = "<aws.scheduler.scheduled-time>" })
+
+    retry_policy {
+      maximum_event_age_in_seconds = 60
+      maximum_retry_attempts       = 2
+    }
+  }
+
+  depends_on = [aws_iam_role_policy.scheduler]
+}

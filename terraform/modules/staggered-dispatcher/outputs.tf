@@ -1,0 +1,62 @@
+output "state_machine_arn" {
+  description = "ARN of the dispatcher state machine (start it by hand with `aws stepfunctions start-execution` to dispatch at once)."
+  value       = aws_sfn_state_machine.dispatcher.arn
+}
+
+output "state_machine_name" {
+  description = "Name of the dispatcher state machine."
+  value       = aws_sfn_state_machine.dispatcher.name
+}
+
+output "processor_function_name" {
+  description = "Name of the processor Lambda."
+  value       = aws_lambda_function.processor.function_name
+}
+
+output "processor_function_arn" {
+  description = "ARN of the processor Lambda."
+  value       = aws_lambda_function.processor.arn
+}
+
+output "processor_role_arn" {
+  description = "ARN of the processor Lambda's execution role (add statements to it, for example to reach a private downstream)."
+  value       = aws_iam_role.processor.arn
+}
+
+output "dispatcher_role_arn" {
+  description = "ARN of the state machine's execution role."
+  value       = aws_iam_role.dispatcher.arn
+}
+
+output "schedule_arn" {
+  description = "ARN of the EventBridge Scheduler schedule that starts the dispatcher."
+  value       = aws_scheduler_schedule.dispatcher.arn
+}
+
+output "budget_parameter_name" {
+  description = "Name of the SSM parameter holding the concurrency budget (objects processed at once); the autoscaler writes it, an operator may too."
+  value       = aws_ssm_parameter.concurrency_budget.name
+}
+
+output "budget_parameter_arn" {
+  description = "ARN of the concurrency budget parameter (grant the autoscaler ssm:PutParameter on it)."
+  value       = aws_ssm_parameter.concurrency_budget.arn
+}
+
+output "processor_log_group_name" {
+  description = "CloudWatch Logs group of the processor (JSON logs, EMF metrics)."
+  value       = aws_cloudwatch_log_group.processor.name
+}
+
+output "dispatcher_log_group_name" {
+  description = "CloudWatch Logs group of the state machine's execution history."
+  value       = aws_cloudwatch_log_group.dispatcher.name
+}
+
+output "failure_event_pattern" {
+  description = "EventBridge event pattern (JSON) matching the dispatcher's `Object processing failed` events: target it at your alerting."
+  value = jsonencode({
+    source        = [local.dispatcher_settings.event_source]
+    "detail-type" = ["Object processing failed"]
+  })
+}

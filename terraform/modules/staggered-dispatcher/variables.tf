@@ -1,0 +1,201 @@
+variable "name_prefix" {
+  type        = string
+  description = "Prefix of every resource name (`<name_prefix>-<thing>`); use the event-ingest module's. Lower-case letters, digits and hyphens, at most 32 characters."
+  default     = "s3stagger"
+
+  validation {
+    condition     = can(regex("^[a-z0-9][a-z0-9-]{0,31}$", var.name_prefix))
+    error_message = "name_prefix must be 1-32 lower-case letters, digits or hyphens, starting with a letter or digit."
+  }
+}
+
+variable "definitions_path" {
+  type        = string
+  description = "Directory of the shared definition files (`dispatcher.asl.json`, `dispatcher.json`, `processor.json`, `budget.json`, `storage.json`) that local mode reads too. Null: `src/s3stagger/definitions` of this repository, found relative to the module."
+  default     = null
+}
+
+variable "queues" {
+  type = map(object({
+    url                        = string
+    arn                        = string
+    visibility_timeout_seconds = number
+  }))
+  description = "Priority name -> the priority queue the dispatcher serves: the event-ingest module's `queues` output. Every priority of `queues.json` must be present."
+  nullable    = false
+}
+
+variable "source_bucket_name" {
+  type        = string
+  description = "Bucket the processor reads uploaded objects from: the event-ingest module's `uploads_bucket_name`."
+}
+
+variable "failed_rows_bucket_name" {
+  type        = string
+  description = "Bucket the processor writes failed rows and quarantine records to: the event-ingest module's `failed_rows_bucket_name`."
+}
+
+variable "downstream_url" {
+  type        = string
+  description = "Full URL the processor POSTs rows to (`S3STAGGER_DOWNSTREAM_URL`), for example `https://api.example.com/v1/rows`."
+
+  validation {
+    condition     = can(regex("^https?://[^/\\s]+", var.downstream_url))
+    error_message = "downstream_url must be an absolute http:// or https:// URL, such as https://api.example.com/v1/rows."
+  }
+}
+
+variable "package_path" {
+  type        = string
+  description = "Path of the Lambda deployment zip built by `make package`: `dist/s3stagger-lambda-<architecture>.zip`, matching `architecture`."
+
+  validation {
+    condition     = endswith(var.package_path, ".zip")
+    error_message = "package_path must name the .zip built by `make package` (dist/s3stagger-lambda-arm64.zip or dist/s3stagger-lambda-x86_64.zip)."
+  }
+}
+
+variable "architecture" {
+  type        = string
+  description = "Instruction set of the processor Lambda. Null: the one of `processor.json` (arm64). The package must be built for it."
+  default     = null
+
+  validation {
+    condition     = var.architecture == null || contains(["arm64", "x86_64"], coalesce(var.architecture, "arm64"))
+    error_message = "architecture must be arm64 or x86_64."
+  }
+}
+
+variable "processor" {
+  type = object({
+    timeout_seconds      = optional(number)
+    memory_mb            = optional(number)
+    reserved_concurrency = optional(number)
+    log_level            = optional(string, "INFO")
+    environment          = optional(map(string), {})
+  })
+  description = "Processor Lambda settings that replace those of `processor.json` (null attributes keep the shared value). `environment` adds `S3STAGGER_*` settings (see `s3stagger.config`) over the shared defaults; the module sets the downstream URL and the failed-rows bucket itself."
+  default     = {}
+  nullable    = false
+
+  validation {
+    condition = alltrue([
+      var.processor.timeout_seconds == null ? true : var.processor.timeout_seconds >= 30 && var.processor.timeout_seconds <= 900,
+      var.processor.memory_mb == null ? true : var.processor.memory_mb >= 128 && var.processor.memory_mb <= 10240,
+      var.processor.reserved_concurrency == null ? true : var.processor.reserved_concurrency >= 1,
+      contains(["DEBUG", "INFO", "WARNING", "ERROR"], var.processor.log_level),
+    ])
+    error_message = "processor: timeout_seconds must be 30-900 (Lambda stops at 900 s; a large object continues by cursor), memory_mb 128-10240, reserved_concurrency >= 1, log_level DEBUG, INFO, WARNING or ERROR."
+  }
+
+  validation {
+    condition     = !contains(keys(var.processor.environment), "S3STAGGER_DOWNSTREAM_URL") && !contains(keys(var.processor.environment), "S3STAGGER_FAILED_ROWS_BUCKET")
+    error_message = "processor.environment must not set S3STAGGER_DOWNSTREAM_URL or S3STAGGER_FAILED_ROWS_BUCKET: use the downstream_url and failed_rows_bucket_name inputs."
+  }
+}
+
+variable "dispatcher" {
+  type = object({
+    schedule_expression          = optional(string)
+    schedule_enabled             = optional(bool, true)
+    receive_claim_s              = optional(number)
+    visibility_extension_s       = optional(number)
+    failure_retry_delay_s        = optional(number)
+    max_iterations_per_execution = optional(number)
+    max_partials_per_object      = optional(number)
+  })
+  description = "Dispatcher settings that replace those of `dispatcher.json` (null attributes keep the shared value). `schedule_enabled = false` creates the schedule disabled (nothing is dispatched until it is enabled)."
+  default     = {}
+  nullable    = false
+
+  validation {
+    condition = alltrue([
+      var.dispatcher.visibility_extension_s == null ? true : var.dispatcher.visibility_extension_s >= 0 && var.dispatcher.visibility_extension_s <= 43200,
+      var.dispatcher.receive_claim_s == null ? true : var.dispatcher.receive_claim_s >= 0 && var.dispatcher.receive_claim_s <= 43200,
+      var.dispatcher.failure_retry_delay_s == null ? true : var.dispatcher.failure_retry_delay_s >= 0 && var.dispatcher.failure_retry_delay_s <= 43200,
+      var.dispatcher.max_iterations_per_execution == null ? true : var.dispatcher.max_iterations_per_execution >= 1,
+      var.dispatcher.max_partials_per_object == null ? true : var.dispatcher.max_partials_per_object >= 1,
+    ])
+    error_message = "dispatcher: visibility settings must be 0-43200 s (SQS limit), max_iterations_per_execution and max_partials_per_object at least 1."
+  }
+}
+
+variable "concurrency_budget" {
+  type = object({
+    initial = optional(number)
+    minimum = optional(number)
+    maximum = optional(number)
+  })
+  description = "The concurrency budget (objects processed at once): its initial value (the SSM parameter is created with it; the autoscaler rewrites it afterwards) and the clamp the dispatcher applies. Null attributes keep `budget.json`."
+  default     = {}
+  nullable    = false
+
+  validation {
+    condition = alltrue([
+      for value in [var.concurrency_budget.initial, var.concurrency_budget.minimum, var.concurrency_budget.maximum] :
+      value == null ? true : value >= 1 && value <= 40
+    ])
+    error_message = "concurrency_budget values must be 1-40: an inline Map runs at most 40 iterations at once."
+  }
+}
+
+variable "kms_key_arn" {
+  type        = string
+  description = "ARN of a customer-managed KMS key: encrypts this module's log groups, Lambda environment, state machine data and schedule, and the roles get permission to use it for the buckets and queues of the event-ingest module (pass the same key to both). Null: AWS-managed encryption. The key policy must allow `logs.<region>.amazonaws.com` (see the complete example)."
+  default     = null
+
+  validation {
+    condition     = var.kms_key_arn == null || can(regex("^arn:aws[a-zA-Z-]*:kms:", var.kms_key_arn))
+    error_message = "kms_key_arn must be a KMS key ARN (arn:aws:kms:<region>:<account>:key/<id>), not a key id or alias."
+  }
+}
+
+variable "log_retention_days" {
+  type        = number
+  description = "Retention of the processor and state machine log groups, in days."
+  default     = 365
+
+  validation {
+    condition     = contains([1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653], var.log_retention_days)
+    error_message = "log_retention_days must be a value CloudWatch Logs accepts: 1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288 or 3653."
+  }
+}
+
+variable "state_machine_log_level" {
+  type        = string
+  description = "Execution history sent to CloudWatch Logs: ALL, ERROR or FATAL. ERROR keeps a dispatcher that runs every minute cheap; ALL shows every state."
+  default     = "ERROR"
+
+  validation {
+    condition     = contains(["ALL", "ERROR", "FATAL"], var.state_machine_log_level)
+    error_message = "state_machine_log_level must be ALL, ERROR or FATAL."
+  }
+}
+
+variable "tracing_enabled" {
+  type        = bool
+  description = "X-Ray tracing of the state machine and the processor Lambda."
+  default     = true
+}
+
+variable "vpc_config" {
+  type = object({
+    subnet_ids         = list(string)
+    security_group_ids = list(string)
+  })
+  description = "Run the processor in these private subnets (for a downstream API reachable only inside a VPC; S3 then needs a gateway endpoint or NAT). Null: no VPC."
+  default     = null
+}
+
+variable "code_signing_config_arn" {
+  type        = string
+  description = "ARN of a Lambda code signing configuration to enforce on the processor. Null: none."
+  default     = null
+}
+
+variable "tags" {
+  type        = map(string)
+  description = "Tags added to every resource that takes tags."
+  default     = {}
+  nullable    = false
+}
