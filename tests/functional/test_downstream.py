@@ -33,6 +33,12 @@ def post_row(client: httpx.Client, url: str, key: str | None, body: object) -> h
     return client.post(url, json=body, headers=headers)
 
 
+def post_row_alone(url: str, key: str, body: object) -> httpx.Response:
+    """One row on its own connection (closed afterwards), for requests sent from worker threads."""
+    with httpx.Client(timeout=WAIT_LIMIT_S) as client:
+        return post_row(client, url, key, body)
+
+
 def burst(sim: DownstreamSimulator, count: int) -> list[httpx.Response]:
     """``count`` rows sent at once from separate connections (threads released by a barrier)."""
     barrier = threading.Barrier(count)
@@ -105,10 +111,7 @@ def test_reject_mode_answers_429_over_capacity_and_never_serves_more_than_capaci
 def test_reject_mode_throttles_exactly_when_every_slot_is_taken(client: httpx.Client) -> None:
     settings = SimulatorSettings(capacity=2, latency=LatencySpec.fixed(1.0), time_scale=1.0)
     with DownstreamSimulator(settings) as sim, ThreadPoolExecutor(2) as pool:
-        holders = [
-            pool.submit(post_row, httpx.Client(timeout=WAIT_LIMIT_S), sim.rows_url, f"h{i}", i)
-            for i in (1, 2)
-        ]
+        holders = [pool.submit(post_row_alone, sim.rows_url, f"h{i}", i) for i in (1, 2)]
         wait_until(lambda: sim.stats().in_flight == 2, "both slots to be taken")
         over = post_row(client, sim.rows_url, "over", 3)
         assert over.status_code == 429
@@ -128,9 +131,7 @@ def test_queue_mode_makes_requests_wait_for_a_slot_instead_of_refusing() -> None
     with DownstreamSimulator(settings) as sim, ThreadPoolExecutor(3) as pool:
         pending: list[Future[httpx.Response]] = []
         for index in range(3):
-            pending.append(
-                pool.submit(post_row, httpx.Client(timeout=WAIT_LIMIT_S), sim.rows_url, f"q{index}", index)
-            )
+            pending.append(pool.submit(post_row_alone, sim.rows_url, f"q{index}", index))
             wait_until(lambda n=index: sim.stats().requests == n + 1, "the request to arrive")
         snapshot = sim.stats()
         assert (snapshot.in_flight, snapshot.queued) in {(1, 2), (1, 1)}  # the first may just have finished
@@ -376,10 +377,7 @@ def test_stop_ends_in_flight_requests_joins_its_thread_and_frees_the_port() -> N
     ).start()
     port = sim.port
     with ThreadPoolExecutor(2) as pool:
-        pending = [
-            pool.submit(post_row, httpx.Client(timeout=WAIT_LIMIT_S), sim.rows_url, f"slow{i}", i)
-            for i in (1, 2)
-        ]
+        pending = [pool.submit(post_row_alone, sim.rows_url, f"slow{i}", i) for i in (1, 2)]
         wait_until(lambda: sim.stats().queued == 1, "one request in service and one queued")
         thread = sim._thread
         sim.stop()
