@@ -1,0 +1,207 @@
+"""The processor against objects in moto's S3 and the real downstream simulator on loopback."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from _processor_support import (
+    BUCKET,
+    CountdownContext,
+    csv_bytes,
+    invoke,
+    moto_s3,
+    processor_env,
+)
+
+from s3stagger.local.downstream import DownstreamSimulator, LatencySpec, SimulatorSettings
+
+FAST = LatencySpec.fixed(0.003)
+
+
+@pytest.fixture
+def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    with moto_s3(monkeypatch) as client:
+        yield client
+
+
+def put(s3: Any, key: str, body: bytes) -> dict[str, Any]:
+    etag = s3.put_object(Bucket=BUCKET, Key=key, Body=body)["ETag"]
+    return {"object": {"bucket": BUCKET, "key": key, "etag": etag, "size": len(body)}, "cursor": None}
+
+
+def test_every_row_applied_exactly_once_within_the_maximum_concurrency(
+    s3: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    event = put(s3, "normal/thousand.csv", csv_bytes(1000))
+    with DownstreamSimulator(SimulatorSettings(capacity=10, latency=FAST, seed=1)) as sim:
+        processor_env(monkeypatch, sim.rows_url, MAX_CONCURRENCY=10)
+        answer = invoke(event)
+        stats = sim.stats()
+    assert answer["status"] == "COMPLETE"
+    assert answer["cursor"] is None
+    assert answer["rows_applied"] == 1000
+    assert answer["rows_failed"] == 0
+    assert answer["failed_rows_object"] is None
+    assert stats.effects_applied == 1000
+    assert stats.duplicate_effects == 0
+    assert stats.duplicate_deliveries == 0
+    assert stats.peak_concurrency <= 10
+    assert answer["concurrency_limit"] <= 10
+
+
+def test_injected_server_errors_are_retried_until_every_row_is_applied(
+    s3: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    event = put(s3, "normal/flaky.csv", csv_bytes(500))
+    settings = SimulatorSettings(capacity=10, latency=FAST, error_rate=0.2, seed=2, retry_after_s=0.0)
+    with DownstreamSimulator(settings) as sim:
+        processor_env(monkeypatch, sim.rows_url, MAX_CONCURRENCY=8, MAX_ATTEMPTS=12)
+        answer = invoke(event)
+        stats = sim.stats()
+    assert answer["status"] == "COMPLETE"
+    assert answer["rows_applied"] == 500
+    assert answer["rows_failed"] == 0
+    assert stats.errors_5xx > 0
+    assert answer["retries"] == stats.errors_5xx + stats.throttled_429
+    assert stats.effects_applied == 500
+    assert stats.duplicate_effects == 0
+
+
+def test_capacity_below_the_maximum_draws_429s_and_the_limit_backs_off(
+    s3: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from s3stagger.handlers import process_object
+
+    event = put(s3, "high/crowded.csv", csv_bytes(400))
+    settings = SimulatorSettings(capacity=3, latency=FAST, overload="reject", seed=3, retry_after_s=0.002)
+    figures: list[Any] = []
+    original = process_object._emit_metrics
+    monkeypatch.setattr(
+        process_object,
+        "_emit_metrics",
+        lambda summary, metrics: (figures.append(metrics), original(summary, metrics)),
+    )
+    with DownstreamSimulator(settings) as sim:
+        processor_env(monkeypatch, sim.rows_url, MAX_CONCURRENCY=12, INITIAL_CONCURRENCY=12, MAX_ATTEMPTS=30)
+        answer = invoke(event)
+        stats = sim.stats()
+    assert answer["status"] == "COMPLETE"
+    assert answer["rows_applied"] == 400
+    assert stats.throttled_429 > 0
+    assert answer["throttled"] == stats.throttled_429
+    assert stats.effects_applied == 400
+    assert stats.duplicate_effects == 0
+    assert stats.peak_concurrency <= 3
+    assert figures[0].limit_decreases > 0
+    assert figures[0].lowest_limit < 12
+
+
+def test_a_deadline_gives_partial_and_the_continuation_finishes_without_duplicate_effects(
+    s3: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    event = put(s3, "normal/long.csv", csv_bytes(600))
+    settings = SimulatorSettings(capacity=6, latency=FAST, error_rate=0.1, seed=4, retry_after_s=0.0)
+    with DownstreamSimulator(settings) as sim:
+        processor_env(monkeypatch, sim.rows_url, MAX_CONCURRENCY=6, MAX_ATTEMPTS=12, DEADLINE_MARGIN_S=5)
+        first = invoke(event, CountdownContext(calls=250))
+        assert first["status"] == "PARTIAL"
+        cursor = first["cursor"]
+        assert cursor is not None
+        assert 1 < cursor["next_row"] <= 600
+        assert first["rows_applied"] >= cursor["next_row"] - 1
+        answers = [first]
+        while answers[-1]["status"] == "PARTIAL":
+            assert len(answers) < 10
+            answers.append(
+                invoke({"object": event["object"], "cursor": answers[-1]["cursor"]}, CountdownContext(400))
+            )
+        stats = sim.stats()
+    assert answers[-1]["status"] == "COMPLETE"
+    assert answers[-1]["cursor"] is None
+    assert stats.effects_applied == 600
+    assert stats.duplicate_effects == 0
+    assert sum(a["rows_failed"] for a in answers) == 0
+    # Rows re-sent by a continuation (finished after the cursor's row) are replays, never new effects.
+    assert sum(a["rows_applied"] for a in answers) == 600 + stats.duplicate_deliveries
+
+
+def test_rows_per_invocation_limit_splits_the_object_into_continuations(
+    s3: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    event = put(s3, "normal/chunked.csv", b"\xef\xbb\xbf" + csv_bytes(250).replace(b"\n", b"\r\n"))
+    with DownstreamSimulator(SimulatorSettings(capacity=5, latency=FAST, seed=5)) as sim:
+        processor_env(monkeypatch, sim.rows_url, MAX_CONCURRENCY=5, MAX_ROWS_PER_INVOCATION=100)
+        answers = [invoke(event)]
+        while answers[-1]["status"] == "PARTIAL":
+            answers.append(invoke({"object": event["object"], "cursor": answers[-1]["cursor"]}))
+        stats = sim.stats()
+        applied = sim.applied_keys()
+    assert [a["rows_applied"] for a in answers] == [100, 100, 50]
+    assert [a["cursor"]["next_row"] for a in answers[:-1]] == [101, 201]
+    assert stats.effects_applied == 250
+    assert stats.duplicate_deliveries == 0
+    assert len(applied) == 250
+
+
+def test_a_changed_object_rejects_the_continuation(s3: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    event = put(s3, "normal/changing.csv", csv_bytes(50))
+    with DownstreamSimulator(SimulatorSettings(capacity=5, latency=FAST, seed=6)) as sim:
+        processor_env(monkeypatch, sim.rows_url, MAX_ROWS_PER_INVOCATION=20)
+        first = invoke(event)
+        s3.put_object(Bucket=BUCKET, Key="normal/changing.csv", Body=csv_bytes(60))
+        second = invoke({"object": event["object"], "cursor": first["cursor"]})
+    assert first["status"] == "PARTIAL"
+    assert second["status"] == "REJECTED"
+    assert second["error"]["type"] == "object_changed"
+    assert second["failed_rows_object"].startswith(f"s3://{BUCKET}/failed-rows/quarantine/")
+
+
+def test_handler_logs_carry_the_object_key_and_metrics_are_emf(
+    s3: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import io
+    import json
+    import logging
+
+    from s3stagger.handlers import process_object
+
+    log_lines = io.StringIO()
+    capture = logging.StreamHandler(log_lines)
+    capture.setFormatter(process_object.logger.registered_formatter)
+    process_object.logger.addHandler(capture)
+    event = put(s3, "high/logged.csv", csv_bytes(20))
+    with DownstreamSimulator(SimulatorSettings(capacity=5, latency=FAST, seed=7)) as sim:
+        processor_env(monkeypatch, sim.rows_url)
+        invoke(
+            {
+                "version": "0",
+                "detail-type": "Object Created",
+                "source": "aws.s3",
+                "detail": {
+                    "bucket": {"name": BUCKET},
+                    "object": {
+                        "key": "high/logged.csv",
+                        "eTag": event["object"]["etag"].strip('"'),
+                        "version-id": None,
+                    },
+                },
+            }
+        )
+    process_object.logger.removeHandler(capture)
+    logs = [json.loads(line) for line in log_lines.getvalue().splitlines()]
+    emf = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith('{"_aws"')]
+    assert logs
+    assert all(line["object_key"] == "high/logged.csv" for line in logs)
+    assert len(emf) == 1
+    assert emf[0]["RowsApplied"] == [20.0]
+    names = {m["Name"] for m in emf[0]["_aws"]["CloudWatchMetrics"][0]["Metrics"]}
+    assert {
+        "RowsApplied",
+        "RowsFailed",
+        "RowsRetried",
+        "Throttled429",
+        "DownstreamLatencyAvg",
+        "ConcurrencyLimit",
+    } <= names
