@@ -49,6 +49,11 @@ output "queues" {
   }
 }
 
+output "ingest_dlq_name" {
+  description = "Name of the ingest DLQ."
+  value       = aws_sqs_queue.ingest_dead_letter.name
+}
+
 output "ingest_dlq_url" {
   description = "URL of the ingest DLQ: events EventBridge could not deliver to a queue, and uploads no route matches."
   value       = aws_sqs_queue.ingest_dead_letter.id
