@@ -14,7 +14,13 @@ from concurrent.futures import Future, ThreadPoolExecutor
 import httpx
 import pytest
 
-from s3stagger.local.downstream import DownstreamSimulator, LatencySpec, SimulatorSettings, SimulatorStats
+from s3stagger.local.downstream import (
+    TIMER_SLACK_S,
+    DownstreamSimulator,
+    LatencySpec,
+    SimulatorSettings,
+    SimulatorStats,
+)
 
 WAIT_LIMIT_S = 10.0
 
@@ -196,7 +202,9 @@ def test_time_scale_compresses_latency_and_retry_after(client: httpx.Client) -> 
         assert post_row(client, sim.rows_url, "fast", {"i": 1}).status_code == 200
         stats = sim.stats()
     assert stats.latency_p50_ms is not None
-    assert stats.latency_p50_ms >= 5.0  # at least the scaled lower bound (5 s x 0.001)
+    assert stats.service_mean_ms is not None
+    lower_bound_ms = 5.0 - TIMER_SLACK_S * 1000  # the scaled lower bound (5 s x 0.001), less the timer slack
+    assert stats.latency_p50_ms >= stats.service_mean_ms >= lower_bound_ms
     assert settings.retry_after_seconds() == pytest.approx(0.0175)
 
 
@@ -280,6 +288,7 @@ def test_reset_clears_counters_and_the_idempotency_store(client: httpx.Client) -
         0,
     )
     assert stats.latency_p50_ms is None
+    assert stats.service_mean_ms is None
 
 
 @pytest.mark.parametrize(
