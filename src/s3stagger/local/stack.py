@@ -1,0 +1,277 @@
+"""``LocalStack``: the whole pattern on the embedded emulator, in one context manager.
+
+``with LocalStack(LocalStackSettings(downstream_url=sim.rows_url)) as stack:`` starts moto on
+127.0.0.1 (free port), installs the local Lambda runtime, provisions everything from
+``definitions/`` and starts the local scheduler. ``stack.endpoint_url``, ``stack.names`` and
+``stack.client(service)`` let anything (boto3, the ``aws`` CLI) drive it; the progress helpers
+report what the CLI shows. Leaving the block stops the scheduler, stops running dispatcher
+executions and shuts the emulator down.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from s3stagger.local.emulator import DEFAULT_REGION, FAKE_CREDENTIALS, Emulator
+from s3stagger.local.lambda_runtime import FunctionCounters, Handler, LocalLambdaRuntime
+from s3stagger.local.provision import Provisioner, ProvisionSettings, ResourceNames
+from s3stagger.local.scheduler import DispatcherScheduler, SchedulerCounters, SlotAlreadyStarted
+
+LOGGER = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LocalStackSettings:
+    """Settings of a local stack. Unset values come from ``definitions/`` (as on AWS)."""
+
+    downstream_url: str
+    """Full URL rows are POSTed to (the simulator's ``rows_url``)."""
+    name_prefix: str = "s3stagger"
+    region: str = DEFAULT_REGION
+    concurrency_budget: int | None = None
+    processor_timeout_s: int | None = None
+    processor_reserved_concurrency: int | None = None
+    processor_environment: Mapping[str, str] = field(default_factory=dict)
+    processor_handler: str | None = None
+    """Import path of the processor handler; default ``processor.json`` ``handler``."""
+    max_receive_count: int | None = None
+    visibility_timeout_s: int | None = None
+    dispatcher: Mapping[str, Any] = field(default_factory=dict)
+    """Overrides of ``dispatcher.json`` keys, e.g. ``{"failure_retry_delay_s": 1}``."""
+    stagger: Mapping[str, Any] | None = None
+    schedule_interval_s: float = 1.0
+    """How often the local scheduler starts the dispatcher (AWS: ``rate(1 minute)``)."""
+    start_scheduler: bool = True
+    handlers: Mapping[str, Handler] = field(default_factory=dict)
+    """Handlers to run instead of a function's ``Handler`` setting, by function name (tests)."""
+
+    def provision_settings(self) -> ProvisionSettings:
+        return ProvisionSettings(
+            downstream_url=self.downstream_url,
+            name_prefix=self.name_prefix,
+            concurrency_budget=self.concurrency_budget,
+            processor_timeout_s=self.processor_timeout_s,
+            processor_reserved_concurrency=self.processor_reserved_concurrency,
+            processor_environment=dict(self.processor_environment),
+            processor_handler=self.processor_handler,
+            max_receive_count=self.max_receive_count,
+            visibility_timeout_s=self.visibility_timeout_s,
+            dispatcher=dict(self.dispatcher),
+            stagger=self.stagger,
+        )
+
+
+@dataclass(frozen=True)
+class QueueDepth:
+    visible: int
+    in_flight: int
+
+    @property
+    def total(self) -> int:
+        return self.visible + self.in_flight
+
+
+class LocalStack:
+    """The emulator, the local Lambda runtime, the provisioned resources and the scheduler."""
+
+    def __init__(self, settings: LocalStackSettings) -> None:
+        self.settings = settings
+        self.emulator = Emulator(region=settings.region)
+        self.runtime: LocalLambdaRuntime | None = None
+        self.scheduler: DispatcherScheduler | None = None
+        self._names: ResourceNames | None = None
+        self._clients: dict[str, Any] = {}
+        self._clients_lock = threading.Lock()
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    def start(self) -> LocalStack:
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
+        self.emulator.start()
+        try:
+            self.runtime = LocalLambdaRuntime(
+                self.emulator.endpoint_url, self.settings.region, FAKE_CREDENTIALS
+            ).install()
+            for function_name, handler in self.settings.handlers.items():
+                self.runtime.register(function_name, handler)
+            provisioner = Provisioner(self.client, self.settings.provision_settings(), self.settings.region)
+            self._names = provisioner.provision()
+            self.scheduler = DispatcherScheduler(self._start_dispatcher, self.settings.schedule_interval_s)
+            if self.settings.start_scheduler:
+                self.scheduler.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        if self.scheduler is not None:
+            self.scheduler.stop()
+        if self._names is not None:
+            try:
+                self.stop_running_dispatchers()
+            except Exception:  # the emulator may already be unusable; stopping must go on
+                LOGGER.exception("stopping running dispatcher executions failed")
+        if self.runtime is not None:
+            self.runtime.uninstall()
+            self.runtime = None
+        self.emulator.stop()
+        self._clients.clear()
+
+    def __enter__(self) -> LocalStack:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # -- access ---------------------------------------------------------------------------------
+    @property
+    def endpoint_url(self) -> str:
+        return self.emulator.endpoint_url
+
+    @property
+    def names(self) -> ResourceNames:
+        if self._names is None:
+            raise RuntimeError("the local stack is not started")
+        return self._names
+
+    def client(self, service_name: str) -> Any:
+        """A boto3 client for ``service_name`` bound to the emulator (cached; thread-safe)."""
+        with self._clients_lock:
+            client = self._clients.get(service_name)
+            if client is None:
+                client = boto3.client(
+                    service_name,  # type: ignore[call-overload]
+                    config=Config(retries={"max_attempts": 3, "mode": "standard"}, max_pool_connections=50),
+                    **self.emulator.client_settings(),
+                )
+                self._clients[service_name] = client
+            return client
+
+    def environment(self) -> dict[str, str]:
+        """Environment variables that point the ``aws`` CLI or boto3 at this stack."""
+        return {
+            "AWS_ENDPOINT_URL": self.endpoint_url,
+            "AWS_DEFAULT_REGION": self.settings.region,
+            "AWS_REGION": self.settings.region,
+            **FAKE_CREDENTIALS,
+        }
+
+    # -- dispatching ----------------------------------------------------------------------------
+    def start_dispatcher(self, name: str | None = None) -> str:
+        """Start a dispatcher execution now (as the schedule would); returns its ARN."""
+        execution_name = (
+            name or f"manual-{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{time.monotonic_ns()}"
+        )
+        started = self.client("stepfunctions").start_execution(
+            stateMachineArn=self.names.state_machine_arn, name=execution_name, input="{}"
+        )
+        return str(started["executionArn"])
+
+    def _start_dispatcher(self, name: str) -> None:
+        try:
+            self.start_dispatcher(name)
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ExecutionAlreadyExists":
+                raise SlotAlreadyStarted(name) from error
+            raise
+
+    def running_dispatchers(self) -> list[str]:
+        sfn = self.client("stepfunctions")
+        paginator = sfn.get_paginator("list_executions")
+        arns: list[str] = []
+        for page in paginator.paginate(stateMachineArn=self.names.state_machine_arn, statusFilter="RUNNING"):
+            arns.extend(str(execution["executionArn"]) for execution in page["executions"])
+        return arns
+
+    def stop_running_dispatchers(self) -> int:
+        sfn = self.client("stepfunctions")
+        arns = self.running_dispatchers()
+        for arn in arns:
+            try:
+                sfn.stop_execution(executionArn=arn, cause="local stack stopping")
+            except ClientError:
+                LOGGER.warning("could not stop %s", arn)
+        return len(arns)
+
+    # -- progress -------------------------------------------------------------------------------
+    def queue_depth(self, queue_url: str) -> QueueDepth:
+        attributes = self.client("sqs").get_queue_attributes(
+            QueueUrl=queue_url,
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )["Attributes"]
+        return QueueDepth(
+            visible=int(attributes["ApproximateNumberOfMessages"]),
+            in_flight=int(attributes["ApproximateNumberOfMessagesNotVisible"]),
+        )
+
+    def queue_depths(self) -> dict[str, QueueDepth]:
+        """Depth of every queue by name: the priority queues, their DLQs and the ingest DLQ."""
+        names = self.names
+        urls = {**names.queue_urls, **{f"{p}-dlq": url for p, url in names.dlq_urls.items()}}
+        urls["ingest-dlq"] = names.ingest_dlq_url
+        return {name: self.queue_depth(url) for name, url in urls.items()}
+
+    def processor_counters(self) -> FunctionCounters:
+        if self.runtime is None:
+            return FunctionCounters()
+        return self.runtime.counters(self.names.function_name)
+
+    def scheduler_counters(self) -> SchedulerCounters:
+        return self.scheduler.counters if self.scheduler is not None else SchedulerCounters()
+
+    def pending_messages(self) -> int:
+        """Messages still in the priority queues (visible or being processed)."""
+        return sum(self.queue_depth(url).total for url in self.names.queue_urls.values())
+
+    def wait_until_idle(self, timeout_s: float, poll_s: float = 0.2) -> bool:
+        """Wait until the priority queues are empty and no dispatcher runs; False on timeout."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.pending_messages() == 0 and not self.running_dispatchers():
+                return True
+            time.sleep(poll_s)
+        return False
+
+    def failed_row_records(self) -> list[dict[str, Any]]:
+        """Every object in the failed-rows location, parsed as JSON (or JSON lines) when possible."""
+        s3 = self.client("s3")
+        records: list[dict[str, Any]] = []
+        paginator = s3.get_paginator("list_objects_v2")
+        for page in paginator.paginate(
+            Bucket=self.names.failed_rows_bucket, Prefix=self.names.failed_rows_prefix
+        ):
+            for item in page.get("Contents", []):
+                body = s3.get_object(Bucket=self.names.failed_rows_bucket, Key=item["Key"])["Body"].read()
+                records.append({"key": item["Key"], "body": _parse_json_or_lines(body.decode("utf-8"))})
+        return records
+
+
+def _parse_json_or_lines(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        lines = []
+        for line in text.splitlines():
+            if not line.strip():
+                continue
+            try:
+                lines.append(json.loads(line))
+            except json.JSONDecodeError:
+                lines.append(line)
+        return lines
