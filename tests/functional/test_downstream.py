@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email.utils
 import json
+import logging
 import socket
 import threading
 import time
@@ -267,6 +268,57 @@ def test_stats_endpoint_reports_the_same_figures_as_stats(client: httpx.Client) 
     assert direct.requests == 21
     assert direct.bad_requests_400 == 1
     assert direct.effects_applied + direct.duplicate_deliveries + direct.errors_5xx == 20
+    assert direct.errors_5xx > 0
+    assert direct.duplicate_deliveries > 0
+
+
+def test_every_request_is_accounted_for_under_a_mixed_concurrent_load() -> None:
+    settings = SimulatorSettings(capacity=4, latency=LatencySpec.uniform(0.0, 0.02), error_rate=0.2, seed=9)
+    with DownstreamSimulator(settings) as sim:
+
+        def client_session(worker: int) -> Counter[int]:
+            codes: Counter[int] = Counter()
+            with httpx.Client(timeout=WAIT_LIMIT_S) as client:
+                for index in range(15):
+                    key = f"row-{(worker * 15 + index) % 40}"  # workers overlap: duplicates on purpose
+                    body = {"row": (worker * 15 + index) % 40}
+                    codes[post_row(client, sim.rows_url, key, body).status_code] += 1
+                codes[post_row(client, sim.rows_url, None, {}).status_code] += 1
+            return codes
+
+        with ThreadPoolExecutor(8) as pool:
+            codes = sum(pool.map(client_session, range(8)), Counter[int]())
+        stats = sim.stats()
+        applied = sim.applied_keys()
+    assert stats.requests == 8 * 16 == codes.total()
+    assert stats.throttled_429 == codes[429]
+    assert stats.errors_5xx == codes[503]
+    assert stats.bad_requests_400 == codes[400] == 8
+    assert stats.effects_applied + stats.duplicate_deliveries == codes[200]
+    assert stats.effects_applied == len(applied)
+    assert applied <= {f"row-{i}" for i in range(40)}
+    assert stats.duplicate_effects == 0
+    assert 1 <= stats.peak_concurrency <= 4
+    assert (stats.in_flight, stats.queued) == (0, 0)
+
+
+def test_a_client_that_gives_up_while_queued_has_its_row_applied_and_a_retry_is_replayed(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    settings = SimulatorSettings(capacity=1, latency=LatencySpec.fixed(0.3), overload="queue")
+    with DownstreamSimulator(settings) as sim, ThreadPoolExecutor(1) as pool:
+        holder = pool.submit(post_row_alone, sim.rows_url, "holder", 1)
+        wait_until(lambda: sim.stats().in_flight == 1, "the slot to be taken")
+        with httpx.Client(timeout=0.05) as impatient, pytest.raises(httpx.ReadTimeout):
+            post_row(impatient, sim.rows_url, "impatient", 2)
+        assert holder.result().status_code == 200
+        wait_until(lambda: sim.stats().effects_applied == 2, "the abandoned row to be served")
+        with httpx.Client(timeout=WAIT_LIMIT_S) as client:
+            retry = post_row(client, sim.rows_url, "impatient", 2)
+        stats = sim.stats()
+    assert retry.headers["Idempotent-Replayed"] == "true"
+    assert (stats.effects_applied, stats.duplicate_deliveries, stats.duplicate_effects) == (2, 1, 0)
+    assert not [record for record in caplog.records if record.levelno >= logging.ERROR]
 
 
 def test_reset_clears_counters_and_the_idempotency_store(client: httpx.Client) -> None:
