@@ -134,7 +134,7 @@ def test_reject_mode_throttles_exactly_when_every_slot_is_taken(client: httpx.Cl
 
 
 def test_queue_mode_makes_requests_wait_for_a_slot_instead_of_refusing() -> None:
-    settings = SimulatorSettings(capacity=1, latency=LatencySpec.fixed(0.3), overload="queue")
+    settings = SimulatorSettings(capacity=1, latency=LatencySpec.fixed(0.5), overload="queue")
     with DownstreamSimulator(settings) as sim, ThreadPoolExecutor(3) as pool:
         pending: list[Future[httpx.Response]] = []
         for index in range(3):
