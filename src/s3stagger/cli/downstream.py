@@ -56,7 +56,7 @@ def downstream(
     ] = 8080,
     capacity: Annotated[int, typer.Option(help="Requests in service at once.", min=1)] = 50,
     latency: Annotated[
-        str, typer.Option(help=f"Service time per request: {LATENCY_FORMS}.", show_default=True)
+        str, typer.Option(help=f"Service time per request: {LATENCY_FORMS}.", metavar="SPEC")
     ] = "fixed:0.2",
     time_scale: Annotated[
         float,
@@ -65,26 +65,35 @@ def downstream(
         ),
     ] = 1.0,
     overload: Annotated[
-        str, typer.Option(help="Over capacity: reject (429 + Retry-After) or queue (wait for a slot).")
+        str,
+        typer.Option(
+            help="Over capacity: reject (429 + Retry-After) or queue (wait for a slot).",
+            metavar="reject|queue",
+        ),
     ] = "reject",
     error_rate: Annotated[
         float, typer.Option(help="Share of admitted rows answered 503 instead of applied.", min=0.0, max=1.0)
     ] = 0.0,
     capacity_schedule: Annotated[
-        str, typer.Option(help=f"Capacity changes in wall-clock seconds since start: {SCHEDULE_FORM}.")
+        str,
+        typer.Option(
+            help=f"Capacity changes in wall-clock seconds since start: {SCHEDULE_FORM}.", metavar="AT:CAP,..."
+        ),
     ] = "",
     seed: Annotated[int | None, typer.Option(help="Seed of the random draws, for reproducible runs.")] = None,
     retry_after: Annotated[
         float | None,
         typer.Option(
-            help="Retry-After advised on 429/503, in seconds before scaling [default: mean latency].", min=0.0
+            help="Retry-After advised on 429/503, in seconds before scaling (default: the mean latency).",
+            min=0.0,
         ),
     ] = None,
     retry_after_http_date: Annotated[
-        bool, typer.Option(help="Send Retry-After as an HTTP-date instead of seconds.")
+        bool,
+        typer.Option("--retry-after-http-date", help="Send Retry-After as an HTTP-date instead of seconds."),
     ] = False,
     duration: Annotated[
-        float | None, typer.Option(help="Stop after this many seconds [default: run until stopped].", min=0.0)
+        float | None, typer.Option(help="Stop after this many seconds (default: run until stopped).", min=0.0)
     ] = None,
 ) -> None:
     """Run the downstream API simulator on 127.0.0.1 until Ctrl-C or SIGTERM."""
