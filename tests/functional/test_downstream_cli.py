@@ -79,14 +79,20 @@ def test_the_command_runs_in_its_own_process_and_stops_on_sigterm() -> None:
 
 
 def test_the_command_prints_its_url_and_final_figures_when_its_duration_ends() -> None:
-    result = CliRunner().invoke(
-        app, ["downstream", "--port", "0", "--duration", "0.2", "--overload", "QUEUE"]
-    )
+    options = ["--duration", "0.2", "--overload", "QUEUE", "--time-scale", "0.5", "--error-rate", "0.1"]
+    options += ["--seed", "3", "--retry-after", "2", "--retry-after-http-date", "--latency", "seed"]
+    result = CliRunner().invoke(app, ["downstream", "--port", "0", *options])
     assert result.exit_code == 0, result.output
     lines = result.stdout.strip().splitlines()
     assert LISTENING.match(lines[0])
     final = json.loads(lines[-1])
-    assert (final["overload"], final["capacity"], final["requests"]) == ("queue", 50, 0)
+    assert (final["overload"], final["capacity"], final["time_scale"], final["requests"]) == (
+        "queue",
+        50,
+        0.5,
+        0,
+    )
+    assert "latency uniform:5.0,30.0 x 0.5" in " ".join(result.output.split())
 
 
 def test_sigterm_stops_the_foreground_command_and_restores_signal_handlers() -> None:
