@@ -421,6 +421,18 @@ def test_keep_alive_serves_many_rows_on_one_connection() -> None:
         assert sim.stats().effects_applied == 3
 
 
+def test_a_client_asking_to_close_gets_its_answer_then_the_connection_ends() -> None:
+    with DownstreamSimulator(SimulatorSettings(latency=LatencySpec.fixed(0))) as sim:
+        with socket.create_connection(("127.0.0.1", sim.port), timeout=WAIT_LIMIT_S) as raw:
+            raw.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            answer = b""
+            while chunk := raw.recv(4096):  # ends only because the server closes
+                answer += chunk
+        assert sim.running
+    assert answer.startswith(b"HTTP/1.1 200")
+    assert answer.endswith(b'{"status": "ok"}')
+
+
 def test_a_given_port_is_used_and_a_busy_port_is_reported() -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

@@ -142,6 +142,7 @@ def test_sigterm_stops_the_foreground_command_and_restores_signal_handlers() -> 
         (["--latency", "uniform:0.3,0.1"], "invalid --latency"),
         (["--capacity-schedule", "30-10"], "invalid --capacity-schedule: capacity schedule entry '30-10'"),
         (["--overload", "drop"], "invalid --overload: 'drop' is not one of: reject, queue"),
+        (["--time-scale", "inf"], "invalid option: time scale must be a finite number >= 0, got inf"),
     ],
 )
 def test_bad_options_exit_2_with_the_expected_form(options: list[str], message: str) -> None:

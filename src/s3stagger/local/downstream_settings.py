@@ -204,11 +204,13 @@ class SimulatorSettings:
         if not (0.0 <= self.error_rate <= 1.0):
             raise SimulatorSettingsError(f"error rate must be between 0 and 1, got {self.error_rate!r}")
         if not (math.isfinite(self.time_scale) and self.time_scale >= 0):
-            raise SimulatorSettingsError(f"time scale must be >= 0, got {self.time_scale!r}")
+            raise SimulatorSettingsError(f"time scale must be a finite number >= 0, got {self.time_scale!r}")
         if self.retry_after_s is not None and not (
             math.isfinite(self.retry_after_s) and self.retry_after_s >= 0
         ):
-            raise SimulatorSettingsError(f"retry-after must be >= 0 seconds, got {self.retry_after_s!r}")
+            raise SimulatorSettingsError(
+                f"retry-after must be a finite number of seconds >= 0, got {self.retry_after_s!r}"
+            )
         if not (0 <= self.port <= 65535):
             raise SimulatorSettingsError(f"port must be between 0 and 65535, got {self.port}")
         if self.max_body_bytes < 1:
