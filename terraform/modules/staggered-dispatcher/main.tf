@@ -22,7 +22,8 @@ locals {
   schedule_name       = "${var.name_prefix}-${local.dispatcher_settings.schedule_name_suffix}"
   budget_parameter    = "/${var.name_prefix}/${local.budget_settings.parameter_name_suffix}"
   processor_log_group = "/aws/lambda/${local.function_name}"
-  dispatcher_log_grp  = "/aws/vendedlogs/states/${local.state_machine_name}"
+  dispatcher_log_group = "/aws/vendedlogs/states/${local.state_machine_name}"
+  lease_queue_name    = "${var.name_prefix}-${local.queue_definitions.lease_queue.name_suffix}"
 
   # Known before creation, so the state machine's role can name its own state machine (no cycle).
   state_machine_arn = "arn:${local.partition}:states:${local.region}:${local.account_id}:stateMachine:${local.state_machine_name}"
@@ -57,6 +58,7 @@ locals {
     receive_claim_s              = coalesce(var.dispatcher.receive_claim_s, local.dispatcher_settings.receive_claim_s)
     visibility_extension_s       = coalesce(var.dispatcher.visibility_extension_s, local.dispatcher_settings.visibility_extension_s)
     failure_retry_delay_s        = coalesce(var.dispatcher.failure_retry_delay_s, local.dispatcher_settings.failure_retry_delay_s)
+    lease_s                      = coalesce(var.dispatcher.lease_s, local.dispatcher_settings.lease_s)
     max_iterations_per_execution = coalesce(var.dispatcher.max_iterations_per_execution, local.dispatcher_settings.max_iterations_per_execution)
     max_partials_per_object      = coalesce(var.dispatcher.max_partials_per_object, local.dispatcher_settings.max_partials_per_object)
   }
@@ -81,6 +83,8 @@ locals {
       receive_claim_s              = local.dispatcher.receive_claim_s
       visibility_extension_s       = local.dispatcher.visibility_extension_s
       failure_retry_delay_s        = local.dispatcher.failure_retry_delay_s
+      lease_s                      = local.dispatcher.lease_s
+      lease_queue_url              = aws_sqs_queue.lease.id
       max_iterations_per_execution = local.dispatcher.max_iterations_per_execution
       max_partials_per_object      = local.dispatcher.max_partials_per_object
       stagger_backlog_depth        = local.dispatcher_settings.stagger.backlog_depth
@@ -91,8 +95,61 @@ locals {
   )
 
   # A message is invisible for visibility_extension_s before each processor call: it must outlast
-  # the call, or a second dispatcher receives the message while the first is still processing it.
-  visibility_margin_s = 30
+  # the call and the ASL's retrier for Lambda service errors (2 s, 6 attempts, backoff 2: 126 s of
+  # waits), or the message reappears while it is still being processed.
+  lambda_retry_window_s          = 126
+  visibility_margin_s            = 30
+  minimum_visibility_extension_s = local.timeout_seconds + local.lambda_retry_window_s + local.visibility_margin_s
+
+  # The lease must outlast the longest hold between renewals: a stagger wait plus one call.
+  longest_stagger_delay_s = max([for priority in local.priorities : local.dispatcher_settings.stagger.priorities[priority].max_delay_s]...)
+  minimum_lease_s         = local.dispatcher.visibility_extension_s + local.longest_stagger_delay_s
+}
+
+# --- Dispatcher lease: a FIFO queue whose single token a running dispatcher holds ---------------
+# One message group, so at most one token is in flight: one dispatcher at a time across schedule
+# slots. Nothing seeds it here: a dispatcher that finds no token anywhere puts one back.
+
+resource "aws_sqs_queue" "lease" {
+  name                              = local.lease_queue_name
+  fifo_queue                        = true
+  message_retention_seconds         = local.queue_definitions.lease_queue.message_retention_s
+  sqs_managed_sse_enabled           = var.kms_key_arn == null ? true : null
+  kms_master_key_id                 = var.kms_key_arn
+  kms_data_key_reuse_period_seconds = var.kms_key_arn == null ? null : 300
+  tags                              = var.tags
+
+  lifecycle {
+    precondition {
+      condition     = local.dispatcher.lease_s >= local.minimum_lease_s
+      error_message = "dispatcher.lease_s (${local.dispatcher.lease_s} s) must be at least visibility_extension_s + the longest stagger delay (${local.minimum_lease_s} s), or the lease expires while its dispatcher still runs and a second one starts. Raise dispatcher.lease_s."
+    }
+  }
+}
+
+data "aws_iam_policy_document" "lease" {
+  statement {
+    sid       = "DenyInsecureTransport"
+    effect    = "Deny"
+    actions   = ["sqs:*"]
+    resources = [aws_sqs_queue.lease.arn]
+
+    principals {
+      type        = "*"
+      identifiers = ["*"]
+    }
+
+    condition {
+      test     = "Bool"
+      variable = "aws:SecureTransport"
+      values   = ["false"]
+    }
+  }
+}
+
+resource "aws_sqs_queue_policy" "lease" {
+  queue_url = aws_sqs_queue.lease.id
+  policy    = data.aws_iam_policy_document.lease.json
 }
 
 # --- Concurrency budget (the autoscaler rewrites the value; Terraform only creates it) ---------
@@ -125,7 +182,7 @@ resource "aws_cloudwatch_log_group" "processor" {
 }
 
 resource "aws_cloudwatch_log_group" "dispatcher" {
-  name              = local.dispatcher_log_grp
+  name              = local.dispatcher_log_group
   retention_in_days = var.log_retention_days
   kms_key_id        = var.kms_key_arn
   tags              = var.tags
@@ -249,8 +306,8 @@ resource "aws_lambda_function" "processor" {
 
   lifecycle {
     precondition {
-      condition     = local.dispatcher.visibility_extension_s >= local.timeout_seconds + local.visibility_margin_s
-      error_message = "The dispatcher makes a message invisible for visibility_extension_s = ${local.dispatcher.visibility_extension_s} s before each processor call, but the processor may run ${local.timeout_seconds} s: another dispatcher would receive the message mid-call. Set dispatcher.visibility_extension_s to at least ${local.timeout_seconds + local.visibility_margin_s} (processor timeout + ${local.visibility_margin_s} s), or lower processor.timeout_seconds."
+      condition     = local.dispatcher.visibility_extension_s >= local.minimum_visibility_extension_s
+      error_message = "The dispatcher makes a message invisible for visibility_extension_s = ${local.dispatcher.visibility_extension_s} s before each processor call, but the call can take ${local.minimum_visibility_extension_s - local.visibility_margin_s} s (processor timeout ${local.timeout_seconds} s + ${local.lambda_retry_window_s} s of Lambda service-error retries): the message would reappear mid-call and be processed twice. Set dispatcher.visibility_extension_s to at least ${local.minimum_visibility_extension_s}, or lower processor.timeout_seconds."
     }
     precondition {
       condition     = alltrue([for queue in values(var.queues) : queue.visibility_timeout_seconds >= local.timeout_seconds])
@@ -298,7 +355,7 @@ resource "aws_iam_role" "dispatcher" {
 
 data "aws_iam_policy_document" "dispatcher" {
   statement {
-    sid = "DrainPriorityQueues"
+    sid = "DrainPriorityQueuesAndHoldLease"
     actions = [
       "sqs:ReceiveMessage",
       "sqs:ChangeMessageVisibility",
@@ -306,7 +363,7 @@ data "aws_iam_policy_document" "dispatcher" {
       "sqs:SendMessage",
       "sqs:GetQueueAttributes",
     ]
-    resources = [for priority in local.priorities : var.queues[priority].arn]
+    resources = concat([for priority in local.priorities : var.queues[priority].arn], [aws_sqs_queue.lease.arn])
   }
 
   statement {
@@ -328,8 +385,8 @@ data "aws_iam_policy_document" "dispatcher" {
   }
 
   statement {
-    sid       = "GuardAndContinueItself"
-    actions   = ["states:ListExecutions", "states:StartExecution"]
+    sid       = "ContinueAsNewExecution"
+    actions   = ["states:StartExecution"]
     resources = [local.state_machine_arn]
   }
 
@@ -407,7 +464,7 @@ resource "aws_sfn_state_machine" "dispatcher" {
   depends_on = [aws_iam_role_policy.dispatcher]
 }
 
-# --- Schedule: starts the dispatcher; a start that finds one running ends at once (the ASL's guard)
+# --- Schedule: starts the dispatcher; a start that finds the lease held ends at once ------------
 
 data "aws_iam_policy_document" "scheduler_trust" {
   statement {

@@ -28,6 +28,16 @@ output "dispatcher_role_arn" {
   value       = aws_iam_role.dispatcher.arn
 }
 
+output "lease_queue_url" {
+  description = "URL of the dispatcher lease FIFO queue (its one token marks the running dispatcher; leave it alone)."
+  value       = aws_sqs_queue.lease.id
+}
+
+output "lease_queue_arn" {
+  description = "ARN of the dispatcher lease FIFO queue."
+  value       = aws_sqs_queue.lease.arn
+}
+
 output "schedule_arn" {
   description = "ARN of the EventBridge Scheduler schedule that starts the dispatcher."
   value       = aws_scheduler_schedule.dispatcher.arn

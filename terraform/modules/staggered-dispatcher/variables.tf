@@ -101,6 +101,7 @@ variable "dispatcher" {
     receive_claim_s              = optional(number)
     visibility_extension_s       = optional(number)
     failure_retry_delay_s        = optional(number)
+    lease_s                      = optional(number)
     max_iterations_per_execution = optional(number)
     max_partials_per_object      = optional(number)
   })
@@ -113,10 +114,11 @@ variable "dispatcher" {
       var.dispatcher.visibility_extension_s == null ? true : var.dispatcher.visibility_extension_s >= 0 && var.dispatcher.visibility_extension_s <= 43200,
       var.dispatcher.receive_claim_s == null ? true : var.dispatcher.receive_claim_s >= 0 && var.dispatcher.receive_claim_s <= 43200,
       var.dispatcher.failure_retry_delay_s == null ? true : var.dispatcher.failure_retry_delay_s >= 0 && var.dispatcher.failure_retry_delay_s <= 43200,
+      var.dispatcher.lease_s == null ? true : var.dispatcher.lease_s >= 1 && var.dispatcher.lease_s <= 43200,
       var.dispatcher.max_iterations_per_execution == null ? true : var.dispatcher.max_iterations_per_execution >= 1,
       var.dispatcher.max_partials_per_object == null ? true : var.dispatcher.max_partials_per_object >= 1,
     ])
-    error_message = "dispatcher: visibility settings must be 0-43200 s (SQS limit), max_iterations_per_execution and max_partials_per_object at least 1."
+    error_message = "dispatcher: visibility settings and lease_s must be 0-43200 s (SQS limit), max_iterations_per_execution and max_partials_per_object at least 1."
   }
 }
 

@@ -1,0 +1,230 @@
+"""Terraform and local mode are built from the same definition files (DESIGN.md section 2).
+
+Terraform side: every ``file()``/``templatefile()`` of a module reads ``src/s3stagger/definitions``
+through the module's ``definitions_path`` default, and every template placeholder gets a value.
+Local side: provisioning the embedded emulator is observed, and must read the same files.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from _iac_support import (
+    DEFINITIONS_DIR,
+    MODULE_DIRS,
+    TERRAFORM_ROOT,
+    file_reads,
+    module_locals,
+    object_keys,
+    resources,
+    unwrap,
+)
+
+from s3stagger import definitions
+from s3stagger.local.templates import placeholders
+
+DEFINITIONS_PREFIX = "${local.definitions_path}/"
+INGEST = TERRAFORM_ROOT / "modules" / "event-ingest"
+DISPATCHER = TERRAFORM_ROOT / "modules" / "staggered-dispatcher"
+
+
+def definition_json(name: str) -> Any:
+    return json.loads((DEFINITIONS_DIR / name).read_text(encoding="utf-8"))
+
+
+def terraform_definition_reads() -> dict[str, set[str]]:
+    """Definition file -> modules that read it."""
+    readers: dict[str, set[str]] = {}
+    for module_dir in MODULE_DIRS:
+        for function, path, _ in file_reads(module_dir):
+            if function != "filebase64sha256":
+                readers.setdefault(path.removeprefix(DEFINITIONS_PREFIX), set()).add(module_dir.name)
+    return readers
+
+
+def for_collections() -> dict[str, list[str]]:
+    """What the modules' ``for`` expressions iterate, as the definitions make them."""
+    return {
+        "local.priorities": list(definition_json("queues.json")["priorities"]),
+        "local.key_wildcards": [route["priority"] for route in definition_json("event_rules.json")["routes"]],
+    }
+
+
+def templatefile_calls(module_dir: Path) -> dict[str, list[str]]:
+    """Template name -> the vars expression of each ``templatefile`` call on it."""
+    calls: dict[str, list[str]] = {}
+    for function, path, variables in file_reads(module_dir):
+        if function == "templatefile":
+            assert variables is not None, f"templatefile({path}) without vars"
+            calls.setdefault(path.removeprefix(DEFINITIONS_PREFIX), []).append(variables)
+    return calls
+
+
+@pytest.mark.parametrize("module_dir", MODULE_DIRS, ids=lambda path: path.name)
+def test_definitions_path_defaults_to_the_package_definitions(module_dir: Path) -> None:
+    expression = unwrap(module_locals(module_dir)["definitions_path"])
+    match = re.fullmatch(r'coalesce\(var\.definitions_path, "\$\{path\.module\}/([^"]+)"\)', expression)
+    assert match, f"{module_dir.name}: definitions_path must default relative to the module: {expression}"
+    assert (module_dir / match.group(1)).resolve() == DEFINITIONS_DIR.resolve()
+    assert Path(definitions.__file__).parent.resolve() == DEFINITIONS_DIR.resolve()
+
+
+@pytest.mark.parametrize("module_dir", MODULE_DIRS, ids=lambda path: path.name)
+def test_every_file_read_is_a_definition_file(module_dir: Path) -> None:
+    reads = file_reads(module_dir)
+    assert reads
+    for function, path, _ in reads:
+        if function == "filebase64sha256":
+            assert path == "var.package_path", "only the Lambda package is read from outside definitions/"
+            continue
+        assert path.startswith(DEFINITIONS_PREFIX), (
+            f"{module_dir.name}: {function}({path}) bypasses definitions_path"
+        )
+        assert (DEFINITIONS_DIR / path.removeprefix(DEFINITIONS_PREFIX)).is_file(), f"{path} does not exist"
+
+
+def test_terraform_reads_the_asl_event_patterns_and_queue_settings() -> None:
+    readers = terraform_definition_reads()
+    assert readers["dispatcher.asl.json"] == {"staggered-dispatcher"}
+    assert readers["event_pattern.json"] == {"event-ingest"}
+    assert readers["event_pattern_unrouted.json"] == {"event-ingest"}
+    assert "event-ingest" in readers["queues.json"]
+    assert "event-ingest" in readers["event_rules.json"]
+
+
+def _without_comments(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _without_comments(item) for key, item in value.items() if key != "_comment"}
+    if isinstance(value, list):
+        return [_without_comments(item) for item in value]
+    return value
+
+
+def is_template(name: str) -> bool:
+    """A definition file with ``${placeholders}`` outside its ``_comment`` documentation."""
+    return bool(placeholders(json.dumps(_without_comments(definition_json(name)))))
+
+
+def test_templates_are_rendered_only_with_templatefile() -> None:
+    """A template read with file() would reach AWS with its ${placeholders} unreplaced."""
+    templates = {name for name in terraform_definition_reads() if is_template(name)}
+    assert templates == {"dispatcher.asl.json", "event_pattern.json", "event_pattern_unrouted.json"}
+    for module_dir in MODULE_DIRS:
+        for function, path, _ in file_reads(module_dir):
+            if path.removeprefix(DEFINITIONS_PREFIX) in templates:
+                assert function == "templatefile", f"{module_dir.name}: {path} read with {function}()"
+
+
+@pytest.mark.parametrize(
+    ("module_dir", "template"),
+    [
+        (DISPATCHER, "dispatcher.asl.json"),
+        (INGEST, "event_pattern.json"),
+        (INGEST, "event_pattern_unrouted.json"),
+    ],
+)
+def test_templatefile_provides_exactly_the_template_placeholders(module_dir: Path, template: str) -> None:
+    wanted = placeholders((DEFINITIONS_DIR / template).read_text(encoding="utf-8"))
+    calls = templatefile_calls(module_dir)[template]
+    local_values = module_locals(module_dir)
+    for variables in calls:
+        given = object_keys(variables, for_collections(), local_values)
+        assert given >= wanted, f"{template}: Terraform gives no value for {sorted(wanted - given)}"
+        assert given <= wanted, f"{template}: values for unknown placeholders {sorted(given - wanted)}"
+
+
+def test_module_priorities_come_from_queues_json() -> None:
+    for module_dir in MODULE_DIRS:
+        assert unwrap(module_locals(module_dir)["priorities"]) == "local.queue_definitions.priorities"
+    queue_definitions = unwrap(module_locals(INGEST)["queue_definitions"])
+    assert queue_definitions == 'jsondecode(file("${local.definitions_path}/queues.json"))'
+
+
+def _dispatcher_local_int(name: str) -> int:
+    return int(module_locals(DISPATCHER)[name])
+
+
+def asl_retry_window_s(state_name: str) -> float:
+    """Total wait of the retriers of an ASL state: interval * backoff**n over its attempts."""
+    asl = definition_json("dispatcher.asl.json")
+    states = dict(asl["States"])
+    for state in asl["States"].values():
+        states.update(state.get("ItemProcessor", {}).get("States", {}))
+    return max(
+        sum(
+            retrier["IntervalSeconds"] * retrier.get("BackoffRate", 2.0) ** attempt
+            for attempt in range(retrier["MaxAttempts"])
+        )
+        for retrier in states[state_name]["Retry"]
+    )
+
+
+def test_the_module_knows_the_asl_retry_window_of_the_processor_call() -> None:
+    """The visibility precondition adds the ASL's Lambda retrier; it must match the template."""
+    assert _dispatcher_local_int("lambda_retry_window_s") == asl_retry_window_s("InvokeProcessor")
+
+
+def test_shared_definitions_pass_the_modules_plan_time_checks() -> None:
+    """The defaults deploy: what the modules' preconditions demand holds for the definitions as shipped."""
+    queues = definition_json("queues.json")
+    dispatcher = definition_json("dispatcher.json")
+    processor = definition_json("processor.json")
+    budget = definition_json("budget.json")
+    longest_delay = max(item["max_delay_s"] for item in dispatcher["stagger"]["priorities"].values())
+
+    minimum_extension = (
+        processor["timeout_s"]
+        + _dispatcher_local_int("lambda_retry_window_s")
+        + _dispatcher_local_int("visibility_margin_s")
+    )
+    assert dispatcher["visibility_extension_s"] >= minimum_extension
+    assert dispatcher["lease_s"] >= dispatcher["visibility_extension_s"] + longest_delay
+    assert queues["queue"]["visibility_timeout_s"] >= processor["timeout_s"]
+    assert queues["dlq"]["message_retention_s"] > queues["queue"]["message_retention_s"]
+    assert budget["minimum"] <= budget["default"] <= budget["maximum"] <= 40
+    assert budget["maximum"] <= processor["reserved_concurrency"]
+    assert processor["runtime"] == "python3.13"
+    assert processor["architecture"] == "arm64"
+
+
+def test_the_visibility_precondition_names_what_to_change() -> None:
+    (body,) = [body for kind, name, body in resources(DISPATCHER) if kind == "aws_lambda_function"]
+    preconditions = body["lifecycle"][0]["precondition"]
+    visibility = [item for item in preconditions if "visibility_extension_s" in item["condition"]]
+    assert visibility, "the processor has no visibility precondition"
+    message = visibility[0]["error_message"]
+    assert "dispatcher.visibility_extension_s" in message
+    assert "processor.timeout_seconds" in message
+
+
+@pytest.fixture
+def definition_files_read(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """Record every definition file read through ``s3stagger.definitions``."""
+    read: list[str] = []
+    original = definitions.read_text
+
+    def recording_read_text(name: str) -> str:
+        read.append(name)
+        return original(name)
+
+    monkeypatch.setattr(definitions, "read_text", recording_read_text)
+    return read
+
+
+def test_local_mode_provisions_from_the_files_terraform_reads(definition_files_read: list[str]) -> None:
+    from s3stagger.local.stack import LocalStack, LocalStackSettings
+
+    settings = LocalStackSettings(downstream_url="http://127.0.0.1:9/rows", start_scheduler=False)
+    with LocalStack(settings) as stack:
+        definition = stack.client("stepfunctions").describe_state_machine(
+            stateMachineArn=stack.names.state_machine_arn
+        )["definition"]
+
+    assert set(definition_files_read) == set(terraform_definition_reads())
+    template = json.loads((DEFINITIONS_DIR / "dispatcher.asl.json").read_text(encoding="utf-8"))
+    assert set(json.loads(definition)["States"]) == set(template["States"])

@@ -1,0 +1,49 @@
+"""Every Terraform file parses, and every module and example has the expected shape."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from _iac_support import EXAMPLE_DIRS, MODULE_DIRS, TERRAFORM_ROOT, TF_FILES, module_blocks, parse_tf
+
+
+def test_the_repository_has_both_modules_and_both_examples() -> None:
+    assert [path.name for path in MODULE_DIRS] == ["event-ingest", "staggered-dispatcher"]
+    assert [path.name for path in EXAMPLE_DIRS] == ["complete", "minimal"]
+
+
+@pytest.mark.parametrize("path", TF_FILES, ids=lambda path: str(path.relative_to(TERRAFORM_ROOT)))
+def test_every_tf_file_parses(path: Path) -> None:
+    parsed = parse_tf(path)
+    assert parsed, f"{path} parsed to nothing"
+
+
+@pytest.mark.parametrize("module_dir", MODULE_DIRS, ids=lambda path: path.name)
+def test_each_module_has_the_four_file_skeleton_and_a_readme(module_dir: Path) -> None:
+    present = {path.name for path in module_dir.iterdir()}
+    assert {"main.tf", "variables.tf", "outputs.tf", "versions.tf", "README.md"} <= present
+
+
+@pytest.mark.parametrize("module_dir", MODULE_DIRS + EXAMPLE_DIRS, ids=lambda path: path.name)
+def test_versions_require_terraform_1_5_and_aws_provider_5(module_dir: Path) -> None:
+    terraform_blocks = [
+        block for path in module_dir.glob("*.tf") for block in parse_tf(path).get("terraform", [])
+    ]
+    assert len(terraform_blocks) == 1, f"{module_dir.name}: exactly one terraform block"
+    block = terraform_blocks[0]
+    required = re.fullmatch(r">=\s*(\d+)\.(\d+)(?:\.\d+)?", block["required_version"])
+    assert required
+    assert (int(required[1]), int(required[2])) >= (1, 5)
+    aws = block["required_providers"][0]["aws"]
+    assert aws["source"] == "hashicorp/aws"
+    provider = re.fullmatch(r">=\s*(\d+)(?:\.\d+)*", aws["version"])
+    assert provider
+    assert int(provider[1]) >= 5
+
+
+@pytest.mark.parametrize("module_dir", MODULE_DIRS, ids=lambda path: path.name)
+def test_modules_configure_no_provider(module_dir: Path) -> None:
+    """A reusable module inherits the caller's provider; only examples configure one."""
+    assert not list(module_blocks(module_dir, "provider"))
