@@ -205,7 +205,11 @@ class LocalLambdaRuntime:
         invocation_type = _header(headers, "X-Amz-Invocation-Type") or "RequestResponse"
         if invocation_type == "DryRun":
             return b""
-        handler = self._resolve(name, function.handler)
+        try:
+            handler = self._resolve(name, function.handler)
+        except LambdaRuntimeError as error:
+            response_headers["x-amz-function-error"] = "Unhandled"
+            return _error_payload("Runtime.ImportModuleError", str(error), [])
         event = json.loads(body) if body else {}
         limit = _reserved_concurrency(function.reserved_concurrency)
         with self._lock:
