@@ -418,7 +418,8 @@ def test_keep_alive_serves_many_rows_on_one_connection() -> None:
                         length = int(line.split(b":")[1])
                 stream.read(length)
                 assert status.startswith(b"HTTP/1.1 200")
-        assert sim.stats().effects_applied == 3
+        stats = sim.stats()
+    assert (stats.effects_applied, stats.connections_opened) == (3, 1)
 
 
 def test_a_client_asking_to_close_gets_its_answer_then_the_connection_ends() -> None:

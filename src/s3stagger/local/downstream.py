@@ -89,6 +89,8 @@ class SimulatorStats:
     """Row requests refused as malformed (no key, body not JSON, too large)."""
     key_conflicts_422: int
     """Requests reusing an applied key with a different body."""
+    connections_opened: int
+    """TCP connections accepted: far more than the client's concurrency means it is not keeping them alive."""
     capacity: int
     """Capacity in force now (base, or the schedule's)."""
     in_flight: int
@@ -166,6 +168,7 @@ class _SimulatorState:
             self.duplicate_effects = 0
             self.bad_requests = 0
             self.key_conflicts = 0
+            self.connections_opened = 0
             self.applied: dict[str, str] = {}
             self.fingerprints: set[str] = set()
             self.response_times: collections.deque[float] = collections.deque(maxlen=LATENCY_WINDOW)
@@ -195,6 +198,7 @@ class _SimulatorState:
                 duplicate_effects=self.duplicate_effects,
                 bad_requests_400=self.bad_requests,
                 key_conflicts_422=self.key_conflicts,
+                connections_opened=self.connections_opened,
                 capacity=self.capacity_now(),
                 in_flight=self.in_flight,
                 queued=len(self.waiters),
@@ -294,6 +298,8 @@ class _DownstreamServer:
         task = asyncio.current_task()
         assert task is not None  # noqa: S101 - always set inside a task
         self._connections.add(task)
+        with self.state.lock:
+            self.state.connections_opened += 1
         connection = h11.Connection(h11.SERVER)
         try:
             while True:
