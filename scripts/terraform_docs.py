@@ -80,8 +80,7 @@ def unwrap_expression(value: Any) -> Any:
 
 def _blocks(parsed: dict[str, Any], kind: str) -> Iterator[tuple[str, dict[str, Any]]]:
     for block in parsed.get(kind, []):
-        for name, body in block.items():
-            yield name, body
+        yield from block.items()
 
 
 def _hcl_files(module_dir: Path) -> list[Path]:

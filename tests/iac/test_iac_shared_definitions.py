@@ -228,3 +228,36 @@ def test_local_mode_provisions_from_the_files_terraform_reads(definition_files_r
     assert set(definition_files_read) == set(terraform_definition_reads())
     template = json.loads((DEFINITIONS_DIR / "dispatcher.asl.json").read_text(encoding="utf-8"))
     assert set(json.loads(definition)["States"]) == set(template["States"])
+
+
+def definition_locals(module_dir: Path) -> dict[str, str]:
+    """Local name -> the definition file it decodes (``x = jsondecode(file(".../queues.json"))``)."""
+    found = {}
+    for name, expression in module_locals(module_dir).items():
+        match = re.fullmatch(
+            r'jsondecode\(file\("\$\{local\.definitions_path\}/([^"]+)"\)\)', str(unwrap(expression))
+        )
+        if match:
+            found[name] = match.group(1)
+    return found
+
+
+@pytest.mark.parametrize("module_dir", MODULE_DIRS, ids=lambda path: path.name)
+def test_every_setting_the_module_reads_exists_in_its_definition_file(module_dir: Path) -> None:
+    """A renamed or removed key fails here, not in `terraform plan` ("Unsupported attribute")."""
+    text = "\n".join(path.read_text(encoding="utf-8") for path in module_dir.glob("*.tf"))
+    decoded = definition_locals(module_dir)
+    assert decoded, f"{module_dir.name} reads no definition file with jsondecode(file(...))"
+    checked = 0
+    for local_name, file_name in decoded.items():
+        for match in re.finditer(rf"\blocal\.{local_name}((?:\.[A-Za-z_][A-Za-z0-9_]*)+)", text):
+            value: Any = definition_json(file_name)
+            for attribute in match.group(1).strip(".").split("."):
+                if not isinstance(value, dict):
+                    break
+                assert attribute in value, (
+                    f"{module_dir.name}: local.{local_name}{match.group(1)} is not in {file_name}"
+                )
+                value = value[attribute]
+            checked += 1
+    assert checked >= 10

@@ -37,10 +37,9 @@ locals {
     maximum_event_age_in_seconds = coalesce(var.target_retry_policy.maximum_event_age_in_seconds, local.event_rules.target_retry_policy.maximum_event_age_s)
   }
 
-  routed_rule_names = {
-    for priority in local.priorities : priority => "${var.name_prefix}-${replace(local.event_rules.routed_rule_name, "$${priority}", priority)}"
-  }
-  unrouted_rule_name = "${var.name_prefix}-${local.event_rules.unrouted_rule_name}"
+  # Rule names as event_rules.json documents them (local mode uses the same).
+  routed_rule_names  = { for priority in local.priorities : priority => "${var.name_prefix}-object-created-${priority}" }
+  unrouted_rule_name = "${var.name_prefix}-object-unrouted"
 
   sse_kms = var.kms_key_arn != null
 }

@@ -17,13 +17,13 @@ locals {
 
   priorities = local.queue_definitions.priorities
 
-  function_name       = "${var.name_prefix}-${local.processor_settings.function_name_suffix}"
-  state_machine_name  = "${var.name_prefix}-${local.dispatcher_settings.state_machine_name_suffix}"
-  schedule_name       = "${var.name_prefix}-${local.dispatcher_settings.schedule_name_suffix}"
-  budget_parameter    = "/${var.name_prefix}/${local.budget_settings.parameter_name_suffix}"
-  processor_log_group = "/aws/lambda/${local.function_name}"
+  function_name        = "${var.name_prefix}-${local.processor_settings.function_name_suffix}"
+  state_machine_name   = "${var.name_prefix}-${local.dispatcher_settings.state_machine_name_suffix}"
+  schedule_name        = "${var.name_prefix}-${local.dispatcher_settings.schedule_name_suffix}"
+  budget_parameter     = "/${var.name_prefix}/${local.budget_settings.parameter_name_suffix}"
+  processor_log_group  = "/aws/lambda/${local.function_name}"
   dispatcher_log_group = "/aws/vendedlogs/states/${local.state_machine_name}"
-  lease_queue_name    = "${var.name_prefix}-${local.queue_definitions.lease_queue.name_suffix}"
+  lease_queue_name     = "${var.name_prefix}-${local.queue_definitions.lease_queue.name_suffix}"
 
   # Known before creation, so the state machine's role can name its own state machine (no cycle).
   state_machine_arn = "arn:${local.partition}:states:${local.region}:${local.account_id}:stateMachine:${local.state_machine_name}"

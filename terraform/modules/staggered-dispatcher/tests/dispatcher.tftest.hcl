@@ -1,0 +1,150 @@
+# `terraform test` (Terraform >= 1.7) with a mocked AWS provider: no account, no credentials.
+# Needs the package: run `make package` in the repository root first.
+
+mock_provider "aws" {
+  mock_data "aws_caller_identity" {
+    defaults = { account_id = "123456789012" }
+  }
+  mock_data "aws_region" {
+    defaults = { name = "eu-west-1" }
+  }
+  mock_data "aws_partition" {
+    defaults = { partition = "aws" }
+  }
+  mock_data "aws_iam_policy_document" {
+    defaults = { json = "{\"Version\":\"2012-10-17\",\"Statement\":[]}" }
+  }
+  # Computed ARNs other resources validate.
+  mock_resource "aws_iam_role" {
+    defaults = { arn = "arn:aws:iam::123456789012:role/mock" }
+  }
+  mock_resource "aws_cloudwatch_log_group" {
+    defaults = { arn = "arn:aws:logs:eu-west-1:123456789012:log-group:mock" }
+  }
+  mock_resource "aws_lambda_function" {
+    defaults = { arn = "arn:aws:lambda:eu-west-1:123456789012:function:s3stagger-processor" }
+  }
+  mock_resource "aws_sfn_state_machine" {
+    defaults = { arn = "arn:aws:states:eu-west-1:123456789012:stateMachine:s3stagger-dispatcher" }
+  }
+  mock_resource "aws_sqs_queue" {
+    defaults = {
+      arn = "arn:aws:sqs:eu-west-1:123456789012:s3stagger-dispatcher-lease.fifo"
+      id  = "https://sqs.eu-west-1.amazonaws.com/123456789012/s3stagger-dispatcher-lease.fifo"
+    }
+  }
+  mock_resource "aws_ssm_parameter" {
+    defaults = { arn = "arn:aws:ssm:eu-west-1:123456789012:parameter/s3stagger/concurrency-budget" }
+  }
+}
+
+variables {
+  queues = {
+    high = {
+      url                        = "https://sqs.eu-west-1.amazonaws.com/123456789012/s3stagger-high"
+      arn                        = "arn:aws:sqs:eu-west-1:123456789012:s3stagger-high"
+      visibility_timeout_seconds = 360
+    }
+    normal = {
+      url                        = "https://sqs.eu-west-1.amazonaws.com/123456789012/s3stagger-normal"
+      arn                        = "arn:aws:sqs:eu-west-1:123456789012:s3stagger-normal"
+      visibility_timeout_seconds = 360
+    }
+  }
+  source_bucket_name      = "s3stagger-uploads-123456789012-eu-west-1"
+  failed_rows_bucket_name = "s3stagger-failed-rows-123456789012-eu-west-1"
+  downstream_url          = "https://api.example.com/v1/rows"
+  package_path            = "../../../dist/s3stagger-lambda-arm64.zip"
+}
+
+run "renders_the_shared_state_machine_and_processor" {
+  command = apply
+
+  assert {
+    condition     = !strcontains(aws_sfn_state_machine.dispatcher.definition, "$${")
+    error_message = "A placeholder of dispatcher.asl.json was left unrendered."
+  }
+
+  assert {
+    condition = (
+      keys(jsondecode(aws_sfn_state_machine.dispatcher.definition).States)
+      == keys(jsondecode(file("../../../src/s3stagger/definitions/dispatcher.asl.json")).States)
+    )
+    error_message = "The state machine does not have the states of the shared ASL template."
+  }
+
+  assert {
+    condition     = jsondecode(aws_sfn_state_machine.dispatcher.definition).States.ReceiveHigh.Parameters.QueueUrl == var.queues.high.url
+    error_message = "The high queue URL did not reach the state machine."
+  }
+
+  assert {
+    condition     = aws_lambda_function.processor.runtime == "python3.13" && aws_lambda_function.processor.architectures == tolist(["arm64"])
+    error_message = "The processor must run python3.13 on arm64 by default."
+  }
+
+  assert {
+    condition     = aws_lambda_function.processor.function_name == "s3stagger-processor" && aws_sfn_state_machine.dispatcher.name == "s3stagger-dispatcher"
+    error_message = "Names must follow <name_prefix>-<thing> as in local mode."
+  }
+
+  assert {
+    condition     = aws_lambda_function.processor.environment[0].variables["S3STAGGER_DOWNSTREAM_URL"] == "https://api.example.com/v1/rows"
+    error_message = "The downstream URL must reach the processor's environment."
+  }
+
+  assert {
+    condition     = aws_sqs_queue.lease.fifo_queue && aws_sqs_queue.lease.name == "s3stagger-dispatcher-lease.fifo"
+    error_message = "The dispatcher lease must be the FIFO queue named in queues.json."
+  }
+
+  assert {
+    condition     = aws_ssm_parameter.concurrency_budget.name == "/s3stagger/concurrency-budget" && aws_ssm_parameter.concurrency_budget.value == "10"
+    error_message = "The budget parameter must be created from budget.json."
+  }
+
+  assert {
+    condition     = aws_scheduler_schedule.dispatcher.schedule_expression == "rate(1 minute)" && aws_scheduler_schedule.dispatcher.state == "ENABLED"
+    error_message = "The schedule must start the dispatcher every minute."
+  }
+}
+
+run "rejects_a_visibility_extension_shorter_than_a_call" {
+  command = plan
+
+  variables {
+    dispatcher = { visibility_extension_s = 400 }
+  }
+
+  expect_failures = [aws_lambda_function.processor]
+}
+
+run "rejects_a_lease_shorter_than_a_wait_and_a_call" {
+  command = plan
+
+  variables {
+    dispatcher = { lease_s = 600 }
+  }
+
+  expect_failures = [aws_sqs_queue.lease]
+}
+
+run "rejects_a_budget_above_the_reserved_concurrency" {
+  command = plan
+
+  variables {
+    processor = { reserved_concurrency = 5 }
+  }
+
+  expect_failures = [aws_lambda_function.processor]
+}
+
+run "rejects_a_downstream_url_that_is_not_http" {
+  command = plan
+
+  variables {
+    downstream_url = "ftp://api.example.com/rows"
+  }
+
+  expect_failures = [var.downstream_url]
+}

@@ -1,0 +1,89 @@
+"""Where Terraform is installed: `terraform fmt`, and `terraform test` with a mocked AWS provider.
+
+These complement the static checks (which need no Terraform) and run only when a `terraform`
+binary is on PATH and, for `init`, an AWS provider is available offline in a plugin directory
+(`S3STAGGER_TF_PLUGIN_DIR`, default `/opt/tf-plugins`): no test downloads a provider. The
+`*.tftest.hcl` files apply the modules and examples against a mocked provider (no account, no
+credentials) and exercise the preconditions that protect a deployment.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from _iac_support import DEFINITIONS_DIR, EXAMPLE_DIRS, MODULE_DIRS, REPO_ROOT, TERRAFORM_ROOT, load_script
+
+TERRAFORM = shutil.which("terraform")
+PLUGIN_DIR = Path(os.environ.get("S3STAGGER_TF_PLUGIN_DIR", "/opt/tf-plugins"))
+HAS_AWS_PROVIDER = any(PLUGIN_DIR.glob("registry.terraform.io/hashicorp/aws/*/*/terraform-provider-aws*"))
+
+needs_terraform = pytest.mark.skipif(
+    TERRAFORM is None, reason="terraform is not installed (static checks cover the HCL)"
+)
+needs_offline_provider = pytest.mark.skipif(
+    TERRAFORM is None or not HAS_AWS_PROVIDER,
+    reason=f"terraform or an offline AWS provider in {PLUGIN_DIR} is missing (set S3STAGGER_TF_PLUGIN_DIR)",
+)
+
+
+def terraform_env(tmp_path: Path) -> dict[str, str]:
+    config = tmp_path / "terraformrc"
+    config.write_text("disable_checkpoint = true\n", encoding="utf-8")
+    return {
+        **os.environ,
+        "TF_CLI_CONFIG_FILE": str(config),
+        "CHECKPOINT_DISABLE": "1",
+        "TF_IN_AUTOMATION": "1",
+    }
+
+
+def run_terraform(arguments: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    assert TERRAFORM is not None
+    return subprocess.run(  # noqa: S603
+        [TERRAFORM, *arguments, "-no-color"],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+
+
+@needs_terraform
+def test_terraform_fmt_finds_nothing_to_change(tmp_path: Path) -> None:
+    result = run_terraform(
+        ["fmt", "-check", "-diff", "-recursive", str(TERRAFORM_ROOT)], REPO_ROOT, terraform_env(tmp_path)
+    )
+    assert result.returncode == 0, (
+        f"run `terraform fmt -recursive terraform`:\n{result.stdout}{result.stderr}"
+    )
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of terraform/, the definitions and a built package: init leaves nothing in the repository."""
+    root = tmp_path_factory.mktemp("terraform-workspace")
+    shutil.copytree(TERRAFORM_ROOT, root / "terraform", ignore=shutil.ignore_patterns(".terraform*"))
+    shutil.copytree(DEFINITIONS_DIR, root / "src" / "s3stagger" / "definitions")
+    load_script("build_lambda_package").build_package("arm64", root / "dist")
+    return root
+
+
+@needs_offline_provider
+@pytest.mark.parametrize("directory", MODULE_DIRS + EXAMPLE_DIRS, ids=lambda path: path.name)
+def test_terraform_test_passes_against_a_mocked_provider(
+    directory: Path, workspace: Path, tmp_path: Path
+) -> None:
+    assert list((directory / "tests").glob("*.tftest.hcl")), f"{directory.name} has no terraform test"
+    copy = workspace / directory.relative_to(REPO_ROOT)
+    env = terraform_env(tmp_path)
+    init = run_terraform(["init", "-backend=false", "-input=false", f"-plugin-dir={PLUGIN_DIR}"], copy, env)
+    assert init.returncode == 0, init.stdout + init.stderr
+    result = run_terraform(["test"], copy, env)
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-4000:]
+    assert "0 failed" in result.stdout
