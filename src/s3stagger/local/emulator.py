@@ -3,7 +3,8 @@
 moto's Step Functions interpreter calls services back at ``localhost:$MOTO_PORT``, so the port is
 published in ``MOTO_PORT`` while the emulator runs (and restored afterwards). State machines are
 executed and Lambda runs without Docker (``/moto-api/config``); the local Lambda runtime
-(:mod:`s3stagger.local.lambda_runtime`) then runs the project's handlers in-process.
+(:mod:`s3stagger.local.lambda_runtime`) then runs the project's handlers in-process, and
+:mod:`s3stagger.local.sfn_parameter_casing` maps integration parameters as AWS does.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from types import TracebackType
 from typing import Any
 
 from moto.moto_server.threaded_moto_server import ThreadedMotoServer
+
+from s3stagger.local import sfn_parameter_casing
 
 LOOPBACK = "127.0.0.1"
 EMULATOR_CONFIG: dict[str, Any] = {
@@ -64,6 +67,7 @@ class Emulator:
         self._server = server
         self._port = int(server.get_host_and_port()[1])
         Emulator._running = self
+        sfn_parameter_casing.install()
         self._set_env("MOTO_PORT", str(self._port))
         try:
             self._post("/moto-api/reset", None)
@@ -85,6 +89,7 @@ class Emulator:
         self._saved_env.clear()
         if Emulator._running is self:
             Emulator._running = None
+            sfn_parameter_casing.uninstall()
 
     def client_settings(self) -> dict[str, str]:
         """Keyword arguments for ``boto3.client(...)`` bound to this emulator."""

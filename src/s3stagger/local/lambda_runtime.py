@@ -260,16 +260,16 @@ class LocalLambdaRuntime:
         if "error" in outcome:
             with self._lock:
                 counters.errors += 1
-            error = outcome["error"]
+            raised = outcome["error"]
             response_headers["x-amz-function-error"] = "Unhandled"
-            return _error_payload(type(error).__name__, str(error), outcome["trace"])
+            return _error_payload(type(raised).__name__, str(raised), outcome["trace"])
         try:
             return json.dumps(outcome.get("result")).encode("utf-8")
-        except (TypeError, ValueError) as error:
+        except (TypeError, ValueError) as unmarshallable:
             with self._lock:
                 counters.errors += 1
             response_headers["x-amz-function-error"] = "Unhandled"
-            return _error_payload("Runtime.MarshalError", f"Unable to marshal response: {error}", [])
+            return _error_payload("Runtime.MarshalError", f"Unable to marshal response: {unmarshallable}", [])
 
     def _resolve(self, function_name: str, handler_path: str | None) -> Handler:
         with self._lock:
