@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -96,24 +97,47 @@ def row_body(ref: ObjectRef, row: DataRow) -> dict[str, Any]:
 
 
 class _RequestSlots:
-    """Request slots bounded by the limiter's current limit (asyncio, one loop)."""
+    """Request slots bounded by the limiter's current limit (asyncio, one loop).
+
+    A released slot is handed to the longest waiter directly (FIFO), and only as many waiters are
+    woken as the limit allows, so a release costs O(1) however many rows wait.
+    """
 
     def __init__(self, limiter: AimdLimiter) -> None:
         self._limiter = limiter
-        self._changed = asyncio.Condition()
+        self._waiters: deque[asyncio.Future[None]] = deque()
         self.in_flight = 0
         self.peak_in_flight = 0
 
     async def acquire(self) -> None:
-        async with self._changed:
-            await self._changed.wait_for(lambda: self.in_flight < self._limiter.limit)
-            self.in_flight += 1
-            self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+        if not self._waiters and self.in_flight < self._limiter.limit:
+            self._take()
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            await waiter  # resolved by _wake, which has already taken the slot for us
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self.release()
+            else:
+                self._waiters.remove(waiter)
+            raise
 
-    async def release(self) -> None:
-        async with self._changed:
-            self.in_flight -= 1
-            self._changed.notify_all()
+    def release(self) -> None:
+        self.in_flight -= 1
+        self._wake()
+
+    def _take(self) -> None:
+        self.in_flight += 1
+        self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+
+    def _wake(self) -> None:
+        while self._waiters and self.in_flight < self._limiter.limit:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                self._take()
+                waiter.set_result(None)
 
 
 @dataclass
@@ -252,7 +276,7 @@ class ObjectProcessor:
         progress = _Progress()
         run = _RunState(ref, version, summary, limiter, slots, progress, failed, remaining)
         pending: set[asyncio.Task[None]] = set()
-        read_ahead = 2 * settings.max_concurrency
+        read_ahead = asyncio.Semaphore(2 * settings.max_concurrency)
         next_row, next_offset = start.first_row, start.first_offset
         rows: Iterator[CsvRow] = start.reader.rows(start.columns, start.first_row)
         taken = 0
@@ -275,12 +299,12 @@ class ObjectProcessor:
                     failed.add(row.number, row.reason, row.cells)
                     summary.rows_failed += 1
                     continue
+                await read_ahead.acquire()
                 progress.unfinished[row.number] = row_start
                 task = asyncio.create_task(self._deliver_row(run, row))
                 pending.add(task)
                 task.add_done_callback(pending.discard)
-                if len(pending) >= read_ahead:
-                    await asyncio.wait(set(pending), return_when=asyncio.FIRST_COMPLETED)
+                task.add_done_callback(lambda _: read_ahead.release())
             if pending:
                 await asyncio.gather(*pending)
         except BaseException:
@@ -339,7 +363,7 @@ class ObjectProcessor:
                 elif outcome is DeliveryOutcome.TIMED_OUT:
                     limiter.on_timeout()
             finally:
-                await slots.release()
+                slots.release()
             if outcome is not DeliveryOutcome.UNREACHABLE:
                 progress.any_answer = progress.any_answer or delivery.status is not None
             if outcome is DeliveryOutcome.THROTTLED:

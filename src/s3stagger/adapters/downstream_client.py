@@ -5,7 +5,9 @@ The client does one attempt; retry decisions belong to the caller (:mod:`s3stagg
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -47,23 +49,34 @@ class Delivery:
     latency_s: float = 0.0
 
 
-def build_http_client(
-    max_connections: int, connect_timeout_s: float, read_timeout_s: float
-) -> httpx.AsyncClient:
-    """An AsyncClient whose pool fits the concurrency limit, with connect and read timeouts."""
-    return httpx.AsyncClient(
-        limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
-        timeout=httpx.Timeout(
-            connect=connect_timeout_s, read=read_timeout_s, write=read_timeout_s, pool=read_timeout_s
-        ),
+def build_http_clients(
+    connections: int, connect_timeout_s: float, read_timeout_s: float
+) -> list[httpx.AsyncClient]:
+    """``connections`` AsyncClients of one keep-alive connection each, with connect and read timeouts.
+
+    One connection per client rather than one client with a pool of ``connections``: httpcore's
+    pool re-examines every pooled connection (a ``poll`` system call each) whenever a request is
+    assigned or a connection released, so its cost per request grows with the pool. Measured on
+    the processor benchmark (C = 20): about 270 rows/s with one pooled client, about 730 with
+    twenty single-connection clients.
+    """
+    timeout = httpx.Timeout(
+        connect=connect_timeout_s, read=read_timeout_s, write=read_timeout_s, pool=read_timeout_s
     )
+    limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+    return [httpx.AsyncClient(limits=limits, timeout=timeout) for _ in range(max(1, connections))]
 
 
 class HttpDownstream:
-    """POSTs rows as JSON to ``url`` through the ``client`` it is given."""
+    """POSTs rows as JSON to ``url`` through the clients it is given (one request per client at once)."""
 
-    def __init__(self, client: httpx.AsyncClient, url: str) -> None:
-        self._client = client
+    def __init__(self, clients: httpx.AsyncClient | Sequence[httpx.AsyncClient], url: str) -> None:
+        pool = [clients] if isinstance(clients, httpx.AsyncClient) else list(clients)
+        if not pool:
+            raise ValueError("HttpDownstream needs at least one client")
+        self._idle: asyncio.LifoQueue[httpx.AsyncClient] = asyncio.LifoQueue()
+        for client in pool:
+            self._idle.put_nowait(client)
         self._url = url
 
     async def deliver(
@@ -73,8 +86,9 @@ class HttpDownstream:
         extra: dict[str, Any] = {}
         if timeout_s is not None:
             extra["timeout"] = httpx.Timeout(timeout_s, connect=min(timeout_s, 5.0))
+        client = await self._idle.get()
         try:
-            response = await self._client.post(
+            response = await client.post(
                 self._url, json=body, headers={IDEMPOTENCY_HEADER: idempotency_key}, **extra
             )
         except httpx.TimeoutException as error:
@@ -93,6 +107,8 @@ class HttpDownstream:
                 None,
                 _since(started),
             )
+        finally:
+            self._idle.put_nowait(client)
         latency = _since(started)
         status = response.status_code
         if 200 <= status <= 299:
