@@ -14,7 +14,6 @@ are CloudWatch EMF (Powertools), one set per invocation. The boto3 endpoint come
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import threading
 from typing import TYPE_CHECKING, Any
@@ -23,7 +22,7 @@ import boto3
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 
-from s3stagger.adapters.downstream_client import HttpDownstream, build_http_clients
+from s3stagger.adapters.downstream_client import HttpDownstream, build_http_transports
 from s3stagger.adapters.failed_rows_sink import S3FailedRowsSink
 from s3stagger.adapters.s3_object_source import S3ObjectSource
 from s3stagger.config import ProcessorSettings
@@ -67,17 +66,17 @@ async def _process(
     settings: ProcessorSettings, request: ProcessRequest, remaining: RemainingTime | None
 ) -> tuple[RunSummary, RunMetrics]:
     s3 = s3_client()
-    clients = build_http_clients(
-        settings.max_concurrency, settings.connect_timeout_s, settings.read_timeout_s
-    )
-    async with contextlib.AsyncExitStack() as stack:
-        for client in clients:
-            await stack.enter_async_context(client)
+    async with HttpDownstream(
+        build_http_transports(settings.max_concurrency),
+        settings.downstream_url,
+        settings.connect_timeout_s,
+        settings.read_timeout_s,
+    ) as downstream:
         processor = ObjectProcessor(
             settings,
             S3ObjectSource(s3),
             S3FailedRowsSink(s3, settings.failed_rows_bucket, settings.failed_rows_prefix),
-            HttpDownstream(clients, settings.downstream_url),
+            downstream,
         )
         summary = await processor.run(request, remaining)
         return summary, processor.last_metrics
