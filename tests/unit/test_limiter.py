@@ -57,11 +57,12 @@ def test_invalid_parameters_are_refused(maximum: int, ratio: float) -> None:
     maximum=st.integers(min_value=1, max_value=200),
     initial=st.integers(min_value=-5, max_value=300),
     events=st.lists(st.one_of(st.integers(min_value=0, max_value=300), st.none(), st.just(-1)), max_size=300),
+    avoidance=st.booleans(),
 )
 def test_limit_always_stays_between_one_and_the_maximum(
-    maximum: int, initial: int, events: list[int | None]
+    maximum: int, initial: int, events: list[int | None], avoidance: bool
 ) -> None:
-    limiter = AimdLimiter(initial=initial, maximum=maximum)
+    limiter = AimdLimiter(initial=initial, maximum=maximum, congestion_avoidance=avoidance)
     for event in events:
         before = limiter.limit
         if event is None:
@@ -84,3 +85,40 @@ def test_sustained_healthy_load_settles_at_the_maximum(maximum: int) -> None:
     for _ in range(maximum):
         limiter.on_success(in_flight=limiter.limit)
     assert limiter.limit == maximum
+
+
+def test_after_a_drop_growth_is_one_per_window_of_limit_successes() -> None:
+    limiter = AimdLimiter(initial=10, maximum=40)
+    limiter.on_throttle()
+    assert limiter.limit == 9
+    for _ in range(8):
+        limiter.on_success(in_flight=9)
+    assert limiter.limit == 9
+    limiter.on_success(in_flight=9)
+    assert limiter.limit == 10
+    for _ in range(9):
+        limiter.on_success(in_flight=10)
+    assert limiter.limit == 10
+    limiter.on_success(in_flight=10)
+    assert limiter.limit == 11
+
+
+def test_without_congestion_avoidance_growth_stays_one_per_success() -> None:
+    limiter = AimdLimiter(initial=10, maximum=40, congestion_avoidance=False)
+    limiter.on_throttle()
+    limiter.on_success(in_flight=9)
+    limiter.on_success(in_flight=10)
+    assert limiter.limit == 11
+
+
+def test_a_drop_restarts_the_growth_window() -> None:
+    limiter = AimdLimiter(initial=20, maximum=40)
+    limiter.on_timeout()  # 18
+    for _ in range(17):
+        limiter.on_success(in_flight=18)
+    limiter.on_throttle()  # 16, window restarts
+    for _ in range(15):
+        limiter.on_success(in_flight=16)
+    assert limiter.limit == 16
+    limiter.on_success(in_flight=16)
+    assert limiter.limit == 17
