@@ -62,3 +62,18 @@ def test_zero_rows_gives_a_header_only_file() -> None:
 def test_negative_sizes_are_refused(files: int, rows: int) -> None:
     with pytest.raises(ValueError, match="must be >= 0"):
         list(sample_objects(files, rows, seed=1))
+
+
+def test_first_index_numbers_files_on_and_refuses_negative_values() -> None:
+    parts = list(sample_objects(2, 1, seed=4, prefix="high/")) + list(
+        sample_objects(2, 1, seed=4, prefix="normal/", first_index=2)
+    )
+    assert [item.key.rsplit("/", 1)[-1] for item in parts] == [
+        "part-00000.csv",
+        "part-00001.csv",
+        "part-00002.csv",
+        "part-00003.csv",
+    ]
+    assert len({item.body.splitlines()[1] for item in parts}) == 4
+    with pytest.raises(ValueError, match="first_index"):
+        list(sample_objects(1, 1, seed=4, first_index=-1))

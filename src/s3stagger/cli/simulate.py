@@ -152,7 +152,10 @@ def simulate(
         str | None,
         typer.Option(help="Emulator endpoint (e.g. from `s3stagger local up`); omit for AWS."),
     ] = None,
-    prefix: Annotated[str, typer.Option(help="Key prefix, e.g. 'high/' for the high-priority route.")] = "",
+    prefix: Annotated[
+        str,
+        typer.Option(help="Key prefix, i.e. the route: 'normal/' or 'high/'; other keys go unrouted."),
+    ] = "normal/",
     seed: Annotated[
         int | None, typer.Option(help="Seed of the generated data (default: random, printed).")
     ] = None,

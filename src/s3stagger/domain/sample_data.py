@@ -61,12 +61,20 @@ def sample_csv(run_id: str, file_index: int, rows: int, seed: int) -> str:
     return buffer.getvalue()
 
 
-def sample_objects(files: int, rows: int, seed: int, prefix: str = "") -> Iterator[SampleObject]:
-    """Yield ``files`` generated objects of ``rows`` rows each, keys under ``prefix``."""
+def sample_objects(
+    files: int, rows: int, seed: int, prefix: str = "", first_index: int = 0
+) -> Iterator[SampleObject]:
+    """Yield ``files`` generated objects of ``rows`` rows each, keys under ``prefix``.
+
+    Files are numbered from ``first_index``; a run split over several prefixes (e.g. ``high/`` and
+    ``normal/``) keeps its rows distinct by giving each part its own index range.
+    """
     if files < 0:
         raise ValueError(f"files must be >= 0, got {files}")
+    if first_index < 0:
+        raise ValueError(f"first_index must be >= 0, got {first_index}")
     run_id = run_id_for_seed(seed)
-    for file_index in range(files):
+    for file_index in range(first_index, first_index + files):
         text = sample_csv(run_id, file_index, rows, seed)
         yield SampleObject(
             key=sample_object_key(prefix, run_id, file_index), body=text.encode("utf-8"), rows=rows

@@ -1,0 +1,239 @@
+"""``s3stagger demo``: the whole pattern on one machine, in one command.
+
+Starts the downstream simulator and the local stack (emulator, local Lambda runtime, provisioned
+resources, scheduler), uploads generated CSV files in parallel, shows live progress, and ends with a
+report (``--json``: one JSON object on stdout). Exit status: 0 when every row is applied or
+accounted for (failed-row sink, DLQ) with no duplicate effect and the downstream never over its
+capacity; 1 when a row is missing; 3 when every row is accounted for but the run is not clean
+(duplicate effects or the downstream's capacity exceeded); 2 for wrong flags.
+
+The defaults (100 files x 50 rows, downstream capacity 8 at 100 ms) keep the downstream the
+bottleneck — at most 80 rows/s — while the emulator's per-object orchestration stays well below
+it, so the run takes about a minute and its utilization means something.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.console import Console, Group
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from s3stagger.cli.console import fail, stderr_console
+from s3stagger.cli.local import quiet_emulator_logs
+from s3stagger.local.downstream_settings import LatencySpec, SimulatorSettingsError
+
+if TYPE_CHECKING:
+    from s3stagger.cli.pipeline_run import PipelineProgress, PipelineRunResult
+    from s3stagger.domain.pipeline_report import PipelineReport
+
+EXIT_ROWS_MISSING = 1
+EXIT_NOT_CLEAN = 3
+
+
+def render_progress(progress: PipelineProgress) -> Table:
+    """The live view: one table of where the run stands."""
+    table = Table(
+        title=f"s3stagger demo - {progress.elapsed_s:6.1f} s", title_justify="left", show_header=False
+    )
+    table.add_column("what")
+    table.add_column("value", justify="right")
+    queues = "  ".join(
+        f"{name} {progress.queue_visible[name]} (+{progress.queue_in_flight[name]} in flight)"
+        for name in progress.queue_visible
+    )
+    table.add_row("uploaded", f"{progress.objects_uploaded} / {progress.objects_total}")
+    table.add_row("queues", queues)
+    table.add_row("DLQ messages", str(progress.dlq_messages))
+    table.add_row(
+        "objects done",
+        f"{progress.objects_done} / {progress.objects_total}"
+        + (f" ({progress.objects_rejected} rejected)" if progress.objects_rejected else ""),
+    )
+    table.add_row("rows applied", f"{progress.rows_applied} / {progress.rows_total}")
+    table.add_row(
+        "downstream in flight",
+        f"{progress.downstream_in_flight} / {progress.downstream_capacity}"
+        f" (peak {progress.peak_downstream_concurrency})",
+    )
+    table.add_row("downstream 429 / 5xx", f"{progress.throttled_429} / {progress.errors_5xx}")
+    table.add_row("processor invocations", str(progress.processor_invocations))
+    return table
+
+
+def render_report(report: PipelineReport, result: PipelineRunResult | None = None) -> Group:
+    """The end-of-run report for people."""
+    table = Table(title="s3stagger demo report", title_justify="left", show_header=False)
+    table.add_column("what")
+    table.add_column("value", justify="right")
+    table.add_row(
+        "objects complete / rejected / total",
+        f"{report.objects_complete} / {report.objects_rejected} / {report.objects_total}",
+    )
+    table.add_row("rows applied / total", f"{report.rows_applied} / {report.rows_total}")
+    table.add_row("rows in failed-row sink", f"{report.failed_rows} (+{report.rows_quarantined} quarantined)")
+    table.add_row("DLQ messages (rows)", f"{report.dlq_messages} ({report.rows_in_dlq})")
+    table.add_row("rows unaccounted", str(report.rows_unaccounted))
+    table.add_row(
+        "duplicate effects (deliveries)", f"{report.duplicate_effects} ({report.duplicate_deliveries})"
+    )
+    table.add_row(
+        "peak downstream concurrency / capacity",
+        f"{report.peak_downstream_concurrency} / {report.downstream_capacity}",
+    )
+    table.add_row(
+        "downstream 429 rate", f"{report.throttle_rate:.1%} of {report.downstream_requests} requests"
+    )
+    table.add_row(
+        "throughput / limit (C / L)",
+        f"{report.rows_per_s:.1f} / {report.downstream_limit_rows_per_s:.1f} rows/s",
+    )
+    table.add_row("utilization", f"{report.utilization:.0%}")
+    table.add_row("elapsed", f"{report.elapsed_s:.1f} s")
+    if result is not None:
+        table.add_row("processor invocations", str(result.processor_invocations))
+    if report.ok:
+        verdict = Text(
+            "OK: every row applied or accounted for, no duplicate effect, DLQs empty, "
+            "the downstream never over its capacity",
+            style="bold green",
+        )
+    elif report.all_rows_accounted:
+        verdict = Text(
+            "NOT CLEAN: every row is accounted for, but see duplicate effects, DLQ and peak "
+            "concurrency above",
+            style="bold yellow",
+        )
+    else:
+        verdict = Text(
+            f"FAILED: {report.rows_unaccounted} rows are neither applied nor accounted for", style="bold red"
+        )
+    return Group(table, verdict)
+
+
+@contextmanager
+def lambda_output_to(path: Path) -> Iterator[None]:
+    """Send what the in-process Lambda handlers write to stdout (their JSON log lines and EMF
+    metrics, which CloudWatch Logs receives on AWS) to ``path``, at the file-descriptor level too,
+    so the command's own stdout carries only its report."""
+    sys.stdout.flush()
+    saved_fd = os.dup(1)
+    with path.open("a", encoding="utf-8") as log, contextlib.redirect_stdout(log):
+        os.dup2(log.fileno(), 1)
+        try:
+            yield
+        finally:
+            log.flush()
+            os.dup2(saved_fd, 1)
+            os.close(saved_fd)
+
+
+def exit_status(report: PipelineReport) -> int:
+    """0 clean; 1 rows missing; 3 all accounted but duplicate effects or capacity exceeded."""
+    if not report.all_rows_accounted:
+        return EXIT_ROWS_MISSING
+    if report.duplicate_effects > 0 or report.peak_downstream_concurrency > report.downstream_capacity:
+        return EXIT_NOT_CLEAN
+    return 0
+
+
+def demo(
+    *,
+    files: Annotated[int, typer.Option(min=1, max=100_000, help="CSV files to upload.")] = 100,
+    rows: Annotated[int, typer.Option(min=0, max=1_000_000, help="Data rows per file.")] = 50,
+    workers: Annotated[int, typer.Option(min=1, max=256, help="Parallel uploads.")] = 10,
+    capacity: Annotated[
+        int, typer.Option(min=1, max=1000, help="Downstream capacity C (concurrent requests).")
+    ] = 8,
+    latency: Annotated[
+        str, typer.Option(help="Downstream latency L: fixed:SECONDS, uniform:LOW,HIGH or seed (5-30 s).")
+    ] = "fixed:0.1",
+    time_scale: Annotated[
+        float,
+        typer.Option(
+            min=0.0001, max=100.0, help="Multiplies every downstream latency (seed latency: try 0.01)."
+        ),
+    ] = 1.0,
+    error_rate: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="Share of downstream requests answered 503.")
+    ] = 0.0,
+    high_share: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="Share of files uploaded under high/.")
+    ] = 0.1,
+    budget: Annotated[
+        int | None, typer.Option(min=1, max=40, help="Objects processed at once (dispatcher budget).")
+    ] = None,
+    processor_concurrency: Annotated[
+        int | None, typer.Option(min=1, max=1000, help="Rows in flight per processor invocation at most.")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the generated data and the simulator.")] = 1,
+    timeout: Annotated[float, typer.Option(min=1.0, help="Give up after this many seconds.")] = 600.0,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the report as one JSON object (no live view).")
+    ] = False,
+    verbose: Annotated[bool, typer.Option(help="Show the emulator's own log lines.")] = False,
+    lambda_log: Annotated[
+        Path | None,
+        typer.Option(help="File for the processor's log lines (default: a file in the temp directory)."),
+    ] = None,
+) -> None:
+    """Run the pattern end to end on the embedded emulator and report."""
+    try:
+        latency_spec = LatencySpec.parse(latency)
+    except SimulatorSettingsError as error:
+        fail(f"--latency: {error}", code=2)
+    quiet_emulator_logs(verbose)
+    # Imported here: it loads the emulator, which `s3stagger --help` should not wait for.
+    from s3stagger.cli.pipeline_run import PipelineRunSettings, run_pipeline  # noqa: PLC0415
+
+    settings = PipelineRunSettings(
+        files=files,
+        rows=rows,
+        workers=workers,
+        high_priority_share=high_share,
+        capacity=capacity,
+        latency=latency_spec,
+        time_scale=time_scale,
+        error_rate=error_rate,
+        seed=seed,
+        timeout_s=timeout,
+        concurrency_budget=budget,
+        processor_max_concurrency=processor_concurrency,
+    )
+    err = stderr_console()
+    log_path = lambda_log or Path(tempfile.gettempdir()) / f"s3stagger-demo-{os.getpid()}.log"
+    if as_json:
+        with lambda_output_to(log_path):
+            result = run_pipeline(settings)
+    else:
+        err.print(
+            f"demo: {files} files x {rows} rows, {workers} upload workers; downstream capacity {capacity}, "
+            f"latency {latency_spec.describe()} x {time_scale:g}",
+            highlight=False,
+        )
+        with lambda_output_to(log_path), Live(console=err, refresh_per_second=4, transient=False) as live:
+            result = run_pipeline(
+                settings, on_progress=lambda progress: live.update(render_progress(progress))
+            )
+    report = result.report
+    if as_json:
+        payload: dict[str, Any] = report.as_dict() | {
+            "processor_invocations": result.processor_invocations,
+            "timed_out": result.timed_out,
+        }
+        typer.echo(json.dumps(payload))
+    else:
+        Console().print(render_report(report, result))
+        err.print(f"processor logs (JSON lines and EMF metrics): {log_path}", highlight=False)
+    raise typer.Exit(code=exit_status(report))

@@ -1,0 +1,140 @@
+"""``s3stagger local up``: the local stack and the downstream simulator, kept running for you.
+
+Prints the emulator's endpoint, the resource names and ready-to-paste commands, so the stock
+``aws`` CLI, boto3 or ``s3stagger simulate``/``monitor`` can drive the pipeline; stops cleanly on
+Ctrl-C or SIGTERM (or after ``--for`` seconds).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from typing import Annotated, Any
+
+import typer
+
+from s3stagger.cli.console import fail, stderr_console
+from s3stagger.local.downstream_settings import LatencySpec, SimulatorSettingsError
+
+app = typer.Typer(help="Local mode: the whole pipeline on an embedded AWS emulator.", no_args_is_help=True)
+
+EMULATOR_LOGGERS = ("moto", "werkzeug")
+
+
+def quiet_emulator_logs(verbose: bool) -> None:
+    """Keep the emulator's own log lines (e.g. a state's failure, also in the execution history)
+    off the terminal unless ``verbose``."""
+    for name in EMULATOR_LOGGERS:
+        logging.getLogger(name).setLevel(logging.INFO if verbose else logging.CRITICAL)
+
+
+@contextmanager
+def stop_on_signals(stop: threading.Event) -> Iterator[None]:
+    """Set ``stop`` on SIGINT/SIGTERM while inside (main thread only; elsewhere a no-op)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    for sig in previous:
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def describe_stack(endpoint_url: str, names: dict[str, Any], downstream_url: str) -> str:
+    """What `local up` prints: endpoint, names, and commands to paste."""
+    bucket = names["bucket"]
+    queues = names.get("queue_urls", {})
+    lines = [
+        f"endpoint:        {endpoint_url}",
+        f"downstream rows: {downstream_url}",
+        f"uploads bucket:  {bucket}   (route by key prefix: high/ or normal/)",
+        f"failed rows:     s3://{names['failed_rows_bucket']}/{names['failed_rows_prefix']}",
+    ]
+    lines += [f"queue {priority}:{' ' * max(1, 10 - len(priority))}{url}" for priority, url in queues.items()]
+    lines += [
+        f"ingest DLQ:      {names['ingest_dlq_url']}",
+        f"state machine:   {names['state_machine_arn']}",
+        f"function:        {names['function_name']}",
+        f"budget:          {names['budget_parameter']}",
+        "",
+        "try:",
+        "  export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_DEFAULT_REGION=us-east-1",
+        f"  aws --endpoint-url {endpoint_url} s3 cp file.csv s3://{bucket}/normal/file.csv",
+        f"  s3stagger simulate --endpoint-url {endpoint_url} --bucket {bucket} --files 10 --rows 50",
+        f"  s3stagger monitor --endpoint-url {endpoint_url} "
+        + " ".join(f"--queue {url}" for url in queues.values())
+        + f" --state-machine {names['state_machine_arn']} --function {names['function_name']}",
+        "",
+        "Ctrl-C stops everything.",
+    ]
+    return "\n".join(lines)
+
+
+@app.command(name="up")
+def up(
+    *,
+    capacity: Annotated[
+        int, typer.Option(min=1, max=1000, help="Simulator capacity (concurrent requests).")
+    ] = 8,
+    latency: Annotated[
+        str, typer.Option(help="Simulator latency: fixed:SECONDS, uniform:LOW,HIGH or seed (5-30 s).")
+    ] = "fixed:0.1",
+    time_scale: Annotated[
+        float, typer.Option(min=0.0001, max=100.0, help="Multiplies simulator latency.")
+    ] = 1.0,
+    downstream_url: Annotated[
+        str | None,
+        typer.Option(help="Send rows to this URL instead of starting the simulator (full rows URL)."),
+    ] = None,
+    schedule_interval: Annotated[
+        float, typer.Option(min=0.1, max=3600, help="Seconds between scheduled dispatcher starts.")
+    ] = 1.0,
+    run_for: Annotated[
+        float | None, typer.Option("--for", min=0.0, help="Stop after this many seconds (default: Ctrl-C).")
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print endpoint and names as one JSON line.")
+    ] = False,
+    verbose: Annotated[bool, typer.Option(help="Show the emulator's own log lines.")] = False,
+) -> None:
+    """Start the local stack and the downstream simulator and keep them running."""
+    if downstream_url is not None and not downstream_url.startswith(("http://", "https://")):
+        fail(f"--downstream-url {downstream_url!r} must start with http:// or https://", code=2)
+    try:
+        latency_spec = LatencySpec.parse(latency)
+    except SimulatorSettingsError as error:
+        fail(f"--latency: {error}", code=2)
+    quiet_emulator_logs(verbose)
+    from s3stagger.local.downstream import DownstreamSimulator, SimulatorSettings  # noqa: PLC0415
+    from s3stagger.local.stack import LocalStack, LocalStackSettings  # noqa: PLC0415
+
+    stop = threading.Event()
+    with ExitStack() as resources, stop_on_signals(stop):
+        rows_url = downstream_url
+        if rows_url is None:
+            simulator = resources.enter_context(
+                DownstreamSimulator(
+                    SimulatorSettings(capacity=capacity, latency=latency_spec, time_scale=time_scale)
+                )
+            )
+            rows_url = simulator.rows_url
+        stack = resources.enter_context(
+            LocalStack(LocalStackSettings(downstream_url=rows_url, schedule_interval_s=schedule_interval))
+        )
+        names = stack.names.as_dict()
+        if as_json:
+            typer.echo(
+                json.dumps({"endpoint_url": stack.endpoint_url, "downstream_url": rows_url, "names": names})
+            )
+        else:
+            typer.echo(describe_stack(stack.endpoint_url, names, rows_url))
+        stop.wait(run_for)
+    stderr_console().print("local stack stopped", highlight=False)

@@ -1,0 +1,201 @@
+"""Pure parts of the pipeline run: workload split, message parsing, outcome recording, figures."""
+
+import json
+from typing import Any
+
+import pytest
+from rich.console import Console
+
+from s3stagger.cli.demo import EXIT_NOT_CLEAN, EXIT_ROWS_MISSING, exit_status, render_progress, render_report
+from s3stagger.cli.pipeline_run import (
+    PipelineProgress,
+    PipelineRunResult,
+    PipelineRunSettings,
+    ProcessorOutcomes,
+    object_key_of_message,
+    rows_of,
+    workload,
+)
+from s3stagger.cli.simulate import UploadedObject
+from s3stagger.domain.pipeline_report import PipelineObservation, summarize_pipeline_run
+
+
+def _observation(**changes: Any) -> PipelineObservation:
+    values: dict[str, Any] = {
+        "objects_total": 4,
+        "rows_total": 40,
+        "elapsed_s": 2.0,
+        "objects_complete": 4,
+        "objects_rejected": 0,
+        "rows_applied": 40,
+        "duplicate_effects": 0,
+        "duplicate_deliveries": 0,
+        "failed_rows": 0,
+        "rows_quarantined": 0,
+        "dlq_messages": 0,
+        "rows_in_dlq": 0,
+        "downstream_requests": 40,
+        "downstream_throttled_429": 0,
+        "downstream_errors_5xx": 0,
+        "peak_downstream_concurrency": 4,
+        "downstream_capacity": 4,
+        "downstream_latency_s": 0.1,
+    }
+    values.update(changes)
+    return PipelineObservation(**values)
+
+
+def test_workload_splits_by_priority_share_with_distinct_rows() -> None:
+    settings = PipelineRunSettings(files=10, rows=3, high_priority_share=0.3, seed=5)
+    objects = list(workload(settings, "high/", "normal/"))
+    assert [item.key.split("/")[0] for item in objects] == ["high"] * 3 + ["normal"] * 7
+    rows = [line for item in objects for line in item.body.decode().splitlines()[1:]]
+    assert len(rows) == 30
+    assert len(set(rows)) == 30
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"files": 0}, {"rows": -1}, {"high_priority_share": 1.5}, {"timeout_s": 0}],
+)
+def test_run_settings_refuse_nonsense(change: dict[str, Any]) -> None:
+    with pytest.raises(ValueError, match=next(iter(change))):
+        PipelineRunSettings(**change)
+
+
+@pytest.mark.parametrize(
+    ("body", "key"),
+    [
+        ({"detail": {"bucket": {"name": "b"}, "object": {"key": "normal/a.csv"}}}, "normal/a.csv"),
+        ({"object": {"detail": {"object": {"key": "high/b.csv"}}}, "cursor": None}, "high/b.csv"),
+        ({"object": {"bucket": "b", "key": "normal/c.csv"}, "cursor": {"row": 3}}, "normal/c.csv"),
+        (
+            {"continuation": {"object": {"detail": {"object": {"key": "normal/d.csv"}}}, "cursor": {}}},
+            "normal/d.csv",
+        ),
+        ({"bucket": "b", "key": "plain.csv"}, "plain.csv"),
+        ({"something": "else"}, None),
+        ([1, 2], None),
+    ],
+)
+def test_object_key_of_message(body: Any, key: str | None) -> None:
+    assert object_key_of_message(json.dumps(body)) == key
+
+
+def test_object_key_of_a_non_json_message_is_none() -> None:
+    assert object_key_of_message("not json") is None
+
+
+def test_processor_outcomes_records_answers_and_passes_them_through() -> None:
+    answers = iter(
+        [
+            {"status": "PARTIAL", "key": "a.csv"},
+            {"status": "COMPLETE", "key": "a.csv"},
+            {"status": "COMPLETE", "key": "a.csv"},
+            {"status": "REJECTED", "key": "b.csv"},
+            "not a mapping",
+        ]
+    )
+    clock = iter([10.0, 11.0, 12.0, 13.0, 14.0])
+    outcomes = ProcessorOutcomes(lambda event, context: next(answers), clock=lambda: next(clock))
+    returned = [outcomes({}, None) for _ in range(5)]
+    assert returned[1] == {"status": "COMPLETE", "key": "a.csv"}
+    assert returned[4] == "not a mapping"
+    assert outcomes.complete_keys == {"a.csv": 11.0}, "the first COMPLETE counts"
+    assert outcomes.rejected_keys == {"b.csv"}
+    assert outcomes.answers == {"PARTIAL": 1, "COMPLETE": 2, "REJECTED": 1, "raised": 0}
+
+
+def test_processor_outcomes_counts_and_reraises_exceptions() -> None:
+    def crash(event: Any, context: Any) -> Any:
+        raise ConnectionError("downstream unreachable")
+
+    outcomes = ProcessorOutcomes(crash)
+    with pytest.raises(ConnectionError, match="unreachable"):
+        outcomes({}, None)
+    assert outcomes.answers["raised"] == 1
+
+
+def test_rows_of_counts_each_key_once() -> None:
+    uploaded = [UploadedObject("a", 5, 0.0), UploadedObject("b", 7, 0.0)]
+    assert rows_of(uploaded, ["a", "a", "b", "unknown"]) == 12
+
+
+def test_benchmark_figures() -> None:
+    result = PipelineRunResult(
+        report=summarize_pipeline_run(_observation(downstream_requests=50, downstream_throttled_429=10)),
+        upload_to_complete_s=[1.0, 2.0, 3.0, 4.0],
+        processor_invocations=6,
+        state_transitions=100,
+        executions=2,
+        answers={},
+        timed_out=False,
+        endpoint_url="http://127.0.0.1:1",
+    )
+    figures = result.benchmark_figures()
+    assert figures["throttle_rate_429"] == 0.2
+    assert figures["upload_to_complete_p50_s"] == 2.5
+    assert figures["state_transitions_per_object"] == 25.0
+    assert figures["lambda_invocations_per_object"] == 1.5
+    assert figures["utilization"] == result.report.utilization
+
+
+@pytest.mark.parametrize(
+    ("changes", "status"),
+    [
+        ({}, 0),
+        ({"rows_applied": 39}, EXIT_ROWS_MISSING),
+        ({"duplicate_effects": 1}, EXIT_NOT_CLEAN),
+        ({"peak_downstream_concurrency": 5}, EXIT_NOT_CLEAN),
+        ({"rows_applied": 30, "rows_in_dlq": 10, "dlq_messages": 1}, 0),
+    ],
+)
+def test_exit_status(changes: dict[str, Any], status: int) -> None:
+    assert exit_status(summarize_pipeline_run(_observation(**changes))) == status
+
+
+def _text(renderable: Any) -> str:
+    console = Console(width=200, record=True)
+    console.print(renderable)
+    return console.export_text()
+
+
+@pytest.mark.parametrize(
+    ("changes", "verdict"),
+    [
+        ({}, "OK:"),
+        ({"duplicate_effects": 2}, "NOT CLEAN"),
+        ({"rows_applied": 35}, "FAILED: 5 rows"),
+    ],
+)
+def test_report_rendering_states_the_verdict(changes: dict[str, Any], verdict: str) -> None:
+    text = _text(render_report(summarize_pipeline_run(_observation(**changes))))
+    assert verdict in text
+    assert "utilization" in text
+
+
+def test_progress_rendering_shows_queues_rows_and_downstream() -> None:
+    progress = PipelineProgress(
+        elapsed_s=3.0,
+        objects_total=10,
+        objects_uploaded=10,
+        objects_complete=4,
+        objects_rejected=1,
+        rows_total=500,
+        rows_applied=200,
+        queue_visible={"high": 0, "normal": 3},
+        queue_in_flight={"high": 0, "normal": 2},
+        dlq_messages=0,
+        downstream_in_flight=7,
+        downstream_capacity=8,
+        peak_downstream_concurrency=8,
+        throttled_429=12,
+        errors_5xx=0,
+        processor_invocations=6,
+    )
+    text = _text(render_progress(progress))
+    assert "5 / 10 (1 rejected)" in text
+    assert "200 / 500" in text
+    assert "normal 3 (+2 in flight)" in text
+    assert "7 / 8 (peak 8)" in text
+    assert "12 / 0" in text
