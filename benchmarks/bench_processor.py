@@ -3,8 +3,11 @@
 1. A 20,000-row object (moto S3, in this process) through the ``process_object`` handler against the
    downstream simulator at capacity C = 20 and latency L = 20 ms, run as ``s3stagger downstream`` in
    a separate process so the two do not share a GIL. Reports rows/s, utilization = rows/s ÷ (C / L),
-   the 429 rate (429s ÷ requests) and peak concurrency, both from the simulator's stats, and the
-   process's peak RSS.
+   the 429 rate (429s ÷ requests) and peak concurrency, both from the simulator's stats, the
+   process's peak RSS and CPU per row, the load average, and — measured just before, against the
+   same simulator — what a minimal raw-socket client achieves (``raw_client_utilization``): on a
+   shared, loaded machine that, not C / L, is the ceiling the processor's figure should be read
+   against.
 2. Peak RSS of the CSV reader alone on a 1 MB and on a 100 MB object, each in a fresh subprocess
    (so one peak cannot mask the other), the data generated as a stream of chunks.
 
@@ -14,6 +17,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import resource
@@ -102,6 +106,39 @@ def start_simulator(capacity: int, latency_s: float) -> tuple[subprocess.Popen[s
     raise RuntimeError("the downstream simulator did not start")
 
 
+async def _raw_client_rows_per_s(base_url: str, connections: int, rows: int) -> float:
+    """Rows/s a minimal keep-alive HTTP/1.1 client (raw asyncio streams, near-zero CPU) gets from
+    the simulator: the ceiling this machine allows right now, to read the processor's figure against.
+    """
+    host, port = base_url.removeprefix("http://").split(":")
+    per_connection = max(1, rows // connections)
+
+    async def one_connection(number: int) -> None:
+        reader, writer = await asyncio.open_connection(host, int(port))
+        try:
+            for index in range(per_connection):
+                body = json.dumps({"calibration": [number, index]}).encode()
+                head = (
+                    f"POST /rows HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+                    f"Idempotency-Key: calibration-{number}-{index}\r\nContent-Length: {len(body)}\r\n\r\n"
+                )
+                writer.write(head.encode() + body)
+                await writer.drain()
+                headers = await reader.readuntil(b"\r\n\r\n")
+                length = next(
+                    int(line.split(b":", 1)[1])
+                    for line in headers.split(b"\r\n")
+                    if line.lower().startswith(b"content-length:")
+                )
+                await reader.readexactly(length)
+        finally:
+            writer.close()
+
+    started = time.monotonic()
+    await asyncio.gather(*(one_connection(number) for number in range(connections)))
+    return per_connection * connections / (time.monotonic() - started)
+
+
 def processor_run(rows: int, capacity: int, latency_s: float, max_concurrency: int) -> dict[str, Any]:
     import boto3
     import httpx
@@ -112,6 +149,8 @@ def processor_run(rows: int, capacity: int, latency_s: float, max_concurrency: i
     os.environ.pop("AWS_ENDPOINT_URL", None)
     simulator, base_url = start_simulator(capacity, latency_s)
     try:
+        ceiling = asyncio.run(_raw_client_rows_per_s(base_url, capacity, min(rows, 4000)))
+        httpx.post(f"{base_url}/reset", timeout=10).raise_for_status()
         with mock_aws():
             from s3stagger.handlers import process_object
 
@@ -146,6 +185,8 @@ def processor_run(rows: int, capacity: int, latency_s: float, max_concurrency: i
         "seconds": round(elapsed, 3),
         "rows_per_s": round(rows_per_s, 1),
         "utilization": round(rows_per_s / (capacity / latency_s), 3),
+        "raw_client_rows_per_s": round(ceiling, 1),
+        "raw_client_utilization": round(ceiling / (capacity / latency_s), 3),
         "requests": stats["requests"],
         "rate_429": round(stats["throttled_429"] / max(1, stats["requests"]), 4),
         "peak_concurrency": stats["peak_concurrency"],
