@@ -145,6 +145,21 @@ def test_rows_per_invocation_limit_splits_the_object_into_continuations(
     assert len(applied) == 250
 
 
+def test_a_cursor_at_the_very_end_of_the_object_completes_with_nothing_left(
+    s3: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    event = put(s3, "normal/exact.csv", csv_bytes(40))
+    with DownstreamSimulator(SimulatorSettings(capacity=5, latency=FAST, seed=8)) as sim:
+        processor_env(monkeypatch, sim.rows_url, MAX_ROWS_PER_INVOCATION=20)
+        answers = [invoke(event)]
+        while answers[-1]["status"] == "PARTIAL":
+            answers.append(invoke({"object": event["object"], "cursor": answers[-1]["cursor"]}))
+        stats = sim.stats()
+    assert [a["status"] for a in answers] == ["PARTIAL", "PARTIAL", "COMPLETE"]
+    assert [a["rows_applied"] for a in answers] == [20, 20, 0]
+    assert stats.effects_applied == 40
+
+
 def test_a_changed_object_rejects_the_continuation(s3: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     event = put(s3, "normal/changing.csv", csv_bytes(50))
     with DownstreamSimulator(SimulatorSettings(capacity=5, latency=FAST, seed=6)) as sim:
