@@ -25,7 +25,7 @@ from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 from s3stagger.adapters.downstream_client import HttpDownstream, build_http_transports
 from s3stagger.adapters.failed_rows_sink import S3FailedRowsSink
 from s3stagger.adapters.s3_object_source import S3ObjectSource
-from s3stagger.config import ProcessorSettings
+from s3stagger.config import ConfigError, ProcessorSettings
 from s3stagger.domain.events import parse_process_request
 from s3stagger.domain.model import InvalidRequestError, ProcessRequest, RunStatus, RunSummary
 from s3stagger.processor import ObjectProcessor, RemainingTime, RunMetrics
@@ -113,7 +113,11 @@ def handler(event: Any, context: Any) -> dict[str, Any]:
     except InvalidRequestError as error:
         logger.error("event is not an object reference", extra={"error": str(error)})
         raise
-    settings = ProcessorSettings.from_env()
+    try:
+        settings = ProcessorSettings.from_env()
+    except ConfigError as error:
+        logger.error("processor settings are invalid", extra={"error": str(error)})
+        raise
     logger.thread_safe_append_keys(
         bucket=request.object.bucket,
         object_key=request.object.key,
