@@ -20,6 +20,7 @@ DEFINITIONS_DIR = REPO_ROOT / "src" / "s3stagger" / "definitions"
 MODULE_DIRS = sorted(path for path in (TERRAFORM_ROOT / "modules").iterdir() if path.is_dir())
 EXAMPLE_DIRS = sorted(path for path in (TERRAFORM_ROOT / "examples").iterdir() if path.is_dir())
 TF_FILES = sorted(TERRAFORM_ROOT.rglob("*.tf"))
+TFTEST_FILES = sorted(TERRAFORM_ROOT.rglob("*.tftest.hcl"))
 
 
 def load_script(name: str) -> ModuleType:

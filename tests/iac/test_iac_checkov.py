@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 from pathlib import Path
@@ -57,6 +58,9 @@ def test_checkov_reports_no_failed_check() -> None:
             "json",
         ],
         cwd=REPO_ROOT,
+        # checkov gives up on a file it cannot parse in 10 s, and a busy CI machine gets there:
+        # a parse timeout must not pass for a clean scan (parsing_errors is asserted below).
+        env={**os.environ, "HCL_PARSE_TIMEOUT_SEC": "180"},
         capture_output=True,
         text=True,
         timeout=240,

@@ -6,7 +6,15 @@ import re
 from pathlib import Path
 
 import pytest
-from _iac_support import EXAMPLE_DIRS, MODULE_DIRS, TERRAFORM_ROOT, TF_FILES, module_blocks, parse_tf
+from _iac_support import (
+    EXAMPLE_DIRS,
+    MODULE_DIRS,
+    TERRAFORM_ROOT,
+    TF_FILES,
+    TFTEST_FILES,
+    module_blocks,
+    parse_tf,
+)
 
 
 def test_the_repository_has_both_modules_and_both_examples() -> None:
@@ -14,7 +22,9 @@ def test_the_repository_has_both_modules_and_both_examples() -> None:
     assert [path.name for path in EXAMPLE_DIRS] == ["complete", "minimal"]
 
 
-@pytest.mark.parametrize("path", TF_FILES, ids=lambda path: str(path.relative_to(TERRAFORM_ROOT)))
+@pytest.mark.parametrize(
+    "path", TF_FILES + TFTEST_FILES, ids=lambda path: str(path.relative_to(TERRAFORM_ROOT))
+)
 def test_every_tf_file_parses(path: Path) -> None:
     parsed = parse_tf(path)
     assert parsed, f"{path} parsed to nothing"
@@ -41,6 +51,18 @@ def test_versions_require_terraform_1_5_and_aws_provider_5(module_dir: Path) -> 
     provider = re.fullmatch(r">=\s*(\d+)(?:\.\d+)*", aws["version"])
     assert provider
     assert int(provider[1]) >= 5
+
+
+@pytest.mark.parametrize("directory", MODULE_DIRS + EXAMPLE_DIRS, ids=lambda path: path.name)
+def test_each_module_and_example_has_a_terraform_test_with_a_mocked_provider(directory: Path) -> None:
+    tests = list((directory / "tests").glob("*.tftest.hcl"))
+    assert tests, f"{directory.name}: add tests/<name>.tftest.hcl"
+    for path in tests:
+        parsed = parse_tf(path)
+        assert any("aws" in block for block in parsed.get("mock_provider", [])), (
+            f"{path.name} must mock the AWS provider"
+        )
+        assert parsed.get("run"), f"{path.name} has no run block"
 
 
 @pytest.mark.parametrize("module_dir", MODULE_DIRS, ids=lambda path: path.name)

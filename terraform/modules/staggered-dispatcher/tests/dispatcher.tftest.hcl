@@ -61,7 +61,7 @@ run "renders_the_shared_state_machine_and_processor" {
   command = apply
 
   assert {
-    condition     = !strcontains(aws_sfn_state_machine.dispatcher.definition, "$${")
+    condition     = length(regexall("\\$\\{[A-Za-z_]", aws_sfn_state_machine.dispatcher.definition)) == 0
     error_message = "A placeholder of dispatcher.asl.json was left unrendered."
   }
 
