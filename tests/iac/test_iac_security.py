@@ -216,3 +216,16 @@ def test_lambda_and_state_machine_trace_and_log_with_retention() -> None:
 def test_the_budget_parameter_value_belongs_to_the_autoscaler() -> None:
     (parameter,) = _resource_bodies(DISPATCHER, "aws_ssm_parameter")
     assert [unwrap(item) for item in parameter["lifecycle"][0]["ignore_changes"]] == ["value"]
+
+
+def test_the_processor_can_tell_a_deleted_object_from_a_forbidden_one() -> None:
+    """S3 answers 403 instead of 404 to a caller without s3:ListBucket; a deleted object must be REJECTED once."""
+    grants = {
+        action: as_list(statement["resources"])
+        for name, statement in policy_statements(DISPATCHER)
+        if name == "processor" and is_allow(statement)
+        for action in statement["actions"]
+    }
+    assert grants["s3:ListBucket"] == ["${local.source_bucket_arn}"]
+    assert grants["s3:GetObject"] == ["${local.source_bucket_arn}/*"]
+    assert grants["s3:PutObject"] == ["${local.failed_rows_bucket_arn}/${local.failed_rows_prefix}*"]

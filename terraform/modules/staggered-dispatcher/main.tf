@@ -223,6 +223,14 @@ data "aws_iam_policy_document" "processor" {
   }
 
   statement {
+    sid = "SeeDeletedObjectsAsNotFound"
+    # Without ListBucket S3 answers 403, not 404, for a deleted object: the processor would retry
+    # it as a transient error instead of rejecting it once.
+    actions   = ["s3:ListBucket"]
+    resources = [local.source_bucket_arn]
+  }
+
+  statement {
     sid       = "WriteFailedRows"
     actions   = ["s3:PutObject"]
     resources = ["${local.failed_rows_bucket_arn}/${local.failed_rows_prefix}*"]
