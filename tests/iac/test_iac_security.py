@@ -219,7 +219,7 @@ def test_the_budget_parameter_value_belongs_to_the_autoscaler() -> None:
 
 
 def test_the_processor_can_tell_a_deleted_object_from_a_forbidden_one() -> None:
-    """S3 answers 403 instead of 404 to a caller without s3:ListBucket; a deleted object must be REJECTED once."""
+    """Without s3:ListBucket S3 answers 403, not 404: a deleted object must be REJECTED once."""
     grants = {
         action: as_list(statement["resources"])
         for name, statement in policy_statements(DISPATCHER)
