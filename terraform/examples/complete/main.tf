@@ -77,6 +77,23 @@ data "aws_iam_policy_document" "pipeline_key" {
   }
 
   statement {
+    sid       = "LogDeliveryReadsEncryptedExecutionData"
+    actions   = ["kms:Decrypt"]
+    resources = ["*"]
+
+    principals {
+      type        = "Service"
+      identifiers = ["delivery.logs.amazonaws.com"]
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [local.account_id]
+    }
+  }
+
+  statement {
     sid = "CloudWatchLogsEncryptsThisAccountsLogGroups"
     actions = [
       "kms:Encrypt", "kms:Decrypt", "kms:ReEncryptFrom", "kms:ReEncryptTo",
