@@ -16,9 +16,11 @@ failed-rows sink, downstream client) and runs one invocation:
   cursor at the lowest row not finished. Rows after that row that did finish are sent again by
   the continuation under the same Idempotency-Key, which the downstream recognises (duplicate
   delivery, never a duplicate effect);
-* if the downstream cannot be reached at all (no answer to any request in this invocation and a
-  row exhausted its attempts on connection errors), :class:`DownstreamUnavailableError` is raised,
-  so the caller's retry handles it and no row is wrongly recorded as failed.
+* if the downstream cannot be reached at all (no HTTP answer to any request in this invocation,
+  and a row exhausted its attempts on connection errors or timeouts),
+  :class:`DownstreamUnavailableError` is raised, so the caller's retry handles it and no row is
+  wrongly recorded as failed. Once the downstream has answered, rows that exhaust their attempts
+  are recorded as failed rows.
 """
 
 from __future__ import annotations
@@ -364,8 +366,8 @@ class ObjectProcessor:
                     limiter.on_timeout()
             finally:
                 slots.release()
-            if outcome is not DeliveryOutcome.UNREACHABLE:
-                progress.any_answer = progress.any_answer or delivery.status is not None
+            if delivery.status is not None:
+                progress.any_answer = True
             if outcome is DeliveryOutcome.THROTTLED:
                 summary.throttled += 1
             elif outcome is DeliveryOutcome.TIMED_OUT:
@@ -378,9 +380,10 @@ class ObjectProcessor:
                 self._fail(run, row, f"downstream rejected the row: {delivery.detail}")
                 return
             if not self._policy.should_retry(attempt):
-                if outcome is DeliveryOutcome.UNREACHABLE and not progress.any_answer:
+                if delivery.status is None and not progress.any_answer:
                     progress.unreachable = (
-                        f"downstream unreachable after {attempt} attempts: {delivery.detail}"
+                        f"downstream unreachable: no answer to any request after {attempt} attempts "
+                        f"of row {row.number} ({delivery.detail})"
                     )
                     return
                 self._fail(run, row, f"gave up after {attempt} attempts: {delivery.detail}")

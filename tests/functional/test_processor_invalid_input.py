@@ -167,26 +167,48 @@ def test_unreachable_downstream_raises_and_records_no_failed_rows(
         url = gone.rows_url  # the port is closed once the simulator stops
     processor_env(monkeypatch, url, MAX_ATTEMPTS=2, CONNECT_TIMEOUT_S=0.5)
     s3.put_object(Bucket=BUCKET, Key="normal/nowhere.csv", Body=csv_bytes(30))
-    with pytest.raises(DownstreamUnavailableError, match="unreachable after 2 attempts"):
+    with pytest.raises(DownstreamUnavailableError, match="no answer to any request after 2 attempts"):
         invoke(event_for("normal/nowhere.csv"))
     assert "Contents" not in s3.list_objects_v2(Bucket=BUCKET, Prefix="failed-rows/")
 
 
-def test_timeouts_lower_the_limit_and_exhausted_rows_are_recorded(
+def test_a_downstream_that_never_answers_in_time_is_unavailable(
     s3: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     slow = SimulatorSettings(capacity=20, latency=LatencySpec.fixed(0.5), seed=12)
     with DownstreamSimulator(slow) as sim:
         processor_env(monkeypatch, sim.rows_url, MAX_ATTEMPTS=2, READ_TIMEOUT_S=0.05, MAX_CONCURRENCY=4)
         s3.put_object(Bucket=BUCKET, Key="normal/slow.csv", Body=csv_bytes(3))
+        with pytest.raises(DownstreamUnavailableError, match="timed out: ReadTimeout"):
+            invoke(event_for("normal/slow.csv"))
+    assert "Contents" not in s3.list_objects_v2(Bucket=BUCKET, Prefix="failed-rows/")
+
+
+def test_once_the_downstream_answered_rows_that_time_out_are_recorded_as_failed(
+    s3: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    slow = SimulatorSettings(capacity=20, latency=LatencySpec.fixed(0.5), seed=12, max_body_bytes=300)
+    with DownstreamSimulator(slow) as sim:
+        # One request at a time: row 1 is too large and answered 413 at once; rows 2-3 time out.
+        processor_env(
+            monkeypatch,
+            sim.rows_url,
+            MAX_ATTEMPTS=2,
+            READ_TIMEOUT_S=0.05,
+            MAX_CONCURRENCY=2,
+            INITIAL_CONCURRENCY=1,
+        )
+        body = b"id,name,amount\n1," + b"x" * 400 + b",1\n2,b,2\n3,c,3\n"
+        s3.put_object(Bucket=BUCKET, Key="normal/slow.csv", Body=body)
         answer = invoke(event_for("normal/slow.csv"))
     assert answer["status"] == "COMPLETE"
-    assert answer["timeouts"] == 6
+    assert answer["timeouts"] == 4
     assert answer["throttled"] == 0
     assert answer["rows_failed"] == 3
     assert answer["concurrency_limit"] == 1
-    reasons = {row["reason"] for row in read_failed_rows(s3, answer["failed_rows_object"])}
-    assert reasons == {"gave up after 2 attempts: timed out: ReadTimeout"}
+    reasons = {row["row_number"]: row["reason"] for row in read_failed_rows(s3, answer["failed_rows_object"])}
+    assert reasons["1"].startswith("downstream rejected the row: HTTP 413")
+    assert reasons["2"] == reasons["3"] == "gave up after 2 attempts: timed out: ReadTimeout"
 
 
 @pytest.mark.parametrize(
