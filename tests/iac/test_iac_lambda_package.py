@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from _iac_support import DEFINITIONS_DIR, REPO_ROOT, load_script
+from packaging.requirements import Requirement
 
 build = load_script("build_lambda_package")
 HANDLER = json.loads((DEFINITIONS_DIR / "processor.json").read_text(encoding="utf-8"))["handler"]
@@ -88,9 +89,15 @@ def test_lambda_locks_are_hashed_url_free_and_cover_the_runtime_dependencies(arc
     assert "://" not in text
     assert not re.search(r"^\s*(-e|--index-url|--extra-index-url|-f|--find-links)\b", text, re.MULTILINE)
     pyproject = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text(encoding="utf-8"))
-    runtime = {re.split(r"[<>=!~\[ ;]", item)[0].lower() for item in pyproject["project"]["dependencies"]}
     locked = locked_packages(architecture)
-    assert runtime <= set(locked)
+    for dependency in map(Requirement, pyproject["project"]["dependencies"]):
+        name = re.sub(r"[-_.]+", "-", dependency.name).lower()
+        assert name in locked, (
+            f"{dependency.name} is missing: run `python scripts/build_lambda_package.py lock`"
+        )
+        assert dependency.specifier.contains(locked[name]), (
+            f"{name}=={locked[name]} violates {dependency}: re-lock"
+        )
     assert "boto3" not in locked, "boto3 ships with the Lambda runtime; packaging it wastes space"
 
 
