@@ -56,6 +56,13 @@ resource "aws_s3_bucket" "this" {
   bucket        = each.value
   force_destroy = var.force_destroy
   tags          = var.tags
+
+  lifecycle {
+    precondition {
+      condition     = length(each.value) <= 63
+      error_message = "Bucket name ${each.value} is ${length(each.value)} characters; S3 allows 63. Shorten name_prefix or set bucket_names.${each.key}."
+    }
+  }
 }
 
 resource "aws_s3_bucket_ownership_controls" "this" {

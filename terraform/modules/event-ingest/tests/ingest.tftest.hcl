@@ -126,3 +126,13 @@ run "rejects_an_invalid_bucket_name" {
 
   expect_failures = [var.bucket_names]
 }
+
+run "rejects_a_prefix_that_makes_bucket_names_too_long" {
+  command = plan
+
+  variables {
+    name_prefix = "a-very-long-prefix-for-a-bucket"
+  }
+
+  expect_failures = [aws_s3_bucket.this]
+}
