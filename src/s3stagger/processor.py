@@ -194,7 +194,7 @@ class ObjectProcessor:
         self._source = source
         self._sink = sink
         self._downstream = downstream
-        self._rng = rng or random.Random()
+        self._rng = rng or random.Random()  # nosec B311 - backoff jitter, not security
         self._policy = RetryPolicy(settings.max_attempts, settings.backoff_base_s, settings.backoff_max_s)
         self._format = csv_format(settings)
         self.last_metrics = RunMetrics(0.0, 0.0, 0, 0, 0, 0)
