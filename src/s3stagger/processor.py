@@ -194,7 +194,8 @@ class ObjectProcessor:
         self._source = source
         self._sink = sink
         self._downstream = downstream
-        self._rng = rng or random.Random()  # nosec B311 - backoff jitter, not security
+        # Backoff jitter, not security.
+        self._rng = rng or random.Random()  # nosec B311
         self._policy = RetryPolicy(settings.max_attempts, settings.backoff_base_s, settings.backoff_max_s)
         self._format = csv_format(settings)
         self.last_metrics = RunMetrics(0.0, 0.0, 0, 0, 0, 0)
