@@ -98,6 +98,21 @@ def test_capacity_below_the_maximum_draws_429s_and_the_limit_backs_off(
     assert figures[0].lowest_limit < 12
 
 
+def test_retry_after_as_an_http_date_is_honoured(s3: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    event = put(s3, "high/dated.csv", csv_bytes(60))
+    settings = SimulatorSettings(
+        capacity=2, latency=FAST, overload="reject", seed=9, retry_after_s=0.01, retry_after_http_date=True
+    )
+    with DownstreamSimulator(settings) as sim:
+        processor_env(monkeypatch, sim.rows_url, MAX_CONCURRENCY=6, INITIAL_CONCURRENCY=6, MAX_ATTEMPTS=40)
+        answer = invoke(event)
+        stats = sim.stats()
+    assert answer["status"] == "COMPLETE"
+    assert answer["rows_applied"] == 60
+    assert stats.throttled_429 > 0
+    assert stats.effects_applied == 60
+
+
 def test_a_deadline_gives_partial_and_the_continuation_finishes_without_duplicate_effects(
     s3: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
