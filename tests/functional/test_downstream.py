@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email.utils
+import gc
 import json
 import logging
 import socket
@@ -466,6 +467,37 @@ def test_stop_ends_in_flight_requests_joins_its_thread_and_frees_the_port() -> N
     sim.stop()  # stopping twice is harmless
     with pytest.raises(RuntimeError, match="not running"):
         sim.stats()
+
+
+@pytest.mark.filterwarnings("error::ResourceWarning", "error::pytest.PytestUnraisableExceptionWarning")
+def test_stop_completes_while_clients_keep_connecting() -> None:
+    sim = DownstreamSimulator(SimulatorSettings(latency=LatencySpec.fixed(0))).start()
+    port, thread = sim.port, sim._thread
+    done = threading.Event()
+    connected: list[int] = []
+
+    def keep_connecting() -> None:
+        for _ in range(2000):  # bounded: ends once the port is closed, or after 2,000 connections
+            if done.is_set():
+                return
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1.0) as raw:
+                    raw.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+                    connected.append(1)
+            except OSError:
+                return
+
+    connector = threading.Thread(target=keep_connecting)
+    connector.start()
+    try:
+        wait_until(lambda: len(connected) >= 5, "clients to be connecting")
+        sim.stop()
+    finally:
+        done.set()
+        connector.join(WAIT_LIMIT_S)
+    assert thread is not None
+    assert not thread.is_alive()
+    gc.collect()  # a transport left unclosed would warn here (ResourceWarning), failing the test
 
 
 def test_starting_twice_is_refused() -> None:

@@ -65,6 +65,7 @@ TIMER_SLACK_S = 0.0005
 """The event loop wakes a timer 0-1 ms late (epoll counts in milliseconds); sleeping this much less
 keeps the mean service time at the configured latency rather than about half a millisecond above."""
 _READ_CHUNK = 65_536
+_SETTLE_ITERATIONS = 5
 _START_TIMEOUT_S = 10.0
 _STOP_TIMEOUT_S = 10.0
 
@@ -263,13 +264,37 @@ class _DownstreamServer:
         try:
             await self._stopping.wait()
         finally:
+            # Stop accepting first and let connections already accepted finish setting up: closing the
+            # server under them makes Python 3.11 drop half-built transports (an assertion in
+            # Server._attach), which leaves their sockets to the garbage collector.
+            for listening in server.sockets:
+                self.loop.remove_reader(listening.fileno())
+            for _ in range(_SETTLE_ITERATIONS):
+                await asyncio.sleep(0)
             server.close()
             if self._schedule_task is not None:
                 self._schedule_task.cancel()
-            for task in list(self._connections):
+            await self._close_connections()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(server.wait_closed(), _STOP_TIMEOUT_S / 2)
+
+    async def _close_connections(self) -> None:
+        """End every connection, including those accepted just before the listening socket closed.
+
+        The loop is this server's own, so every other task belongs to a connection. Between rounds the
+        loop runs a few iterations: connections accepted late start (and, seeing ``stopping``, close
+        themselves) and closed transports release their sockets (``connection_lost`` runs).
+        """
+        current = asyncio.current_task()
+        while True:
+            for _ in range(_SETTLE_ITERATIONS):
+                await asyncio.sleep(0)
+            pending = [task for task in asyncio.all_tasks() if task is not current]
+            if not pending:
+                return
+            for task in pending:
                 task.cancel()
-            await asyncio.gather(*self._connections, return_exceptions=True)
-            await server.wait_closed()
+            await asyncio.gather(*pending, return_exceptions=True)
 
     def request_stop(self) -> None:
         if self._stopping is not None:
@@ -295,6 +320,9 @@ class _DownstreamServer:
     # -- HTTP -------------------------------------------------------------------------------------
 
     async def _serve_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self._stopping is not None and self._stopping.is_set():
+            writer.close()
+            return
         task = asyncio.current_task()
         assert task is not None  # noqa: S101 - always set inside a task
         self._connections.add(task)
