@@ -26,12 +26,8 @@ locals {
   lease_queue_name     = "${var.name_prefix}-${local.queue_definitions.lease_queue.name_suffix}"
 
   # Known before creation, so the state machine's role can name its own state machine (no cycle).
-  state_machine_arn = "arn:${local.partition}:states:${local.region}:${local.account_id}:stateMachine:${local.state_machine_name}"
-  event_bus_arn = (
-    local.dispatcher_settings.event_bus_name == "default"
-    ? "arn:${local.partition}:events:${local.region}:${local.account_id}:event-bus/default"
-    : "arn:${local.partition}:events:${local.region}:${local.account_id}:event-bus/${local.dispatcher_settings.event_bus_name}"
-  )
+  state_machine_arn      = "arn:${local.partition}:states:${local.region}:${local.account_id}:stateMachine:${local.state_machine_name}"
+  event_bus_arn          = "arn:${local.partition}:events:${local.region}:${local.account_id}:event-bus/${local.dispatcher_settings.event_bus_name}"
   source_bucket_arn      = "arn:${local.partition}:s3:::${var.source_bucket_name}"
   failed_rows_bucket_arn = "arn:${local.partition}:s3:::${var.failed_rows_bucket_name}"
 
