@@ -422,6 +422,7 @@ class _Start:
         return self.opened.version_id or self.opened.etag
 
     def opened_ref(self, summary: RunSummary) -> ObjectRef:
+        summary.key = self.opened.key or summary.key
         return ObjectRef(
             bucket=summary.bucket, key=summary.key, version_id=self.version_id, etag=self.opened.etag
         )

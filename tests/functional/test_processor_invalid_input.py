@@ -123,6 +123,14 @@ def test_object_gone_is_rejected(s3: Any, sim: DownstreamSimulator) -> None:
     assert "no longer exists" in answer["error"]["message"]
 
 
+def test_a_url_encoded_key_is_read_under_its_decoded_name(s3: Any, sim: DownstreamSimulator) -> None:
+    s3.put_object(Bucket=BUCKET, Key="normal/monthly report (1).csv", Body=csv_bytes(5))
+    answer = invoke(event_for("normal/monthly+report+%281%29.csv"))
+    assert answer["status"] == "COMPLETE"
+    assert answer["key"] == "normal/monthly report (1).csv"
+    assert answer["rows_applied"] == 5
+
+
 def test_object_overwritten_since_the_event_is_rejected(s3: Any, sim: DownstreamSimulator) -> None:
     s3.put_object(Bucket=BUCKET, Key="normal/rewritten.csv", Body=csv_bytes(5))
     answer = invoke(event_for("normal/rewritten.csv", etag="0123456789abcdef0123456789abcdef"))

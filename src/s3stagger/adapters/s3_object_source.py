@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote_plus
 
 from botocore.exceptions import ClientError
 
@@ -29,6 +30,8 @@ class OpenedObject:
     object_size: int
     """Size of the whole object (not of the range)."""
     chunks: Iterator[bytes]
+    key: str = ""
+    """The key actually read (the event's key, URL-decoded if only that form exists)."""
     _body: Any = None
 
     def close(self) -> None:
@@ -61,6 +64,20 @@ class S3ObjectSource:
         Raises :class:`ObjectRejectedError` when the object is gone (``OBJECT_GONE``) or its ETag is
         no longer ``if_match`` (``OBJECT_CHANGED``); any other S3 error propagates (transient).
         """
+        return self._open(
+            ref, start=start, end=end, if_match=if_match, version_id=version_id, try_decoded=True
+        )
+
+    def _open(
+        self,
+        ref: ObjectRef,
+        *,
+        start: int,
+        end: int | None,
+        if_match: str | None,
+        version_id: str | None,
+        try_decoded: bool,
+    ) -> OpenedObject:
         params: dict[str, Any] = {"Bucket": ref.bucket, "Key": ref.key}
         version = version_id or ref.version_id
         if version:
@@ -75,6 +92,18 @@ class S3ObjectSource:
             code = _error_code(error)
             where = f"s3://{ref.bucket}/{ref.key}" + (f" (version {version})" if version else "")
             if code in GONE_CODES:
+                decoded = unquote_plus(ref.key)
+                if try_decoded and decoded != ref.key:
+                    # S3 URL-encodes keys in its notifications ("a b.csv" → "a+b.csv"); EventBridge
+                    # events are taken as they come, so an encoded key gets one more try, decoded.
+                    return self._open(
+                        replace(ref, key=decoded),
+                        start=start,
+                        end=end,
+                        if_match=if_match,
+                        version_id=version_id,
+                        try_decoded=False,
+                    )
                 raise ObjectRejectedError(
                     RejectionReason.OBJECT_GONE, f"{where} no longer exists ({code}); nothing to process"
                 ) from error
@@ -85,7 +114,7 @@ class S3ObjectSource:
                     "on its own event",
                 ) from error
             if code in RANGE_CODES:
-                return OpenedObject(if_match or "", version, start, iter(()))
+                return OpenedObject(if_match or "", version, start, iter(()), key=ref.key)
             raise
         body = response["Body"]
         etag = str(response.get("ETag", "")).strip('"')
@@ -101,5 +130,6 @@ class S3ObjectSource:
             version_id=returned_version if returned_version and returned_version != "null" else version,
             object_size=size,
             chunks=body.iter_chunks(chunk_size=self._chunk_size),
+            key=ref.key,
             _body=body,
         )
