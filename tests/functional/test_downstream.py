@@ -435,6 +435,23 @@ def test_a_client_asking_to_close_gets_its_answer_then_the_connection_ends() -> 
     assert answer.endswith(b'{"status": "ok"}')
 
 
+def test_a_client_expecting_100_continue_is_told_to_send_its_body() -> None:
+    body = json.dumps({"id": 1, "note": "x" * 2000}).encode()
+    with DownstreamSimulator(SimulatorSettings(latency=LatencySpec.fixed(0))) as sim:
+        with socket.create_connection(("127.0.0.1", sim.port), timeout=WAIT_LIMIT_S) as raw:
+            stream = raw.makefile("rb")
+            head = b"POST /rows HTTP/1.1\r\nHost: x\r\nIdempotency-Key: big\r\nExpect: 100-continue\r\n"
+            raw.sendall(head + b"Content-Length: %d\r\nConnection: close\r\n\r\n" % len(body))
+            interim = stream.readline()
+            assert stream.readline() == b"\r\n"
+            raw.sendall(body)
+            final = stream.readline()
+        stats = sim.stats()
+    assert interim.startswith(b"HTTP/1.1 100")
+    assert final.startswith(b"HTTP/1.1 200")
+    assert stats.effects_applied == 1
+
+
 def test_a_given_port_is_used_and_a_busy_port_is_reported() -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

@@ -331,7 +331,7 @@ class _DownstreamServer:
         connection = h11.Connection(h11.SERVER)
         try:
             while True:
-                request = await self._read_request(connection, reader)
+                request = await self._read_request(connection, reader, writer)
                 if request is None:
                     break
                 method, target, headers, body = request
@@ -367,13 +367,17 @@ class _DownstreamServer:
                 await writer.wait_closed()
 
     async def _read_request(
-        self, connection: h11.Connection, reader: asyncio.StreamReader
+        self, connection: h11.Connection, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> tuple[str, str, dict[str, str], bytes] | None:
         request: h11.Request | None = None
         body = bytearray()
         while True:
             event = connection.next_event()
             if event is h11.NEED_DATA:
+                if connection.they_are_waiting_for_100_continue:  # e.g. curl with a body over 1 KiB
+                    writer.write(
+                        connection.send(h11.InformationalResponse(status_code=100, headers=[])) or b""
+                    )
                 data = await reader.read(_READ_CHUNK)
                 connection.receive_data(data)
                 continue
