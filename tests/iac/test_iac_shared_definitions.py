@@ -225,7 +225,10 @@ def test_local_mode_provisions_from_the_files_terraform_reads(definition_files_r
             stateMachineArn=stack.names.state_machine_arn
         )["definition"]
 
-    assert set(definition_files_read) == set(terraform_definition_reads())
+    local_only = sorted(set(definition_files_read) - set(terraform_definition_reads()))
+    terraform_only = sorted(set(terraform_definition_reads()) - set(definition_files_read))
+    assert local_only == [], f"local mode provisions from {local_only}; no Terraform module reads them"
+    assert terraform_only == [], f"Terraform reads {terraform_only}; local mode does not provision from them"
     template = json.loads((DEFINITIONS_DIR / "dispatcher.asl.json").read_text(encoding="utf-8"))
     assert set(json.loads(definition)["States"]) == set(template["States"])
 
