@@ -3,7 +3,8 @@
 #
 #   fmt       rewrites the given .tf files in canonical style (pre-commit then reports the change)
 #   validate  runs `terraform init -backend=false` + `terraform validate` in every module or example
-#             directory that holds one of the given files (needs provider downloads once)
+#             directory that holds one of the given files (downloads providers once, or takes
+#             them from S3STAGGER_TF_PLUGIN_DIR, a local mirror)
 #
 # Without a `terraform` binary the hook says so and passes: CI checks the same files without
 # Terraform (python-hcl2 parsing, checkov and tests/iac via `make test`).
@@ -44,10 +45,15 @@ if [[ $command_name == fmt ]]; then
   exit "$status"
 fi
 
+init_options=(-backend=false -input=false -no-color)
+if [[ -n ${S3STAGGER_TF_PLUGIN_DIR:-} ]]; then
+  init_options+=("-plugin-dir=${S3STAGGER_TF_PLUGIN_DIR}") # offline: providers from a local mirror
+fi
+
 mapfile -t directories < <(for file in "${files[@]}"; do dirname "$file"; done | sort -u)
 for directory in "${directories[@]}"; do
   echo "terraform validate: $directory"
-  if ! terraform -chdir="$directory" init -backend=false -input=false -no-color >/dev/null; then
+  if ! terraform -chdir="$directory" init "${init_options[@]}" >/dev/null; then
     echo "terraform init failed in $directory (provider download?): run it there to see why" >&2
     status=1
     continue
