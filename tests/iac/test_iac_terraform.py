@@ -87,3 +87,44 @@ def test_terraform_test_passes_against_a_mocked_provider(
     result = run_terraform(["test"], copy, env)
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-4000:]
     assert "0 failed" in result.stdout
+
+
+HOOK = REPO_ROOT / "scripts" / "terraform_hook.sh"
+
+
+@pytest.fixture
+def path_without_terraform(tmp_path: Path) -> str:
+    """A PATH holding only bash, so the hook sees no terraform whatever this machine has."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    bash = shutil.which("bash")
+    assert bash is not None
+    (bin_dir / "bash").symlink_to(bash)
+    return str(bin_dir)
+
+
+@pytest.mark.parametrize("command", ["fmt", "validate"])
+def test_hook_says_terraform_is_missing_and_passes(command: str, path_without_terraform: str) -> None:
+    result = subprocess.run(  # noqa: S603
+        [str(HOOK), command, "terraform/modules/event-ingest/main.tf"],
+        cwd=REPO_ROOT,
+        env={"PATH": path_without_terraform},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0
+    assert f"terraform is not installed: skipped 'terraform {command}'" in result.stderr
+
+
+def test_hook_refuses_an_unknown_command(path_without_terraform: str) -> None:
+    result = subprocess.run(  # noqa: S603
+        [str(HOOK), "apply"],
+        cwd=REPO_ROOT,
+        env={"PATH": path_without_terraform},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "usage:" in result.stderr
