@@ -14,6 +14,8 @@ locals {
   # downstream's capacity; the processor's adaptive limiter absorbs the rest (429 -> back off).
   budget_maximum     = 10
   rows_in_flight_max = max(1, floor(var.downstream_capacity / local.budget_maximum))
+
+  package_path = coalesce(var.package_path, "${path.root}/../../../dist/s3stagger-lambda-${var.architecture}.zip")
 }
 
 # --- One customer-managed key for buckets, queues, logs, state machine and alerts --------------
@@ -146,7 +148,7 @@ module "dispatcher" {
   source_bucket_name      = module.ingest.uploads_bucket_name
   failed_rows_bucket_name = module.ingest.failed_rows_bucket_name
   downstream_url          = var.downstream_url
-  package_path            = var.package_path
+  package_path            = local.package_path
   architecture            = var.architecture
   kms_key_arn             = aws_kms_key.pipeline.arn
   log_retention_days      = 365

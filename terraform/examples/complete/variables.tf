@@ -22,8 +22,8 @@ variable "name_prefix" {
 
 variable "package_path" {
   type        = string
-  description = "Path of the Lambda zip built by `make package` in the repository root, matching `architecture`."
-  default     = "../../../dist/s3stagger-lambda-arm64.zip"
+  description = "Path of the Lambda zip built by `make package` in the repository root. Null: `../../../dist/s3stagger-lambda-<architecture>.zip`."
+  default     = null
 }
 
 variable "architecture" {
