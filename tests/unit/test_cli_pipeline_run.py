@@ -6,7 +6,14 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from s3stagger.cli.demo import EXIT_NOT_CLEAN, EXIT_ROWS_MISSING, exit_status, render_progress, render_report
+from s3stagger.cli.demo import (
+    EXIT_NOT_CLEAN,
+    EXIT_ROWS_MISSING,
+    exit_status,
+    render_progress,
+    render_report,
+    sizing_note,
+)
 from s3stagger.cli.pipeline_run import (
     PipelineProgress,
     PipelineRunResult,
@@ -199,3 +206,18 @@ def test_progress_rendering_shows_queues_rows_and_downstream() -> None:
     assert "normal 3 (+2 in flight)" in text
     assert "7 / 8 (peak 8)" in text
     assert "12 / 0" in text
+
+
+def test_processor_concurrency_is_sized_to_the_capacity_unless_given() -> None:
+    assert PipelineRunSettings(capacity=20, concurrency_budget=10).sized_processor_concurrency() == 2
+    assert PipelineRunSettings(capacity=5, concurrency_budget=10).sized_processor_concurrency() == 1
+    given = PipelineRunSettings(capacity=20, concurrency_budget=10, processor_max_concurrency=7)
+    assert given.sized_processor_concurrency() == 7
+    assert PipelineRunSettings(concurrency_budget=None).effective_budget() >= 1
+
+
+def test_sizing_note_warns_when_demand_exceeds_capacity() -> None:
+    assert "over capacity" in sizing_note(10, 4, 20).plain
+    fits = sizing_note(10, 2, 20).plain
+    assert "= 20 requests at most" in fits
+    assert "over capacity" not in fits

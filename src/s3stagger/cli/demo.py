@@ -7,9 +7,10 @@ accounted for (failed-row sink, DLQ) with no duplicate effect and the downstream
 capacity; 1 when a row is missing; 3 when every row is accounted for but the run is not clean
 (duplicate effects or the downstream's capacity exceeded); 2 for wrong flags.
 
-The defaults (100 files x 50 rows, downstream capacity 8 at 100 ms) keep the downstream the
-bottleneck — at most 80 rows/s — while the emulator's per-object orchestration stays well below
-it, so the run takes about a minute and its utilization means something.
+The defaults (100 files x 50 rows; downstream capacity C = 20 at L = 200 ms, so at most
+C / L = 100 rows/s; dispatcher budget 10 objects x 2 rows in flight each = 20 = C) keep the
+downstream the bottleneck while the emulator's per-object orchestration stays below it: the run
+takes one to two minutes on 2 cores and its utilization means something.
 """
 
 from __future__ import annotations
@@ -139,6 +140,20 @@ def lambda_output_to(path: Path) -> Iterator[None]:
             os.close(saved_fd)
 
 
+def sizing_note(budget: int, processor_concurrency: int, capacity: int) -> Text:
+    """One line on how the run is sized against the downstream's capacity."""
+    demand = budget * processor_concurrency
+    line = (
+        f"sizing: budget {budget} objects x {processor_concurrency} rows in flight each = {demand} "
+        f"requests at most, downstream capacity {capacity}"
+    )
+    if demand > capacity:
+        return Text(
+            line + ": over capacity, expect 429s, retries and rows in the failed-row sink", style="yellow"
+        )
+    return Text(line, style="dim")
+
+
 def exit_status(report: PipelineReport) -> int:
     """0 clean; 1 rows missing; 3 all accounted but duplicate effects or capacity exceeded."""
     if not report.all_rows_accounted:
@@ -155,10 +170,10 @@ def demo(
     workers: Annotated[int, typer.Option(min=1, max=256, help="Parallel uploads.")] = 10,
     capacity: Annotated[
         int, typer.Option(min=1, max=1000, help="Downstream capacity C (concurrent requests).")
-    ] = 8,
+    ] = 20,
     latency: Annotated[
         str, typer.Option(help="Downstream latency L: fixed:SECONDS, uniform:LOW,HIGH or seed (5-30 s).")
-    ] = "fixed:0.1",
+    ] = "fixed:0.2",
     time_scale: Annotated[
         float,
         typer.Option(
@@ -172,10 +187,11 @@ def demo(
         float, typer.Option(min=0.0, max=1.0, help="Share of files uploaded under high/.")
     ] = 0.1,
     budget: Annotated[
-        int | None, typer.Option(min=1, max=40, help="Objects processed at once (dispatcher budget).")
+        int | None, typer.Option(min=1, max=40, help="Objects processed at once (default: budget.json).")
     ] = None,
     processor_concurrency: Annotated[
-        int | None, typer.Option(min=1, max=1000, help="Rows in flight per processor invocation at most.")
+        int | None,
+        typer.Option(min=1, max=1000, help="Rows in flight per invocation (default: capacity // budget)."),
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the generated data and the simulator.")] = 1,
     timeout: Annotated[float, typer.Option(min=1.0, help="Give up after this many seconds.")] = 600.0,
@@ -222,6 +238,7 @@ def demo(
             f"latency {latency_spec.describe()} x {time_scale:g}",
             highlight=False,
         )
+        err.print(sizing_note(settings.effective_budget(), settings.sized_processor_concurrency(), capacity))
         with lambda_output_to(log_path), Live(console=err, refresh_per_second=4, transient=False) as live:
             result = run_pipeline(
                 settings, on_progress=lambda progress: live.update(render_progress(progress))
@@ -231,6 +248,8 @@ def demo(
         payload: dict[str, Any] = report.as_dict() | {
             "processor_invocations": result.processor_invocations,
             "timed_out": result.timed_out,
+            "concurrency_budget": settings.effective_budget(),
+            "processor_concurrency": settings.sized_processor_concurrency(),
         }
         typer.echo(json.dumps(payload))
     else:

@@ -83,10 +83,10 @@ def up(
     *,
     capacity: Annotated[
         int, typer.Option(min=1, max=1000, help="Simulator capacity (concurrent requests).")
-    ] = 8,
+    ] = 20,
     latency: Annotated[
         str, typer.Option(help="Simulator latency: fixed:SECONDS, uniform:LOW,HIGH or seed (5-30 s).")
-    ] = "fixed:0.1",
+    ] = "fixed:0.2",
     time_scale: Annotated[
         float, typer.Option(min=0.0001, max=100.0, help="Multiplies simulator latency.")
     ] = 1.0,

@@ -25,6 +25,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from s3stagger import definitions
 from s3stagger.cli.simulate import UploadedObject, upload_objects
 from s3stagger.domain.pipeline_report import (
     PipelineObservation,
@@ -60,7 +61,7 @@ class PipelineRunSettings:
     workers: int = 10
     high_priority_share: float = 0.1
     """Share of the files uploaded under ``high/`` (the rest under ``normal/``)."""
-    capacity: int = 8
+    capacity: int = 20
     """Downstream capacity C: concurrent requests it serves."""
     latency: LatencySpec | None = None
     """Downstream latency (before time scale); ``None``: :data:`DEFAULT_LATENCY_S` fixed."""
@@ -72,9 +73,27 @@ class PipelineRunSettings:
     concurrency_budget: int | None = None
     """Objects processed at once (the dispatcher's budget); ``None``: ``budget.json``'s default."""
     processor_max_concurrency: int | None = None
-    """Rows in flight per invocation at most (``S3STAGGER_MAX_CONCURRENCY``); ``None``: default."""
+    """Rows in flight per invocation at most (``S3STAGGER_MAX_CONCURRENCY``); ``None``: sized so
+    that budget x rows in flight fits the capacity (see :meth:`sized_processor_concurrency`)."""
     collect_history: bool = False
     """Read every dispatcher execution's history at the end (state transitions per object)."""
+
+    def effective_budget(self) -> int:
+        """The concurrency budget in force: the setting, else ``budget.json``'s default."""
+        if self.concurrency_budget is not None:
+            return self.concurrency_budget
+        return int(definitions.read_json("budget.json")["default"])
+
+    def sized_processor_concurrency(self) -> int:
+        """Rows in flight per invocation: the setting, else ``capacity // budget`` (at least 1).
+
+        Each invocation's adaptive limit reacts to its own 429s only, so invocations running side by
+        side can together keep the downstream over its capacity; sizing budget x rows in flight to
+        the capacity is what keeps the downstream from being overwhelmed in the first place.
+        """
+        if self.processor_max_concurrency is not None:
+            return self.processor_max_concurrency
+        return max(1, self.capacity // self.effective_budget())
 
     def __post_init__(self) -> None:
         if self.files < 1:
@@ -87,7 +106,7 @@ class PipelineRunSettings:
             raise ValueError(f"timeout_s must be > 0, got {self.timeout_s}")
 
 
-DEFAULT_LATENCY_S = 0.1
+DEFAULT_LATENCY_S = 0.2
 
 
 def workload(
@@ -342,11 +361,7 @@ def run_pipeline(
                 )
             )
         )
-        environment = (
-            {}
-            if settings.processor_max_concurrency is None
-            else {"S3STAGGER_MAX_CONCURRENCY": str(settings.processor_max_concurrency)}
-        )
+        environment = {"S3STAGGER_MAX_CONCURRENCY": str(settings.sized_processor_concurrency())}
         stack = resources.enter_context(
             LocalStack(
                 LocalStackSettings(
