@@ -20,6 +20,7 @@ def test_values_are_parsed_and_initial_concurrency_is_capped_by_the_maximum() ->
         "S3STAGGER_READ_TIMEOUT_S": "1.5",
         "S3STAGGER_EXPECTED_HEADER": "id, name ,amount",
         "S3STAGGER_CSV_DELIMITER": ";",
+        "S3STAGGER_MAX_LINE_BYTES": "4096",
     }
     settings = ProcessorSettings.from_env(env)
     assert settings.max_concurrency == 4
@@ -27,6 +28,7 @@ def test_values_are_parsed_and_initial_concurrency_is_capped_by_the_maximum() ->
     assert settings.read_timeout_s == 1.5
     assert settings.expected_header == ("id", "name", "amount")
     assert settings.csv_delimiter == ";"
+    assert settings.max_line_bytes == 4096
 
 
 @pytest.mark.parametrize(
@@ -39,6 +41,7 @@ def test_values_are_parsed_and_initial_concurrency_is_capped_by_the_maximum() ->
         (URL | {"S3STAGGER_READ_TIMEOUT_S": "soon"}, "S3STAGGER_READ_TIMEOUT_S='soon' is not a number"),
         (URL | {"S3STAGGER_READ_TIMEOUT_S": "0"}, "must be >= 0.001"),
         (URL | {"S3STAGGER_CSV_DELIMITER": ";;"}, "single character"),
+        (URL | {"S3STAGGER_MAX_LINE_BYTES": "0"}, "S3STAGGER_MAX_LINE_BYTES=0 must be >= 1"),
     ],
 )
 def test_malformed_settings_name_the_variable(env: dict[str, str], message: str) -> None:
