@@ -95,8 +95,11 @@ class ProcessorSettings:
         if not url.startswith(("http://", "https://")):
             raise ConfigError(f"{PREFIX}DOWNSTREAM_URL={url!r} must start with http:// or https://")
         delimiter = _get(env, "CSV_DELIMITER") or ","
-        if len(delimiter) != 1:
-            raise ConfigError(f"{PREFIX}CSV_DELIMITER={delimiter!r} must be a single character")
+        if len(delimiter) != 1 or delimiter in '\r\n"':
+            raise ConfigError(
+                f"{PREFIX}CSV_DELIMITER={delimiter!r} must be a single character, "
+                "other than a quote or newline"
+            )
         max_concurrency = _int(env, "MAX_CONCURRENCY", 10, minimum=1)
         return cls(
             downstream_url=url,

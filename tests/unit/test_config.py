@@ -41,6 +41,7 @@ def test_values_are_parsed_and_initial_concurrency_is_capped_by_the_maximum() ->
         (URL | {"S3STAGGER_READ_TIMEOUT_S": "soon"}, "S3STAGGER_READ_TIMEOUT_S='soon' is not a number"),
         (URL | {"S3STAGGER_READ_TIMEOUT_S": "0"}, "must be >= 0.001"),
         (URL | {"S3STAGGER_CSV_DELIMITER": ";;"}, "single character"),
+        (URL | {"S3STAGGER_CSV_DELIMITER": '"'}, "not a quote or newline|other than a quote or newline"),
         (URL | {"S3STAGGER_MAX_LINE_BYTES": "0"}, "S3STAGGER_MAX_LINE_BYTES=0 must be >= 1"),
     ],
 )
