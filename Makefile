@@ -19,7 +19,7 @@ QUEUE ?=
 STATE_MACHINE ?=
 FUNCTION ?=
 
-.PHONY: help install lock test unit lint format format-check typecheck demo bench-processor bench-pipeline simulate monitor package checkov clean
+.PHONY: help install lock test unit lint format format-check typecheck demo bench-processor bench-pipeline simulate monitor package terraform-docs checkov clean
 
 help: ## list targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-18s %s\n", $$1, $$2}'
@@ -42,6 +42,7 @@ lock: $(UV) ## re-pin requirements/*.txt from pyproject.toml (URL-free, hashed)
 		--generate-hashes --no-header -o requirements/dev.txt
 	$(UV) pip compile requirements/checkov.in --python-version 3.11 --generate-hashes --no-header \
 		-o requirements/checkov.txt
+	$(BIN)/python scripts/build_lambda_package.py lock
 
 $(CHECKOV): $(UV) requirements/checkov.txt
 	$(PYTHON) -m venv $(CHECKOV_VENV)
@@ -82,6 +83,9 @@ simulate: $(STAMP) ## upload generated CSV files: make simulate BUCKET= FILES= R
 
 monitor: $(STAMP) ## live view: make monitor QUEUE= STATE_MACHINE= FUNCTION=
 	$(BIN)/s3stagger monitor --queue "$(QUEUE)" --state-machine "$(STATE_MACHINE)" --function "$(FUNCTION)"
+
+terraform-docs: $(STAMP) ## regenerate the inputs/outputs tables of the Terraform module READMEs
+	$(BIN)/python scripts/terraform_docs.py
 
 package: $(STAMP) ## build the Lambda deployment zip (python3.13, reproducible) into dist/
 	$(BIN)/python scripts/build_lambda_package.py
