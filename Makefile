@@ -18,6 +18,7 @@ WORKERS ?= 10
 QUEUE ?=
 STATE_MACHINE ?=
 FUNCTION ?=
+BENCH_ARGS ?=
 
 .PHONY: help install lock test unit lint format format-check typecheck demo bench-processor bench-pipeline simulate monitor package terraform-docs checkov clean
 
@@ -73,10 +74,10 @@ demo: $(STAMP) ## the main job on the embedded emulator
 	$(BIN)/s3stagger demo
 
 bench-processor: $(STAMP) ## processor benchmark: one JSON line of figures
-	$(BIN)/python benchmarks/bench_processor.py
+	$(BIN)/python benchmarks/bench_processor.py $(BENCH_ARGS)
 
 bench-pipeline: $(STAMP) ## whole-pipeline benchmark on the demo workload: one JSON line of figures
-	$(BIN)/python benchmarks/bench_pipeline.py
+	$(BIN)/python benchmarks/bench_pipeline.py $(BENCH_ARGS)
 
 simulate: $(STAMP) ## upload generated CSV files: make simulate BUCKET= FILES= ROWS= WORKERS=
 	$(BIN)/s3stagger simulate --bucket "$(BUCKET)" --files $(FILES) --rows $(ROWS) --workers $(WORKERS)
