@@ -51,7 +51,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=600.0)
     args = parser.parse_args(argv)
 
-    quiet_emulator_logs(verbose=False)
     settings = PipelineRunSettings(
         files=args.files,
         rows=args.rows,
@@ -65,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     log_path = Path(tempfile.gettempdir()) / f"s3stagger-bench-pipeline-{os.getpid()}.log"
     started = time.monotonic()
-    with lambda_output_to(log_path):
+    with quiet_emulator_logs(verbose=False), lambda_output_to(log_path):
         result = run_pipeline(settings)
     wall_s = time.monotonic() - started
     report = result.report

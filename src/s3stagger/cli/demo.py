@@ -209,7 +209,6 @@ def demo(
         latency_spec = LatencySpec.parse(latency)
     except SimulatorSettingsError as error:
         fail(f"--latency: {error}", code=2)
-    quiet_emulator_logs(verbose)
     # Imported here: it loads the emulator, which `s3stagger --help` should not wait for.
     from s3stagger.cli.pipeline_run import PipelineRunSettings, run_pipeline  # noqa: PLC0415
 
@@ -230,7 +229,7 @@ def demo(
     err = stderr_console()
     log_path = lambda_log or Path(tempfile.gettempdir()) / f"s3stagger-demo-{os.getpid()}.log"
     if as_json:
-        with lambda_output_to(log_path):
+        with quiet_emulator_logs(verbose), lambda_output_to(log_path):
             result = run_pipeline(settings)
     else:
         err.print(
@@ -239,7 +238,11 @@ def demo(
             highlight=False,
         )
         err.print(sizing_note(settings.effective_budget(), settings.sized_processor_concurrency(), capacity))
-        with lambda_output_to(log_path), Live(console=err, refresh_per_second=4, transient=False) as live:
+        with (
+            quiet_emulator_logs(verbose),
+            lambda_output_to(log_path),
+            Live(console=err, refresh_per_second=4, transient=False) as live,
+        ):
             result = run_pipeline(
                 settings, on_progress=lambda progress: live.update(render_progress(progress))
             )
@@ -253,6 +256,7 @@ def demo(
         }
         typer.echo(json.dumps(payload))
     else:
+        err.print()
         Console().print(render_report(report, result))
         err.print(f"processor logs (JSON lines and EMF metrics): {log_path}", highlight=False)
     raise typer.Exit(code=exit_status(report))

@@ -22,14 +22,27 @@ from s3stagger.local.downstream_settings import LatencySpec, SimulatorSettingsEr
 
 app = typer.Typer(help="Local mode: the whole pipeline on an embedded AWS emulator.", no_args_is_help=True)
 
-EMULATOR_LOGGERS = ("moto", "werkzeug")
 
+@contextmanager
+def quiet_emulator_logs(verbose: bool) -> Iterator[None]:
+    """Keep the emulator's own log lines off the terminal while inside, unless ``verbose``.
 
-def quiet_emulator_logs(verbose: bool) -> None:
-    """Keep the emulator's own log lines (e.g. a state's failure, also in the execution history)
-    off the terminal unless ``verbose``."""
-    for name in EMULATOR_LOGGERS:
-        logging.getLogger(name).setLevel(logging.INFO if verbose else logging.CRITICAL)
+    moto's Step Functions interpreter logs every caught path miss (a Choice on a missing field) and
+    every state failure at ERROR; what matters of it is in the execution history and the report.
+    """
+    if verbose:
+        yield
+        return
+    moto_logger = logging.getLogger("moto")
+    werkzeug_logger = logging.getLogger("werkzeug")
+    moto_level, werkzeug_disabled = moto_logger.level, werkzeug_logger.disabled
+    moto_logger.setLevel(logging.CRITICAL)  # inherited by moto.* loggers without their own level
+    werkzeug_logger.disabled = True  # not a level: the stack sets werkzeug's level when it starts
+    try:
+        yield
+    finally:
+        moto_logger.setLevel(moto_level)
+        werkzeug_logger.disabled = werkzeug_disabled
 
 
 @contextmanager
@@ -112,12 +125,11 @@ def up(
         latency_spec = LatencySpec.parse(latency)
     except SimulatorSettingsError as error:
         fail(f"--latency: {error}", code=2)
-    quiet_emulator_logs(verbose)
     from s3stagger.local.downstream import DownstreamSimulator, SimulatorSettings  # noqa: PLC0415
     from s3stagger.local.stack import LocalStack, LocalStackSettings  # noqa: PLC0415
 
     stop = threading.Event()
-    with ExitStack() as resources, stop_on_signals(stop):
+    with ExitStack() as resources, stop_on_signals(stop), quiet_emulator_logs(verbose):
         rows_url = downstream_url
         if rows_url is None:
             simulator = resources.enter_context(
