@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from s3stagger.local.downstream import (
-    TIMER_SLACK_S,
+    TIMER_LAG_MAX_S,
     DownstreamSimulator,
     LatencySpec,
     SimulatorSettings,
@@ -205,7 +205,7 @@ def test_time_scale_compresses_latency_and_retry_after(client: httpx.Client) -> 
         stats = sim.stats()
     assert stats.latency_p50_ms is not None
     assert stats.service_mean_ms is not None
-    lower_bound_ms = 5.0 - TIMER_SLACK_S * 1000  # the scaled lower bound (5 s x 0.001), less the timer slack
+    lower_bound_ms = 5.0 - TIMER_LAG_MAX_S * 1000  # scaled lower bound (5 s x 0.001) less the lag allowance
     assert stats.latency_p50_ms >= stats.service_mean_ms >= lower_bound_ms
     assert settings.retry_after_seconds() == pytest.approx(0.0175)
 
