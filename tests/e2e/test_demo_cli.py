@@ -1,5 +1,6 @@
 """`s3stagger demo` end to end: emulator, local Lambda runtime, real handler, real simulator."""
 
+import importlib.util
 import json
 import threading
 import time
@@ -100,3 +101,22 @@ def test_wrong_flags_are_usage_errors(args: list[str], message: str) -> None:
     result = CliRunner().invoke(app, ["demo", *args])
     assert result.exit_code == 2
     assert message in result.output
+
+
+def test_bench_pipeline_prints_one_json_line_of_figures(capsys: pytest.CaptureFixture[str]) -> None:
+    path = Path(__file__).parents[2] / "benchmarks" / "bench_pipeline.py"
+    spec = importlib.util.spec_from_file_location("bench_pipeline", path)
+    assert spec is not None
+    assert spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    assert bench.main(["--files", "3", "--rows", "4", "--timeout", "120"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 1
+    figures = json.loads(lines[-1])
+    assert figures["rows_applied"] == 12
+    assert figures["lambda_invocations_per_object"] >= 1.0
+    assert figures["state_transitions_per_object"] > 0, "counted from the executions' histories"
+    assert figures["upload_to_complete_p50_s"] > 0
+    assert figures["upload_to_complete_p95_s"] >= figures["upload_to_complete_p50_s"]
+    assert 0 <= figures["throttle_rate_429"] <= 1

@@ -279,7 +279,11 @@ def object_key_of_message(body: str) -> str | None:
 
 
 def dead_letter_keys(sqs: SQSClient, queue_urls: list[str]) -> tuple[int, list[str]]:
-    """Messages in the DLQs and the object keys they name (read without deleting them)."""
+    """Messages in the DLQs and the object keys they name, read without deleting them.
+
+    Messages are held invisible while the queue is scanned (so each is read once), then made
+    visible again: the DLQ keeps them for the operator.
+    """
     messages = 0
     keys: list[str] = []
     for url in queue_urls:
@@ -289,27 +293,24 @@ def dead_letter_keys(sqs: SQSClient, queue_urls: list[str]) -> tuple[int, list[s
             ].get("ApproximateNumberOfMessages", "0")
         )
         messages += depth
-        seen: set[str] = set()
+        receipts: list[str] = []
         for _ in range(depth // 10 + 2):
-            answer = sqs.receive_message(
-                QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=30, WaitTimeSeconds=0
-            )
-            batch = answer.get("Messages", [])
+            batch = sqs.receive_message(
+                QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=60, WaitTimeSeconds=0
+            ).get("Messages", [])
             if not batch:
                 break
             for message in batch:
-                if message["MessageId"] in seen:
-                    continue
-                seen.add(message["MessageId"])
+                receipts.append(message["ReceiptHandle"])
                 key = object_key_of_message(message.get("Body", ""))
                 if key is not None:
                     keys.append(key)
-            # make them visible again: the DLQ keeps them for the operator
+        for start in range(0, len(receipts), 10):
             sqs.change_message_visibility_batch(
                 QueueUrl=url,
                 Entries=[
-                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": 0}
-                    for i, m in enumerate(batch)
+                    {"Id": str(index), "ReceiptHandle": receipt, "VisibilityTimeout": 0}
+                    for index, receipt in enumerate(receipts[start : start + 10])
                 ],
             )
     return messages, keys
