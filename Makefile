@@ -20,7 +20,7 @@ STATE_MACHINE ?=
 FUNCTION ?=
 BENCH_ARGS ?=
 
-.PHONY: help install lock test unit lint format format-check typecheck demo bench-processor bench-pipeline simulate monitor package terraform-docs checkov clean
+.PHONY: help install lock test unit lint format format-check typecheck demo bench-processor bench-downstream bench-pipeline simulate monitor package terraform-docs checkov clean
 
 help: ## list targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-18s %s\n", $$1, $$2}'
@@ -75,6 +75,9 @@ demo: $(STAMP) ## the main job on the embedded emulator
 
 bench-processor: $(STAMP) ## processor benchmark: one JSON line of figures
 	$(BIN)/python benchmarks/bench_processor.py $(BENCH_ARGS)
+
+bench-downstream: $(STAMP) ## simulator throughput against C / L: one JSON line of figures
+	$(BIN)/python benchmarks/bench_downstream.py $(BENCH_ARGS)
 
 bench-pipeline: $(STAMP) ## whole-pipeline benchmark on the demo workload: one JSON line of figures
 	$(BIN)/python benchmarks/bench_pipeline.py $(BENCH_ARGS)
