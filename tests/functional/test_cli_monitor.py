@@ -194,6 +194,19 @@ def test_a_missing_resource_is_named_and_exits_non_zero(
     assert message in result.stderr
 
 
+def test_a_missing_queue_given_by_url_is_named(endpoint_url: str) -> None:
+    url = f"{endpoint_url}/123456789012/gone-queue"
+    result = _monitor(endpoint_url, "--queue", url, "--once")
+    assert result.exit_code == 1
+    assert f"queue '{url}' does not exist" in result.stderr
+
+
+def test_an_unreachable_endpoint_is_reported_without_a_traceback() -> None:
+    result = _monitor("http://127.0.0.1:9", "--queue", "q", "--once")
+    assert result.exit_code == 1
+    assert "reading from http://127.0.0.1:9 failed" in result.stderr
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
