@@ -109,14 +109,13 @@ def upload(stack: LocalStack, key: str, body: bytes) -> None:
 def run_until_idle(stack: LocalStack, until: Callable[[], bool] | None = None) -> None:
     assert stack.scheduler is not None
     stack.scheduler.start()
-    deadline = time.monotonic() + WAIT_S
-    time.sleep(0.5)
-    while not (
-        stack.pending_messages() == 0 and not stack.running_dispatchers() and (until is None or until())
-    ):
-        assert time.monotonic() < deadline, f"pipeline not idle: {stack.queue_depths()}"
-        time.sleep(0.2)
-    stack.scheduler.stop()
+    try:
+        deadline = time.monotonic() + WAIT_S
+        while not (stack.wait_until_idle(timeout_s=1) and (until is None or until())):
+            assert time.monotonic() < deadline, f"pipeline not idle: {stack.queue_depths()}"
+    finally:
+        stack.scheduler.stop()
+    assert stack.wait_for_dispatchers(WAIT_S)
 
 
 def dlq_total(stack: LocalStack) -> int:

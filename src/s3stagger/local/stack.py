@@ -239,11 +239,28 @@ class LocalStack:
         """Messages still in the priority queues (visible or being processed)."""
         return sum(self.queue_depth(url).total for url in self.names.queue_urls.values())
 
-    def wait_until_idle(self, timeout_s: float, poll_s: float = 0.2) -> bool:
-        """Wait until the priority queues are empty and no dispatcher runs; False on timeout."""
+    def wait_until_idle(self, timeout_s: float, poll_s: float = 0.2, settle_polls: int = 2) -> bool:
+        """Wait until every message of the priority queues is accounted for; False on timeout.
+
+        A message leaves its queue only when its object is COMPLETE or REJECTED (or it moved to its
+        DLQ), and one being processed or waiting to be retried counts as in flight, so empty
+        priority queues on ``settle_polls`` polls in a row mean the work is done. Dispatchers still
+        running then are only checking empty queues.
+        """
+        deadline = time.monotonic() + timeout_s
+        empty_polls = 0
+        while time.monotonic() < deadline:
+            empty_polls = empty_polls + 1 if self.pending_messages() == 0 else 0
+            if empty_polls >= settle_polls:
+                return True
+            time.sleep(poll_s)
+        return False
+
+    def wait_for_dispatchers(self, timeout_s: float, poll_s: float = 0.1) -> bool:
+        """Wait until no dispatcher execution runs (stop the scheduler first); False on timeout."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            if self.pending_messages() == 0 and not self.running_dispatchers():
+            if not self.running_dispatchers():
                 return True
             time.sleep(poll_s)
         return False

@@ -1,0 +1,104 @@
+"""LocalStack as the CLI uses it: start, drive, watch progress, stop."""
+
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from s3stagger.local.emulator import Emulator, EmulatorError
+from s3stagger.local.scheduler import SlotAlreadyStarted
+from s3stagger.local.stack import LocalStack, LocalStackSettings
+
+ZERO_STAGGER = {
+    "backlog_depth": 20,
+    "priorities": {"high": {"spacing_s": 0, "max_delay_s": 0}, "normal": {"spacing_s": 0, "max_delay_s": 0}},
+}
+release = threading.Event()
+
+
+def hold_then_complete(event: Any, context: Any) -> dict[str, Any]:
+    if event["object"]["detail"]["object"]["key"].endswith("hold.csv"):
+        release.wait(30)
+    return {"status": "COMPLETE", "cursor": None}
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[LocalStack]:
+    settings = LocalStackSettings(
+        downstream_url="http://127.0.0.1:9/rows",
+        schedule_interval_s=0.3,
+        stagger=ZERO_STAGGER,
+        handlers={"s3stagger-processor": hold_then_complete},
+    )
+    with LocalStack(settings) as running:
+        yield running
+
+
+def test_the_scheduler_dispatches_uploads_and_progress_is_reported(stack: LocalStack) -> None:
+    s3 = stack.client("s3")
+    for i in range(3):
+        s3.put_object(Bucket=stack.names.bucket, Key=f"normal/p{i}.csv", Body=b"a\n1\n")
+    assert stack.wait_until_idle(timeout_s=60)
+    assert stack.processor_counters().invocations >= 3
+    assert stack.scheduler_counters().started >= 1
+    depths = stack.queue_depths()
+    assert set(depths) == {"high", "normal", "high-dlq", "normal-dlq", "ingest-dlq"}
+    assert all(depth.total == 0 for depth in depths.values())
+
+
+def quiet(stack: LocalStack) -> None:
+    assert stack.scheduler is not None
+    stack.scheduler.stop()
+    assert stack.wait_for_dispatchers(30)
+
+
+def test_a_slot_starts_once(stack: LocalStack) -> None:
+    quiet(stack)
+    first = stack.start_dispatcher("slot-test-once")
+    assert (
+        stack.start_dispatcher("slot-test-once") == first
+    )  # while it runs: the same execution (AWS semantics)
+    assert stack.wait_for_dispatchers(30)
+    with pytest.raises(SlotAlreadyStarted):
+        stack._start_dispatcher("slot-test-once")  # once it ended: refused
+    executions = stack.client("stepfunctions").list_executions(stateMachineArn=stack.names.state_machine_arn)
+    assert [e["name"] for e in executions["executions"]].count("slot-test-once") == 1
+
+
+def test_running_dispatchers_can_be_stopped(stack: LocalStack) -> None:
+    quiet(stack)
+    release.clear()
+    stack.client("s3").put_object(Bucket=stack.names.bucket, Key="normal/hold.csv", Body=b"a\n1\n")
+    stack.start_dispatcher()
+    deadline = time.monotonic() + 30
+    while stack.processor_counters().in_flight == 0:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert stack.stop_running_dispatchers() == 1
+    release.set()
+    assert stack.wait_for_dispatchers(30)
+    assert not stack.wait_until_idle(timeout_s=0.5)  # the message was not deleted: it will be retried
+
+
+def test_failed_row_records_are_read_as_json_or_json_lines(stack: LocalStack) -> None:
+    s3 = stack.client("s3")
+    bucket, prefix = stack.names.failed_rows_bucket, stack.names.failed_rows_prefix
+    s3.put_object(Bucket=bucket, Key=f"{prefix}a.json", Body=b'{"reason": "empty"}')
+    s3.put_object(Bucket=bucket, Key=f"{prefix}b.jsonl", Body=b'{"row": 1}\n\n{"row": 2}\nnot json\n')
+    records = {record["key"]: record["body"] for record in stack.failed_row_records()}
+    assert records[f"{prefix}a.json"] == {"reason": "empty"}
+    assert records[f"{prefix}b.jsonl"] == [{"row": 1}, {"row": 2}, "not json"]
+
+
+def test_only_one_emulator_per_process(stack: LocalStack) -> None:
+    with pytest.raises(EmulatorError, match="already running"):
+        Emulator().start()
+
+
+def test_names_before_start_is_an_error() -> None:
+    with pytest.raises(RuntimeError, match="not started"):
+        _ = LocalStack(LocalStackSettings(downstream_url="http://127.0.0.1:9/rows")).names
+    with pytest.raises(EmulatorError, match="not running"):
+        _ = Emulator().endpoint_url

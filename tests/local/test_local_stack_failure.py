@@ -1,0 +1,18 @@
+import pytest
+
+from s3stagger.local.emulator import Emulator
+from s3stagger.local.lambda_runtime import LocalLambdaRuntime
+from s3stagger.local.provision import ProvisionError
+from s3stagger.local.stack import LocalStack, LocalStackSettings
+
+
+def test_a_stack_that_cannot_provision_cleans_up_and_says_why() -> None:
+    bad = LocalStackSettings(downstream_url="http://127.0.0.1:9/rows", dispatcher={"no_such_setting": 1})
+    with pytest.raises(ProvisionError, match="no_such_setting"), LocalStack(bad):
+        pass
+    assert LocalLambdaRuntime._installed is None
+    assert Emulator._running is None
+    with LocalStack(
+        LocalStackSettings(downstream_url="http://127.0.0.1:9/rows", start_scheduler=False)
+    ) as stack:
+        assert stack.names.bucket == "s3stagger-uploads"
