@@ -11,7 +11,7 @@ from s3stagger.cli.local import quiet_emulator_logs, stop_on_signals
 
 
 def test_no_region_anywhere_is_a_clear_setup_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for name in ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE"):
+    for name in ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE", "AWS_ENDPOINT_URL"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
     with pytest.raises(AwsSetupError, match="AWS_REGION"):
@@ -65,3 +65,9 @@ def test_stop_on_signals_outside_the_main_thread_does_nothing() -> None:
     worker.join(10)
     assert entered == [True]
     assert not stop.is_set()
+
+
+def test_the_standard_endpoint_variable_selects_the_emulator(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:2")
+    assert AwsTarget().describe() == "http://127.0.0.1:2"
+    assert AwsTarget(endpoint_url="http://127.0.0.1:3").describe() == "http://127.0.0.1:3"

@@ -1,9 +1,10 @@
 """boto3 clients for the operator commands, against AWS or an emulator (``--endpoint-url``).
 
 Against AWS the standard credential chain and region apply. Against an emulator (an endpoint URL
-is given) a region defaults to ``us-east-1`` and, when no credentials are configured at all, the
-emulator's placeholder credentials are used, so ``s3stagger simulate --endpoint-url ...`` works on
-a laptop with no AWS configuration.
+is given, with ``--endpoint-url`` or the standard ``AWS_ENDPOINT_URL`` variable) a region defaults
+to ``us-east-1`` and, when no credentials are configured at all, the emulator's placeholder
+credentials are used, so ``s3stagger simulate --endpoint-url ...`` works on a laptop with no AWS
+configuration.
 """
 
 from __future__ import annotations
@@ -33,7 +34,8 @@ class AwsTarget:
     def __init__(
         self, endpoint_url: str | None = None, region: str | None = None, max_pool_connections: int = 10
     ) -> None:
-        self.endpoint_url = endpoint_url or None
+        # boto3 itself honours AWS_ENDPOINT_URL; reading it here too applies the emulator defaults
+        self.endpoint_url = endpoint_url or os.environ.get("AWS_ENDPOINT_URL") or None
         self.region = region or None
         self.max_pool_connections = max_pool_connections
         self._session: boto3.session.Session | None = None

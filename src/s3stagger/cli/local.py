@@ -80,8 +80,10 @@ def describe_stack(endpoint_url: str, names: dict[str, Any], downstream_url: str
         "",
         "try:",
         "  export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_DEFAULT_REGION=us-east-1",
+        f"  export AWS_ENDPOINT_URL={endpoint_url}   # boto3, the aws CLI and s3stagger honour it",
         f"  aws --endpoint-url {endpoint_url} s3 cp file.csv s3://{bucket}/normal/file.csv",
         f"  s3stagger simulate --endpoint-url {endpoint_url} --bucket {bucket} --files 10 --rows 50",
+        f"  make simulate BUCKET={bucket} FILES=10 ROWS=50   # with AWS_ENDPOINT_URL exported",
         f"  s3stagger monitor --endpoint-url {endpoint_url} "
         + " ".join(f"--queue {url}" for url in queues.values())
         + f" --state-machine {names['state_machine_arn']} --function {names['function_name']}",
