@@ -120,3 +120,11 @@ def test_bench_pipeline_prints_one_json_line_of_figures(capsys: pytest.CaptureFi
     assert figures["upload_to_complete_p50_s"] > 0
     assert figures["upload_to_complete_p95_s"] >= figures["upload_to_complete_p50_s"]
     assert 0 <= figures["throttle_rate_429"] <= 1
+
+
+def test_an_unwritable_log_file_is_a_clear_error(tmp_path: Path) -> None:
+    log = tmp_path / "no-such-directory" / "processor.log"
+    result = CliRunner().invoke(app, ["demo", "--files", "1", "--json", "--lambda-log", str(log)])
+    assert result.exit_code == 1
+    assert "the local pipeline failed: FileNotFoundError" in result.stderr
+    assert str(log) in result.stderr

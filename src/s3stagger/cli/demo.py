@@ -25,6 +25,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
+import botocore.exceptions
 import typer
 from rich.console import Console, Group
 from rich.live import Live
@@ -129,8 +130,8 @@ def lambda_output_to(path: Path) -> Iterator[None]:
     metrics, which CloudWatch Logs receives on AWS) to ``path``, at the file-descriptor level too,
     so the command's own stdout carries only its report."""
     sys.stdout.flush()
-    saved_fd = os.dup(1)
     with path.open("a", encoding="utf-8") as log, contextlib.redirect_stdout(log):
+        saved_fd = os.dup(1)
         os.dup2(log.fileno(), 1)
         try:
             yield
@@ -228,24 +229,34 @@ def demo(
     )
     err = stderr_console()
     log_path = lambda_log or Path(tempfile.gettempdir()) / f"s3stagger-demo-{os.getpid()}.log"
-    if as_json:
-        with quiet_emulator_logs(verbose), lambda_output_to(log_path):
-            result = run_pipeline(settings)
-    else:
-        err.print(
-            f"demo: {files} files x {rows} rows, {workers} upload workers; downstream capacity {capacity}, "
-            f"latency {latency_spec.describe()} x {time_scale:g}",
-            highlight=False,
-        )
-        err.print(sizing_note(settings.effective_budget(), settings.sized_processor_concurrency(), capacity))
-        with (
-            quiet_emulator_logs(verbose),
-            lambda_output_to(log_path),
-            Live(console=err, refresh_per_second=4, transient=False) as live,
-        ):
-            result = run_pipeline(
-                settings, on_progress=lambda progress: live.update(render_progress(progress))
+    try:
+        if as_json:
+            with quiet_emulator_logs(verbose), lambda_output_to(log_path):
+                result = run_pipeline(settings)
+        else:
+            err.print(
+                f"demo: {files} files x {rows} rows, {workers} upload workers; "
+                f"downstream capacity {capacity}, latency {latency_spec.describe()} x {time_scale:g}",
+                highlight=False,
             )
+            err.print(
+                sizing_note(settings.effective_budget(), settings.sized_processor_concurrency(), capacity)
+            )
+            with (
+                quiet_emulator_logs(verbose),
+                lambda_output_to(log_path),
+                Live(console=err, refresh_per_second=4, transient=False) as live,
+            ):
+                result = run_pipeline(
+                    settings, on_progress=lambda progress: live.update(render_progress(progress))
+                )
+    except (
+        botocore.exceptions.BotoCoreError,
+        botocore.exceptions.ClientError,
+        RuntimeError,
+        OSError,
+    ) as error:
+        fail(f"the local pipeline failed: {type(error).__name__}: {error} (processor logs: {log_path})")
     report = result.report
     if as_json:
         payload: dict[str, Any] = report.as_dict() | {
