@@ -273,3 +273,21 @@ def test_lambda_throttles_get_the_recommended_retrier(stack: LocalStack) -> None
     assert sorted(call["object"]["key"] for call in recorder.calls) == ["normal/t1.csv", "normal/t2.csv"]
     assert stack.processor_counters().throttles >= 1
     assert depth(stack, stack.names.normal_queue_url) == 0
+
+
+def test_a_body_that_is_not_json_is_a_recorded_failure_not_a_failed_execution(stack: LocalStack) -> None:
+    recorder = use(stack, complete)
+    sqs = stack.client("sqs")
+    sqs.send_message(QueueUrl=stack.names.normal_queue_url, MessageBody="not json at all")
+    send(stack, "normal", "normal/fine.csv")
+    deadline = time.monotonic() + WAIT_S
+    executions: list[dict[str, Any]] = []
+    while depth(stack, stack.names.normal_dlq_url) == 0:
+        assert time.monotonic() < deadline, "the malformed message never reached the DLQ"
+        executions += dispatch(stack)
+        time.sleep(0.5)
+    assert {e["status"] for e in executions} == {"SUCCEEDED"}
+    assert any("MalformedMessage" in states_entered(stack, e["executionArn"]) for e in executions)
+    assert [call["object"]["key"] for call in recorder.calls] == ["normal/fine.csv"]
+    moved = sqs.receive_message(QueueUrl=stack.names.normal_dlq_url, VisibilityTimeout=0)["Messages"][0]
+    assert moved["Body"] == "not json at all"
