@@ -16,3 +16,17 @@ def test_a_stack_that_cannot_provision_cleans_up_and_says_why() -> None:
         LocalStackSettings(downstream_url="http://127.0.0.1:9/rows", start_scheduler=False)
     ) as stack:
         assert stack.names.bucket == "s3stagger-uploads"
+
+
+def test_a_dispatcher_that_fails_gives_the_lease_back() -> None:
+    with LocalStack(
+        LocalStackSettings(downstream_url="http://127.0.0.1:9/rows", start_scheduler=False)
+    ) as stack:
+        sqs = stack.client("sqs")
+        sqs.delete_queue(QueueUrl=stack.names.high_queue_url)  # every receive now fails
+        arn = stack.start_dispatcher()
+        assert stack.wait_for_dispatchers(60)
+        described = stack.client("stepfunctions").describe_execution(executionArn=arn)
+        assert described["status"] == "FAILED"
+        assert described["error"] == "DispatcherFailed"
+        assert stack.queue_depth(stack.names.lease_queue_url).visible == 1  # the next slot can dispatch
