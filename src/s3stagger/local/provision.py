@@ -240,7 +240,7 @@ def _placeholder_code_zip() -> bytes:
     return buffer.getvalue()
 
 
-LEASE_TOKEN_BODY = "dispatcher lease"  # noqa: S105 - a message body, not a secret
+LEASE_MESSAGE_BODY = "dispatcher lease"
 LEASE_GROUP = "dispatcher"
 
 _TRUST = {
@@ -340,7 +340,7 @@ class Provisioner:
         url = self._create_queue(name, spec, redrive_to=None, fifo=True)
         self.client("sqs").send_message(
             QueueUrl=url,
-            MessageBody=LEASE_TOKEN_BODY,
+            MessageBody=LEASE_MESSAGE_BODY,
             MessageGroupId=LEASE_GROUP,
             MessageDeduplicationId="provisioned",
         )
