@@ -382,8 +382,10 @@ def run_pipeline(
         queues = {"high": names.high_queue_url, "normal": names.normal_queue_url}
         dlqs = [names.high_dlq_url, names.normal_dlq_url, names.ingest_dlq_url]
 
-        files = list(workload(settings, names.key_prefix("high"), names.key_prefix("normal")))
-        rows_total = sum(item.rows for item in files)
+        # generated lazily as the uploads go, so a large run does not hold every file in memory
+        files = workload(settings, names.key_prefix("high"), names.key_prefix("normal"))
+        objects_total = settings.files
+        rows_total = settings.files * settings.rows
         uploaded: list[UploadedObject] = []
         uploaded_lock = threading.Lock()
 
@@ -426,7 +428,7 @@ def run_pipeline(
                 uploaded_count = len(uploaded)
             return PipelineProgress(
                 elapsed_s=time.monotonic() - started,
-                objects_total=len(files),
+                objects_total=objects_total,
                 objects_uploaded=uploaded_count,
                 objects_complete=len(outcomes.complete_keys),
                 objects_rejected=len(outcomes.rejected_keys),
@@ -450,10 +452,10 @@ def run_pipeline(
                 on_progress(progress)
             settled = (
                 not uploader.is_alive()
-                and progress.objects_uploaded == len(files)
+                and progress.objects_uploaded == objects_total
                 and sum(progress.queue_visible.values()) == 0
                 and sum(progress.queue_in_flight.values()) == 0
-                and progress.objects_done + progress.dlq_messages >= len(files)
+                and progress.objects_done + progress.dlq_messages >= objects_total
             )
             if upload_errors:
                 raise upload_errors[0]
@@ -480,7 +482,7 @@ def run_pipeline(
         upload_times = {item.key: item.uploaded_at for item in uploaded}
         latencies = [done - upload_times[key] for key, done in complete.items() if key in upload_times]
         observation = PipelineObservation(
-            objects_total=len(files),
+            objects_total=objects_total,
             rows_total=rows_total,
             elapsed_s=elapsed,
             objects_complete=len(complete),
