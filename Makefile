@@ -19,6 +19,9 @@ QUEUE ?=
 STATE_MACHINE ?=
 FUNCTION ?=
 BENCH_ARGS ?=
+DEMO_ARGS ?=
+ENDPOINT ?=
+ENDPOINT_FLAG := $(if $(ENDPOINT),--endpoint-url $(ENDPOINT))
 
 .PHONY: help install lock test unit lint format format-check typecheck demo bench-processor bench-downstream bench-pipeline simulate monitor package terraform-docs checkov clean
 
@@ -71,7 +74,7 @@ test: lint format-check typecheck $(STAMP) $(CHECKOV) ## lint, format check, myp
 	$(BIN)/pytest -q --cov --cov-report=term
 
 demo: $(STAMP) ## the main job on the embedded emulator
-	$(BIN)/s3stagger demo
+	$(BIN)/s3stagger demo $(DEMO_ARGS)
 
 bench-processor: $(STAMP) ## processor benchmark: one JSON line of figures
 	$(BIN)/python benchmarks/bench_processor.py $(BENCH_ARGS)
@@ -82,11 +85,11 @@ bench-downstream: $(STAMP) ## simulator throughput against C / L: one JSON line 
 bench-pipeline: $(STAMP) ## whole-pipeline benchmark on the demo workload: one JSON line of figures
 	$(BIN)/python benchmarks/bench_pipeline.py $(BENCH_ARGS)
 
-simulate: $(STAMP) ## upload generated CSV files: make simulate BUCKET= FILES= ROWS= WORKERS=
-	$(BIN)/s3stagger simulate --bucket "$(BUCKET)" --files $(FILES) --rows $(ROWS) --workers $(WORKERS)
+simulate: $(STAMP) ## upload generated CSV files: make simulate BUCKET= FILES= ROWS= WORKERS= [ENDPOINT=]
+	$(BIN)/s3stagger simulate --bucket "$(BUCKET)" --files $(FILES) --rows $(ROWS) --workers $(WORKERS) $(ENDPOINT_FLAG)
 
-monitor: $(STAMP) ## live view: make monitor QUEUE= STATE_MACHINE= FUNCTION=
-	$(BIN)/s3stagger monitor --queue "$(QUEUE)" --state-machine "$(STATE_MACHINE)" --function "$(FUNCTION)"
+monitor: $(STAMP) ## live view: make monitor QUEUE= STATE_MACHINE= FUNCTION= [ENDPOINT=]
+	$(BIN)/s3stagger monitor --queue "$(QUEUE)" --state-machine "$(STATE_MACHINE)" --function "$(FUNCTION)" $(ENDPOINT_FLAG)
 
 terraform-docs: $(STAMP) ## regenerate the inputs/outputs tables of the Terraform module READMEs
 	$(BIN)/python scripts/terraform_docs.py
