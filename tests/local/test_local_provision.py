@@ -214,6 +214,13 @@ def test_visibility_must_outlast_the_processor_timeout() -> None:
         load(processor_timeout_s=900)
 
 
+def test_the_queue_visibility_covers_one_invocation() -> None:
+    with pytest.raises(
+        ProvisionError, match="visibility_timeout_s=100 must be at least the processor timeout_s=300"
+    ):
+        load(visibility_timeout_s=100)
+
+
 def test_the_lease_must_outlast_a_call_and_the_longest_wait() -> None:
     with pytest.raises(ProvisionError, match=r"lease_s=100 must be >= visibility_extension_s"):
         load(dispatcher={"lease_s": 100})

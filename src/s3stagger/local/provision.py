@@ -167,6 +167,11 @@ class Definitions:
                 f"dispatcher visibility_extension_s={self.dispatcher['visibility_extension_s']} must exceed "
                 f"the processor timeout_s={timeout}, or a message reappears while it is being processed"
             )
+        if int(self.queues["queue"]["visibility_timeout_s"]) < timeout:
+            raise ProvisionError(
+                f"queues.json visibility_timeout_s={self.queues['queue']['visibility_timeout_s']} must be at "
+                f"least the processor timeout_s={timeout} (a consumer without the dispatcher's extensions)"
+            )
         longest_delay = max(spacing.max_delay_s for spacing in policy.priorities.values())
         needed = int(self.dispatcher["visibility_extension_s"]) + longest_delay
         if int(self.dispatcher["lease_s"]) < needed:
