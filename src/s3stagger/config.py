@@ -68,7 +68,9 @@ class ProcessorSettings:
     connect_timeout_s: float = 2.0
     read_timeout_s: float = 30.0
     max_attempts: int = 5
-    """Attempts per row (first try included) for retryable failures (429, 5xx, timeouts)."""
+    """Attempts per row (first try included) for retryable failures (5xx, timeouts, connection)."""
+    max_throttled_attempts: int = 50
+    """429 answers a row may get before the invocation stops taking rows and answers PARTIAL."""
     backoff_base_s: float = 0.1
     backoff_max_s: float = 10.0
     csv_delimiter: str = ","
@@ -108,6 +110,7 @@ class ProcessorSettings:
             connect_timeout_s=_float(env, "CONNECT_TIMEOUT_S", 2.0, minimum=0.001),
             read_timeout_s=_float(env, "READ_TIMEOUT_S", 30.0, minimum=0.001),
             max_attempts=_int(env, "MAX_ATTEMPTS", 5, minimum=1),
+            max_throttled_attempts=_int(env, "MAX_THROTTLED_ATTEMPTS", 50, minimum=1),
             backoff_base_s=_float(env, "BACKOFF_BASE_S", 0.1),
             backoff_max_s=_float(env, "BACKOFF_MAX_S", 10.0),
             csv_delimiter=delimiter,

@@ -8,6 +8,8 @@ failed-rows sink, downstream client) and runs one invocation:
   is bounded by the adaptive (AIMD) limit, never above ``max_concurrency``; at most
   ``2 * max_concurrency`` rows are read ahead, so memory stays flat;
 * each row gets up to ``max_attempts`` attempts with full-jitter backoff, honouring Retry-After;
+  a 429 is counted apart (``max_throttled_attempts``) and never sends a row to the sink: a row
+  throttled that often stops the invocation taking rows, and the answer is ``PARTIAL`` at it;
   a request slot is held only while a request is on the wire, not while a row backs off;
 * rows that fail permanently (other 4xx), exhaust their attempts, or are invalid go to the
   failed-rows sink with their reason — ``rows_applied + rows_failed`` is every data row taken;
@@ -148,6 +150,8 @@ class _Progress:
     """Rows taken but not finished: row number → byte offset where its record starts."""
     any_answer: bool = False
     unreachable: str | None = None
+    saturated: bool = False
+    """A row was throttled ``max_throttled_attempts`` times: take no new rows, answer PARTIAL."""
     latency_total_s: float = 0.0
     latency_count: int = 0
     latency_max_s: float = 0.0
@@ -197,6 +201,9 @@ class ObjectProcessor:
         # Backoff jitter, not security.
         self._rng = rng or random.Random()  # nosec B311
         self._policy = RetryPolicy(settings.max_attempts, settings.backoff_base_s, settings.backoff_max_s)
+        self._throttle_policy = RetryPolicy(
+            settings.max_throttled_attempts, settings.backoff_base_s, settings.backoff_max_s
+        )
         self._format = csv_format(settings)
         self.last_metrics = RunMetrics(0.0, 0.0, 0, 0, 0, 0)
 
@@ -286,7 +293,8 @@ class ObjectProcessor:
         finished_reading = False
         try:
             while True:
-                if progress.unreachable is not None or taken >= settings.max_rows_per_invocation:
+                stop = progress.unreachable is not None or progress.saturated
+                if stop or taken >= settings.max_rows_per_invocation:
                     break
                 left = remaining()
                 if left is not None and left < settings.deadline_margin_s:
@@ -343,9 +351,8 @@ class ObjectProcessor:
         key = row_idempotency_key(ref.bucket, ref.key, run.version, row.number)
         body = row_body(ref, row)
         margin = self._settings.deadline_margin_s
-        attempt = 0
+        failures = throttles = 0
         while True:
-            attempt += 1
             if progress.unreachable is not None:
                 return  # the invocation is being abandoned; the row stays unfinished
             left = remaining()
@@ -369,10 +376,6 @@ class ObjectProcessor:
                 slots.release()
             if delivery.status is not None:
                 progress.any_answer = True
-            if outcome is DeliveryOutcome.THROTTLED:
-                summary.throttled += 1
-            elif outcome is DeliveryOutcome.TIMED_OUT:
-                summary.timeouts += 1
             if outcome is DeliveryOutcome.APPLIED:
                 summary.rows_applied += 1
                 del progress.unfinished[row.number]
@@ -380,16 +383,28 @@ class ObjectProcessor:
             if outcome is DeliveryOutcome.REJECTED:
                 self._fail(run, row, f"downstream rejected the row: {delivery.detail}")
                 return
-            if not self._policy.should_retry(attempt):
-                if delivery.status is None and not progress.any_answer:
-                    progress.unreachable = (
-                        f"downstream unreachable: no answer to any request after {attempt} attempts "
-                        f"of row {row.number} ({delivery.detail})"
-                    )
+            if outcome is DeliveryOutcome.THROTTLED:
+                # A 429 says "not now", not "this row is bad": it never sends a row to the sink.
+                summary.throttled += 1
+                throttles += 1
+                if not self._throttle_policy.should_retry(throttles):
+                    progress.saturated = True  # stop taking rows; the cursor points at this one
                     return
-                self._fail(run, row, f"gave up after {attempt} attempts: {delivery.detail}")
-                return
-            delay = self._policy.delay_s(attempt, self._rng, delivery.retry_after_s)
+                delay = self._throttle_policy.delay_s(throttles, self._rng, delivery.retry_after_s)
+            else:
+                if outcome is DeliveryOutcome.TIMED_OUT:
+                    summary.timeouts += 1
+                failures += 1
+                if not self._policy.should_retry(failures):
+                    if delivery.status is None and not progress.any_answer:
+                        progress.unreachable = (
+                            f"downstream unreachable: no answer to any request after {failures} attempts "
+                            f"of row {row.number} ({delivery.detail})"
+                        )
+                        return
+                    self._fail(run, row, f"gave up after {failures} attempts: {delivery.detail}")
+                    return
+                delay = self._policy.delay_s(failures, self._rng, delivery.retry_after_s)
             left = remaining()
             if left is not None and left - delay < margin / 2:
                 return  # no time left to retry: the row stays unfinished and the cursor points at it

@@ -84,7 +84,7 @@ def test_capacity_below_the_maximum_draws_429s_and_the_limit_backs_off(
         lambda summary, metrics: (figures.append(metrics), original(summary, metrics)),
     )
     with DownstreamSimulator(settings) as sim:
-        processor_env(monkeypatch, sim.rows_url, MAX_CONCURRENCY=12, INITIAL_CONCURRENCY=12, MAX_ATTEMPTS=30)
+        processor_env(monkeypatch, sim.rows_url, MAX_CONCURRENCY=12, INITIAL_CONCURRENCY=12)
         answer = invoke(event)
         stats = sim.stats()
     assert answer["status"] == "COMPLETE"
@@ -98,13 +98,35 @@ def test_capacity_below_the_maximum_draws_429s_and_the_limit_backs_off(
     assert figures[0].lowest_limit < 12
 
 
+def test_a_row_throttled_past_its_budget_ends_the_invocation_partial_and_never_fails_it(
+    s3: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    event = put(s3, "normal/busy.csv", csv_bytes(200))
+    settings = SimulatorSettings(capacity=1, latency=FAST, overload="reject", seed=5, retry_after_s=0.0)
+    with DownstreamSimulator(settings) as sim:
+        processor_env(
+            monkeypatch, sim.rows_url, MAX_CONCURRENCY=8, INITIAL_CONCURRENCY=8, MAX_THROTTLED_ATTEMPTS=1
+        )
+        answers = [invoke(event)]
+        while answers[-1]["status"] == "PARTIAL":
+            assert len(answers) < 400
+            answers.append(invoke({"object": event["object"], "cursor": answers[-1]["cursor"]}))
+        stats = sim.stats()
+    assert answers[0]["status"] == "PARTIAL"
+    assert answers[0]["throttled"] > 0
+    assert all(answer["rows_failed"] == 0 for answer in answers)
+    assert stats.effects_applied == 200
+    assert stats.duplicate_effects == 0
+    assert stats.peak_concurrency <= 1
+
+
 def test_retry_after_as_an_http_date_is_honoured(s3: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     event = put(s3, "high/dated.csv", csv_bytes(60))
     settings = SimulatorSettings(
         capacity=2, latency=FAST, overload="reject", seed=9, retry_after_s=0.01, retry_after_http_date=True
     )
     with DownstreamSimulator(settings) as sim:
-        processor_env(monkeypatch, sim.rows_url, MAX_CONCURRENCY=6, INITIAL_CONCURRENCY=6, MAX_ATTEMPTS=40)
+        processor_env(monkeypatch, sim.rows_url, MAX_CONCURRENCY=6, INITIAL_CONCURRENCY=6)
         answer = invoke(event)
         stats = sim.stats()
     assert answer["status"] == "COMPLETE"

@@ -21,6 +21,7 @@ def test_values_are_parsed_and_initial_concurrency_is_capped_by_the_maximum() ->
         "S3STAGGER_EXPECTED_HEADER": "id, name ,amount",
         "S3STAGGER_CSV_DELIMITER": ";",
         "S3STAGGER_MAX_LINE_BYTES": "4096",
+        "S3STAGGER_MAX_THROTTLED_ATTEMPTS": "7",
     }
     settings = ProcessorSettings.from_env(env)
     assert settings.max_concurrency == 4
@@ -28,6 +29,7 @@ def test_values_are_parsed_and_initial_concurrency_is_capped_by_the_maximum() ->
     assert settings.read_timeout_s == 1.5
     assert settings.expected_header == ("id", "name", "amount")
     assert settings.csv_delimiter == ";"
+    assert settings.max_throttled_attempts == 7
     assert settings.max_line_bytes == 4096
 
 
