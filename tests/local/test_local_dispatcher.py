@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from s3stagger import definitions
 from s3stagger.local.stack import LocalStack, LocalStackSettings
 
 WAIT_S = 60
@@ -291,3 +292,39 @@ def test_a_body_that_is_not_json_is_a_recorded_failure_not_a_failed_execution(st
     assert [call["object"]["key"] for call in recorder.calls] == ["normal/fine.csv"]
     moved = sqs.receive_message(QueueUrl=stack.names.normal_dlq_url, VisibilityTimeout=0)["Messages"][0]
     assert moved["Body"] == "not json at all"
+
+
+def test_the_shipped_settings_keep_the_worst_case_history_below_25000_events(stack: LocalStack) -> None:
+    """Measure events per batch, per object and per PARTIAL round, then apply the shipped settings."""
+
+    def partial_once(event: Any) -> dict[str, Any]:
+        if event["cursor"] is None and event["object"]["key"].startswith("normal/p"):
+            return {"status": "PARTIAL", "cursor": {"row": 1}}
+        return {"status": "COMPLETE", "cursor": None}
+
+    def events_of_one_run(keys: list[str]) -> int:
+        for key in keys:
+            send(stack, "normal", key)
+        (execution,) = dispatch(stack)  # up to 2 objects: one batch, one execution
+        return len(history(stack, execution["executionArn"]))
+
+    use(stack, partial_once)
+    one = events_of_one_run(["normal/a.csv"])
+    two = events_of_one_run(["normal/b.csv", "normal/c.csv"])
+    two_with_partials = events_of_one_run(["normal/p1.csv", "normal/p2.csv"])
+    per_object = two - one
+    per_partial = (two_with_partials - two) / 2
+    per_execution_and_batch = one - per_object  # start, lease, one batch, the empty receive, release
+    assert per_object > 0
+    assert per_partial > 0
+
+    shipped = definitions.read_json("dispatcher.json")
+    batch, iterations, partials = (
+        shipped["receive_batch_size"],
+        shipped["max_iterations_per_execution"],
+        shipped["max_partials_per_object"],
+    )
+    worst = per_execution_and_batch + iterations * (
+        per_execution_and_batch + batch * (per_object + partials * per_partial)
+    )
+    assert worst < 25_000 * 0.9, (per_execution_and_batch, per_object, per_partial, worst)
