@@ -252,7 +252,10 @@ def test_the_budget_is_read_and_clamped(stack: LocalStack, stored: str, used: in
         for e in history(stack, execution["executionArn"])
         if e.get("stateEnteredEventDetails", {}).get("name") == "ReceiveHigh"
     )
-    assert json.loads(receive["stateEnteredEventDetails"]["input"])["budget"]["value"] == used
+    state = json.loads(receive["stateEnteredEventDetails"]["input"])
+    assert state["budget"]["value"] == used
+    # never more messages than run at once (the module's receive_batch_size is 2)
+    assert state["batchSize"]["size"] == min(used, 2)
 
 
 def test_lambda_throttles_get_the_recommended_retrier(stack: LocalStack) -> None:
