@@ -39,7 +39,7 @@ from s3stagger.adapters.downstream_client import Delivery, DeliveryOutcome
 from s3stagger.adapters.s3_object_source import OpenedObject
 from s3stagger.config import ProcessorSettings
 from s3stagger.domain.csv_rows import BadRow, CsvFormat, CsvObjectReader, CsvRow, DataRow
-from s3stagger.domain.idempotency import row_idempotency_key
+from s3stagger.domain.idempotency import object_version_token, row_idempotency_key
 from s3stagger.domain.limiter import AimdLimiter
 from s3stagger.domain.model import Cursor, ObjectRef, ProcessRequest, RunStatus, RunSummary
 from s3stagger.domain.rejection import ObjectRejectedError, RejectionReason
@@ -434,7 +434,7 @@ class _Start:
     @property
     def version_token(self) -> str:
         """The version id when the object has one, else its ETag: part of every idempotency key."""
-        return self.opened.version_id or self.opened.etag
+        return object_version_token(self.opened.version_id, self.opened.etag)
 
     def opened_ref(self, summary: RunSummary) -> ObjectRef:
         summary.key = self.opened.key or summary.key

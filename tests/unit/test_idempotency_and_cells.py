@@ -3,7 +3,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from s3stagger.domain.cells import neutralise_cell
-from s3stagger.domain.idempotency import row_idempotency_key
+from s3stagger.domain.idempotency import object_version_token, row_idempotency_key
 
 
 def test_key_is_stable_for_the_same_row_of_the_same_version() -> None:
@@ -49,3 +49,24 @@ def test_undecodable_bytes_become_replacement_characters() -> None:
     assert neutralise_cell("caf\udce9") == "caf\ufffd"
     assert neutralise_cell("=\udcff") == "'=\ufffd"
     assert neutralise_cell("\ud800x") == "?x"
+
+
+@pytest.mark.parametrize(
+    ("version_id", "etag", "token"),
+    [
+        ("3HL4kqtJlcpXroDTDmJ", "abc", "3HL4kqtJlcpXroDTDmJ"),
+        (None, "abc", "abc"),
+        ("", "abc", "abc"),
+        ("null", "abc", "abc"),
+    ],
+)
+def test_version_token_is_the_version_id_unless_s3_shares_it_across_overwrites(
+    version_id: str | None, etag: str, token: str
+) -> None:
+    assert object_version_token(version_id, etag) == token
+
+
+def test_overwrites_on_an_unversioned_bucket_get_different_row_keys() -> None:
+    first = row_idempotency_key("b", "k.csv", object_version_token("null", "etag-one"), 1)
+    second = row_idempotency_key("b", "k.csv", object_version_token("null", "etag-two"), 1)
+    assert first != second

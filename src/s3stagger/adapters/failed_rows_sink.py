@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from s3stagger.domain.cells import neutralise_cell
+from s3stagger.domain.idempotency import object_version_token
 from s3stagger.domain.model import ObjectRef
 
 if TYPE_CHECKING:
@@ -88,7 +89,7 @@ class S3FailedRowsSink:
 
     def write_quarantine(self, ref: ObjectRef, reason: str, message: str) -> str:
         """Record that ``ref`` was rejected as a whole; returns ``s3://bucket/key`` of the record."""
-        version = ref.version_id or ref.etag
+        version = object_version_token(ref.version_id, ref.etag or "")
         record: dict[str, Any] = {
             "bucket": ref.bucket,
             "key": ref.key,

@@ -4,6 +4,20 @@ from __future__ import annotations
 
 import hashlib
 
+NULL_VERSION_ID = "null"
+"""The version id S3 gives every object written while versioning is off or suspended."""
+
+
+def object_version_token(version_id: str | None, etag: str) -> str:
+    """What identifies one version of an object: its version id, or its ETag when it has none.
+
+    The literal ``"null"`` version id is shared by every overwrite on an unversioned or suspended
+    bucket, so it cannot tell two contents of the same key apart: the ETag does.
+    """
+    if version_id and version_id != NULL_VERSION_ID:
+        return version_id
+    return etag
+
 
 def row_idempotency_key(bucket: str, key: str, version: str, row_number: int) -> str:
     """A stable key for data row ``row_number`` of object ``bucket/key`` at ``version``.
