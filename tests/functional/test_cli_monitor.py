@@ -5,35 +5,14 @@ import io
 import json
 import uuid
 import zipfile
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import boto3
 import pytest
-from moto.server import ThreadedMotoServer
+from _moto_support import moto_client
 from typer.testing import CliRunner
 
 from s3stagger.cli.app import app
-
-
-@pytest.fixture(scope="module")
-def endpoint_url() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
-
-
-def _client(endpoint_url: str, service: str) -> Any:
-    return boto3.client(
-        service,
-        endpoint_url=endpoint_url,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
 
 
 @dataclass(frozen=True)
@@ -49,7 +28,7 @@ class Resources:
 @pytest.fixture(scope="module")
 def resources(endpoint_url: str) -> Resources:
     tag = uuid.uuid4().hex[:8]
-    sqs = _client(endpoint_url, "sqs")
+    sqs = moto_client(endpoint_url, "sqs")
     dlq_url = sqs.create_queue(QueueName=f"mon-{tag}-dlq")["QueueUrl"]
     dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"][
         "QueueArn"
@@ -62,8 +41,8 @@ def resources(endpoint_url: str) -> Resources:
     assert len(received["Messages"]) == 2
     sqs.send_message(QueueUrl=dlq_url, MessageBody="dead")
 
-    role = _client(endpoint_url, "iam").create_role(RoleName=f"mon-{tag}", AssumeRolePolicyDocument="{}")
-    sfn = _client(endpoint_url, "stepfunctions")
+    role = moto_client(endpoint_url, "iam").create_role(RoleName=f"mon-{tag}", AssumeRolePolicyDocument="{}")
+    sfn = moto_client(endpoint_url, "stepfunctions")
     definition = json.dumps({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}})
     machine_arn = sfn.create_state_machine(
         name=f"mon-{tag}", definition=definition, roleArn=role["Role"]["Arn"]
@@ -72,7 +51,7 @@ def resources(endpoint_url: str) -> Resources:
     code = io.BytesIO()
     with zipfile.ZipFile(code, "w") as archive:
         archive.writestr("h.py", "def handler(event, context):\n    return event\n")
-    lam = _client(endpoint_url, "lambda")
+    lam = moto_client(endpoint_url, "lambda")
     lam.create_function(
         FunctionName=f"mon-{tag}",
         Runtime="python3.13",
@@ -122,7 +101,7 @@ def test_once_json_reports_depths_in_flight_dlq_executions_and_function(
 
 
 def test_executions_are_counted_by_status(endpoint_url: str, resources: Resources) -> None:
-    sfn = _client(endpoint_url, "stepfunctions")
+    sfn = moto_client(endpoint_url, "stepfunctions")
     execution = sfn.start_execution(stateMachineArn=resources.state_machine_arn)["executionArn"]
     sfn.stop_execution(executionArn=execution)
     result = _monitor(endpoint_url, "--state-machine", resources.state_machine_arn, "--once", "--json")
@@ -133,7 +112,7 @@ def test_executions_are_counted_by_status(endpoint_url: str, resources: Resource
 
 
 def test_cloudwatch_figures_are_summed_when_datapoints_exist(endpoint_url: str, resources: Resources) -> None:
-    cloudwatch = _client(endpoint_url, "cloudwatch")
+    cloudwatch = moto_client(endpoint_url, "cloudwatch")
     now = dt.datetime.now(dt.UTC)
     for value in (2.0, 3.0):
         cloudwatch.put_metric_data(

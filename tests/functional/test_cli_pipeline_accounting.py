@@ -2,37 +2,14 @@
 
 import json
 import uuid
-from collections.abc import Iterator
-from typing import Any
 
-import boto3
-import pytest
-from moto.server import ThreadedMotoServer
+from _moto_support import moto_client
 
 from s3stagger.cli.pipeline_run import count_sink_rows, dead_letter_keys
 
 
-@pytest.fixture(scope="module")
-def endpoint_url() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
-
-
-def _client(endpoint_url: str, service: str) -> Any:
-    return boto3.client(
-        service,
-        endpoint_url=endpoint_url,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
-
-
 def test_sink_rows_are_counted_and_quarantined_objects_named(endpoint_url: str) -> None:
-    s3 = _client(endpoint_url, "s3")
+    s3 = moto_client(endpoint_url, "s3")
     bucket = f"sink-{uuid.uuid4().hex[:10]}"
     s3.create_bucket(Bucket=bucket)
     rows = 'row_number,reason,record_id,note\n2,http 422,a,"two\nlines"\n5,http 400,b,x\n'
@@ -51,7 +28,7 @@ def test_sink_rows_are_counted_and_quarantined_objects_named(endpoint_url: str) 
 
 
 def test_dead_letter_keys_are_read_and_the_messages_stay(endpoint_url: str) -> None:
-    sqs = _client(endpoint_url, "sqs")
+    sqs = moto_client(endpoint_url, "sqs")
     dlq = sqs.create_queue(QueueName=f"dlq-{uuid.uuid4().hex[:10]}")["QueueUrl"]
     empty = sqs.create_queue(QueueName=f"dlq-{uuid.uuid4().hex[:10]}")["QueueUrl"]
     bodies = [

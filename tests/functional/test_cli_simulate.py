@@ -4,11 +4,9 @@ import csv
 import io
 import json
 import uuid
-from collections.abc import Iterator
 
-import boto3
 import pytest
-from moto.server import ThreadedMotoServer
+from _moto_support import moto_client
 from typer.testing import CliRunner
 
 from s3stagger.cli.app import app
@@ -16,24 +14,9 @@ from s3stagger.cli.simulate import upload_objects
 from s3stagger.domain.sample_data import SAMPLE_HEADER, SampleObject, run_id_for_seed
 
 
-@pytest.fixture(scope="module")
-def endpoint_url() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
-
-
 @pytest.fixture
 def s3(endpoint_url: str):  # type: ignore[no-untyped-def]
-    return boto3.client(
-        "s3",
-        endpoint_url=endpoint_url,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
+    return moto_client(endpoint_url, "s3")
 
 
 @pytest.fixture
