@@ -30,7 +30,6 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from email.utils import formatdate
-from types import TracebackType
 from typing import Any
 
 import h11
@@ -45,6 +44,7 @@ from s3stagger.local.downstream_settings import (
     next_change_after,
     parse_capacity_schedule,
 )
+from s3stagger.local.lifecycle import LocalService
 
 __all__ = [
     "DownstreamSimulator",
@@ -549,7 +549,7 @@ class _DownstreamServer:
         return _Response(200, {"status": "applied", "idempotency_key": key})
 
 
-class DownstreamSimulator:
+class DownstreamSimulator(LocalService):
     """The simulated downstream API, served from a background thread on 127.0.0.1.
 
     Use it as a context manager (``with DownstreamSimulator(settings) as sim:``) or call
@@ -599,17 +599,6 @@ class DownstreamSimulator:
                 server.loop.call_soon_threadsafe(server.request_stop)
         thread.join(_STOP_TIMEOUT_S)
         self._server = self._thread = None
-
-    def __enter__(self) -> DownstreamSimulator:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     @property
     def running(self) -> bool:

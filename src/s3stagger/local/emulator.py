@@ -13,12 +13,12 @@ import json
 import os
 import socket
 import urllib.request
-from types import TracebackType
 from typing import Any
 
 from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 
 from s3stagger.local import sfn_parameter_casing
+from s3stagger.local.lifecycle import LocalService
 
 LOOPBACK = "127.0.0.1"
 EMULATOR_CONFIG: dict[str, Any] = {
@@ -33,7 +33,7 @@ class EmulatorError(RuntimeError):
     """The emulator could not be started or configured."""
 
 
-class Emulator:
+class Emulator(LocalService):
     """moto's server in a thread of this process; use as a context manager.
 
     Only one emulator can run per process: moto keeps its state in process-wide backends and its
@@ -111,17 +111,6 @@ class Emulator:
         )
         with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310  # nosec B310
             response.read()
-
-    def __enter__(self) -> Emulator:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 def free_port() -> int:

@@ -95,6 +95,7 @@ class ProvisionSettings:
     processor_environment: Mapping[str, str] = field(default_factory=dict)
     """Extra ``S3STAGGER_*`` variables for the processor, over ``processor.json``'s."""
     processor_handler: str | None = None
+    """Import path of the processor handler; default ``processor.json`` ``handler``."""
     max_receive_count: int | None = None
     visibility_timeout_s: int | None = None
     dispatcher: Mapping[str, Any] = field(default_factory=dict)

@@ -16,7 +16,6 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import Any
 
 import boto3
@@ -25,6 +24,7 @@ from botocore.exceptions import ClientError
 
 from s3stagger.local.emulator import DEFAULT_REGION, FAKE_CREDENTIALS, Emulator
 from s3stagger.local.lambda_runtime import FunctionCounters, Handler, LocalLambdaRuntime
+from s3stagger.local.lifecycle import LocalService
 from s3stagger.local.provision import Provisioner, ProvisionSettings, ResourceNames
 from s3stagger.local.scheduler import DispatcherScheduler, SchedulerCounters, SlotAlreadyStarted
 
@@ -32,44 +32,16 @@ LOGGER = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class LocalStackSettings:
-    """Settings of a local stack. Unset values come from ``definitions/`` (as on AWS)."""
+class LocalStackSettings(ProvisionSettings):
+    """Settings of a local stack: what provisioning takes (unset values come from ``definitions/``,
+    as on AWS), plus the local runtime's own."""
 
-    downstream_url: str
-    """Full URL rows are POSTed to (the simulator's ``rows_url``)."""
-    name_prefix: str = "s3stagger"
     region: str = DEFAULT_REGION
-    concurrency_budget: int | None = None
-    processor_timeout_s: int | None = None
-    processor_reserved_concurrency: int | None = None
-    processor_environment: Mapping[str, str] = field(default_factory=dict)
-    processor_handler: str | None = None
-    """Import path of the processor handler; default ``processor.json`` ``handler``."""
-    max_receive_count: int | None = None
-    visibility_timeout_s: int | None = None
-    dispatcher: Mapping[str, Any] = field(default_factory=dict)
-    """Overrides of ``dispatcher.json`` keys, e.g. ``{"failure_retry_delay_s": 1}``."""
-    stagger: Mapping[str, Any] | None = None
     schedule_interval_s: float = 1.0
     """How often the local scheduler starts the dispatcher (AWS: ``rate(1 minute)``)."""
     start_scheduler: bool = True
     handlers: Mapping[str, Handler] = field(default_factory=dict)
     """Handlers to run instead of a function's ``Handler`` setting, by function name (tests)."""
-
-    def provision_settings(self) -> ProvisionSettings:
-        return ProvisionSettings(
-            downstream_url=self.downstream_url,
-            name_prefix=self.name_prefix,
-            concurrency_budget=self.concurrency_budget,
-            processor_timeout_s=self.processor_timeout_s,
-            processor_reserved_concurrency=self.processor_reserved_concurrency,
-            processor_environment=dict(self.processor_environment),
-            processor_handler=self.processor_handler,
-            max_receive_count=self.max_receive_count,
-            visibility_timeout_s=self.visibility_timeout_s,
-            dispatcher=dict(self.dispatcher),
-            stagger=self.stagger,
-        )
 
 
 @dataclass(frozen=True)
@@ -82,7 +54,7 @@ class QueueDepth:
         return self.visible + self.in_flight
 
 
-class LocalStack:
+class LocalStack(LocalService):
     """The emulator, the local Lambda runtime, the provisioned resources and the scheduler."""
 
     def __init__(self, settings: LocalStackSettings) -> None:
@@ -104,7 +76,7 @@ class LocalStack:
             ).install()
             for function_name, handler in self.settings.handlers.items():
                 self.runtime.register(function_name, handler)
-            provisioner = Provisioner(self.client, self.settings.provision_settings(), self.settings.region)
+            provisioner = Provisioner(self.client, self.settings, self.settings.region)
             self._names = provisioner.provision()
             self.scheduler = DispatcherScheduler(self._start_dispatcher, self.settings.schedule_interval_s)
             if self.settings.start_scheduler:
@@ -127,17 +99,6 @@ class LocalStack:
             self.runtime = None
         self.emulator.stop()
         self._clients.clear()
-
-    def __enter__(self) -> LocalStack:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # -- access ---------------------------------------------------------------------------------
     @property
