@@ -43,7 +43,9 @@ def resources(endpoint_url: str) -> Resources:
 
     role = moto_client(endpoint_url, "iam").create_role(RoleName=f"mon-{tag}", AssumeRolePolicyDocument="{}")
     sfn = moto_client(endpoint_url, "stepfunctions")
-    definition = json.dumps({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}})
+    # A long Wait keeps an execution RUNNING until the test stops it, whether or not this process's
+    # moto runs state machines (a setting other test modules may have turned on).
+    definition = json.dumps({"StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": 300, "End": True}}})
     machine_arn = sfn.create_state_machine(
         name=f"mon-{tag}", definition=definition, roleArn=role["Role"]["Arn"]
     )["stateMachineArn"]
