@@ -2,7 +2,8 @@
 
 The states under test are taken from the shipped template, rendered with each configuration, and
 wired into a small state machine: Setup → (per case) HighBatch/NormalBatch → StaggerMode →
-NoStagger | StaggerOffsets → StaggerMaxIndex → (per index) PickDelay → DelayByIndex | DelayCapped.
+NoStagger | StaggerOffsets → (per index) a Map whose ItemSelector computes the delay with the
+shipped ProcessBatch ItemSelector's ``delayS`` expression.
 """
 
 import json
@@ -73,7 +74,6 @@ def render(stagger: dict[str, Any]) -> dict[str, Any]:
 
 def grid_machine(asl: dict[str, Any], cases: list[dict[str, Any]]) -> dict[str, Any]:
     top = asl["States"]
-    item = top["ProcessBatch"]["ItemProcessor"]["States"]
 
     def take(states: dict[str, Any], name: str, rewire: dict[str, str]) -> dict[str, Any]:
         state = json.loads(json.dumps(states[name]))
@@ -85,15 +85,7 @@ def grid_machine(asl: dict[str, Any], cases: list[dict[str, Any]]) -> dict[str, 
                 choice["Next"] = rewire[choice["Next"]]
         return state
 
-    per_index = {
-        name: take(item, name, {"HoldForStagger": "Delay"})
-        for name in ("PickDelay", "DelayByIndex", "DelayCapped")
-    }
-    per_index["Delay"] = {
-        "Type": "Pass",
-        "Parameters": {"index.$": "$.index", "seconds.$": "$.delay.seconds"},
-        "End": True,
-    }
+    delay = top["ProcessBatch"]["ItemSelector"]["delayS.$"]
     per_case = {
         name: take(top, name, {"QueueDepth": "StaggerMode", "ProcessBatch": "Indices"})
         for name in (
@@ -102,7 +94,6 @@ def grid_machine(asl: dict[str, Any], cases: list[dict[str, Any]]) -> dict[str, 
             "StaggerMode",
             "NoStagger",
             "StaggerOffsets",
-            "StaggerMaxIndex",
         )
     }
     per_case["ByPriority"] = {
@@ -113,15 +104,15 @@ def grid_machine(asl: dict[str, Any], cases: list[dict[str, Any]]) -> dict[str, 
     per_case["Indices"] = {
         "Type": "Map",
         "ItemsPath": "$.indices",
-        "ItemSelector": {
-            "index.$": "$$.Map.Item.Value",
-            "offsets.$": "$.stagger.offsets",
-            "maxIndex.$": "$.stagger.maxIndex",
+        "ItemSelector": {"index.$": "$$.Map.Item.Index", "seconds.$": delay},
+        "ItemProcessor": {
+            "ProcessorConfig": {"Mode": "INLINE"},
+            "StartAt": "Delay",
+            "States": {"Delay": {"Type": "Pass", "End": True}},
         },
-        "ItemProcessor": {"ProcessorConfig": {"Mode": "INLINE"}, "StartAt": "PickDelay", "States": per_index},
         "End": True,
     }
-    setup = take(top, "Setup", {"IsFirstGeneration": "Cases"})
+    setup = take(top, "Setup", {"ReadBudget": "Cases"})
     return {
         "StartAt": "Setup",
         "States": {
@@ -135,6 +126,7 @@ def grid_machine(asl: dict[str, Any], cases: list[dict[str, Any]]) -> dict[str, 
                     "depth": {"value.$": "$$.Map.Item.Value.depth"},
                     "indices.$": "$$.Map.Item.Value.indices",
                     "received": {"Messages": []},
+                    "batch": {"iteration": 0},
                 },
                 "ItemProcessor": {
                     "ProcessorConfig": {"Mode": "INLINE"},
