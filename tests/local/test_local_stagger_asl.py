@@ -2,7 +2,7 @@
 
 The states under test are taken from the shipped template, rendered with each configuration, and
 wired into a small state machine: Setup → (per case) HighBatch/NormalBatch → StaggerMode →
-NoStagger | StaggerOffsets → (per index) a Map whose ItemSelector computes the delay with the
+[StaggerOffsets] → (per index) a Map whose ItemSelector computes the delay with the
 shipped ProcessBatch ItemSelector's ``delayS`` expression.
 """
 
@@ -92,7 +92,6 @@ def grid_machine(asl: dict[str, Any], cases: list[dict[str, Any]]) -> dict[str, 
             "HighBatch",
             "NormalBatch",
             "StaggerMode",
-            "NoStagger",
             "StaggerOffsets",
         )
     }
