@@ -13,7 +13,7 @@ import pytest
 from s3stagger.handlers.process_object import handler as process_object
 from s3stagger.local.downstream import DownstreamSimulator, LatencySpec, SimulatorSettings
 from s3stagger.local.emulator import free_port
-from s3stagger.local.stack import LocalStack, LocalStackSettings
+from s3stagger.local.pipeline import LocalPipeline, LocalPipelineSettings
 
 pytestmark = pytest.mark.e2e
 
@@ -40,8 +40,8 @@ def simulator() -> Iterator[DownstreamSimulator]:
 
 
 @pytest.fixture(scope="module")
-def stack(simulator: DownstreamSimulator) -> Iterator[LocalStack]:
-    settings = LocalStackSettings(
+def stack(simulator: DownstreamSimulator) -> Iterator[LocalPipeline]:
+    settings = LocalPipelineSettings(
         downstream_url=simulator.rows_url,
         start_scheduler=False,
         schedule_interval_s=0.5,
@@ -50,12 +50,12 @@ def stack(simulator: DownstreamSimulator) -> Iterator[LocalStack]:
         stagger=ZERO_STAGGER,
         processor_environment={"S3STAGGER_BACKOFF_BASE_S": "0.01", "S3STAGGER_BACKOFF_MAX_S": "0.2"},
     )
-    with LocalStack(settings) as running:
+    with LocalPipeline(settings) as running:
         yield running
 
 
 @pytest.fixture(autouse=True)
-def fresh(stack: LocalStack, simulator: DownstreamSimulator) -> Iterator[None]:
+def fresh(stack: LocalPipeline, simulator: DownstreamSimulator) -> Iterator[None]:
     simulator.reset()
     assert stack.runtime is not None
     stack.runtime.register(stack.names.function_name, process_object)
@@ -86,12 +86,12 @@ class Recording:
         return self.after(answer, number) if self.after else answer
 
 
-def use(stack: LocalStack, handler: Any) -> None:
+def use(stack: LocalPipeline, handler: Any) -> None:
     assert stack.runtime is not None
     stack.runtime.register(stack.names.function_name, handler)
 
 
-def set_env(stack: LocalStack, **variables: str) -> None:
+def set_env(stack: LocalPipeline, **variables: str) -> None:
     lam = stack.client("lambda")
     env = lam.get_function_configuration(FunctionName=stack.names.function_name)["Environment"]["Variables"]
     env.update(variables)
@@ -102,11 +102,11 @@ def csv_body(name: str, rows: int) -> bytes:
     return ("id,name,amount\n" + "".join(f"{name}-{i},row {i},{i}\n" for i in range(rows))).encode()
 
 
-def upload(stack: LocalStack, key: str, body: bytes) -> None:
+def upload(stack: LocalPipeline, key: str, body: bytes) -> None:
     stack.client("s3").put_object(Bucket=stack.names.bucket, Key=key, Body=body)
 
 
-def run_until_idle(stack: LocalStack, until: Callable[[], bool] | None = None) -> None:
+def run_until_idle(stack: LocalPipeline, until: Callable[[], bool] | None = None) -> None:
     assert stack.scheduler is not None
     stack.scheduler.start()
     try:
@@ -118,12 +118,12 @@ def run_until_idle(stack: LocalStack, until: Callable[[], bool] | None = None) -
     assert stack.wait_for_dispatchers(WAIT_S)
 
 
-def dlq_total(stack: LocalStack) -> int:
+def dlq_total(stack: LocalPipeline) -> int:
     return sum(stack.queue_depth(url).total for url in stack.names.dlq_urls.values())
 
 
 def test_a_malformed_file_is_quarantined_while_the_others_complete(
-    stack: LocalStack, simulator: DownstreamSimulator
+    stack: LocalPipeline, simulator: DownstreamSimulator
 ) -> None:
     for i in range(3):
         upload(stack, f"normal/good-{i}.csv", csv_body(f"good{i}", 20))
@@ -142,7 +142,7 @@ def test_a_malformed_file_is_quarantined_while_the_others_complete(
 
 
 def test_a_duplicated_s3_event_causes_no_duplicate_effects(
-    stack: LocalStack, simulator: DownstreamSimulator
+    stack: LocalPipeline, simulator: DownstreamSimulator
 ) -> None:
     recording = Recording()
     use(stack, recording)
@@ -162,7 +162,7 @@ def test_a_duplicated_s3_event_causes_no_duplicate_effects(
 
 
 def test_a_crash_mid_object_is_retried_and_completes_without_duplicate_effects(
-    stack: LocalStack, simulator: DownstreamSimulator
+    stack: LocalPipeline, simulator: DownstreamSimulator
 ) -> None:
     set_env(stack, S3STAGGER_MAX_ROWS_PER_INVOCATION="15")
 
@@ -187,7 +187,7 @@ def test_a_crash_mid_object_is_retried_and_completes_without_duplicate_effects(
 
 
 def test_a_large_object_completes_across_several_partial_invocations(
-    stack: LocalStack, simulator: DownstreamSimulator
+    stack: LocalPipeline, simulator: DownstreamSimulator
 ) -> None:
     set_env(stack, S3STAGGER_MAX_ROWS_PER_INVOCATION="15")
     recording = Recording()
@@ -205,7 +205,7 @@ def test_a_large_object_completes_across_several_partial_invocations(
 
 
 def test_a_message_that_keeps_failing_reaches_the_dlq_after_max_receive_count(
-    stack: LocalStack, simulator: DownstreamSimulator
+    stack: LocalPipeline, simulator: DownstreamSimulator
 ) -> None:
     set_env(
         stack,

@@ -217,10 +217,10 @@ def definition_files_read(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]
 
 
 def test_local_mode_provisions_from_the_files_terraform_reads(definition_files_read: list[str]) -> None:
-    from s3stagger.local.stack import LocalStack, LocalStackSettings
+    from s3stagger.local.pipeline import LocalPipeline, LocalPipelineSettings
 
-    settings = LocalStackSettings(downstream_url="http://127.0.0.1:9/rows", start_scheduler=False)
-    with LocalStack(settings) as stack:
+    settings = LocalPipelineSettings(downstream_url="http://127.0.0.1:9/rows", start_scheduler=False)
+    with LocalPipeline(settings) as stack:
         definition = stack.client("stepfunctions").describe_state_machine(
             stateMachineArn=stack.names.state_machine_arn
         )["definition"]

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from s3stagger import definitions
-from s3stagger.local.stack import LocalStack, LocalStackSettings
+from s3stagger.local.pipeline import LocalPipeline, LocalPipelineSettings
 
 WAIT_S = 60
 ZERO_STAGGER = {
@@ -19,8 +19,8 @@ ZERO_STAGGER = {
 
 
 @pytest.fixture(scope="module")
-def stack() -> Iterator[LocalStack]:
-    settings = LocalStackSettings(
+def stack() -> Iterator[LocalPipeline]:
+    settings = LocalPipelineSettings(
         downstream_url="http://127.0.0.1:9/rows",
         start_scheduler=False,
         max_receive_count=2,
@@ -32,12 +32,12 @@ def stack() -> Iterator[LocalStack]:
         },
         stagger=ZERO_STAGGER,
     )
-    with LocalStack(settings) as running:
+    with LocalPipeline(settings) as running:
         yield running
 
 
 @pytest.fixture(autouse=True)
-def clean_queues(stack: LocalStack) -> Iterator[None]:
+def clean_queues(stack: LocalPipeline) -> Iterator[None]:
     yield
     sqs = stack.client("sqs")
     deadline = time.monotonic() + 10
@@ -65,7 +65,7 @@ class Recorder:
         return self.answer(event)
 
 
-def use(stack: LocalStack, answer: Callable[[Any], Any]) -> Recorder:
+def use(stack: LocalPipeline, answer: Callable[[Any], Any]) -> Recorder:
     recorder = Recorder(answer)
     assert stack.runtime is not None
     stack.runtime.register(stack.names.function_name, recorder)
@@ -76,12 +76,12 @@ def complete(event: Any) -> dict[str, Any]:
     return {"status": "COMPLETE", "cursor": None}
 
 
-def send(stack: LocalStack, priority: str, key: str) -> None:
+def send(stack: LocalPipeline, priority: str, key: str) -> None:
     body = {"bucket": stack.names.bucket, "key": key}
     stack.client("sqs").send_message(QueueUrl=stack.names.queue_urls[priority], MessageBody=json.dumps(body))
 
 
-def dispatch(stack: LocalStack) -> list[dict[str, Any]]:
+def dispatch(stack: LocalPipeline) -> list[dict[str, Any]]:
     """Run one dispatcher (and its continuations) to the end; the executions started, oldest first."""
     sfn = stack.client("stepfunctions")
     before = {
@@ -98,7 +98,7 @@ def dispatch(stack: LocalStack) -> list[dict[str, Any]]:
     return sorted(started, key=lambda e: e["startDate"])
 
 
-def history(stack: LocalStack, execution_arn: str) -> list[dict[str, Any]]:
+def history(stack: LocalPipeline, execution_arn: str) -> list[dict[str, Any]]:
     sfn = stack.client("stepfunctions")
     events: list[dict[str, Any]] = []
     for page in sfn.get_paginator("get_execution_history").paginate(executionArn=execution_arn):
@@ -106,7 +106,7 @@ def history(stack: LocalStack, execution_arn: str) -> list[dict[str, Any]]:
     return events
 
 
-def states_entered(stack: LocalStack, execution_arn: str) -> list[str]:
+def states_entered(stack: LocalPipeline, execution_arn: str) -> list[str]:
     return [
         e["stateEnteredEventDetails"]["name"]
         for e in history(stack, execution_arn)
@@ -114,11 +114,11 @@ def states_entered(stack: LocalStack, execution_arn: str) -> list[str]:
     ]
 
 
-def depth(stack: LocalStack, url: str) -> int:
+def depth(stack: LocalPipeline, url: str) -> int:
     return stack.queue_depth(url).total
 
 
-def test_completes_every_message_and_continues_as_a_new_execution(stack: LocalStack) -> None:
+def test_completes_every_message_and_continues_as_a_new_execution(stack: LocalPipeline) -> None:
     recorder = use(stack, complete)
     for i in range(3):
         send(stack, "normal", f"normal/k{i}.csv")
@@ -142,7 +142,7 @@ def test_completes_every_message_and_continues_as_a_new_execution(stack: LocalSt
     assert stack.queue_depth(stack.names.lease_queue_url).visible == 1
 
 
-def test_high_priority_is_served_first(stack: LocalStack) -> None:
+def test_high_priority_is_served_first(stack: LocalPipeline) -> None:
     recorder = use(stack, complete)
     send(stack, "normal", "normal/later.csv")
     send(stack, "high", "high/first.csv")
@@ -150,7 +150,7 @@ def test_high_priority_is_served_first(stack: LocalStack) -> None:
     assert [call["object"]["key"] for call in recorder.calls] == ["high/first.csv", "normal/later.csv"]
 
 
-def test_partial_answers_continue_from_the_cursor_even_across_messages(stack: LocalStack) -> None:
+def test_partial_answers_continue_from_the_cursor_even_across_messages(stack: LocalPipeline) -> None:
     def partial_until_five(event: Any) -> dict[str, Any]:
         position = (event["cursor"] or {}).get("row", 0)
         if position < 4:
@@ -172,7 +172,7 @@ def test_partial_answers_continue_from_the_cursor_even_across_messages(stack: Lo
 
 
 def test_a_failure_is_recorded_retried_and_after_max_receive_count_moved_to_the_dlq(
-    stack: LocalStack,
+    stack: LocalPipeline,
 ) -> None:
     events, sqs = stack.client("events"), stack.client("sqs")
     capture_url = sqs.create_queue(QueueName="captured-failures")["QueueUrl"]
@@ -203,7 +203,7 @@ def test_a_failure_is_recorded_retried_and_after_max_receive_count_moved_to_the_
     assert failure["detail"]["queueUrl"] == stack.names.normal_queue_url
 
 
-def test_an_answer_that_is_not_a_status_is_a_failure_and_the_message_stays(stack: LocalStack) -> None:
+def test_an_answer_that_is_not_a_status_is_a_failure_and_the_message_stays(stack: LocalPipeline) -> None:
     use(stack, lambda event: {"status": "MAYBE", "cursor": None})
     send(stack, "normal", "normal/odd.csv")
     (execution,) = dispatch(stack)
@@ -213,7 +213,9 @@ def test_an_answer_that_is_not_a_status_is_a_failure_and_the_message_stays(stack
     assert depth(stack, stack.names.normal_queue_url) == 1
 
 
-def test_a_dispatcher_that_finds_the_lease_held_ends_without_touching_the_queues(stack: LocalStack) -> None:
+def test_a_dispatcher_that_finds_the_lease_held_ends_without_touching_the_queues(
+    stack: LocalPipeline,
+) -> None:
     recorder = use(stack, complete)
     send(stack, "normal", "normal/waiting.csv")
     sqs = stack.client("sqs")
@@ -230,7 +232,7 @@ def test_a_dispatcher_that_finds_the_lease_held_ends_without_touching_the_queues
     assert [call["object"]["key"] for call in recorder.calls] == ["normal/waiting.csv"]
 
 
-def test_a_lost_lease_token_is_put_back(stack: LocalStack) -> None:
+def test_a_lost_lease_token_is_put_back(stack: LocalPipeline) -> None:
     use(stack, complete)
     sqs = stack.client("sqs")
     token = sqs.receive_message(QueueUrl=stack.names.lease_queue_url)["Messages"][0]
@@ -241,7 +243,7 @@ def test_a_lost_lease_token_is_put_back(stack: LocalStack) -> None:
 
 
 @pytest.mark.parametrize(("stored", "used"), [("0", 1), ("abc", 10), ("99", 40), ("7", 7)])
-def test_the_budget_is_read_and_clamped(stack: LocalStack, stored: str, used: int) -> None:
+def test_the_budget_is_read_and_clamped(stack: LocalPipeline, stored: str, used: int) -> None:
     use(stack, complete)
     stack.client("ssm").put_parameter(
         Name=stack.names.budget_parameter, Value=stored, Overwrite=True, Type="String"
@@ -258,7 +260,7 @@ def test_the_budget_is_read_and_clamped(stack: LocalStack, stored: str, used: in
     assert state["batchSize"]["size"] == min(used, 2)
 
 
-def test_lambda_throttles_get_the_recommended_retrier(stack: LocalStack) -> None:
+def test_lambda_throttles_get_the_recommended_retrier(stack: LocalPipeline) -> None:
     lam = stack.client("lambda")
     lam.put_function_concurrency(FunctionName=stack.names.function_name, ReservedConcurrentExecutions=1)
     try:
@@ -279,7 +281,7 @@ def test_lambda_throttles_get_the_recommended_retrier(stack: LocalStack) -> None
     assert depth(stack, stack.names.normal_queue_url) == 0
 
 
-def test_a_body_that_is_not_json_is_a_recorded_failure_not_a_failed_execution(stack: LocalStack) -> None:
+def test_a_body_that_is_not_json_is_a_recorded_failure_not_a_failed_execution(stack: LocalPipeline) -> None:
     recorder = use(stack, complete)
     sqs = stack.client("sqs")
     sqs.send_message(QueueUrl=stack.names.normal_queue_url, MessageBody="not json at all")
@@ -297,7 +299,7 @@ def test_a_body_that_is_not_json_is_a_recorded_failure_not_a_failed_execution(st
     assert moved["Body"] == "not json at all"
 
 
-def test_the_shipped_settings_keep_the_worst_case_history_below_25000_events(stack: LocalStack) -> None:
+def test_the_shipped_settings_keep_the_worst_case_history_below_25000_events(stack: LocalPipeline) -> None:
     """Measure events per batch, per object and per PARTIAL round, then apply the shipped settings."""
 
     def partial_once(event: Any) -> dict[str, Any]:

@@ -8,25 +8,25 @@ from typing import Any
 import pytest
 
 from s3stagger import definitions
+from s3stagger.local.pipeline import LocalPipeline, LocalPipelineSettings
 from s3stagger.local.provision import Definitions, ProvisionError, ProvisionSettings
-from s3stagger.local.stack import LocalStack, LocalStackSettings
 from s3stagger.local.templates import placeholders
 
 DOWNSTREAM = "http://127.0.0.1:9/rows"
 
 
 @pytest.fixture(scope="module")
-def stack() -> Iterator[LocalStack]:
-    settings = LocalStackSettings(downstream_url=DOWNSTREAM, start_scheduler=False, max_receive_count=3)
-    with LocalStack(settings) as running:
+def stack() -> Iterator[LocalPipeline]:
+    settings = LocalPipelineSettings(downstream_url=DOWNSTREAM, start_scheduler=False, max_receive_count=3)
+    with LocalPipeline(settings) as running:
         yield running
 
 
-def attributes(stack: LocalStack, url: str) -> dict[str, str]:
+def attributes(stack: LocalPipeline, url: str) -> dict[str, str]:
     return stack.client("sqs").get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
 
 
-def test_names_follow_the_prefix_convention(stack: LocalStack) -> None:
+def test_names_follow_the_prefix_convention(stack: LocalPipeline) -> None:
     names = stack.names
     assert names.bucket == "s3stagger-uploads"
     assert names.failed_rows_bucket == "s3stagger-failed-rows"
@@ -50,7 +50,7 @@ def test_names_follow_the_prefix_convention(stack: LocalStack) -> None:
         names.key_prefix("urgent")
 
 
-def test_queues_have_the_definition_settings_and_redrive(stack: LocalStack) -> None:
+def test_queues_have_the_definition_settings_and_redrive(stack: LocalPipeline) -> None:
     spec = definitions.read_json("queues.json")
     for priority in stack.names.priorities:
         queue = attributes(stack, stack.names.queue_urls[priority])
@@ -64,13 +64,13 @@ def test_queues_have_the_definition_settings_and_redrive(stack: LocalStack) -> N
         assert policy["Statement"][0]["Principal"] == {"Service": "events.amazonaws.com"}
 
 
-def test_the_lease_queue_is_fifo_with_one_token(stack: LocalStack) -> None:
+def test_the_lease_queue_is_fifo_with_one_token(stack: LocalPipeline) -> None:
     lease = attributes(stack, stack.names.lease_queue_url)
     assert lease["FifoQueue"] == "true"
     assert lease["ApproximateNumberOfMessages"] == "1"
 
 
-def test_rules_route_by_prefix_with_retry_policy_and_dlq(stack: LocalStack) -> None:
+def test_rules_route_by_prefix_with_retry_policy_and_dlq(stack: LocalPipeline) -> None:
     events = stack.client("events")
     rules_spec = definitions.read_json("event_rules.json")
     ingest_arn = attributes(stack, stack.names.ingest_dlq_url)["QueueArn"]
@@ -87,7 +87,7 @@ def test_rules_route_by_prefix_with_retry_policy_and_dlq(stack: LocalStack) -> N
     assert high["detail"]["object"]["key"] == [{"wildcard": "high/*.csv"}]
 
 
-def test_the_bucket_sends_events_and_each_key_lands_in_its_queue(stack: LocalStack) -> None:
+def test_the_bucket_sends_events_and_each_key_lands_in_its_queue(stack: LocalPipeline) -> None:
     s3 = stack.client("s3")
     # (moto does not echo EventBridgeConfiguration back; delivery below proves it is on)
     uploads = {
@@ -114,7 +114,7 @@ def test_the_bucket_sends_events_and_each_key_lands_in_its_queue(stack: LocalSta
     assert landed == uploads  # and nothing from the failed-rows bucket
 
 
-def test_the_function_is_configured_from_processor_json(stack: LocalStack) -> None:
+def test_the_function_is_configured_from_processor_json(stack: LocalPipeline) -> None:
     spec = definitions.read_json("processor.json")
     function = stack.client("lambda").get_function(FunctionName=stack.names.function_name)
     config = function["Configuration"]
@@ -128,12 +128,12 @@ def test_the_function_is_configured_from_processor_json(stack: LocalStack) -> No
     assert function["Concurrency"]["ReservedConcurrentExecutions"] == spec["reserved_concurrency"]
 
 
-def test_the_budget_parameter_holds_the_default(stack: LocalStack) -> None:
+def test_the_budget_parameter_holds_the_default(stack: LocalPipeline) -> None:
     value = stack.client("ssm").get_parameter(Name=stack.names.budget_parameter)["Parameter"]["Value"]
     assert value == str(definitions.read_json("budget.json")["default"])
 
 
-def test_the_state_machine_is_the_rendered_template(stack: LocalStack) -> None:
+def test_the_state_machine_is_the_rendered_template(stack: LocalPipeline) -> None:
     described = stack.client("stepfunctions").describe_state_machine(
         stateMachineArn=stack.names.state_machine_arn
     )
@@ -156,7 +156,7 @@ def test_the_state_machine_is_the_rendered_template(stack: LocalStack) -> None:
     assert (retrier["IntervalSeconds"], retrier["MaxAttempts"], retrier["BackoffRate"]) == (2, 6, 2)
 
 
-def test_the_environment_points_a_client_at_the_stack(stack: LocalStack) -> None:
+def test_the_environment_points_a_client_at_the_stack(stack: LocalPipeline) -> None:
     env = stack.environment()
     assert env["AWS_ENDPOINT_URL"] == stack.endpoint_url
     assert env["AWS_DEFAULT_REGION"] == "us-east-1"

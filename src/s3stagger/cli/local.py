@@ -128,7 +128,7 @@ def up(
     except SimulatorSettingsError as error:
         fail(f"--latency: {error}", code=2)
     from s3stagger.local.downstream import DownstreamSimulator, SimulatorSettings  # noqa: PLC0415
-    from s3stagger.local.stack import LocalStack, LocalStackSettings  # noqa: PLC0415
+    from s3stagger.local.pipeline import LocalPipeline, LocalPipelineSettings  # noqa: PLC0415
 
     stop = threading.Event()
     with ExitStack() as resources, stop_on_signals(stop), quiet_emulator_logs(verbose):
@@ -141,7 +141,9 @@ def up(
             )
             rows_url = simulator.rows_url
         stack = resources.enter_context(
-            LocalStack(LocalStackSettings(downstream_url=rows_url, schedule_interval_s=schedule_interval))
+            LocalPipeline(
+                LocalPipelineSettings(downstream_url=rows_url, schedule_interval_s=schedule_interval)
+            )
         )
         names = stack.names.as_dict()
         if as_json:

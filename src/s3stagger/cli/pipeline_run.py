@@ -37,7 +37,7 @@ from s3stagger.domain.sample_data import SampleObject, sample_objects
 from s3stagger.handlers import process_object
 from s3stagger.local.downstream import DownstreamSimulator, SimulatorSettings
 from s3stagger.local.downstream_settings import LatencySpec
-from s3stagger.local.stack import LocalStack, LocalStackSettings
+from s3stagger.local.pipeline import LocalPipeline, LocalPipelineSettings
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -364,8 +364,8 @@ def run_pipeline(
         )
         environment = {"S3STAGGER_MAX_CONCURRENCY": str(settings.sized_processor_concurrency())}
         stack = resources.enter_context(
-            LocalStack(
-                LocalStackSettings(
+            LocalPipeline(
+                LocalPipelineSettings(
                     downstream_url=simulator.rows_url,
                     concurrency_budget=settings.concurrency_budget,
                     processor_environment=environment,

@@ -20,7 +20,7 @@ from s3stagger.domain.stagger import StaggerPolicy
 from s3stagger.local.templates import render_definition_json
 
 ClientFactory = Callable[[str], Any]
-"""``service_name -> boto3 client`` (e.g. ``LocalStack.client``)."""
+"""``service_name -> boto3 client`` (e.g. ``LocalPipeline.client``)."""
 
 
 class ProvisionError(ValueError):

@@ -1,6 +1,6 @@
-"""``LocalStack``: the whole pattern on the embedded emulator, in one context manager.
+"""``LocalPipeline``: the whole pattern on the embedded emulator, in one context manager.
 
-``with LocalStack(LocalStackSettings(downstream_url=sim.rows_url)) as stack:`` starts moto on
+``with LocalPipeline(LocalPipelineSettings(downstream_url=sim.rows_url)) as stack:`` starts moto on
 127.0.0.1 (free port), installs the local Lambda runtime, provisions everything from
 ``definitions/`` and starts the local scheduler. ``stack.endpoint_url``, ``stack.names`` and
 ``stack.client(service)`` let anything (boto3, the ``aws`` CLI) drive it; the progress helpers
@@ -32,7 +32,7 @@ LOGGER = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class LocalStackSettings(ProvisionSettings):
+class LocalPipelineSettings(ProvisionSettings):
     """Settings of a local stack: what provisioning takes (unset values come from ``definitions/``,
     as on AWS), plus the local runtime's own."""
 
@@ -54,10 +54,10 @@ class QueueDepth:
         return self.visible + self.in_flight
 
 
-class LocalStack(LocalService):
+class LocalPipeline(LocalService):
     """The emulator, the local Lambda runtime, the provisioned resources and the scheduler."""
 
-    def __init__(self, settings: LocalStackSettings) -> None:
+    def __init__(self, settings: LocalPipelineSettings) -> None:
         self.settings = settings
         self.emulator = Emulator(region=settings.region)
         self.runtime: LocalLambdaRuntime | None = None
@@ -67,7 +67,7 @@ class LocalStack(LocalService):
         self._clients_lock = threading.Lock()
 
     # -- lifecycle ------------------------------------------------------------------------------
-    def start(self) -> LocalStack:
+    def start(self) -> LocalPipeline:
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
         self.emulator.start()
         try:

@@ -1,4 +1,4 @@
-"""LocalStack as the CLI uses it: start, drive, watch progress, stop."""
+"""LocalPipeline as the CLI uses it: start, drive, watch progress, stop."""
 
 import threading
 import time
@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from s3stagger.local.emulator import Emulator, EmulatorError
+from s3stagger.local.pipeline import LocalPipeline, LocalPipelineSettings
 from s3stagger.local.scheduler import SlotAlreadyStarted
-from s3stagger.local.stack import LocalStack, LocalStackSettings
 
 ZERO_STAGGER = {
     "backlog_depth": 20,
@@ -25,18 +25,18 @@ def hold_then_complete(event: Any, context: Any) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def stack() -> Iterator[LocalStack]:
-    settings = LocalStackSettings(
+def stack() -> Iterator[LocalPipeline]:
+    settings = LocalPipelineSettings(
         downstream_url="http://127.0.0.1:9/rows",
         schedule_interval_s=0.3,
         stagger=ZERO_STAGGER,
         handlers={"s3stagger-processor": hold_then_complete},
     )
-    with LocalStack(settings) as running:
+    with LocalPipeline(settings) as running:
         yield running
 
 
-def test_the_scheduler_dispatches_uploads_and_progress_is_reported(stack: LocalStack) -> None:
+def test_the_scheduler_dispatches_uploads_and_progress_is_reported(stack: LocalPipeline) -> None:
     s3 = stack.client("s3")
     for i in range(3):
         s3.put_object(Bucket=stack.names.bucket, Key=f"normal/p{i}.csv", Body=b"a\n1\n")
@@ -48,13 +48,13 @@ def test_the_scheduler_dispatches_uploads_and_progress_is_reported(stack: LocalS
     assert all(depth.total == 0 for depth in depths.values())
 
 
-def quiet(stack: LocalStack) -> None:
+def quiet(stack: LocalPipeline) -> None:
     assert stack.scheduler is not None
     stack.scheduler.stop()
     assert stack.wait_for_dispatchers(30)
 
 
-def test_a_slot_starts_once(stack: LocalStack) -> None:
+def test_a_slot_starts_once(stack: LocalPipeline) -> None:
     quiet(stack)
     first = stack.start_dispatcher("slot-test-once")
     assert (
@@ -67,7 +67,7 @@ def test_a_slot_starts_once(stack: LocalStack) -> None:
     assert [e["name"] for e in executions["executions"]].count("slot-test-once") == 1
 
 
-def test_running_dispatchers_can_be_stopped(stack: LocalStack) -> None:
+def test_running_dispatchers_can_be_stopped(stack: LocalPipeline) -> None:
     quiet(stack)
     release.clear()
     stack.client("s3").put_object(Bucket=stack.names.bucket, Key="normal/hold.csv", Body=b"a\n1\n")
@@ -82,7 +82,7 @@ def test_running_dispatchers_can_be_stopped(stack: LocalStack) -> None:
     assert not stack.wait_until_idle(timeout_s=0.5)  # the message was not deleted: it will be retried
 
 
-def test_failed_row_records_are_read_as_json_or_json_lines(stack: LocalStack) -> None:
+def test_failed_row_records_are_read_as_json_or_json_lines(stack: LocalPipeline) -> None:
     s3 = stack.client("s3")
     bucket, prefix = stack.names.failed_rows_bucket, stack.names.failed_rows_prefix
     s3.put_object(Bucket=bucket, Key=f"{prefix}a.json", Body=b'{"reason": "empty"}')
@@ -92,13 +92,13 @@ def test_failed_row_records_are_read_as_json_or_json_lines(stack: LocalStack) ->
     assert records[f"{prefix}b.jsonl"] == [{"row": 1}, {"row": 2}, "not json"]
 
 
-def test_only_one_emulator_per_process(stack: LocalStack) -> None:
+def test_only_one_emulator_per_process(stack: LocalPipeline) -> None:
     with pytest.raises(EmulatorError, match="already running"):
         Emulator().start()
 
 
 def test_names_before_start_is_an_error() -> None:
     with pytest.raises(RuntimeError, match="not started"):
-        _ = LocalStack(LocalStackSettings(downstream_url="http://127.0.0.1:9/rows")).names
+        _ = LocalPipeline(LocalPipelineSettings(downstream_url="http://127.0.0.1:9/rows")).names
     with pytest.raises(EmulatorError, match="not running"):
         _ = Emulator().endpoint_url

@@ -2,25 +2,25 @@ import pytest
 
 from s3stagger.local.emulator import Emulator
 from s3stagger.local.lambda_runtime import LocalLambdaRuntime
+from s3stagger.local.pipeline import LocalPipeline, LocalPipelineSettings
 from s3stagger.local.provision import ProvisionError
-from s3stagger.local.stack import LocalStack, LocalStackSettings
 
 
 def test_a_stack_that_cannot_provision_cleans_up_and_says_why() -> None:
-    bad = LocalStackSettings(downstream_url="http://127.0.0.1:9/rows", dispatcher={"no_such_setting": 1})
-    with pytest.raises(ProvisionError, match="no_such_setting"), LocalStack(bad):
+    bad = LocalPipelineSettings(downstream_url="http://127.0.0.1:9/rows", dispatcher={"no_such_setting": 1})
+    with pytest.raises(ProvisionError, match="no_such_setting"), LocalPipeline(bad):
         pass
     assert LocalLambdaRuntime._installed is None
     assert Emulator._running is None
-    with LocalStack(
-        LocalStackSettings(downstream_url="http://127.0.0.1:9/rows", start_scheduler=False)
+    with LocalPipeline(
+        LocalPipelineSettings(downstream_url="http://127.0.0.1:9/rows", start_scheduler=False)
     ) as stack:
         assert stack.names.bucket == "s3stagger-uploads"
 
 
 def test_a_dispatcher_that_fails_gives_the_lease_back() -> None:
-    with LocalStack(
-        LocalStackSettings(downstream_url="http://127.0.0.1:9/rows", start_scheduler=False)
+    with LocalPipeline(
+        LocalPipelineSettings(downstream_url="http://127.0.0.1:9/rows", start_scheduler=False)
     ) as stack:
         sqs = stack.client("sqs")
         sqs.delete_queue(QueueUrl=stack.names.high_queue_url)  # every receive now fails
