@@ -24,12 +24,11 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Protocol
 
-from s3stagger import definitions
 from s3stagger.adapters.smtp_secret import SmtpSecret
 from s3stagger.adapters.smtp_sender import SmtpAuthenticationError, SmtpSender, SmtpServer
+from s3stagger.definitions.alerting import load_alerting_definition
 from s3stagger.domain.alerts import (
     AlertGroupState,
-    AlertKind,
     Decision,
     EmailSettings,
     RunbookLinks,
@@ -138,9 +137,10 @@ class SqsDigestTimer:
 
 def runbooks_from_definitions(base_url: str) -> RunbookLinks:
     """The runbook of each non-alarm alert kind, from ``alerting.json`` (alarms carry their own)."""
-    rules = definitions.read_json("alerting.json")["rules"]
-    by_kind = {AlertKind(rule["kind"]).value: rule["runbook"] for rule in rules if rule.get("runbook")}
-    return RunbookLinks(by_kind=by_kind, base_url=base_url)
+    rules = load_alerting_definition().rules
+    return RunbookLinks(
+        by_kind={rule.kind: rule.runbook for rule in rules if rule.runbook}, base_url=base_url
+    )
 
 
 class Notifier:

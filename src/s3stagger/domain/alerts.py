@@ -136,7 +136,7 @@ def _alarm_alert(detail: Mapping[str, Any], common: dict[str, str], runbooks: Ru
         kind=AlertKind.RESOLVED if resolved else AlertKind.ALARM,
         group=f"alarm:{name}",
         title=f"{'OK' if resolved else 'ALARM'}: {name}",
-        what=(summary.strip() or name) + (" — back to OK" if resolved else ""),
+        what=(summary.strip() or name) + (" - back to OK" if resolved else ""),
         where=metric,
         count=latest,
         count_unit=_metric_unit(configuration),
@@ -218,7 +218,8 @@ def _error_text(error: Any) -> str:
     try:
         payload = json.loads(cause) if isinstance(cause, str) else cause
         if isinstance(payload, Mapping) and "errorMessage" in payload:
-            cause = f"{payload.get('errorType', '')}: {payload['errorMessage']}"
+            kind = str(payload.get("errorType") or "")
+            cause = str(payload["errorMessage"]) if kind in {"", name} else f"{kind}: {payload['errorMessage']}"
     except ValueError:
         pass
     return f"{name}: {cause}" if cause else name
@@ -397,7 +398,7 @@ def render_digest(digest: Digest, settings: EmailSettings, now: float) -> EmailM
     first = digest.alerts[0] if digest.alerts else None
     label = first.title if first else digest.group
     plural = "s" if digest.total != 1 else ""
-    subject = f"{settings.subject_prefix} Digest: {digest.total} more alert{plural} — {label}"
+    subject = f"{settings.subject_prefix} Digest: {digest.total} more alert{plural} - {label}"
     lines = [
         f"{digest.total} further alert{plural} of the same kind ({digest.group}) "
         "arrived since the last message.",
@@ -435,5 +436,6 @@ def _message(subject: str, body: str, settings: EmailSettings, now: float, group
     message["Date"] = formatdate(now, usegmt=True)
     message["Message-ID"] = make_msgid(domain="s3stagger.alerts")
     message["X-S3stagger-Alert-Group"] = _HEADER_SAFE.sub("-", group)[:200]
-    message.set_content(body + "\n")
+    text = body + "\n"
+    message.set_content(text, cte="7bit" if text.isascii() else "8bit")
     return message
