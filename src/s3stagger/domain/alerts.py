@@ -96,6 +96,8 @@ class RunbookLinks:
 def alert_from_event(event: Mapping[str, Any], runbooks: RunbookLinks | None = None) -> Alert | None:
     """The alert an EventBridge event stands for; ``None`` when it needs no message."""
     runbooks = runbooks or RunbookLinks()
+    if not isinstance(event, Mapping):
+        raise AlertEventError(f"not an EventBridge event: {_clip(json.dumps(event))}")
     detail_type = event.get("detail-type")
     detail = event.get("detail")
     if not isinstance(detail, Mapping) or not isinstance(event.get("id"), str):
