@@ -43,10 +43,12 @@ def test_mail_goes_over_starttls_with_auth_into_the_mbox(smtp_server: LocalSmtpS
     sender_for(smtp_server).send(
         message("first"), SmtpCredentials(smtp_server.username, smtp_server.password)
     )
-    assert smtp_server.counters.received == 1 and smtp_server.counters.via_starttls == 1
+    assert smtp_server.counters.received == 1
+    assert smtp_server.counters.via_starttls == 1
     assert smtp_server.received[0].authenticated_as == smtp_server.username
     text = smtp_server.mbox_path.read_text()
-    assert "with ESMTPSA" in text and "Subject: first" in text
+    assert "with ESMTPSA" in text
+    assert "Subject: first" in text
 
 
 def test_wrong_password_is_a_clear_authentication_error(smtp_server: LocalSmtpServer) -> None:
@@ -54,7 +56,8 @@ def test_wrong_password_is_a_clear_authentication_error(smtp_server: LocalSmtpSe
         SmtpAuthenticationError, match=r"refused the credentials of user 's3stagger-alerts': 535"
     ):
         sender_for(smtp_server).send(message(), SmtpCredentials(smtp_server.username, "wrong"))
-    assert smtp_server.counters.received == 0 and smtp_server.counters.auth_failures >= 1
+    assert smtp_server.counters.received == 0
+    assert smtp_server.counters.auth_failures >= 1
 
 
 def test_the_certificate_is_verified(smtp_server: LocalSmtpServer, tmp_path: Path) -> None:

@@ -39,7 +39,8 @@ def alarm_event(value: str = "ALARM", previous: str = "OK", event_id: str = "e-1
             "alarmName": "s3stagger-dlq-not-empty-normal",
             "state": {
                 "value": value,
-                "reason": "Threshold Crossed: 1 out of the last 1 datapoints [3.0 (30/11/26 19:59:00)] was greater than the threshold (0.0)",
+                "reason": "Threshold Crossed: 1 out of the last 1 datapoints [3.0 (30/11/26 19:59:00)] "
+                "was greater than the threshold (0.0)",
                 "reasonData": json.dumps({"recentDatapoints": [3.0], "threshold": 0.0}),
             },
             "previousState": {"value": previous},
@@ -89,12 +90,14 @@ def test_alarm_event_says_what_where_how_many_and_links_the_runbook() -> None:
     assert "QueueName=s3stagger-normal-dlq" in alert.where
     assert alert.count == 3.0
     assert alert.runbook == "https://runbooks.example/s3stagger/docs/runbooks/dlq-not-empty.md"
-    assert alert.first_error is not None and alert.first_error.startswith("Threshold Crossed")
+    assert alert.first_error is not None
+    assert alert.first_error.startswith("Threshold Crossed")
 
 
 def test_ok_is_news_only_after_alarm() -> None:
     resolved = alert_from_event(alarm_event("OK", "ALARM"))
-    assert resolved is not None and resolved.kind is AlertKind.RESOLVED
+    assert resolved is not None
+    assert resolved.kind is AlertKind.RESOLVED
     assert alert_from_event(alarm_event("OK", "INSUFFICIENT_DATA")) is None
     assert alert_from_event(alarm_event("INSUFFICIENT_DATA", "OK")) is None
 
@@ -122,7 +125,8 @@ def test_execution_and_unrouted_events() -> None:
             },
         }
     )
-    assert execution is not None and execution.kind is AlertKind.EXECUTION_FAILED
+    assert execution is not None
+    assert execution.kind is AlertKind.EXECUTION_FAILED
     assert execution.first_error == "DispatcherFailed — queue gone"
     assert "s3stagger-dispatcher" in execution.where
     unrouted = alert_from_event(
@@ -132,7 +136,8 @@ def test_execution_and_unrouted_events() -> None:
             "detail": {"bucket": {"name": "b"}, "object": {"key": "x/y.csv"}},
         }
     )
-    assert unrouted is not None and unrouted.where == "s3://b/x/y.csv"
+    assert unrouted is not None
+    assert unrouted.where == "s3://b/x/y.csv"
 
 
 @pytest.mark.parametrize(
@@ -160,16 +165,21 @@ def alert(event_id: str, count: float = 1) -> Alert:
 def test_first_alert_goes_at_once_then_the_window_holds_the_rest_for_one_digest() -> None:
     state = AlertGroupState()
     decision, state = decide(state, alert("a"), now=100, interval_s=60)
-    assert decision is Decision.SEND_NOW and state.window_ends == 160
+    assert decision is Decision.SEND_NOW
+    assert state.window_ends == 160
     decision, state = decide(state, alert("b"), now=110, interval_s=60)
     assert decision is Decision.HOLD_AND_SCHEDULE
     decision, state = decide(state, alert("c", count=2), now=120, interval_s=60)
     assert decision is Decision.HOLD  # the timer already runs
     digest, state = flush(state, "g", now=160, interval_s=60)
-    assert digest is not None and digest.total == 2 and digest.count_sum == 3
-    assert state.window_ends == 220 and state.held_total == 0
+    assert digest is not None
+    assert digest.total == 2
+    assert digest.count_sum == 3
+    assert state.window_ends == 220
+    assert state.held_total == 0
     digest, state = flush(state, "g", now=220, interval_s=60)
-    assert digest is None and state.window_ends is None
+    assert digest is None
+    assert state.window_ends is None
     decision, _ = decide(state, alert("d"), now=230, interval_s=60)
     assert decision is Decision.SEND_NOW
 
@@ -188,11 +198,13 @@ def test_state_survives_json_and_stays_within_its_size() -> None:
     _, state = decide(state, alert("first"), now=0, interval_s=60)
     for i in range(200):
         _, state = decide(state, alert(f"event-{i}" + "x" * 200), now=1, interval_s=60)
-    assert len(state.held) == HELD_SAMPLES_KEPT and state.held_total == 200
+    assert len(state.held) == HELD_SAMPLES_KEPT
+    assert state.held_total == 200
     text = state.to_json(1500)
     assert len(text) <= 1500
     again = AlertGroupState.from_json(text)
-    assert again.held_total == 200 and again.window_ends == state.window_ends
+    assert again.held_total == 200
+    assert again.window_ends == state.window_ends
     assert again.has_seen("event-199" + "x" * 200)
     assert AlertGroupState.from_json(None) == AlertGroupState()
 

@@ -101,7 +101,7 @@ def parts() -> tuple[Notifier, FakeSender, FakeSecret, FakeStore, FakeTimer, Clo
 
 
 def test_a_burst_makes_one_email_then_one_digest(parts) -> None:
-    notifier, sender, _, store, timer, clock = parts
+    notifier, sender, _, _store, timer, clock = parts
     outcomes = [notifier.handle(failed(f"e{i}")) for i in range(5)]
     assert outcomes == [Outcome.SENT] + [Outcome.HELD] * 4
     assert len(sender.sent) == 1
@@ -144,7 +144,8 @@ def test_a_send_failure_raises_and_records_nothing(parts) -> None:
     sender.failure = SmtpSendError("cannot reach SMTP server")
     with pytest.raises(SmtpSendError):
         notifier.handle(failed("a"))
-    assert store.writes == 0 and secret.forgotten == 0
+    assert store.writes == 0
+    assert secret.forgotten == 0
     sender.failure = None
     assert notifier.handle(failed("a")) is Outcome.SENT  # the retry sends it
 
@@ -154,7 +155,8 @@ def test_refused_credentials_are_forgotten_so_the_retry_reads_the_secret_again(p
     sender.failure = SmtpAuthenticationError("535")
     with pytest.raises(SmtpAuthenticationError):
         notifier.handle(failed("a"))
-    assert secret.forgotten == 1 and store.writes == 0
+    assert secret.forgotten == 1
+    assert store.writes == 0
 
 
 def test_state_changes_that_need_no_email_are_ignored(parts) -> None:
@@ -187,7 +189,8 @@ ENVIRONMENT = {
 
 def test_settings_from_the_environment() -> None:
     settings = NotifierSettings.from_environ(ENVIRONMENT)
-    assert settings.smtp.port == 587 and settings.smtp.ca_file is None
+    assert settings.smtp.port == 587
+    assert settings.smtp.ca_file is None
     assert settings.email.recipients == ("a@example.com", "b@example.com")
 
 

@@ -221,7 +221,8 @@ def _error_text(error: Any) -> str:
         payload = json.loads(cause) if isinstance(cause, str) else cause
         if isinstance(payload, Mapping) and "errorMessage" in payload:
             kind = str(payload.get("errorType") or "")
-            cause = str(payload["errorMessage"]) if kind in {"", name} else f"{kind}: {payload['errorMessage']}"
+            message = str(payload["errorMessage"])
+            cause = message if kind in {"", name} else f"{kind}: {message}"
     except ValueError:
         pass
     return f"{name}: {cause}" if cause else name
