@@ -18,7 +18,6 @@ seconds instead of minutes.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,20 +40,10 @@ from s3stagger.local.alarm_evaluator import (
 from s3stagger.local.alert_queue_poller import LocalSqsEventSourcePoller
 from s3stagger.local.lambda_runtime import FunctionCounters
 from s3stagger.local.lifecycle import LocalService
+from s3stagger.local.mailbox_location import default_mailbox
 from s3stagger.local.provision import ClientFactory, ResourceNames, unrouted_event_pattern
 from s3stagger.local.smtp_server import LocalSmtpServer
 from s3stagger.local.templates import render_definition_json
-
-MAILBOX_ENV = "S3STAGGER_MAILBOX"
-
-
-def default_mailbox() -> Path:
-    """Where ``local up`` keeps mail and ``s3stagger mail`` reads it: ``$S3STAGGER_MAILBOX``, else
-    ``$XDG_STATE_HOME/s3stagger/mail.mbox`` (``~/.local/state``)."""
-    if os.environ.get(MAILBOX_ENV):
-        return Path(os.environ[MAILBOX_ENV])
-    state = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state")
-    return state / "s3stagger" / "mail.mbox"
 
 
 @dataclass(frozen=True)
