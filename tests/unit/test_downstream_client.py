@@ -3,7 +3,7 @@ import asyncio
 import httpx
 import pytest
 
-from s3stagger.adapters.downstream_client import DeliveryOutcome, HttpDownstream, build_http_transports
+from s3stagger.adapters.downstream_client import HttpDownstream, build_http_transports
 
 
 def test_a_downstream_needs_a_transport() -> None:
@@ -20,21 +20,6 @@ def test_transports_share_one_connection_each_and_close() -> None:
             pass
 
     asyncio.run(close())
-
-
-@pytest.mark.parametrize(
-    ("outcome", "retryable"),
-    [
-        (DeliveryOutcome.APPLIED, False),
-        (DeliveryOutcome.REJECTED, False),
-        (DeliveryOutcome.THROTTLED, True),
-        (DeliveryOutcome.TIMED_OUT, True),
-        (DeliveryOutcome.UNREACHABLE, True),
-        (DeliveryOutcome.RETRYABLE_ERROR, True),
-    ],
-)
-def test_which_outcomes_are_retryable(outcome: DeliveryOutcome, retryable: bool) -> None:
-    assert outcome.retryable is retryable
 
 
 def test_a_per_request_timeout_never_exceeds_the_configured_ones() -> None:
