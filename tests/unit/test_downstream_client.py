@@ -97,25 +97,33 @@ def test_the_row_is_posted_as_compact_json_with_its_idempotency_key_and_the_shor
     assert request.extensions["timeout"] == {"connect": 0.5, "read": 0.5, "write": 0.5, "pool": 0.5}
 
 
-def http_date(offset_s: float) -> str:
-    return email.utils.formatdate(time.time() + offset_s, usegmt=True)
+def at(offset_s: float) -> Callable[[], str]:
+    """A Retry-After HTTP-date ``offset_s`` from the moment the test runs (not when it is collected)."""
+    return lambda: email.utils.formatdate(time.time() + offset_s, usegmt=True)
+
+
+def literal(value: str) -> Callable[[], str]:
+    return lambda: value
 
 
 @pytest.mark.parametrize("status", [429, 503])
 @pytest.mark.parametrize(
     ("retry_after", "low", "high"),
     [
-        ("7", 7.0, 7.0),
-        (" 3 ", 3.0, 3.0),
-        ("0.25", 0.25, 0.25),  # decimal seconds (the simulator's compressed time)
-        ("0", 0.0, 0.0),
-        ("-4", 0.0, 0.0),  # a negative wait is no wait
-        (http_date(120), 118.0, 121.0),  # HTTP-date: seconds from now (one-second resolution)
-        (http_date(-3600), 0.0, 0.0),  # a date in the past: retry now
+        (literal("7"), 7.0, 7.0),
+        (literal(" 3 "), 3.0, 3.0),
+        (literal("0.25"), 0.25, 0.25),  # decimal seconds (the simulator's compressed time)
+        (literal("0"), 0.0, 0.0),
+        (literal("-4"), 0.0, 0.0),  # a negative wait is no wait
+        (at(120), 118.0, 121.0),  # HTTP-date: seconds from now (one-second resolution)
+        (at(-3600), 0.0, 0.0),  # a date in the past: retry now
     ],
+    ids=["seconds", "padded", "decimal", "zero", "negative", "http-date", "http-date-past"],
 )
-def test_every_retry_after_form_is_read(status: int, retry_after: str, low: float, high: float) -> None:
-    delivery, _ = deliver_through(answer(status, retry_after))
+def test_every_retry_after_form_is_read(
+    status: int, retry_after: Callable[[], str], low: float, high: float
+) -> None:
+    delivery, _ = deliver_through(answer(status, retry_after()))
     assert delivery.retry_after_s is not None
     assert low <= delivery.retry_after_s <= high
 
