@@ -211,3 +211,12 @@ def test_no_time_to_retry_leaves_the_row_unfinished_and_the_cursor_at_it() -> No
     assert summary.cursor.next_row == 1
     assert summary.rows_failed == 0
     assert summary.timeouts == downstream.attempts[1]
+
+
+def test_a_cursor_whose_header_end_is_not_the_header_is_rejected() -> None:
+    cursor = Cursor(next_row=2, byte_offset=12, header_end=12, etag="etag-1")  # the header ends at 8
+    summary, _ = run(MemorySource(csv_object(3)), ScriptedDownstream(always(OK)), KeptSink(), cursor=cursor)
+    assert summary.status is RunStatus.REJECTED
+    assert summary.error is not None
+    assert summary.error["type"] == "invalid_cursor"
+    assert "(it ends at 8)" in summary.error["message"]
