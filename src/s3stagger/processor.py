@@ -2,7 +2,9 @@
 
 The application service behind the ``process_object`` Lambda handler. It composes the domain (CSV
 rows, AIMD limiter, retry policy, idempotency keys) with the adapters it is given (object source,
-failed-rows sink, downstream client) and runs one invocation:
+failed-rows sink, downstream client; their types are in :mod:`s3stagger.domain.ports`) and runs
+one invocation. What each attempt means for its row is decided by the pure
+:func:`s3stagger.domain.delivery.decide`; this module carries the decisions out:
 
 * rows are read lazily and sent concurrently on one asyncio loop; the number of requests in flight
   is bounded by the adaptive (AIMD) limit, never above ``max_concurrency``; at most
