@@ -30,8 +30,10 @@ AWS/Lambda                      ``Invocations``, ``Errors``, ``Throttles`` (per-
                                 ``ConcurrentExecutions`` (in flight)
 AWS/States                      ``ExecutionsFailed``, ``ExecutionsTimedOut``, ``ExecutionsAborted``
                                 (new terminal executions per tick)
+processor EMF namespace         every metric of the processor's EMF lines, when its output goes to a
+                                file (``LocalAlertingSettings.emf_log``; the demo's log file)
 not measured locally            Lambda ``Duration``, ``ExecutionThrottled``, EventBridge rule
-                                metrics, the processor's EMF metrics
+                                metrics
 ==============================  ===============================================================
 """
 
@@ -43,6 +45,7 @@ import time
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -63,6 +66,7 @@ from s3stagger.domain.alarm_events import (
     execution_status_change_entry,
     reason_data,
 )
+from s3stagger.domain.emf import parse_emf_line
 from s3stagger.local.lambda_runtime import FunctionCounters
 
 LOGGER = logging.getLogger(__name__)
@@ -164,6 +168,29 @@ class DispatcherExecutionMetrics:
                     self._on_terminal(execution)
             yield metric_key("AWS/States", metric, dimensions), float(len(new) if self._primed else 0)
         self._primed = True
+
+
+class EmfLogMetrics:
+    """The processor's EMF lines, read as they are appended to its log file (what CloudWatch Logs
+    would extract); lines written before the evaluator started are skipped."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._offset = path.stat().st_size if path.exists() else 0
+        self._partial = ""
+
+    def sample(self, now: float) -> Iterable[tuple[MetricKey, float]]:
+        if not self.path.exists():
+            return
+        with self.path.open("r", encoding="utf-8", errors="replace") as log:
+            log.seek(self._offset)
+            text = log.read()
+            self._offset = log.tell()
+        lines = (self._partial + text).split("\n")
+        self._partial = lines.pop()
+        for line in lines:
+            for point in parse_emf_line(line):
+                yield metric_key(point.namespace, point.name, point.dimensions), point.value
 
 
 @dataclass

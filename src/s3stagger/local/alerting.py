@@ -33,6 +33,7 @@ from s3stagger.definitions.alerting import AlertingDefinition, load_alerting_def
 from s3stagger.definitions.model import Definitions
 from s3stagger.local.alarm_evaluator import (
     DispatcherExecutionMetrics,
+    EmfLogMetrics,
     LambdaRuntimeMetrics,
     LocalAlarmEvaluator,
     SqsQueueMetrics,
@@ -62,6 +63,8 @@ class LocalAlertingSettings:
     secret_password: str | None = None
     """Put this password in the SMTP secret instead of the server's (to see a refused login)."""
     tick_s: float | None = None
+    emf_log: Path | None = None
+    """A file the processor's output (EMF lines) goes to; its metrics feed the EMF alarms."""
 
 
 @dataclass(frozen=True)
@@ -305,6 +308,7 @@ class LocalAlerting(LocalService):
         evaluator = LocalAlarmEvaluator(
             self.alarms,
             [
+                *([EmfLogMetrics(self.settings.emf_log)] if self.settings.emf_log else []),
                 SqsQueueMetrics(sqs, queue_urls),
                 LambdaRuntimeMetrics(
                     self._counters, [self.pipeline.function_name, self.names.notifier_function_name]
