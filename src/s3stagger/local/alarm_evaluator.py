@@ -70,6 +70,7 @@ from s3stagger.domain.emf import parse_emf_line
 from s3stagger.local.lambda_runtime import FunctionCounters
 
 LOGGER = logging.getLogger(__name__)
+PUT_EVENTS_MAX_ENTRIES = 10
 
 MetricKey = tuple[str, str, tuple[tuple[str, str], ...]]
 """``(namespace, metric name, sorted dimensions)``."""
@@ -244,7 +245,7 @@ class LocalAlarmEvaluator:
                 AlarmStateRecord(AlarmState.INSUFFICIENT_DATA, "Unchecked: Initial alarm creation", "", now),
             )
         shortest = min((t.rule.period_s for t in self.alarms.values()), default=1.0)
-        self.tick_s = tick_s or max(0.05, shortest / 4)
+        self.tick_s = tick_s or max(0.25, shortest / 2)
         horizon = max(
             (t.rule.period_s * (t.rule.range_periods + 1) for t in self.alarms.values()), default=60
         )
@@ -277,20 +278,22 @@ class LocalAlarmEvaluator:
 
     # -- one tick -----------------------------------------------------------------------------
     def tick(self) -> list[tuple[str, AlarmState, AlarmState]]:
-        """Sample every source, evaluate every alarm; the transitions made."""
+        """Sample every source, evaluate every alarm; the transitions made (stops early when asked)."""
         now = self._clock()
         for source in self._sources:
+            if self._stop.is_set():
+                return []
             for key, value in source.sample(now):
                 self.record(key, value, now)
         changes: list[tuple[str, AlarmState, AlarmState]] = []
+        entries: list[dict[str, Any]] = []
         with self._lock:
             for tracked in self.alarms.values():
                 alarm = tracked.alarm
                 key = metric_key(alarm.namespace, alarm.metric_name, alarm.dimensions)
                 samples = list(self._samples.get(key, ()))
-                evaluation = evaluate(
-                    tracked.rule, period_datapoints(samples, tracked.rule, now), tracked.state.value
-                )
+                datapoints = period_datapoints(samples, tracked.rule, now)
+                evaluation = evaluate(tracked.rule, datapoints, tracked.state.value)
                 if evaluation.state is tracked.state.value:
                     continue
                 data = reason_data(evaluation, alarm.statistic, alarm.period_s, alarm.threshold, now)
@@ -298,7 +301,13 @@ class LocalAlarmEvaluator:
                 previous, tracked.state = tracked.state, new
                 tracked.transitions.append((previous.value, new.value, now))
                 changes.append((alarm.name, previous.value, new.value))
-                self._publish(tracked, previous, new)
+                entries.append(self._state_change(tracked, previous, new))
+        for tracked_name, _, state in changes:
+            if self._stop.is_set():
+                break
+            self._record_state(self.alarms[tracked_name], state)
+        for start in range(0, len(entries), PUT_EVENTS_MAX_ENTRIES):
+            self.put_events(entries[start : start + PUT_EVENTS_MAX_ENTRIES])
         return changes
 
     def record(self, key: MetricKey, value: float, now: float) -> None:
@@ -308,18 +317,23 @@ class LocalAlarmEvaluator:
             while series and series[0][0] < now - self._horizon_s:
                 series.popleft()
 
-    def _publish(self, tracked: TrackedAlarm, previous: AlarmStateRecord, new: AlarmStateRecord) -> None:
-        alarm = tracked.alarm
+    def _record_state(self, tracked: TrackedAlarm, state: AlarmState) -> None:
+        """Keep moto's copy of the alarm in step, so ``describe_alarms`` (and ``monitor``) show it."""
         try:
             self._cloudwatch.set_alarm_state(
-                AlarmName=alarm.name,
-                StateValue=new.value.value,
-                StateReason=new.reason[:1023],
-                StateReasonData=new.reason_data,
+                AlarmName=tracked.alarm.name,
+                StateValue=state.value,
+                StateReason=tracked.state.reason[:1023],
+                StateReasonData=tracked.state.reason_data,
             )
         except (ClientError, BotoCoreError):
-            LOGGER.warning("could not record state %s of alarm %s in the emulator", new.value, alarm.name)
-        entry = alarm_state_change_entry(
+            LOGGER.warning("could not record state %s of alarm %s in the emulator", state, tracked.alarm.name)
+
+    def _state_change(
+        self, tracked: TrackedAlarm, previous: AlarmStateRecord, new: AlarmStateRecord
+    ) -> dict[str, Any]:
+        alarm = tracked.alarm
+        return alarm_state_change_entry(
             alarm_name=alarm.name,
             alarm_arn=tracked.arn,
             description=self._description(alarm),
@@ -331,19 +345,19 @@ class LocalAlarmEvaluator:
             previous=previous,
             current=new,
         )
-        self.put_event(entry)
 
-    def put_event(self, entry: Mapping[str, Any]) -> None:
-        answer = self._events.put_events(Entries=[dict(entry)])
+    def put_events(self, entries: Sequence[Mapping[str, Any]]) -> None:
+        answer = self._events.put_events(Entries=[dict(entry) for entry in entries])
         if answer.get("FailedEntryCount"):
-            LOGGER.warning("the bus refused an event: %s", answer.get("Entries"))
-        else:
-            self.events_put += 1
+            LOGGER.warning(
+                "the bus refused %s event(s): %s", answer["FailedEntryCount"], answer.get("Entries")
+            )
+        self.events_put += len(entries) - int(answer.get("FailedEntryCount") or 0)
 
     def execution_ended(self, execution: Mapping[str, Any], sfn: Any) -> None:
         """Put the status-change event of a dispatcher execution that ended badly."""
         described = sfn.describe_execution(executionArn=execution["executionArn"])
-        self.put_event(execution_status_change_entry(described))
+        self.put_events([execution_status_change_entry(described)])
 
     # -- what others read ---------------------------------------------------------------------
     def states(self) -> dict[str, AlarmState]:
