@@ -398,12 +398,18 @@ DEFINITION_FILES: tuple[DefinitionFile, ...] = (
 """Every settings file of ``definitions/`` (the templates are rendered, not parsed)."""
 
 Overrides = Mapping[str, Mapping[str, Any]]
-"""Definition file name -> fields to replace. Nested objects merge field by field, except a
-``priorities`` value, which replaces the file's whole; e.g.
+"""Definition file name -> fields to replace. Nested objects merge field by field, except those
+in :data:`FREE_FORM_FIELDS`, which are replaced whole; e.g.
 ``{"processor.json": {"timeout_s": 30}, "queues.json": {"queue": {"max_receive_count": 2}}}``."""
 
 
+FREE_FORM_FIELDS = frozenset({"priorities", "environment"})
+"""Objects keyed by names the files choose (priorities, variables): an override replaces them whole."""
+
+
 def _merged(file: str, base: Any, override: Mapping[str, Any], path: str = "") -> Any:
+    if not override:
+        return base
     if not isinstance(base, dict):
         raise DefinitionError(f"{file}: cannot override inside {path or 'the top level'}: not an object")
     merged = dict(base)
@@ -411,7 +417,7 @@ def _merged(file: str, base: Any, override: Mapping[str, Any], path: str = "") -
         where = f"{path}.{key}" if path else key
         if key not in base:
             raise DefinitionError(f"{file}: override of unknown field {where}")
-        if isinstance(value, Mapping) and isinstance(base[key], dict) and key != "priorities":
+        if isinstance(value, Mapping) and isinstance(base[key], dict) and key not in FREE_FORM_FIELDS:
             merged[key] = _merged(file, base[key], value, where)
         else:
             merged[key] = copy.deepcopy(value)
