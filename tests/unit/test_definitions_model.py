@@ -17,6 +17,7 @@ from s3stagger.definitions.model import (
     VISIBILITY_MARGIN_S,
     DefinitionError,
     Definitions,
+    Deployment,
     minimum_visibility_extension_s,
     violations,
 )
@@ -257,11 +258,12 @@ def test_every_broken_rule_is_reported_on_one_line() -> None:
     assert "queue.visibility_timeout_s=360" in message
 
 
-def test_the_name_prefix_counts_in_bucket_names() -> None:
-    assert violations(Definitions.load(), name_prefix="p" * 55)["bucket_names_fit"].startswith(
-        "bucket name ppp"
-    )
-    assert "bucket_names_fit" not in violations(Definitions.load(), name_prefix="p" * 50)
+def test_the_name_prefix_and_qualifier_count_in_bucket_names() -> None:
+    shipped = Definitions.load()
+    assert violations(Deployment(shipped, "p" * 55))["bucket_names_fit"].startswith("bucket name ppp")
+    assert "bucket_names_fit" not in violations(Deployment(shipped, "p" * 50))
+    qualified = Deployment(shipped, "p" * 30, bucket_qualifier="-123456789012-eu-west-1")
+    assert "(failed_rows) is 65 characters" in violations(qualified)["bucket_names_fit"]
 
 
 # -- priorities: a list, not two slots --------------------------------------------------------

@@ -456,7 +456,7 @@ class Definitions:
             parsed[file.field] = file.parse(reader)
             reader.close()
         loaded = cls(**parsed)  # type: ignore[arg-type]
-        validate(loaded, name_prefix)
+        validate(Deployment(loaded, name_prefix))
         return loaded
 
     @property
@@ -464,11 +464,15 @@ class Definitions:
         """The priorities in the order the dispatcher serves them (first = highest)."""
         return self.queues.priorities
 
-    def bucket_names(self, name_prefix: str) -> dict[str, str]:
-        """The buckets local mode creates: ``<name_prefix>-<suffix of storage.json>`` by role."""
+    def bucket_names(self, name_prefix: str, qualifier: str = "") -> dict[str, str]:
+        """Bucket name by role: ``<name_prefix>-<suffix of storage.json><qualifier>``.
+
+        Local mode names them without a qualifier; Terraform appends ``-<account id>-<region>``
+        (bucket names are global).
+        """
         return {
-            "uploads": f"{name_prefix}-{self.storage.uploads_bucket_suffix}",
-            "failed_rows": f"{name_prefix}-{self.storage.failed_rows_bucket_suffix}",
+            "uploads": f"{name_prefix}-{self.storage.uploads_bucket_suffix}{qualifier}",
+            "failed_rows": f"{name_prefix}-{self.storage.failed_rows_bucket_suffix}{qualifier}",
         }
 
     def key_wildcards(self) -> dict[str, str]:
@@ -492,10 +496,12 @@ def _read_json(directory: Path | None, name: str) -> Any:
 
 @dataclass(frozen=True)
 class Deployment:
-    """What a rule may look at: the definitions and the deployment's name prefix."""
+    """What a rule may look at: the definitions and how the deployment names things."""
 
     definitions: Definitions
-    name_prefix: str
+    name_prefix: str = DEFAULT_NAME_PREFIX
+    bucket_qualifier: str = ""
+    """Appended to bucket names (see :meth:`Definitions.bucket_names`)."""
 
 
 @dataclass(frozen=True)
@@ -619,7 +625,7 @@ def _budget_within_reserved_concurrency(d: Deployment) -> str | None:
 
 
 def _bucket_names_fit(d: Deployment) -> str | None:
-    for role, name in d.definitions.bucket_names(d.name_prefix).items():
+    for role, name in d.definitions.bucket_names(d.name_prefix, d.bucket_qualifier).items():
         if len(name) > BUCKET_NAME_MAX_LENGTH:
             return (
                 f"bucket name {name} ({role}) is {len(name)} characters; S3 allows {BUCKET_NAME_MAX_LENGTH}: "
@@ -643,9 +649,10 @@ RULES: tuple[Rule, ...] = (
 """Every rule spanning fields or files, each stated once."""
 
 
-def violations(definitions: Definitions, name_prefix: str = DEFAULT_NAME_PREFIX) -> dict[str, str]:
-    """Rule name -> what is wrong, for every rule the definitions break (empty: all hold)."""
-    deployment = Deployment(definitions, name_prefix)
+def violations(deployment: Deployment | Definitions) -> dict[str, str]:
+    """Rule name -> what is wrong, for every rule the deployment breaks (empty: all hold)."""
+    if isinstance(deployment, Definitions):
+        deployment = Deployment(deployment)
     found = {}
     for rule in RULES:
         problem = rule.check(deployment)
@@ -654,9 +661,9 @@ def violations(definitions: Definitions, name_prefix: str = DEFAULT_NAME_PREFIX)
     return found
 
 
-def validate(definitions: Definitions, name_prefix: str = DEFAULT_NAME_PREFIX) -> None:
+def validate(deployment: Deployment | Definitions) -> None:
     """Raise :class:`DefinitionError` naming every broken rule (one line), or return."""
-    found = violations(definitions, name_prefix)
+    found = violations(deployment)
     if found:
         raise DefinitionError("; ".join(found.values()))
 
