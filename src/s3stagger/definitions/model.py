@@ -444,6 +444,13 @@ class Definitions:
         name_prefix: str = DEFAULT_NAME_PREFIX,
     ) -> Definitions:
         """Read, parse and :func:`validate` the definitions (from ``directory``; default: this package)."""
+        loaded = cls.read(overrides, directory=directory)
+        validate(Deployment(loaded, name_prefix))
+        return loaded
+
+    @classmethod
+    def read(cls, overrides: Overrides | None = None, *, directory: Path | None = None) -> Definitions:
+        """Read and parse strictly, without the rules (:func:`violations` tells which hold)."""
         overrides = dict(overrides or {})
         unknown = sorted(set(overrides) - {file.name for file in DEFINITION_FILES})
         if unknown:
@@ -455,9 +462,7 @@ class Definitions:
             reader = _Fields(file.name, data)
             parsed[file.field] = file.parse(reader)
             reader.close()
-        loaded = cls(**parsed)  # type: ignore[arg-type]
-        validate(Deployment(loaded, name_prefix))
-        return loaded
+        return cls(**parsed)  # type: ignore[arg-type]
 
     @property
     def priorities(self) -> tuple[str, ...]:
