@@ -142,6 +142,14 @@ def test_an_unknown_field_in_a_file_is_refused(definitions_dir: Path) -> None:
         Definitions.load(directory=definitions_dir)
 
 
+def test_an_unknown_field_in_a_nested_object_is_refused(definitions_dir: Path) -> None:
+    queues = json.loads((definitions_dir / "queues.json").read_text(encoding="utf-8"))
+    queues["lease_queue"]["fifo"] = True
+    (definitions_dir / "queues.json").write_text(json.dumps(queues), encoding="utf-8")
+    with pytest.raises(DefinitionError, match=r"queues.json: unknown field\(s\) fifo in lease_queue$"):
+        Definitions.load(directory=definitions_dir)
+
+
 def test_a_missing_or_broken_file_is_named(definitions_dir: Path) -> None:
     (definitions_dir / "budget.json").write_text("{", encoding="utf-8")
     with pytest.raises(DefinitionError, match=r"budget\.json: not JSON"):

@@ -6,9 +6,10 @@ deployment's overrides, and runs :func:`validate`: every rule that spans fields 
 once, in :data:`RULES`. The Terraform modules enforce the same rules as ``precondition`` blocks;
 ``tests/iac/test_iac_precondition_twins.py`` proves each precondition has its twin here.
 
-To add a definition file: write its frozen dataclass and parser below, add a field to
-:class:`Definitions` and one entry to :data:`DEFINITION_FILES`. A rule that spans files goes into
-:data:`RULES` (and, if Terraform must enforce it too, into a module's preconditions).
+To add a definition file: write its frozen dataclass and a parser over a :class:`FieldReader`
+below, add a field to :class:`Definitions` and one entry to :data:`DEFINITION_FILES`. A rule that
+spans files goes into :data:`RULES` (and, if Terraform must enforce it too, into a module's
+preconditions, mapped to the rule in ``tests/iac/test_iac_precondition_twins.py``).
 """
 
 from __future__ import annotations
@@ -47,8 +48,12 @@ class DefinitionError(S3StaggerError, ValueError):
 # -- strict reading ----------------------------------------------------------------------------
 
 
-class _Fields:
-    """One JSON object of a definition file, read field by field; fields never read are refused."""
+class FieldReader:
+    """One JSON object of a definition file, read field by field with typed getters.
+
+    :meth:`close` (``Definitions.load`` calls it on each file) refuses every field no getter read,
+    in this object and in every section read from it, so a file cannot get ahead of its parser.
+    """
 
     def __init__(self, file: str, data: object, path: str = "") -> None:
         if not isinstance(data, dict):
@@ -58,6 +63,7 @@ class _Fields:
         self.path = path
         self.data: dict[str, Any] = data
         self.read: set[str] = {"_comment"}
+        self.sections_read: list[FieldReader] = []
 
     def where(self, key: str) -> str:
         return f"{self.path}.{key}" if self.path else key
@@ -113,23 +119,31 @@ class _Fields:
             raise self.error(key, f"must be an object of strings, got {value!r}")
         return MappingProxyType(dict(value))
 
-    def section(self, key: str) -> _Fields:
-        return _Fields(self.file, self.value(key), self.where(key))
+    def _child(self, data: object, path: str) -> FieldReader:
+        child = FieldReader(self.file, data, path)
+        self.sections_read.append(child)
+        return child
 
-    def sections(self, key: str) -> list[_Fields]:
+    def section(self, key: str) -> FieldReader:
+        """The object at ``key``."""
+        return self._child(self.value(key), self.where(key))
+
+    def sections(self, key: str) -> list[FieldReader]:
+        """The objects of the non-empty list at ``key``."""
         value = self.value(key)
         if not isinstance(value, list) or not value:
             raise self.error(key, f"must be a non-empty list of objects, got {value!r}")
-        return [_Fields(self.file, item, f"{self.where(key)}[{index}]") for index, item in enumerate(value)]
+        return [self._child(item, f"{self.where(key)}[{index}]") for index, item in enumerate(value)]
 
-    def entries(self, key: str) -> list[tuple[str, _Fields]]:
+    def entries(self, key: str) -> list[tuple[str, FieldReader]]:
+        """``(name, object)`` of the object at ``key`` whose keys are names the file chooses."""
         section = self.section(key)
         section.read.update(section.data)
-        return [
-            (name, _Fields(self.file, item, f"{section.path}.{name}")) for name, item in section.data.items()
-        ]
+        return [(name, section._child(item, f"{section.path}.{name}")) for name, item in section.data.items()]
 
     def close(self) -> None:
+        for section in self.sections_read:
+            section.close()
         unknown = sorted(set(self.data) - self.read)
         if unknown:
             where = f" in {self.path}" if self.path else ""
@@ -264,9 +278,9 @@ class StorageDefinition:
     failed_rows_prefix: str
 
 
-def _parse_queues(f: _Fields) -> QueuesDefinition:
+def _parse_queues(f: FieldReader) -> QueuesDefinition:
     queue, dlq = f.section("queue"), f.section("dlq")
-    parsed = QueuesDefinition(
+    return QueuesDefinition(
         priorities=f.texts("priorities"),
         queue=QueueSettings(
             visibility_timeout_s=queue.integer("visibility_timeout_s", 0, 43200),
@@ -282,28 +296,22 @@ def _parse_queues(f: _Fields) -> QueuesDefinition:
         ingest_dlq=_parse_named_queue(f.section("ingest_dlq")),
         lease_queue=_parse_named_queue(f.section("lease_queue")),
     )
-    for section in (queue, dlq):
-        section.close()
-    return parsed
 
 
-def _parse_named_queue(f: _Fields) -> NamedQueueSettings:
-    parsed = NamedQueueSettings(
+def _parse_named_queue(f: FieldReader) -> NamedQueueSettings:
+    return NamedQueueSettings(
         name_suffix=f.text("name_suffix"),
         message_retention_s=f.integer("message_retention_s", 60, 1209600),
         sqs_managed_sse=f.flag("sqs_managed_sse"),
     )
-    f.close()
-    return parsed
 
 
-def _parse_event_rules(f: _Fields) -> EventRulesDefinition:
+def _parse_event_rules(f: FieldReader) -> EventRulesDefinition:
     routes = []
     for route in f.sections("routes"):
         routes.append(Route(priority=route.text("priority"), key_prefix=route.text("key_prefix", empty=True)))
-        route.close()
     retry = f.section("target_retry_policy")
-    parsed = EventRulesDefinition(
+    return EventRulesDefinition(
         object_suffix=f.text("object_suffix", empty=True),
         routes=tuple(routes),
         target_retry_policy=TargetRetryPolicy(
@@ -311,11 +319,9 @@ def _parse_event_rules(f: _Fields) -> EventRulesDefinition:
             maximum_event_age_s=retry.integer("maximum_event_age_s", 60, 86400),
         ),
     )
-    retry.close()
-    return parsed
 
 
-def _parse_stagger(f: _Fields) -> StaggerPolicy:
+def _parse_stagger(f: FieldReader) -> StaggerPolicy:
     priorities = {}
     for name, spacing in f.entries("priorities"):
         try:
@@ -324,13 +330,10 @@ def _parse_stagger(f: _Fields) -> StaggerPolicy:
             )
         except StaggerPolicyError as error:
             raise DefinitionError(f"{f.file}: {spacing.path}: {error}") from None
-        spacing.close()
-    policy = StaggerPolicy(backlog_depth=f.integer("backlog_depth"), priorities=priorities)
-    f.close()
-    return policy
+    return StaggerPolicy(backlog_depth=f.integer("backlog_depth"), priorities=priorities)
 
 
-def _parse_dispatcher(f: _Fields) -> DispatcherDefinition:
+def _parse_dispatcher(f: FieldReader) -> DispatcherDefinition:
     return DispatcherDefinition(
         state_machine_name_suffix=f.text("state_machine_name_suffix"),
         schedule_name_suffix=f.text("schedule_name_suffix"),
@@ -348,7 +351,7 @@ def _parse_dispatcher(f: _Fields) -> DispatcherDefinition:
     )
 
 
-def _parse_processor(f: _Fields) -> ProcessorDefinition:
+def _parse_processor(f: FieldReader) -> ProcessorDefinition:
     return ProcessorDefinition(
         function_name_suffix=f.text("function_name_suffix"),
         handler=f.text("handler"),
@@ -361,7 +364,7 @@ def _parse_processor(f: _Fields) -> ProcessorDefinition:
     )
 
 
-def _parse_budget(f: _Fields) -> BudgetDefinition:
+def _parse_budget(f: FieldReader) -> BudgetDefinition:
     return BudgetDefinition(
         parameter_name_suffix=f.text("parameter_name_suffix"),
         default=f.integer("default"),
@@ -370,7 +373,7 @@ def _parse_budget(f: _Fields) -> BudgetDefinition:
     )
 
 
-def _parse_storage(f: _Fields) -> StorageDefinition:
+def _parse_storage(f: FieldReader) -> StorageDefinition:
     return StorageDefinition(
         uploads_bucket_suffix=f.text("uploads_bucket_suffix"),
         failed_rows_bucket_suffix=f.text("failed_rows_bucket_suffix"),
@@ -384,7 +387,7 @@ class DefinitionFile:
 
     name: str
     field: str
-    parse: Callable[[_Fields], object]
+    parse: Callable[[FieldReader], object]
 
 
 DEFINITION_FILES: tuple[DefinitionFile, ...] = (
@@ -459,7 +462,7 @@ class Definitions:
         for file in DEFINITION_FILES:
             data = _read_json(directory, file.name)
             data = _merged(file.name, data, overrides.get(file.name, {}))
-            reader = _Fields(file.name, data)
+            reader = FieldReader(file.name, data)
             parsed[file.field] = file.parse(reader)
             reader.close()
         return cls(**parsed)  # type: ignore[arg-type]
