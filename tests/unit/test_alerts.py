@@ -233,3 +233,22 @@ def test_digest_email_counts_the_held_alerts() -> None:
     body = message.get_content()
     assert "Total: 7 objects." in body
     assert "... and 2 more" in body
+
+
+def test_events_that_share_an_id_but_differ_are_not_merged() -> None:
+    # moto gives every S3 event one fixed id; a redelivery repeats id and detail alike
+    def stray(key: str) -> dict:
+        detail = {"bucket": {"name": "b"}, "object": {"key": key}}
+        return {
+            "id": "17793124-05d4-b198-2fde-7ededc63b103",
+            "detail-type": "Object Created",
+            "detail": detail,
+        }
+
+    first, second, again = (alert_from_event(stray(k)) for k in ("a.csv", "b.csv", "a.csv"))
+    assert first is not None
+    assert second is not None
+    assert again is not None
+    _, state = decide(AlertGroupState(), first, now=0, interval_s=60)
+    assert decide(state, second, now=1, interval_s=60)[0] is Decision.HOLD_AND_SCHEDULE
+    assert decide(state, again, now=1, interval_s=60)[0] is Decision.DUPLICATE
