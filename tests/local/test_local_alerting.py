@@ -1,5 +1,5 @@
 """Alerting end to end on the local stack: alarms evaluated locally, events on the bus, the alert
-queue, the notifier and a real SMTP server with STARTTLS and AUTH (periods scaled: 1 minute = 1 s)."""
+queue, the notifier and a real SMTP server with STARTTLS and AUTH (periods scaled: 1 minute = 3 s)."""
 
 import json
 import mailbox
@@ -33,7 +33,7 @@ def stack_settings(tmp_path: Path, **alerting: object) -> LocalPipelineSettings:
     return LocalPipelineSettings(
         downstream_url=UNREACHABLE,
         start_scheduler=False,
-        alerting=LocalAlertingSettings(mailbox=tmp_path / "mail.mbox", digest_interval_s=2, **alerting),  # type: ignore[arg-type]
+        alerting=LocalAlertingSettings(mailbox=tmp_path / "mail.mbox", digest_interval_s=3, **alerting),  # type: ignore[arg-type]
     )
 
 
@@ -58,7 +58,7 @@ def test_objects_in_the_dlq_raise_the_dlq_alarm_and_one_email_over_starttls(tmp_
         max_receive_count=2,
         dispatcher={"failure_retry_delay_s": 0},
         processor_environment={"S3STAGGER_MAX_ATTEMPTS": "2", "S3STAGGER_BACKOFF_BASE_S": "0.01"},
-        alerting=LocalAlertingSettings(mailbox=tmp_path / "mail.mbox", digest_interval_s=2),
+        alerting=LocalAlertingSettings(mailbox=tmp_path / "mail.mbox", digest_interval_s=3),
     )
     with LocalPipeline(settings) as stack:
         alerting = stack.alerting
@@ -154,5 +154,5 @@ def test_the_same_event_delivered_twice_makes_one_email(tmp_path: Path) -> None:
             sqs.send_message(QueueUrl=alerting.names.alert_queue_url, MessageBody=json.dumps(event))
         assert wait_for(lambda: any(marker in m.get_payload() for m in messages(alerting.smtp.mbox_path)), 30)
         assert wait_for(lambda: stack.queue_depth(alerting.names.alert_queue_url).total == 0, 30)
-        time.sleep(3)  # past the digest interval: a held duplicate would have been mailed by now
+        time.sleep(4)  # past the digest interval: a held duplicate would have been mailed by now
     assert sum(marker in m.get_payload() for m in messages(alerting.smtp.mbox_path)) == 1

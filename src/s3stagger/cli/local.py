@@ -100,7 +100,8 @@ def _alerting_lines(alerting: dict[str, Any] | None) -> list[str]:
         return []
     return [
         f"alert queue:     {alerting['alert_queue_url']}   (DLQ {alerting['alert_dlq_url']})",
-        f"alarms:          {len(alerting['alarm_names'])} evaluated locally (1 minute = 1 s)",
+        f"alarms:          {len(alerting['alarm_names'])} evaluated locally "
+        f"(periods x {alerting['time_scale']:g}: a minute lasts {60 * alerting['time_scale']:g} s)",
         f"mail (SMTP):     {alerting['mailbox']}   read it with: s3stagger mail --mbox {alerting['mailbox']}",
     ]
 

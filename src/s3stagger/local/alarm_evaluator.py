@@ -13,9 +13,11 @@ semantics CloudWatch documents), and on a state change
 It also puts the "Step Functions Execution Status Change" event for each dispatcher execution
 that ends FAILED, TIMED_OUT or ABORTED (Step Functions would; moto does not).
 
-**Time scale.** Every alarm period is multiplied by ``time_scale`` (``1/60``: a 60 s period
-lasts 1 s), so an alarm of "15 periods of 60 s" decides in 15 s locally; thresholds, statistics,
-M-of-N and missing-data treatment are unchanged.
+**Time scale.** Every alarm period is multiplied by ``time_scale`` (local default ``1/20``: a 60 s
+period lasts 3 s), so an alarm of "15 periods of 60 s" decides in 45 s locally; thresholds,
+statistics, M-of-N and missing-data treatment are unchanged. Metrics are sampled twice per scaled
+period; a period shorter than one round of sampling on a busy machine would see gaps (missing
+data), hence not less than about 2 s.
 
 **Metric sources** (what local mode can measure; a metric no source gives is *missing* and its
 alarm follows its ``treat_missing_data``):

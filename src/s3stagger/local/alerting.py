@@ -49,8 +49,8 @@ from s3stagger.local.templates import render_definition_json
 
 @dataclass(frozen=True)
 class LocalAlertingSettings:
-    time_scale: float = 1 / 60
-    """Multiplies alarm periods and the digest interval (1/60: a minute lasts a second)."""
+    time_scale: float = 1 / 20
+    """Multiplies alarm periods and the digest interval (1/20: a minute lasts 3 s)."""
     mailbox: Path | None = None
     """The mbox the SMTP server writes; default :func:`default_mailbox`."""
     digest_interval_s: float | None = None
@@ -77,6 +77,8 @@ class AlertingNames:
     rule_names: tuple[str, ...]
     alarm_names: tuple[str, ...]
     mailbox: str
+
+    time_scale: float = 1.0
 
     def as_dict(self) -> dict[str, Any]:
         return {**self.__dict__, "rule_names": list(self.rule_names), "alarm_names": list(self.alarm_names)}
@@ -180,6 +182,7 @@ class LocalAlerting(LocalService):
             rule_names=rule_names,
             alarm_names=tuple(alarm.name for alarm in self.alarms),
             mailbox=str(self.smtp.mbox_path),
+            time_scale=self.settings.time_scale,
         )
 
     def _description(self, alarm: ConcreteAlarm) -> str:
