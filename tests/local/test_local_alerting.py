@@ -9,7 +9,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+from s3stagger.cli.app import app
 from s3stagger.local.alerting import LocalAlertingSettings
 from s3stagger.local.pipeline import LocalPipeline, LocalPipelineSettings
 
@@ -78,8 +80,13 @@ def test_objects_in_the_dlq_raise_the_dlq_alarm_and_one_email_over_starttls(tmp_
         time.sleep(
             3
         )  # more than a digest interval: nothing else may come for this alarm while it stays in ALARM
-        alarms = stack.client("cloudwatch").describe_alarms(AlarmNames=[dlq_alarm])["MetricAlarms"]
-        assert alarms[0]["StateValue"] == "ALARM"
+        args = ["monitor", "--endpoint-url", stack.endpoint_url, "--alarms", "s3stagger-", "--once", "--json"]
+        snapshot = json.loads(
+            CliRunner().invoke(app, [*args, "--function", stack.names.function_name]).output
+        )
+        assert {a["name"]: a["state"] for a in snapshot["alarms"]}[dlq_alarm] == "ALARM"
+        assert snapshot["function"]["invocations"] >= 3  # Lambda figures, published by the local evaluator
+        assert snapshot["function"]["errors"] >= 3
 
     emails = dlq_emails()
     assert len(emails) == 1  # one email for the alarm, not one per object

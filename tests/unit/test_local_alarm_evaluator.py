@@ -50,6 +50,10 @@ class FakeSqs:
 class FakeCloudWatch:
     def __init__(self) -> None:
         self.states: list[tuple[str, str]] = []
+        self.metric_data: list[dict[str, Any]] = []
+
+    def put_metric_data(self, Namespace: str, MetricData: list[dict[str, Any]]) -> None:
+        self.metric_data.extend({"Namespace": Namespace, **item} for item in MetricData)
 
     def set_alarm_state(self, **request: Any) -> None:
         self.states.append((request["AlarmName"], request["StateValue"]))
@@ -232,3 +236,26 @@ def test_emf_parser_ignores_what_is_not_emf() -> None:
         )
         == []
     )
+
+
+def test_lambda_figures_are_put_into_cloudwatch_for_monitor() -> None:
+    cloudwatch = FakeCloudWatch()
+    counters = {"s3stagger-processor": FunctionCounters()}
+    evaluator = LocalAlarmEvaluator(
+        [],
+        [LambdaRuntimeMetrics(lambda name: counters[name], ["s3stagger-processor"])],
+        cloudwatch=cloudwatch,
+        events=FakeEvents(),
+        region="r",
+        account_id="a",
+        description=str,
+        time_scale=1,
+    )
+    counters["s3stagger-processor"] = FunctionCounters(invocations=4, errors=1)
+    evaluator.tick()
+    figures = {item["MetricName"]: item["Value"] for item in cloudwatch.metric_data}
+    assert figures == {"Invocations": 4.0, "Errors": 1.0, "ConcurrentExecutions": 0.0}
+    assert {item["Namespace"] for item in cloudwatch.metric_data} == {"AWS/Lambda"}
+    assert cloudwatch.metric_data[0]["Dimensions"] == [
+        {"Name": "FunctionName", "Value": "s3stagger-processor"}
+    ]

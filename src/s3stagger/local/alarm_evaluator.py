@@ -73,6 +73,7 @@ from s3stagger.local.lambda_runtime import FunctionCounters
 
 LOGGER = logging.getLogger(__name__)
 PUT_EVENTS_MAX_ENTRIES = 10
+PUBLISHED_NAMESPACES = frozenset({"AWS/Lambda"})
 
 MetricKey = tuple[str, str, tuple[tuple[str, str], ...]]
 """``(namespace, metric name, sorted dimensions)``."""
@@ -282,11 +283,15 @@ class LocalAlarmEvaluator:
     def tick(self) -> list[tuple[str, AlarmState, AlarmState]]:
         """Sample every source, evaluate every alarm; the transitions made (stops early when asked)."""
         now = self._clock()
+        published: list[tuple[MetricKey, float]] = []
         for source in self._sources:
             if self._stop.is_set():
                 return []
             for key, value in source.sample(now):
                 self.record(key, value, now)
+                if key[0] in PUBLISHED_NAMESPACES:
+                    published.append((key, value))
+        self._publish_metrics(published, now)
         changes: list[tuple[str, AlarmState, AlarmState]] = []
         entries: list[dict[str, Any]] = []
         with self._lock:
@@ -347,6 +352,25 @@ class LocalAlarmEvaluator:
             previous=previous,
             current=new,
         )
+
+    def _publish_metrics(self, samples: Sequence[tuple[MetricKey, float]], now: float) -> None:
+        """Put the Lambda figures into the emulator's CloudWatch too, where ``monitor`` reads them
+        (AWS publishes them itself; moto has no source for them)."""
+        for start in range(0, len(samples), 20):
+            data = [
+                {
+                    "MetricName": name,
+                    "Dimensions": [{"Name": k, "Value": v} for k, v in dimensions],
+                    "Timestamp": now,
+                    "Value": value,
+                }
+                for (_, name, dimensions), value in samples[start : start + 20]
+            ]
+            try:
+                self._cloudwatch.put_metric_data(Namespace="AWS/Lambda", MetricData=data)
+            except (ClientError, BotoCoreError):
+                LOGGER.warning("could not put Lambda metrics into the emulator's CloudWatch")
+                return
 
     def put_events(self, entries: Sequence[Mapping[str, Any]]) -> None:
         answer = self._events.put_events(Entries=[dict(entry) for entry in entries])
