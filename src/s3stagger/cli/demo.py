@@ -34,7 +34,7 @@ from rich.text import Text
 
 from s3stagger.cli.console import fail, stderr_console
 from s3stagger.cli.local import quiet_emulator_logs
-from s3stagger.local.downstream_settings import LatencySpec, SimulatorSettingsError
+from s3stagger.local.downstream.settings import LatencySpec, SimulatorSettingsError
 
 if TYPE_CHECKING:
     from s3stagger.cli.pipeline_run import PipelineProgress, PipelineRunResult

@@ -36,7 +36,7 @@ from s3stagger.domain.pipeline_report import (
 from s3stagger.domain.sample_data import SampleObject, sample_objects
 from s3stagger.handlers import process_object
 from s3stagger.local.downstream import DownstreamSimulator, SimulatorSettings
-from s3stagger.local.downstream_settings import LatencySpec
+from s3stagger.local.downstream.settings import LatencySpec
 from s3stagger.local.pipeline import LocalPipeline, LocalPipelineSettings
 
 if TYPE_CHECKING:
