@@ -24,7 +24,7 @@ from s3stagger.cli.pipeline_run import (
     workload,
 )
 from s3stagger.cli.simulate import UploadedObject
-from s3stagger.domain.pipeline_report import PipelineObservation, summarize_pipeline_run
+from s3stagger.cli.pipeline_report import PipelineObservation, summarize_pipeline_run
 
 
 def _observation(**changes: Any) -> PipelineObservation:

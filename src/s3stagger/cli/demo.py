@@ -38,7 +38,7 @@ from s3stagger.local.downstream.settings import LatencySpec, SimulatorSettingsEr
 
 if TYPE_CHECKING:
     from s3stagger.cli.pipeline_run import PipelineProgress, PipelineRunResult
-    from s3stagger.domain.pipeline_report import PipelineReport
+    from s3stagger.cli.pipeline_report import PipelineReport
 
 EXIT_ROWS_MISSING = 1
 EXIT_NOT_CLEAN = 3

@@ -4,7 +4,7 @@
 :func:`run_pipeline` starts the downstream simulator and the local stack, uploads generated CSV
 files in parallel, follows the pipeline until every object is accounted for (or a time limit
 passes), then gathers what happened — the simulator's stats, the failed-row sink, the DLQs, the
-processor's answers — into a :class:`~s3stagger.domain.pipeline_report.PipelineReport`.
+processor's answers — into a :class:`~s3stagger.cli.pipeline_report.PipelineReport`.
 
 The processor runs unchanged: :class:`ProcessorOutcomes` wraps the real handler
 (``s3stagger.handlers.process_object.handler``) in the local Lambda runtime only to note each
@@ -27,13 +27,13 @@ from typing import TYPE_CHECKING, Any
 
 from s3stagger import definitions
 from s3stagger.cli.simulate import UploadedObject, upload_objects
-from s3stagger.domain.pipeline_report import (
+from s3stagger.cli.pipeline_report import (
     PipelineObservation,
     PipelineReport,
     percentile,
     summarize_pipeline_run,
 )
-from s3stagger.domain.sample_data import SampleObject, sample_objects
+from s3stagger.cli.sample_data import SampleObject, sample_objects
 from s3stagger.handlers import process_object
 from s3stagger.local.downstream import DownstreamSimulator, SimulatorSettings
 from s3stagger.local.downstream.settings import LatencySpec
