@@ -14,6 +14,7 @@ from s3stagger.cli.demo import (
     render_report,
     sizing_note,
 )
+from s3stagger.cli.pipeline_report import PipelineObservation, summarize_pipeline_run
 from s3stagger.cli.pipeline_run import (
     PipelineProgress,
     PipelineRunResult,
@@ -24,7 +25,6 @@ from s3stagger.cli.pipeline_run import (
     workload,
 )
 from s3stagger.cli.simulate import UploadedObject
-from s3stagger.cli.pipeline_report import PipelineObservation, summarize_pipeline_run
 
 
 def _observation(**changes: Any) -> PipelineObservation:

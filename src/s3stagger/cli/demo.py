@@ -37,8 +37,8 @@ from s3stagger.cli.local import quiet_emulator_logs
 from s3stagger.local.downstream.settings import LatencySpec, SimulatorSettingsError
 
 if TYPE_CHECKING:
-    from s3stagger.cli.pipeline_run import PipelineProgress, PipelineRunResult
     from s3stagger.cli.pipeline_report import PipelineReport
+    from s3stagger.cli.pipeline_run import PipelineProgress, PipelineRunResult
 
 EXIT_ROWS_MISSING = 1
 EXIT_NOT_CLEAN = 3

@@ -26,7 +26,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from s3stagger import definitions
-from s3stagger.cli.simulate import UploadedObject, upload_objects
 from s3stagger.cli.pipeline_report import (
     PipelineObservation,
     PipelineReport,
@@ -34,6 +33,7 @@ from s3stagger.cli.pipeline_report import (
     summarize_pipeline_run,
 )
 from s3stagger.cli.sample_data import SampleObject, sample_objects
+from s3stagger.cli.simulate import UploadedObject, upload_objects
 from s3stagger.handlers import process_object
 from s3stagger.local.downstream import DownstreamSimulator, SimulatorSettings
 from s3stagger.local.downstream.settings import LatencySpec
