@@ -8,6 +8,7 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
+from s3stagger import definitions
 from s3stagger.cli import pipeline_run
 from s3stagger.cli.app import app
 from s3stagger.cli.demo import (
@@ -221,7 +222,9 @@ def test_processor_concurrency_is_sized_to_the_capacity_unless_given() -> None:
     assert PipelineRunSettings(capacity=5, concurrency_budget=10).sized_processor_concurrency() == 1
     given = PipelineRunSettings(capacity=20, concurrency_budget=10, processor_max_concurrency=7)
     assert given.sized_processor_concurrency() == 7
-    assert PipelineRunSettings(concurrency_budget=None).effective_budget() >= 1
+    budget_default = int(definitions.read_json("budget.json")["default"])
+    assert PipelineRunSettings(concurrency_budget=None).effective_budget() == budget_default
+    assert PipelineRunSettings(concurrency_budget=3).effective_budget() == 3
 
 
 def test_sizing_note_warns_when_demand_exceeds_capacity() -> None:

@@ -511,6 +511,7 @@ class PipelineRun:
     def stop(self) -> None:
         """Stop the local stack and the simulator (safe to call twice)."""
         self._resources.close()
+        self._simulator = self._stack = None
 
     def run(self) -> PipelineRunResult:
         """Every step: start, upload, follow, collect, stop."""
