@@ -424,6 +424,7 @@ class PipelineRun:
                 )
             )
             self._stack = self._resources.enter_context(LocalPipeline(self.pipeline_settings()))
+            self._started = time.monotonic()
             if self._stack.runtime is None:  # pragma: no cover - start() sets it or raises
                 raise RuntimeError("the local stack has no Lambda runtime")
             self._stack.runtime.register(self._stack.names.function_name, self.outcomes)
