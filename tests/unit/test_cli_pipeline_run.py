@@ -273,4 +273,6 @@ def test_the_demo_command_exits_with_its_verdict(
     result = CliRunner().invoke(app, [*args, "--json"] if as_json else args)
     assert result.exit_code == status, result.output
     if as_json:
-        assert json.loads(result.stdout)["dlq_messages"] == changes.get("dlq_messages", 0)
+        payload = json.loads(result.stdout)
+        assert payload["dlq_messages"] == changes.get("dlq_messages", 0)
+        assert payload["sections"] == {"alarms": {"raised": 2}}, "collectors' sections reach the JSON report"
