@@ -8,7 +8,6 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
-from s3stagger import definitions
 from s3stagger.cli import pipeline_run
 from s3stagger.cli.app import app
 from s3stagger.cli.demo import (
@@ -30,6 +29,7 @@ from s3stagger.cli.pipeline_run import (
     workload,
 )
 from s3stagger.cli.simulate import UploadedObject
+from s3stagger.definitions.model import Definitions
 
 
 def _observation(**changes: Any) -> PipelineObservation:
@@ -222,7 +222,7 @@ def test_processor_concurrency_is_sized_to_the_capacity_unless_given() -> None:
     assert PipelineRunSettings(capacity=5, concurrency_budget=10).sized_processor_concurrency() == 1
     given = PipelineRunSettings(capacity=20, concurrency_budget=10, processor_max_concurrency=7)
     assert given.sized_processor_concurrency() == 7
-    budget_default = int(definitions.read_json("budget.json")["default"])
+    budget_default = Definitions.load().budget.default
     assert PipelineRunSettings(concurrency_budget=None).effective_budget() == budget_default
     assert PipelineRunSettings(concurrency_budget=3).effective_budget() == 3
 

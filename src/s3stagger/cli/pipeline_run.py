@@ -26,7 +26,6 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from s3stagger import definitions
 from s3stagger.cli.pipeline_report import (
     PipelineObservation,
     PipelineReport,
@@ -35,6 +34,7 @@ from s3stagger.cli.pipeline_report import (
 )
 from s3stagger.cli.sample_data import SampleObject, sample_objects
 from s3stagger.cli.simulate import UploadedObject, upload_objects
+from s3stagger.definitions.model import Definitions
 from s3stagger.errors import S3StaggerError
 from s3stagger.handlers import process_object
 from s3stagger.local.downstream import DownstreamSimulator, SimulatorSettings
@@ -90,7 +90,7 @@ class PipelineRunSettings:
         """The concurrency budget in force: the setting, else ``budget.json``'s default."""
         if self.concurrency_budget is not None:
             return self.concurrency_budget
-        return int(definitions.read_json("budget.json")["default"])
+        return Definitions.load().budget.default
 
     def sized_processor_concurrency(self) -> int:
         """Rows in flight per invocation: the setting, else ``capacity // budget`` (at least 1).
@@ -447,7 +447,10 @@ class PipelineRun:
     def upload(self) -> None:
         """Start uploading the workload in the background (files are generated as they go)."""
         names = self.stack.names
-        files = workload(self.settings, names.key_prefix("high"), names.key_prefix("normal"))
+        # the high share goes to the first (highest) priority, the rest to the last (lowest)
+        files = workload(
+            self.settings, names.key_prefix(names.priorities[0]), names.key_prefix(names.priorities[-1])
+        )
         s3 = self.stack.client("s3")
 
         def note(item: UploadedObject) -> None:
@@ -551,8 +554,7 @@ class PipelineRun:
 
     def dead_letter_queue_urls(self) -> list[str]:
         """Every DLQ of the stack: one per priority queue, and the ingest DLQ."""
-        names = self.stack.names
-        return [*names.dlq_urls.values(), names.ingest_dlq_url]
+        return list(self.stack.names.all_dlq_urls)
 
     def progress(self) -> PipelineProgress:
         """One look at the run (queues, DLQs, downstream, answers) for the live view."""
