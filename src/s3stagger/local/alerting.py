@@ -60,9 +60,10 @@ class LocalAlertingSettings:
     """The mbox the SMTP server writes; default :func:`default_mailbox`."""
     digest_interval_s: float | None = None
     """Default: ``alerting.json`` ``digest_interval_s`` x ``time_scale``."""
-    notifier_timeout_s: int = 10
+    notifier_timeout_s: int = 30
     alert_visibility_timeout_s: int = 2
-    """How long a failed alert waits before its retry (AWS: 6 x the notifier's timeout)."""
+    """How long a failed alert waits before its retry (AWS: 6 x the notifier's timeout; locally
+    short, which is safe because the one poller thread waits for each invocation)."""
     alert_max_receive_count: int | None = None
     smtp_port: int | None = None
     secret_password: str | None = None
