@@ -83,8 +83,11 @@ class AlertingCollector:
 
 
 def _wait_for_alert_queue(run: PipelineRun, alerting: LocalAlerting, timeout_s: float) -> None:
-    """Until the alert queue (and its delayed digest timers) stays empty for two evaluator periods."""
+    """Until the alert queue (and its delayed digest timers) stays empty long enough for the alarms
+    to see the last messages that reached a DLQ: two of the shortest periods plus a tick."""
     assert alerting.names is not None  # noqa: S101 - collect() checked it
+    assert alerting.evaluator is not None  # noqa: S101
+    quiet_s = max(2.0, 2 * alerting.evaluator.shortest_period_s + alerting.evaluator.tick_s)
     sqs = run.stack.client("sqs")
     deadline = time.monotonic() + timeout_s
     quiet_since: float | None = None
@@ -103,7 +106,7 @@ def _wait_for_alert_queue(run: PipelineRun, alerting: LocalAlerting, timeout_s: 
             quiet_since = None
         elif quiet_since is None:
             quiet_since = now
-        elif now - quiet_since >= 2.0:
+        elif now - quiet_since >= quiet_s:
             return
         time.sleep(0.25)
 
