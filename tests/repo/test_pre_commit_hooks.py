@@ -86,6 +86,7 @@ def hook_verdicts(output: str) -> dict[str, str]:
     return {match["name"]: match["verdict"] for match in pattern.finditer(output)}
 
 
+@pytest.mark.timeout(600)  # terraform validate loads the AWS provider once per directory
 def test_every_configured_hook_passes_over_the_whole_tree(tree_copy: Path, home: Path) -> None:
     result = run_hooks(tree_copy, home, "--all-files")
     output = result.stdout + result.stderr
