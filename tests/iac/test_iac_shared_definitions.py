@@ -92,7 +92,9 @@ def test_terraform_reads_the_asl_event_patterns_and_queue_settings() -> None:
     readers = terraform_definition_reads()
     assert readers["dispatcher.asl.json"] == {"staggered-dispatcher"}
     assert readers["event_pattern.json"] == {"event-ingest"}
-    assert readers["event_pattern_unrouted.json"] == {"event-ingest"}
+    assert readers["event_pattern_unrouted.json"] == {"event-ingest", "alerting"}
+    assert readers["alarms.json"] == {"monitoring"}
+    assert readers["alerting.json"] == {"alerting"}
     assert "event-ingest" in readers["queues.json"]
     assert "event-ingest" in readers["event_rules.json"]
 
@@ -113,7 +115,14 @@ def is_template(name: str) -> bool:
 def test_templates_are_rendered_only_with_templatefile() -> None:
     """A template read with file() would reach AWS with its ${placeholders} unreplaced."""
     templates = {name for name in terraform_definition_reads() if is_template(name)}
-    assert templates == {"dispatcher.asl.json", "event_pattern.json", "event_pattern_unrouted.json"}
+    assert templates == {
+        "dispatcher.asl.json",
+        "event_pattern.json",
+        "event_pattern_unrouted.json",
+        "alert_pattern_alarm_state_change.json",
+        "alert_pattern_execution_status_change.json",
+        "alert_pattern_object_failed.json",
+    }
     for module_dir in MODULE_DIRS:
         for function, path, _ in file_reads(module_dir):
             if path.removeprefix(DEFINITIONS_PREFIX) in templates:
@@ -216,19 +225,24 @@ def definition_files_read(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]
     return read
 
 
-def test_local_mode_provisions_from_the_files_terraform_reads(definition_files_read: list[str]) -> None:
+def test_local_mode_provisions_from_the_files_terraform_reads(
+    definition_files_read: list[str], tmp_path: Path
+) -> None:
+    from s3stagger.local.alerting import LocalAlertingSettings
     from s3stagger.local.pipeline import LocalPipeline, LocalPipelineSettings
 
-    settings = LocalPipelineSettings(downstream_url="http://127.0.0.1:9/rows", start_scheduler=False)
+    settings = LocalPipelineSettings(
+        downstream_url="http://127.0.0.1:9/rows",
+        start_scheduler=False,
+        alerting=LocalAlertingSettings(mailbox=tmp_path / "alerts.mbox"),
+    )
     with LocalPipeline(settings) as stack:
         definition = stack.client("stepfunctions").describe_state_machine(
             stateMachineArn=stack.names.state_machine_arn
         )["definition"]
 
     local_only = sorted(set(definition_files_read) - set(terraform_definition_reads()))
-    # alarms.json: read by the local alarm evaluator (issue 10, engineer "alerting"); drop it from
-    # this set once LocalPipeline starts the evaluator.
-    terraform_only = sorted(set(terraform_definition_reads()) - set(definition_files_read) - {"alarms.json"})
+    terraform_only = sorted(set(terraform_definition_reads()) - set(definition_files_read))
     assert local_only == [], f"local mode provisions from {local_only}; no Terraform module reads them"
     assert terraform_only == [], f"Terraform reads {terraform_only}; local mode does not provision from them"
     template = json.loads((DEFINITIONS_DIR / "dispatcher.asl.json").read_text(encoding="utf-8"))
