@@ -23,6 +23,7 @@ from s3stagger.definitions.alarms import (
     load_alarm_definitions,
     pipeline_alarm_resources,
 )
+from s3stagger.definitions.alerting import load_alerting_definition
 
 MONITORING = TERRAFORM_ROOT / "modules" / "monitoring"
 STATE_MACHINE_ARN = "arn:aws:states:eu-west-1:123456789012:stateMachine:s3stagger-dispatcher"
@@ -84,9 +85,11 @@ def module_inputs(resources: AlarmResources) -> dict[str, Any]:
 
 
 def as_planned(alarm: ConcreteAlarm) -> dict[str, Any]:
-    """What the plan must say for ``alarm`` (the provider's attribute names)."""
+    """What the plan must say for ``alarm`` (the provider's attribute names); the description in the
+    format the notifier parses back (alerting.json)."""
     return {
         "alarm_name": alarm.name,
+        "alarm_description": load_alerting_definition().alarm_description(alarm.summary, alarm.runbook),
         "namespace": alarm.namespace,
         "metric_name": alarm.metric_name,
         "dimensions": dict(alarm.dimensions),

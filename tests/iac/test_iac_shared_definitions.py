@@ -94,7 +94,7 @@ def test_terraform_reads_the_asl_event_patterns_and_queue_settings() -> None:
     assert readers["event_pattern.json"] == {"event-ingest"}
     assert readers["event_pattern_unrouted.json"] == {"event-ingest", "alerting"}
     assert readers["alarms.json"] == {"monitoring"}
-    assert readers["alerting.json"] == {"alerting"}
+    assert readers["alerting.json"] == {"alerting", "monitoring"}
     assert "event-ingest" in readers["queues.json"]
     assert "event-ingest" in readers["event_rules.json"]
 

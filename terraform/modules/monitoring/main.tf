@@ -6,6 +6,8 @@ locals {
   definitions_path   = coalesce(var.definitions_path, "${path.module}/../../../src/s3stagger/definitions")
   alarm_definitions  = jsondecode(file("${local.definitions_path}/alarms.json")).alarms
   processor_settings = jsondecode(file("${local.definitions_path}/processor.json"))
+  # The notifier reads the summary and the runbook back from the description in this format.
+  alarm_description_format = jsondecode(file("${local.definitions_path}/alerting.json")).alarm_description_format
 
   region = data.aws_region.current.name
 
@@ -65,7 +67,7 @@ resource "aws_cloudwatch_metric_alarm" "this" {
   for_each = local.alarms
 
   alarm_name          = each.key
-  alarm_description   = substr("${each.value.summary} Severity: ${each.value.severity}. Runbook: ${each.value.runbook}", 0, 1024)
+  alarm_description   = substr(replace(replace(local.alarm_description_format, "{summary}", each.value.summary), "{runbook}", each.value.runbook), 0, 1024)
   namespace           = each.value.namespace
   metric_name         = each.value.metric_name
   dimensions          = each.value.dimensions
