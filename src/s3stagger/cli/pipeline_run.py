@@ -46,7 +46,6 @@ if TYPE_CHECKING:
 
     from s3stagger.local.downstream import SimulatorStats
 
-PROCESSOR_HANDLER = "s3stagger.handlers.process_object.handler"
 HIGH_PREFIX = "high/"
 NORMAL_PREFIX = "normal/"
 POLL_INTERVAL_S = 0.25
