@@ -239,6 +239,12 @@ def test_settings_override_the_definition_files() -> None:
     assert loaded.dispatcher.stagger.priorities["normal"].spacing_s == 2
 
 
+def test_the_initial_budget_is_checked_like_terraforms() -> None:
+    assert load(concurrency_budget=40).budget.default == 40
+    with pytest.raises(DefinitionError, match=r"default \(41\) <= maximum \(40\)"):
+        load(concurrency_budget=41)
+
+
 def test_an_unknown_dispatcher_override_is_named() -> None:
     with pytest.raises(DefinitionError, match=r"dispatcher.json: override of unknown field retry_delay"):
         load(dispatcher={"retry_delay": 1})

@@ -6,9 +6,10 @@ deployment's overrides, and runs :func:`validate`: every rule that spans fields 
 once, in :data:`RULES`. The Terraform modules enforce the same rules as ``precondition`` blocks;
 ``tests/iac/test_iac_precondition_twins.py`` proves each precondition has its twin here.
 
-To add a definition file: write its frozen dataclass and parser below, add a field to
-:class:`Definitions` and one entry to :data:`DEFINITION_FILES`. A rule that spans files goes into
-:data:`RULES` (and, if Terraform must enforce it too, into a module's preconditions).
+To add a definition file: write its frozen dataclass and a parser over a :class:`FieldReader`
+below, add a field to :class:`Definitions` and one entry to :data:`DEFINITION_FILES`. A rule that
+spans files goes into :data:`RULES` (and, if Terraform must enforce it too, into a module's
+preconditions, mapped to the rule in ``tests/iac/test_iac_precondition_twins.py``).
 """
 
 from __future__ import annotations
@@ -47,8 +48,12 @@ class DefinitionError(S3StaggerError, ValueError):
 # -- strict reading ----------------------------------------------------------------------------
 
 
-class _Fields:
-    """One JSON object of a definition file, read field by field; fields never read are refused."""
+class FieldReader:
+    """One JSON object of a definition file, read field by field with typed getters.
+
+    :meth:`close` (``Definitions.load`` calls it on each file) refuses every field no getter read,
+    in this object and in every section read from it, so a file cannot get ahead of its parser.
+    """
 
     def __init__(self, file: str, data: object, path: str = "") -> None:
         if not isinstance(data, dict):
@@ -58,6 +63,7 @@ class _Fields:
         self.path = path
         self.data: dict[str, Any] = data
         self.read: set[str] = {"_comment"}
+        self.sections_read: list[FieldReader] = []
 
     def where(self, key: str) -> str:
         return f"{self.path}.{key}" if self.path else key
@@ -113,23 +119,31 @@ class _Fields:
             raise self.error(key, f"must be an object of strings, got {value!r}")
         return MappingProxyType(dict(value))
 
-    def section(self, key: str) -> _Fields:
-        return _Fields(self.file, self.value(key), self.where(key))
+    def _child(self, data: object, path: str) -> FieldReader:
+        child = FieldReader(self.file, data, path)
+        self.sections_read.append(child)
+        return child
 
-    def sections(self, key: str) -> list[_Fields]:
+    def section(self, key: str) -> FieldReader:
+        """The object at ``key``."""
+        return self._child(self.value(key), self.where(key))
+
+    def sections(self, key: str) -> list[FieldReader]:
+        """The objects of the non-empty list at ``key``."""
         value = self.value(key)
         if not isinstance(value, list) or not value:
             raise self.error(key, f"must be a non-empty list of objects, got {value!r}")
-        return [_Fields(self.file, item, f"{self.where(key)}[{index}]") for index, item in enumerate(value)]
+        return [self._child(item, f"{self.where(key)}[{index}]") for index, item in enumerate(value)]
 
-    def entries(self, key: str) -> list[tuple[str, _Fields]]:
+    def entries(self, key: str) -> list[tuple[str, FieldReader]]:
+        """``(name, object)`` of the object at ``key`` whose keys are names the file chooses."""
         section = self.section(key)
         section.read.update(section.data)
-        return [
-            (name, _Fields(self.file, item, f"{section.path}.{name}")) for name, item in section.data.items()
-        ]
+        return [(name, section._child(item, f"{section.path}.{name}")) for name, item in section.data.items()]
 
     def close(self) -> None:
+        for section in self.sections_read:
+            section.close()
         unknown = sorted(set(self.data) - self.read)
         if unknown:
             where = f" in {self.path}" if self.path else ""
@@ -264,9 +278,9 @@ class StorageDefinition:
     failed_rows_prefix: str
 
 
-def _parse_queues(f: _Fields) -> QueuesDefinition:
+def _parse_queues(f: FieldReader) -> QueuesDefinition:
     queue, dlq = f.section("queue"), f.section("dlq")
-    parsed = QueuesDefinition(
+    return QueuesDefinition(
         priorities=f.texts("priorities"),
         queue=QueueSettings(
             visibility_timeout_s=queue.integer("visibility_timeout_s", 0, 43200),
@@ -282,28 +296,22 @@ def _parse_queues(f: _Fields) -> QueuesDefinition:
         ingest_dlq=_parse_named_queue(f.section("ingest_dlq")),
         lease_queue=_parse_named_queue(f.section("lease_queue")),
     )
-    for section in (queue, dlq):
-        section.close()
-    return parsed
 
 
-def _parse_named_queue(f: _Fields) -> NamedQueueSettings:
-    parsed = NamedQueueSettings(
+def _parse_named_queue(f: FieldReader) -> NamedQueueSettings:
+    return NamedQueueSettings(
         name_suffix=f.text("name_suffix"),
         message_retention_s=f.integer("message_retention_s", 60, 1209600),
         sqs_managed_sse=f.flag("sqs_managed_sse"),
     )
-    f.close()
-    return parsed
 
 
-def _parse_event_rules(f: _Fields) -> EventRulesDefinition:
+def _parse_event_rules(f: FieldReader) -> EventRulesDefinition:
     routes = []
     for route in f.sections("routes"):
         routes.append(Route(priority=route.text("priority"), key_prefix=route.text("key_prefix", empty=True)))
-        route.close()
     retry = f.section("target_retry_policy")
-    parsed = EventRulesDefinition(
+    return EventRulesDefinition(
         object_suffix=f.text("object_suffix", empty=True),
         routes=tuple(routes),
         target_retry_policy=TargetRetryPolicy(
@@ -311,11 +319,9 @@ def _parse_event_rules(f: _Fields) -> EventRulesDefinition:
             maximum_event_age_s=retry.integer("maximum_event_age_s", 60, 86400),
         ),
     )
-    retry.close()
-    return parsed
 
 
-def _parse_stagger(f: _Fields) -> StaggerPolicy:
+def _parse_stagger(f: FieldReader) -> StaggerPolicy:
     priorities = {}
     for name, spacing in f.entries("priorities"):
         try:
@@ -324,13 +330,10 @@ def _parse_stagger(f: _Fields) -> StaggerPolicy:
             )
         except StaggerPolicyError as error:
             raise DefinitionError(f"{f.file}: {spacing.path}: {error}") from None
-        spacing.close()
-    policy = StaggerPolicy(backlog_depth=f.integer("backlog_depth"), priorities=priorities)
-    f.close()
-    return policy
+    return StaggerPolicy(backlog_depth=f.integer("backlog_depth"), priorities=priorities)
 
 
-def _parse_dispatcher(f: _Fields) -> DispatcherDefinition:
+def _parse_dispatcher(f: FieldReader) -> DispatcherDefinition:
     return DispatcherDefinition(
         state_machine_name_suffix=f.text("state_machine_name_suffix"),
         schedule_name_suffix=f.text("schedule_name_suffix"),
@@ -348,7 +351,7 @@ def _parse_dispatcher(f: _Fields) -> DispatcherDefinition:
     )
 
 
-def _parse_processor(f: _Fields) -> ProcessorDefinition:
+def _parse_processor(f: FieldReader) -> ProcessorDefinition:
     return ProcessorDefinition(
         function_name_suffix=f.text("function_name_suffix"),
         handler=f.text("handler"),
@@ -361,7 +364,7 @@ def _parse_processor(f: _Fields) -> ProcessorDefinition:
     )
 
 
-def _parse_budget(f: _Fields) -> BudgetDefinition:
+def _parse_budget(f: FieldReader) -> BudgetDefinition:
     return BudgetDefinition(
         parameter_name_suffix=f.text("parameter_name_suffix"),
         default=f.integer("default"),
@@ -370,7 +373,7 @@ def _parse_budget(f: _Fields) -> BudgetDefinition:
     )
 
 
-def _parse_storage(f: _Fields) -> StorageDefinition:
+def _parse_storage(f: FieldReader) -> StorageDefinition:
     return StorageDefinition(
         uploads_bucket_suffix=f.text("uploads_bucket_suffix"),
         failed_rows_bucket_suffix=f.text("failed_rows_bucket_suffix"),
@@ -384,7 +387,7 @@ class DefinitionFile:
 
     name: str
     field: str
-    parse: Callable[[_Fields], object]
+    parse: Callable[[FieldReader], object]
 
 
 DEFINITION_FILES: tuple[DefinitionFile, ...] = (
@@ -398,12 +401,18 @@ DEFINITION_FILES: tuple[DefinitionFile, ...] = (
 """Every settings file of ``definitions/`` (the templates are rendered, not parsed)."""
 
 Overrides = Mapping[str, Mapping[str, Any]]
-"""Definition file name -> fields to replace. Nested objects merge field by field, except a
-``priorities`` value, which replaces the file's whole; e.g.
+"""Definition file name -> fields to replace. Nested objects merge field by field, except those
+in :data:`FREE_FORM_FIELDS`, which are replaced whole; e.g.
 ``{"processor.json": {"timeout_s": 30}, "queues.json": {"queue": {"max_receive_count": 2}}}``."""
 
 
+FREE_FORM_FIELDS = frozenset({"priorities", "environment"})
+"""Objects keyed by names the files choose (priorities, variables): an override replaces them whole."""
+
+
 def _merged(file: str, base: Any, override: Mapping[str, Any], path: str = "") -> Any:
+    if not override:
+        return base
     if not isinstance(base, dict):
         raise DefinitionError(f"{file}: cannot override inside {path or 'the top level'}: not an object")
     merged = dict(base)
@@ -411,7 +420,7 @@ def _merged(file: str, base: Any, override: Mapping[str, Any], path: str = "") -
         where = f"{path}.{key}" if path else key
         if key not in base:
             raise DefinitionError(f"{file}: override of unknown field {where}")
-        if isinstance(value, Mapping) and isinstance(base[key], dict) and key != "priorities":
+        if isinstance(value, Mapping) and isinstance(base[key], dict) and key not in FREE_FORM_FIELDS:
             merged[key] = _merged(file, base[key], value, where)
         else:
             merged[key] = copy.deepcopy(value)
@@ -438,6 +447,13 @@ class Definitions:
         name_prefix: str = DEFAULT_NAME_PREFIX,
     ) -> Definitions:
         """Read, parse and :func:`validate` the definitions (from ``directory``; default: this package)."""
+        loaded = cls.read(overrides, directory=directory)
+        validate(Deployment(loaded, name_prefix))
+        return loaded
+
+    @classmethod
+    def read(cls, overrides: Overrides | None = None, *, directory: Path | None = None) -> Definitions:
+        """Read and parse strictly, without the rules (:func:`violations` tells which hold)."""
         overrides = dict(overrides or {})
         unknown = sorted(set(overrides) - {file.name for file in DEFINITION_FILES})
         if unknown:
@@ -446,23 +462,25 @@ class Definitions:
         for file in DEFINITION_FILES:
             data = _read_json(directory, file.name)
             data = _merged(file.name, data, overrides.get(file.name, {}))
-            reader = _Fields(file.name, data)
+            reader = FieldReader(file.name, data)
             parsed[file.field] = file.parse(reader)
             reader.close()
-        loaded = cls(**parsed)  # type: ignore[arg-type]
-        validate(loaded, name_prefix)
-        return loaded
+        return cls(**parsed)  # type: ignore[arg-type]
 
     @property
     def priorities(self) -> tuple[str, ...]:
         """The priorities in the order the dispatcher serves them (first = highest)."""
         return self.queues.priorities
 
-    def bucket_names(self, name_prefix: str) -> dict[str, str]:
-        """The buckets local mode creates: ``<name_prefix>-<suffix of storage.json>`` by role."""
+    def bucket_names(self, name_prefix: str, qualifier: str = "") -> dict[str, str]:
+        """Bucket name by role: ``<name_prefix>-<suffix of storage.json><qualifier>``.
+
+        Local mode names them without a qualifier; Terraform appends ``-<account id>-<region>``
+        (bucket names are global).
+        """
         return {
-            "uploads": f"{name_prefix}-{self.storage.uploads_bucket_suffix}",
-            "failed_rows": f"{name_prefix}-{self.storage.failed_rows_bucket_suffix}",
+            "uploads": f"{name_prefix}-{self.storage.uploads_bucket_suffix}{qualifier}",
+            "failed_rows": f"{name_prefix}-{self.storage.failed_rows_bucket_suffix}{qualifier}",
         }
 
     def key_wildcards(self) -> dict[str, str]:
@@ -486,10 +504,12 @@ def _read_json(directory: Path | None, name: str) -> Any:
 
 @dataclass(frozen=True)
 class Deployment:
-    """What a rule may look at: the definitions and the deployment's name prefix."""
+    """What a rule may look at: the definitions and how the deployment names things."""
 
     definitions: Definitions
-    name_prefix: str
+    name_prefix: str = DEFAULT_NAME_PREFIX
+    bucket_qualifier: str = ""
+    """Appended to bucket names (see :meth:`Definitions.bucket_names`)."""
 
 
 @dataclass(frozen=True)
@@ -613,7 +633,7 @@ def _budget_within_reserved_concurrency(d: Deployment) -> str | None:
 
 
 def _bucket_names_fit(d: Deployment) -> str | None:
-    for role, name in d.definitions.bucket_names(d.name_prefix).items():
+    for role, name in d.definitions.bucket_names(d.name_prefix, d.bucket_qualifier).items():
         if len(name) > BUCKET_NAME_MAX_LENGTH:
             return (
                 f"bucket name {name} ({role}) is {len(name)} characters; S3 allows {BUCKET_NAME_MAX_LENGTH}: "
@@ -637,9 +657,10 @@ RULES: tuple[Rule, ...] = (
 """Every rule spanning fields or files, each stated once."""
 
 
-def violations(definitions: Definitions, name_prefix: str = DEFAULT_NAME_PREFIX) -> dict[str, str]:
-    """Rule name -> what is wrong, for every rule the definitions break (empty: all hold)."""
-    deployment = Deployment(definitions, name_prefix)
+def violations(deployment: Deployment | Definitions) -> dict[str, str]:
+    """Rule name -> what is wrong, for every rule the deployment breaks (empty: all hold)."""
+    if isinstance(deployment, Definitions):
+        deployment = Deployment(deployment)
     found = {}
     for rule in RULES:
         problem = rule.check(deployment)
@@ -648,9 +669,9 @@ def violations(definitions: Definitions, name_prefix: str = DEFAULT_NAME_PREFIX)
     return found
 
 
-def validate(definitions: Definitions, name_prefix: str = DEFAULT_NAME_PREFIX) -> None:
+def validate(deployment: Deployment | Definitions) -> None:
     """Raise :class:`DefinitionError` naming every broken rule (one line), or return."""
-    found = violations(definitions, name_prefix)
+    found = violations(deployment)
     if found:
         raise DefinitionError("; ".join(found.values()))
 

@@ -87,7 +87,8 @@ class ProvisionSettings:
     downstream_url: str
     name_prefix: str = DEFAULT_NAME_PREFIX
     concurrency_budget: int | None = None
-    """Value written to the budget parameter; default: ``budget.json`` ``default``."""
+    """The initial budget (``budget.json`` ``default``: written to the parameter, the dispatcher's
+    fallback), as Terraform's ``concurrency_budget.initial``."""
     processor_timeout_s: int | None = None
     processor_reserved_concurrency: int | None = None
     processor_environment: Mapping[str, str] = field(default_factory=dict)
@@ -119,6 +120,7 @@ class ProvisionSettings:
             "queues.json": {"queue": _set(queue)} if _set(queue) else {},
             "processor.json": _set(processor),
             "dispatcher.json": dispatcher,
+            "budget.json": _set({"default": self.concurrency_budget}),
         }
 
     def load_definitions(self) -> Definitions:
@@ -230,10 +232,9 @@ class Provisioner:
         function_name = f"{prefix}-{d.processor.function_name_suffix}"
         function_arn = self._create_function(prefix, function_name, buckets["failed_rows"])
         budget_parameter = f"/{prefix}/{d.budget.parameter_name_suffix}"
-        budget = self.settings.concurrency_budget or d.budget.default
         self.client("ssm").put_parameter(
             Name=budget_parameter,
-            Value=str(budget),
+            Value=str(d.budget.default),
             Type="String",
             Overwrite=True,
             Description="s3stagger concurrency budget: objects processed at once (the autoscaler sets it)",
