@@ -318,3 +318,15 @@ def test_pipeline_resources_follow_the_shipped_definitions() -> None:
     names = [alarm.name for alarm in expand(load_alarm_definitions(), found)]
     assert "s3stagger-dlq-not-empty-alert-dlq" in names
     assert "s3stagger-notifier-errors" in names
+
+
+def test_the_definitions_model_loads_the_alarms_and_names_their_errors_as_its_own() -> None:
+    from s3stagger.definitions.model import DefinitionError, Definitions
+
+    assert Definitions.load().alarms == load_alarm_definitions()
+    broken = copy.deepcopy(SHIPPED["alarms"])
+    broken[0]["datapoints_to_alarm"] = 99
+    with pytest.raises(
+        DefinitionError, match=r"alarms\[0\] \(queue-oldest-message-age\).datapoints_to_alarm"
+    ):
+        Definitions.load({"alarms.json": {"alarms": broken}})
