@@ -61,8 +61,8 @@ locals {
 
   unrouted_key_wildcards = coalesce(var.unrouted_key_wildcards, [for route in local.event_rules.routes : "${route.key_prefix}*${local.event_rules.object_suffix}"])
 
-  # Each rule kind's pattern, rendered from the template alerting.json names for it (a
-  # precondition checks the names). The unrouted template writes ["${key_wildcards}"], so the value
+  # Each rule kind's pattern, rendered from the template alerting.json names for it
+  # (tests/iac/test_iac_alerting.py checks the names). The unrouted template writes ["${key_wildcards}"], so the value
   # is the JSON list without its outer brackets and quotes, as in the event-ingest module.
   event_patterns = {
     alarm = templatefile("${local.definitions_path}/alert_pattern_alarm_state_change.json", {
@@ -79,12 +79,6 @@ locals {
       key_wildcards = trimsuffix(trimprefix(jsonencode(local.unrouted_key_wildcards), "[\""), "\"]")
     })
   }
-  event_pattern_files = {
-    alarm            = "alert_pattern_alarm_state_change.json"
-    execution_failed = "alert_pattern_execution_status_change.json"
-    object_failed    = "alert_pattern_object_failed.json"
-    unrouted         = "event_pattern_unrouted.json"
-  }
 }
 
 # --- Alert queue and its DLQ --------------------------------------------------------------------
@@ -96,13 +90,6 @@ resource "aws_sqs_queue" "alert_dead_letter" {
   kms_master_key_id                 = var.kms_key_arn
   kms_data_key_reuse_period_seconds = local.sse_kms ? 300 : null
   tags                              = var.tags
-
-  lifecycle {
-    precondition {
-      condition     = local.alerting.alert_dlq.message_retention_s > local.alerting.alert_queue.message_retention_s
-      error_message = "alerting.json: alert_dlq.message_retention_s must be longer than alert_queue.message_retention_s: a moved message keeps its original enqueue time."
-    }
-  }
 }
 
 resource "aws_sqs_queue" "alerts" {
@@ -119,13 +106,6 @@ resource "aws_sqs_queue" "alerts" {
     deadLetterTargetArn = aws_sqs_queue.alert_dead_letter.arn
     maxReceiveCount     = local.alerting.alert_queue.max_receive_count
   })
-
-  lifecycle {
-    precondition {
-      condition     = local.alerting.alert_queue.visibility_timeout_s >= 6 * local.notifier.timeout_s
-      error_message = "alerting.json: alert_queue.visibility_timeout_s must be at least 6 x notifier.timeout_s, as AWS advises for a queue that triggers a function."
-    }
-  }
 }
 
 resource "aws_sqs_queue_redrive_allow_policy" "alert_dead_letter" {
@@ -205,13 +185,6 @@ resource "aws_cloudwatch_event_rule" "alert" {
   description   = each.value.description
   event_pattern = local.event_patterns[each.key]
   tags          = var.tags
-
-  lifecycle {
-    precondition {
-      condition     = each.value.event_pattern_template == local.event_pattern_files[each.key]
-      error_message = "alerting.json: rule ${each.value.name_suffix} (${each.key}) names template ${each.value.event_pattern_template}; this module renders ${lookup(local.event_pattern_files, each.key, "nothing")} for that kind. Keep the two in step."
-    }
-  }
 }
 
 resource "aws_cloudwatch_event_target" "alert" {
@@ -377,13 +350,6 @@ resource "aws_lambda_function" "notifier" {
     content {
       subnet_ids         = vpc_config.value.subnet_ids
       security_group_ids = vpc_config.value.security_group_ids
-    }
-  }
-
-  lifecycle {
-    precondition {
-      condition     = local.alerting.digest_interval_s > 0 && local.alerting.digest_interval_s <= 900
-      error_message = "alerting.json: digest_interval_s must be 1-900 s: the digest timer is an SQS message delayed by it, and SQS delays at most 15 minutes."
     }
   }
 

@@ -34,7 +34,8 @@ locals {
     processor_reserved_concurrency = var.processor.reserved_concurrency
   }
 
-  standard_statistics = ["SampleCount", "Average", "Sum", "Minimum", "Maximum"]
+  standard_statistics         = ["SampleCount", "Average", "Sum", "Minimum", "Maximum"]
+  unknown_threshold_overrides = sort(setsubtract(keys(var.threshold_overrides), [for alarm in local.alarm_definitions : alarm.id]))
 
   # The expansion of s3stagger.definitions.alarms.expand, in HCL: one alarm per definition and
   # resource, named <name_prefix>-<id>[-<label>].
@@ -86,8 +87,8 @@ resource "aws_cloudwatch_metric_alarm" "this" {
 
   lifecycle {
     precondition {
-      condition     = length(setsubtract(keys(var.threshold_overrides), [for alarm in local.alarm_definitions : alarm.id])) == 0
-      error_message = "threshold_overrides names alarms alarms.json does not define: ${join(", ", setsubtract(keys(var.threshold_overrides), [for alarm in local.alarm_definitions : alarm.id]))}."
+      condition     = length(local.unknown_threshold_overrides) == 0
+      error_message = "threshold_overrides names alarms alarms.json does not define: ${join(", ", local.unknown_threshold_overrides)}."
     }
   }
 }
