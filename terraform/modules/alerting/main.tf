@@ -62,8 +62,9 @@ locals {
   unrouted_key_wildcards = coalesce(var.unrouted_key_wildcards, [for route in local.event_rules.routes : "${route.key_prefix}*${local.event_rules.object_suffix}"])
 
   # Each rule kind's pattern, rendered from the template alerting.json names for it
-  # (tests/iac/test_iac_alerting.py checks the names). The unrouted template writes ["${key_wildcards}"], so the value
-  # is the JSON list without its outer brackets and quotes, as in the event-ingest module.
+  # (tests/iac/test_iac_alerting.py checks the names). The unrouted template writes
+  # ["${key_wildcards}"], so the value is the JSON list without its outer brackets and quotes, as
+  # in the event-ingest module.
   event_patterns = {
     alarm = templatefile("${local.definitions_path}/alert_pattern_alarm_state_change.json", {
       alarm_name_prefix = "${var.name_prefix}-"
