@@ -69,6 +69,8 @@ class Alert:
     runbook: str | None = None
     region: str = ""
     account: str = ""
+    dedupe_key: str = ""
+    """What makes a delivery the same event again: its id and its detail (see :func:`dedupe_key`)."""
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -96,12 +98,15 @@ class RunbookLinks:
 def alert_from_event(event: Mapping[str, Any], runbooks: RunbookLinks | None = None) -> Alert | None:
     """The alert an EventBridge event stands for; ``None`` when it needs no message."""
     runbooks = runbooks or RunbookLinks()
+    if not isinstance(event, Mapping):
+        raise AlertEventError(f"not an EventBridge event: {_clip(json.dumps(event))}")
     detail_type = event.get("detail-type")
     detail = event.get("detail")
     if not isinstance(detail, Mapping) or not isinstance(event.get("id"), str):
         raise AlertEventError(f"not an EventBridge event (no id/detail): {_clip(json.dumps(event))}")
     common = {
         "event_id": str(event["id"]),
+        "dedupe_key": dedupe_key(str(event["id"]), detail),
         "time": str(event.get("time", "")),
         "region": str(event.get("region", "")),
         "account": str(event.get("account", "")),
@@ -115,6 +120,17 @@ def alert_from_event(event: Mapping[str, Any], runbooks: RunbookLinks | None = N
     if detail_type == OBJECT_CREATED:
         return _unrouted_alert(detail, common, runbooks)
     raise AlertEventError(f"unknown alert event detail-type {detail_type!r} (source {event.get('source')!r})")
+
+
+def dedupe_key(event_id: str, detail: Mapping[str, Any]) -> str:
+    """The event id plus a digest of its detail.
+
+    A redelivered event (EventBridge retry, SQS at-least-once) repeats both. Keying on the id alone
+    would merge distinct events that share an id — which a custom producer may do, and which moto
+    does for every S3 event it emits (one fixed id).
+    """
+    canonical = json.dumps(detail, sort_keys=True, separators=(",", ":"), default=str)
+    return f"{event_id}:{hashlib.sha256(canonical.encode()).hexdigest()[:16]}"
 
 
 def _alarm_alert(detail: Mapping[str, Any], common: dict[str, str], runbooks: RunbookLinks) -> Alert | None:
@@ -219,7 +235,8 @@ def _error_text(error: Any) -> str:
         payload = json.loads(cause) if isinstance(cause, str) else cause
         if isinstance(payload, Mapping) and "errorMessage" in payload:
             kind = str(payload.get("errorType") or "")
-            cause = str(payload["errorMessage"]) if kind in {"", name} else f"{kind}: {payload['errorMessage']}"
+            message = str(payload["errorMessage"])
+            cause = message if kind in {"", name} else f"{kind}: {message}"
     except ValueError:
         pass
     return f"{name}: {cause}" if cause else name
@@ -313,8 +330,8 @@ class AlertGroupState:
             seen=tuple(data.get("seen", [])),
         )
 
-    def has_seen(self, event_id: str) -> bool:
-        return event_id_digest(event_id) in self.seen
+    def has_seen(self, key: str) -> bool:
+        return event_id_digest(key) in self.seen
 
 
 def event_id_digest(event_id: str) -> str:
@@ -330,9 +347,10 @@ def decide(
     state: AlertGroupState, alert: Alert, now: float, interval_s: float
 ) -> tuple[Decision, AlertGroupState]:
     """What to do with ``alert`` given its group's state; the state to keep once it is done."""
-    if state.has_seen(alert.event_id):
+    key = alert.dedupe_key or alert.event_id
+    if state.has_seen(key):
         return Decision.DUPLICATE, state
-    seen = _remember(state.seen, alert.event_id)
+    seen = _remember(state.seen, key)
     window_open = state.window_ends is not None and now < state.window_ends
     if not window_open and not state.held:
         return Decision.SEND_NOW, AlertGroupState(window_ends=now + interval_s, seen=seen)

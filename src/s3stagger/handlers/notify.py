@@ -20,7 +20,7 @@ from s3stagger.adapters.alert_state_store import SsmAlertStateStore
 from s3stagger.adapters.smtp_secret import SmtpSecret
 from s3stagger.adapters.smtp_sender import SmtpSender
 from s3stagger.errors import S3StaggerError
-from s3stagger.notifier import Notifier, NotifierSettings, SqsDigestTimer, runbooks_from_definitions
+from s3stagger.notifier import Notifier, NotifierSettings, Outcome, SqsDigestTimer, runbooks_from_definitions
 
 logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME", "s3stagger-notifier"))
 
@@ -62,7 +62,8 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         message_id = str(record.get("messageId", "?"))
         try:
             outcome = notifier.handle(str(record["body"]))
-            logger.info("alert message handled", extra={"message_id": message_id, "outcome": outcome.value})
+            log = logger.debug if outcome is Outcome.IGNORED else logger.info
+            log("alert message handled", extra={"message_id": message_id, "outcome": outcome.value})
         except S3StaggerError as error:
             logger.error(f"alert not delivered, will be retried: {error}", extra={"message_id": message_id})
             failures.append({"itemIdentifier": message_id})

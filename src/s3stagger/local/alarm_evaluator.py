@@ -13,9 +13,11 @@ semantics CloudWatch documents), and on a state change
 It also puts the "Step Functions Execution Status Change" event for each dispatcher execution
 that ends FAILED, TIMED_OUT or ABORTED (Step Functions would; moto does not).
 
-**Time scale.** Every alarm period is multiplied by ``time_scale`` (``1/60``: a 60 s period
-lasts 1 s), so an alarm of "15 periods of 60 s" decides in 15 s locally; thresholds, statistics,
-M-of-N and missing-data treatment are unchanged.
+**Time scale.** Every alarm period is multiplied by ``time_scale`` (local default ``1/20``: a 60 s
+period lasts 3 s), so an alarm of "15 periods of 60 s" decides in 45 s locally; thresholds,
+statistics, M-of-N and missing-data treatment are unchanged. Metrics are sampled twice per scaled
+period; a period shorter than one round of sampling on a busy machine would see gaps (missing
+data), hence not less than about 2 s.
 
 **Metric sources** (what local mode can measure; a metric no source gives is *missing* and its
 alarm follows its ``treat_missing_data``):
@@ -30,8 +32,10 @@ AWS/Lambda                      ``Invocations``, ``Errors``, ``Throttles`` (per-
                                 ``ConcurrentExecutions`` (in flight)
 AWS/States                      ``ExecutionsFailed``, ``ExecutionsTimedOut``, ``ExecutionsAborted``
                                 (new terminal executions per tick)
+processor EMF namespace         every metric of the processor's EMF lines, when its output goes to a
+                                file (``LocalAlertingSettings.emf_log``; the demo's log file)
 not measured locally            Lambda ``Duration``, ``ExecutionThrottled``, EventBridge rule
-                                metrics, the processor's EMF metrics
+                                metrics
 ==============================  ===============================================================
 """
 
@@ -43,6 +47,7 @@ import time
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -63,9 +68,12 @@ from s3stagger.domain.alarm_events import (
     execution_status_change_entry,
     reason_data,
 )
+from s3stagger.domain.emf import parse_emf_line
 from s3stagger.local.lambda_runtime import FunctionCounters
 
 LOGGER = logging.getLogger(__name__)
+PUT_EVENTS_MAX_ENTRIES = 10
+PUBLISHED_NAMESPACES = frozenset({"AWS/Lambda"})
 
 MetricKey = tuple[str, str, tuple[tuple[str, str], ...]]
 """``(namespace, metric name, sorted dimensions)``."""
@@ -166,6 +174,29 @@ class DispatcherExecutionMetrics:
         self._primed = True
 
 
+class EmfLogMetrics:
+    """The processor's EMF lines, read as they are appended to its log file (what CloudWatch Logs
+    would extract); lines written before the evaluator started are skipped."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._offset = path.stat().st_size if path.exists() else 0
+        self._partial = ""
+
+    def sample(self, now: float) -> Iterable[tuple[MetricKey, float]]:
+        if not self.path.exists():
+            return
+        with self.path.open("r", encoding="utf-8", errors="replace") as log:
+            log.seek(self._offset)
+            text = log.read()
+            self._offset = log.tell()
+        lines = (self._partial + text).split("\n")
+        self._partial = lines.pop()
+        for line in lines:
+            for point in parse_emf_line(line):
+                yield metric_key(point.namespace, point.name, point.dimensions), point.value
+
+
 @dataclass
 class TrackedAlarm:
     alarm: ConcreteAlarm
@@ -217,7 +248,7 @@ class LocalAlarmEvaluator:
                 AlarmStateRecord(AlarmState.INSUFFICIENT_DATA, "Unchecked: Initial alarm creation", "", now),
             )
         shortest = min((t.rule.period_s for t in self.alarms.values()), default=1.0)
-        self.tick_s = tick_s or max(0.05, shortest / 4)
+        self.tick_s = tick_s or max(0.25, shortest / 2)
         horizon = max(
             (t.rule.period_s * (t.rule.range_periods + 1) for t in self.alarms.values()), default=60
         )
@@ -250,20 +281,26 @@ class LocalAlarmEvaluator:
 
     # -- one tick -----------------------------------------------------------------------------
     def tick(self) -> list[tuple[str, AlarmState, AlarmState]]:
-        """Sample every source, evaluate every alarm; the transitions made."""
+        """Sample every source, evaluate every alarm; the transitions made (stops early when asked)."""
         now = self._clock()
+        published: list[tuple[MetricKey, float]] = []
         for source in self._sources:
+            if self._stop.is_set():
+                return []
             for key, value in source.sample(now):
                 self.record(key, value, now)
+                if key[0] in PUBLISHED_NAMESPACES:
+                    published.append((key, value))
+        self._publish_metrics(published, now)
         changes: list[tuple[str, AlarmState, AlarmState]] = []
+        entries: list[dict[str, Any]] = []
         with self._lock:
             for tracked in self.alarms.values():
                 alarm = tracked.alarm
                 key = metric_key(alarm.namespace, alarm.metric_name, alarm.dimensions)
                 samples = list(self._samples.get(key, ()))
-                evaluation = evaluate(
-                    tracked.rule, period_datapoints(samples, tracked.rule, now), tracked.state.value
-                )
+                datapoints = period_datapoints(samples, tracked.rule, now)
+                evaluation = evaluate(tracked.rule, datapoints, tracked.state.value)
                 if evaluation.state is tracked.state.value:
                     continue
                 data = reason_data(evaluation, alarm.statistic, alarm.period_s, alarm.threshold, now)
@@ -271,7 +308,13 @@ class LocalAlarmEvaluator:
                 previous, tracked.state = tracked.state, new
                 tracked.transitions.append((previous.value, new.value, now))
                 changes.append((alarm.name, previous.value, new.value))
-                self._publish(tracked, previous, new)
+                entries.append(self._state_change(tracked, previous, new))
+        for tracked_name, _, state in changes:
+            if self._stop.is_set():
+                break
+            self._record_state(self.alarms[tracked_name], state)
+        for start in range(0, len(entries), PUT_EVENTS_MAX_ENTRIES):
+            self.put_events(entries[start : start + PUT_EVENTS_MAX_ENTRIES])
         return changes
 
     def record(self, key: MetricKey, value: float, now: float) -> None:
@@ -281,18 +324,23 @@ class LocalAlarmEvaluator:
             while series and series[0][0] < now - self._horizon_s:
                 series.popleft()
 
-    def _publish(self, tracked: TrackedAlarm, previous: AlarmStateRecord, new: AlarmStateRecord) -> None:
-        alarm = tracked.alarm
+    def _record_state(self, tracked: TrackedAlarm, state: AlarmState) -> None:
+        """Keep moto's copy of the alarm in step, so ``describe_alarms`` (and ``monitor``) show it."""
         try:
             self._cloudwatch.set_alarm_state(
-                AlarmName=alarm.name,
-                StateValue=new.value.value,
-                StateReason=new.reason[:1023],
-                StateReasonData=new.reason_data,
+                AlarmName=tracked.alarm.name,
+                StateValue=state.value,
+                StateReason=tracked.state.reason[:1023],
+                StateReasonData=tracked.state.reason_data,
             )
         except (ClientError, BotoCoreError):
-            LOGGER.warning("could not record state %s of alarm %s in the emulator", new.value, alarm.name)
-        entry = alarm_state_change_entry(
+            LOGGER.warning("could not record state %s of alarm %s in the emulator", state, tracked.alarm.name)
+
+    def _state_change(
+        self, tracked: TrackedAlarm, previous: AlarmStateRecord, new: AlarmStateRecord
+    ) -> dict[str, Any]:
+        alarm = tracked.alarm
+        return alarm_state_change_entry(
             alarm_name=alarm.name,
             alarm_arn=tracked.arn,
             description=self._description(alarm),
@@ -304,19 +352,38 @@ class LocalAlarmEvaluator:
             previous=previous,
             current=new,
         )
-        self.put_event(entry)
 
-    def put_event(self, entry: Mapping[str, Any]) -> None:
-        answer = self._events.put_events(Entries=[dict(entry)])
+    def _publish_metrics(self, samples: Sequence[tuple[MetricKey, float]], now: float) -> None:
+        """Put the Lambda figures into the emulator's CloudWatch too, where ``monitor`` reads them
+        (AWS publishes them itself; moto has no source for them)."""
+        for start in range(0, len(samples), 20):
+            data = [
+                {
+                    "MetricName": name,
+                    "Dimensions": [{"Name": k, "Value": v} for k, v in dimensions],
+                    "Timestamp": now,
+                    "Value": value,
+                }
+                for (_, name, dimensions), value in samples[start : start + 20]
+            ]
+            try:
+                self._cloudwatch.put_metric_data(Namespace="AWS/Lambda", MetricData=data)
+            except (ClientError, BotoCoreError):
+                LOGGER.warning("could not put Lambda metrics into the emulator's CloudWatch")
+                return
+
+    def put_events(self, entries: Sequence[Mapping[str, Any]]) -> None:
+        answer = self._events.put_events(Entries=[dict(entry) for entry in entries])
         if answer.get("FailedEntryCount"):
-            LOGGER.warning("the bus refused an event: %s", answer.get("Entries"))
-        else:
-            self.events_put += 1
+            LOGGER.warning(
+                "the bus refused %s event(s): %s", answer["FailedEntryCount"], answer.get("Entries")
+            )
+        self.events_put += len(entries) - int(answer.get("FailedEntryCount") or 0)
 
     def execution_ended(self, execution: Mapping[str, Any], sfn: Any) -> None:
         """Put the status-change event of a dispatcher execution that ended badly."""
         described = sfn.describe_execution(executionArn=execution["executionArn"])
-        self.put_event(execution_status_change_entry(described))
+        self.put_events([execution_status_change_entry(described)])
 
     # -- what others read ---------------------------------------------------------------------
     def states(self) -> dict[str, AlarmState]:

@@ -18,9 +18,8 @@ seconds instead of minutes.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +33,7 @@ from s3stagger.definitions.alerting import AlertingDefinition, load_alerting_def
 from s3stagger.definitions.model import Definitions
 from s3stagger.local.alarm_evaluator import (
     DispatcherExecutionMetrics,
+    EmfLogMetrics,
     LambdaRuntimeMetrics,
     LocalAlarmEvaluator,
     SqsQueueMetrics,
@@ -41,26 +41,16 @@ from s3stagger.local.alarm_evaluator import (
 from s3stagger.local.alert_queue_poller import LocalSqsEventSourcePoller
 from s3stagger.local.lambda_runtime import FunctionCounters
 from s3stagger.local.lifecycle import LocalService
+from s3stagger.local.mailbox_location import default_mailbox
 from s3stagger.local.provision import ClientFactory, ResourceNames, unrouted_event_pattern
 from s3stagger.local.smtp_server import LocalSmtpServer
 from s3stagger.local.templates import render_definition_json
 
-MAILBOX_ENV = "S3STAGGER_MAILBOX"
-
-
-def default_mailbox() -> Path:
-    """Where ``local up`` keeps mail and ``s3stagger mail`` reads it: ``$S3STAGGER_MAILBOX``, else
-    ``$XDG_STATE_HOME/s3stagger/mail.mbox`` (``~/.local/state``)."""
-    if os.environ.get(MAILBOX_ENV):
-        return Path(os.environ[MAILBOX_ENV])
-    state = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state")
-    return state / "s3stagger" / "mail.mbox"
-
 
 @dataclass(frozen=True)
 class LocalAlertingSettings:
-    time_scale: float = 1 / 60
-    """Multiplies alarm periods and the digest interval (1/60: a minute lasts a second)."""
+    time_scale: float = 1 / 20
+    """Multiplies alarm periods and the digest interval (1/20: a minute lasts 3 s)."""
     mailbox: Path | None = None
     """The mbox the SMTP server writes; default :func:`default_mailbox`."""
     digest_interval_s: float | None = None
@@ -73,6 +63,8 @@ class LocalAlertingSettings:
     secret_password: str | None = None
     """Put this password in the SMTP secret instead of the server's (to see a refused login)."""
     tick_s: float | None = None
+    emf_log: Path | None = None
+    """A file the processor's output (EMF lines) goes to; its metrics feed the EMF alarms."""
 
 
 @dataclass(frozen=True)
@@ -85,6 +77,8 @@ class AlertingNames:
     rule_names: tuple[str, ...]
     alarm_names: tuple[str, ...]
     mailbox: str
+
+    time_scale: float = 1.0
 
     def as_dict(self) -> dict[str, Any]:
         return {**self.__dict__, "rule_names": list(self.rule_names), "alarm_names": list(self.alarm_names)}
@@ -188,6 +182,7 @@ class LocalAlerting(LocalService):
             rule_names=rule_names,
             alarm_names=tuple(alarm.name for alarm in self.alarms),
             mailbox=str(self.smtp.mbox_path),
+            time_scale=self.settings.time_scale,
         )
 
     def _description(self, alarm: ConcreteAlarm) -> str:
@@ -316,6 +311,7 @@ class LocalAlerting(LocalService):
         evaluator = LocalAlarmEvaluator(
             self.alarms,
             [
+                *([EmfLogMetrics(self.settings.emf_log)] if self.settings.emf_log else []),
                 SqsQueueMetrics(sqs, queue_urls),
                 LambdaRuntimeMetrics(
                     self._counters, [self.pipeline.function_name, self.names.notifier_function_name]

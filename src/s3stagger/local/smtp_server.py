@@ -15,6 +15,7 @@ aiosmtpd's ``Controller(port=0)`` cannot report the port it bound, so a free por
 from __future__ import annotations
 
 import email.utils
+import logging
 import mailbox
 import secrets
 import ssl
@@ -32,6 +33,17 @@ from s3stagger.local.emulator import LOOPBACK, free_port
 from s3stagger.local.lifecycle import LocalService
 
 SERVER_NAME = "s3stagger-local-smtp"
+
+
+class _OwnDeprecationNotice(logging.Filter):
+    """aiosmtpd 1.4 logs a deprecation warning about its own use of ``Session.login_data`` on every
+    AUTH; it says nothing about this server."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Session.login_data is deprecated" not in record.getMessage()
+
+
+logging.getLogger("mail.log").addFilter(_OwnDeprecationNotice())
 DEFAULT_USER = "s3stagger-alerts"
 
 
@@ -156,7 +168,7 @@ class LocalSmtpServer(LocalService):
                 box.close()
             self.received.append(
                 ReceivedMail(
-                    subject=str(message.get("Subject", "")),
+                    subject=" ".join(str(message.get("Subject", "")).split()),
                     sender=str(envelope.mail_from),
                     recipients=tuple(envelope.rcpt_tos),
                     via_starttls=via_starttls,
