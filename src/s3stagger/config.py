@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from s3stagger.api_config import ApiConfigError, ApiSettings, api_settings_from_env
 from s3stagger.errors import S3StaggerError
 
 PREFIX = "S3STAGGER_"
@@ -62,7 +63,8 @@ class ProcessorSettings:
     """Settings of the processor Lambda (``process_object``)."""
 
     downstream_url: str
-    """Full URL rows are POSTed to (``S3STAGGER_DOWNSTREAM_URL``)."""
+    """Full URL rows are sent to (``S3STAGGER_DOWNSTREAM_URL``); ``{column}`` placeholders take the
+    row's values (see :mod:`s3stagger.domain.request_mapping`)."""
     max_concurrency: int = 10
     """Upper bound on rows in flight inside one invocation; the adaptive limit never exceeds it."""
     initial_concurrency: int = 2
@@ -88,6 +90,8 @@ class ProcessorSettings:
     failed_rows_bucket: str | None = None
     """Bucket of the failed-rows sink; defaults to the source object's bucket."""
     failed_rows_prefix: str = "failed-rows/"
+    api: ApiSettings = field(default_factory=ApiSettings)
+    """Authentication, TLS, request mapping and the breaker (:mod:`s3stagger.api_config`)."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ProcessorSettings:
@@ -105,6 +109,10 @@ class ProcessorSettings:
                 "other than a quote or newline"
             )
         max_concurrency = _int(env, "MAX_CONCURRENCY", 10, minimum=1)
+        try:
+            api = api_settings_from_env(env, url)
+        except ApiConfigError as error:
+            raise ConfigError(str(error)) from None
         return cls(
             downstream_url=url,
             max_concurrency=max_concurrency,
@@ -124,4 +132,5 @@ class ProcessorSettings:
             deadline_margin_s=_float(env, "DEADLINE_MARGIN_S", 10.0),
             failed_rows_bucket=_get(env, "FAILED_ROWS_BUCKET"),
             failed_rows_prefix=_get(env, "FAILED_ROWS_PREFIX") or "failed-rows/",
+            api=api,
         )

@@ -13,6 +13,7 @@ import pytest
 from s3stagger.adapters.failed_rows_sink import FailedRowsBatch, S3FailedRowsSink
 from s3stagger.config import ProcessorSettings
 from s3stagger.domain.delivery import Delivery, DeliveryOutcome
+from s3stagger.domain.request_mapping import OutgoingRow
 from s3stagger.domain.model import Cursor, ObjectRef, ProcessRequest, RunStatus
 from s3stagger.domain.ports import OpenedObject
 from s3stagger.processor import DownstreamUnavailableError, ObjectProcessor
@@ -82,13 +83,14 @@ class ScriptedDownstream:
     script: Callable[[int, int], Delivery]
     attempts: dict[int, int] = field(default_factory=dict)
 
-    async def deliver(
-        self, body: dict[str, Any], idempotency_key: str, timeout_s: float | None = None
-    ) -> Delivery:
-        row = int(body["source"]["row"])
-        self.attempts[row] = self.attempts.get(row, 0) + 1
+    async def deliver(self, rows: Sequence[OutgoingRow], timeout_s: float | None = None) -> list[Delivery]:
+        answers = []
+        for outgoing in rows:
+            row = int(outgoing.request.body["source"]["row"])
+            self.attempts[row] = self.attempts.get(row, 0) + 1
+            answers.append(self.script(row, self.attempts[row]))
         await asyncio.sleep(0)
-        return self.script(row, self.attempts[row])
+        return answers
 
 
 def always(delivery: Delivery) -> Callable[[int, int], Delivery]:
