@@ -76,7 +76,7 @@ class FieldSpec:
         except (ValueError, InvalidOperation):
             shown = value if len(value) <= 40 else value[:40] + "…"
             wanted = f"date ({self.date_format})" if self.date_format else self.type.value
-            raise RowMappingError(f"column {self.source!r}: {shown!r} is not a {wanted}") from None
+            raise RowMappingError(f"column {self.source!r}: {shown!r} is not a valid {wanted}") from None
 
     def _typed(self, value: str) -> Any:
         if self.type is FieldType.INT:
