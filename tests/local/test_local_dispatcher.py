@@ -129,7 +129,7 @@ def test_completes_every_message_and_continues_as_a_new_execution(stack: LocalPi
         "normal/k2.csv",
     ]
     assert all(call["cursor"] is None for call in recorder.calls)
-    assert depth(stack, stack.names.normal_queue_url) == 0
+    assert depth(stack, stack.names.queue_urls["normal"]) == 0
     # batch size 2 x 2 iterations per execution: the third object needs the continuation
     first, continuation = executions
     assert continuation["name"] == f"{first['name']}-g1"
@@ -168,7 +168,7 @@ def test_partial_answers_continue_from_the_cursor_even_across_messages(stack: Lo
         {"row": 4},
     ]
     assert {call["object"]["key"] for call in recorder.calls} == {"normal/big.csv"}
-    assert depth(stack, stack.names.normal_queue_url) == 0
+    assert depth(stack, stack.names.queue_urls["normal"]) == 0
 
 
 def test_a_failure_is_recorded_retried_and_after_max_receive_count_moved_to_the_dlq(
@@ -188,19 +188,19 @@ def test_a_failure_is_recorded_retried_and_after_max_receive_count_moved_to_the_
     recorder = use(stack, crash)
     send(stack, "normal", "normal/poison.csv")
     deadline = time.monotonic() + WAIT_S
-    while depth(stack, stack.names.normal_dlq_url) == 0:
+    while depth(stack, stack.names.dlq_urls["normal"]) == 0:
         assert time.monotonic() < deadline, "the message never reached the DLQ"
         dispatch(stack)
         time.sleep(0.5)
     assert len(recorder.calls) == 2  # maxReceiveCount
-    moved = sqs.receive_message(QueueUrl=stack.names.normal_dlq_url, VisibilityTimeout=0)["Messages"][0]
+    moved = sqs.receive_message(QueueUrl=stack.names.dlq_urls["normal"], VisibilityTimeout=0)["Messages"][0]
     assert json.loads(moved["Body"])["key"] == "normal/poison.csv"
     captured = sqs.receive_message(QueueUrl=capture_url, MaxNumberOfMessages=10)["Messages"]
     failure = json.loads(captured[0]["Body"])
     assert failure["detail-type"] == "Object processing failed"
     assert failure["detail"]["error"]["Error"] == "RuntimeError"
     assert "downstream exploded" in failure["detail"]["error"]["Cause"]
-    assert failure["detail"]["queueUrl"] == stack.names.normal_queue_url
+    assert failure["detail"]["queueUrl"] == stack.names.queue_urls["normal"]
 
 
 def test_an_answer_that_is_not_a_status_is_a_failure_and_the_message_stays(stack: LocalPipeline) -> None:
@@ -210,7 +210,7 @@ def test_an_answer_that_is_not_a_status_is_a_failure_and_the_message_stays(stack
     entered = states_entered(stack, execution["executionArn"])
     assert "UnexpectedAnswer" in entered
     assert "DeleteMessage" not in entered
-    assert depth(stack, stack.names.normal_queue_url) == 1
+    assert depth(stack, stack.names.queue_urls["normal"]) == 1
 
 
 def test_a_dispatcher_that_finds_the_lease_held_ends_without_touching_the_queues(
@@ -278,24 +278,24 @@ def test_lambda_throttles_get_the_recommended_retrier(stack: LocalPipeline) -> N
         lam.put_function_concurrency(FunctionName=stack.names.function_name, ReservedConcurrentExecutions=40)
     assert sorted(call["object"]["key"] for call in recorder.calls) == ["normal/t1.csv", "normal/t2.csv"]
     assert stack.processor_counters().throttles >= 1
-    assert depth(stack, stack.names.normal_queue_url) == 0
+    assert depth(stack, stack.names.queue_urls["normal"]) == 0
 
 
 def test_a_body_that_is_not_json_is_a_recorded_failure_not_a_failed_execution(stack: LocalPipeline) -> None:
     recorder = use(stack, complete)
     sqs = stack.client("sqs")
-    sqs.send_message(QueueUrl=stack.names.normal_queue_url, MessageBody="not json at all")
+    sqs.send_message(QueueUrl=stack.names.queue_urls["normal"], MessageBody="not json at all")
     send(stack, "normal", "normal/fine.csv")
     deadline = time.monotonic() + WAIT_S
     executions: list[dict[str, Any]] = []
-    while depth(stack, stack.names.normal_dlq_url) == 0:
+    while depth(stack, stack.names.dlq_urls["normal"]) == 0:
         assert time.monotonic() < deadline, "the malformed message never reached the DLQ"
         executions += dispatch(stack)
         time.sleep(0.5)
     assert {e["status"] for e in executions} == {"SUCCEEDED"}
     assert any("MalformedMessage" in states_entered(stack, e["executionArn"]) for e in executions)
     assert [call["object"]["key"] for call in recorder.calls] == ["normal/fine.csv"]
-    moved = sqs.receive_message(QueueUrl=stack.names.normal_dlq_url, VisibilityTimeout=0)["Messages"][0]
+    moved = sqs.receive_message(QueueUrl=stack.names.dlq_urls["normal"], VisibilityTimeout=0)["Messages"][0]
     assert moved["Body"] == "not json at all"
 
 

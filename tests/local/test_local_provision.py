@@ -8,8 +8,9 @@ from typing import Any
 import pytest
 
 from s3stagger import definitions
+from s3stagger.definitions.model import DefinitionError, Definitions
 from s3stagger.local.pipeline import LocalPipeline, LocalPipelineSettings
-from s3stagger.local.provision import Definitions, ProvisionError, ProvisionSettings
+from s3stagger.local.provision import ProvisionSettings, ResourceNames, dispatcher_template_values
 from s3stagger.local.templates import placeholders
 
 DOWNSTREAM = "http://127.0.0.1:9/rows"
@@ -30,23 +31,27 @@ def test_names_follow_the_prefix_convention(stack: LocalPipeline) -> None:
     names = stack.names
     assert names.bucket == "s3stagger-uploads"
     assert names.failed_rows_bucket == "s3stagger-failed-rows"
-    assert names.high_queue_url.endswith("/s3stagger-high")
-    assert names.normal_queue_url.endswith("/s3stagger-normal")
-    assert names.high_dlq_url.endswith("/s3stagger-high-dlq")
-    assert names.normal_dlq_url.endswith("/s3stagger-normal-dlq")
+    shipped = Definitions.load()
+    assert names.priorities == shipped.priorities
+    assert list(names.queue_urls) == list(names.dlq_urls) == list(shipped.priorities)  # served in this order
+    for priority in shipped.priorities:
+        assert names.queue_urls[priority].endswith(f"/s3stagger-{priority}")
+        assert names.dlq_urls[priority].endswith(f"/s3stagger-{priority}-dlq")
+        assert names.key_prefix(priority) == shipped.event_rules.key_prefix(priority)
+    assert names.all_dlq_urls == (*names.dlq_urls.values(), names.ingest_dlq_url)
     assert names.ingest_dlq_url.endswith("/s3stagger-ingest-dlq")
     assert names.lease_queue_url.endswith("/s3stagger-dispatcher-lease.fifo")
     assert names.state_machine_arn.endswith(":stateMachine:s3stagger-dispatcher")
     assert names.function_name == "s3stagger-processor"
     assert names.budget_parameter == "/s3stagger/concurrency-budget"
     assert names.rule_names == (
-        "s3stagger-object-created-high",
-        "s3stagger-object-created-normal",
+        *(f"s3stagger-object-created-{priority}" for priority in shipped.priorities),
         "s3stagger-object-unrouted",
     )
-    json.dumps(names.as_dict())  # what `s3stagger local up` prints
+    printed = json.loads(json.dumps(names.as_dict()))  # what `s3stagger local up` prints
+    assert printed["queue_urls"] == dict(names.queue_urls)
     assert names.key_prefix("high") == "high/"
-    with pytest.raises(ProvisionError, match="no route for priority 'urgent'"):
+    with pytest.raises(DefinitionError, match="no route for priority 'urgent'"):
         names.key_prefix("urgent")
 
 
@@ -85,6 +90,9 @@ def test_rules_route_by_prefix_with_retry_policy_and_dlq(stack: LocalPipeline) -
         assert target["DeadLetterConfig"] == {"Arn": ingest_arn}
     high = json.loads(events.describe_rule(Name="s3stagger-object-created-high")["EventPattern"])
     assert high["detail"]["object"]["key"] == [{"wildcard": "high/*.csv"}]
+    unrouted = json.loads(events.describe_rule(Name="s3stagger-object-unrouted")["EventPattern"])
+    every_route = [f"{route['key_prefix']}*{rules_spec['object_suffix']}" for route in rules_spec["routes"]]
+    assert unrouted["detail"]["object"]["key"] == [{"anything-but": {"wildcard": every_route}}]
 
 
 def test_the_bucket_sends_events_and_each_key_lands_in_its_queue(stack: LocalPipeline) -> None:
@@ -99,8 +107,7 @@ def test_the_bucket_sends_events_and_each_key_lands_in_its_queue(stack: LocalPip
     for key in uploads:
         s3.put_object(Bucket=stack.names.bucket, Key=key, Body=b"h\n1\n")
     s3.put_object(Bucket=stack.names.failed_rows_bucket, Key="failed-rows/x.json", Body=b"{}")
-    urls = {"high": stack.names.high_queue_url, "normal": stack.names.normal_queue_url}
-    urls["ingest-dlq"] = stack.names.ingest_dlq_url
+    urls = {**stack.names.queue_urls, "ingest-dlq": stack.names.ingest_dlq_url}
     landed: dict[str, str] = {}
     deadline = time.monotonic() + 10
     while len(landed) < len(uploads) and time.monotonic() < deadline:
@@ -143,7 +150,7 @@ def test_the_state_machine_is_the_rendered_template(stack: LocalPipeline) -> Non
     template = json.loads(definitions.read_text("dispatcher.asl.json"))
     assert set(asl["States"]) == set(template["States"])
     receive = asl["States"]["ReceiveHigh"]["Parameters"]
-    assert receive["QueueUrl"] == stack.names.high_queue_url
+    assert receive["QueueUrl"] == stack.names.queue_urls["high"]
     invoke = asl["States"]["ProcessBatch"]["ItemProcessor"]["States"]["InvokeProcessor"]
     assert invoke["Parameters"]["FunctionName"] == stack.names.function_arn
     retrier = invoke["Retry"][0]
@@ -162,24 +169,15 @@ def test_the_environment_points_a_client_at_the_stack(stack: LocalPipeline) -> N
     assert env["AWS_DEFAULT_REGION"] == "us-east-1"
 
 
-# -- validation of definitions and overrides (no emulator needed) -------------------------------
+# -- overrides of a local run (no emulator needed) -------------------------------------------------
 
 
 def load(**overrides: Any) -> Definitions:
-    return Definitions.load(ProvisionSettings(downstream_url=DOWNSTREAM, **overrides))
+    return ProvisionSettings(downstream_url=DOWNSTREAM, **overrides).load_definitions()
 
 
-def test_the_shipped_definitions_are_consistent() -> None:
-    loaded = load()
-    values = loaded.dispatcher_template_values(
-        _names_for_template(loaded)  # every placeholder gets a value, none is spare
-    )
-    assert set(values) == placeholders(definitions.read_text("dispatcher.asl.json"))
-
-
-def _names_for_template(loaded: Definitions) -> Any:
-    from s3stagger.local.provision import ResourceNames
-
+def names_for_template(loaded: Definitions, queue_urls: dict[str, str] | None = None) -> ResourceNames:
+    urls = {p: f"u-{p}" for p in loaded.priorities} if queue_urls is None else queue_urls
     return ResourceNames(
         name_prefix="p",
         region="r",
@@ -187,9 +185,10 @@ def _names_for_template(loaded: Definitions) -> Any:
         bucket="b",
         failed_rows_bucket="f",
         failed_rows_prefix="x/",
-        priorities=tuple(loaded.queues["priorities"]),
-        queue_urls={p: f"u-{p}" for p in loaded.queues["priorities"]},
-        dlq_urls={p: f"d-{p}" for p in loaded.queues["priorities"]},
+        priorities=loaded.priorities,
+        queue_urls=urls,
+        dlq_urls={p: f"d-{p}" for p in loaded.priorities},
+        key_prefixes={p: f"{p}/" for p in loaded.priorities},
         ingest_dlq_url="i",
         lease_queue_url="l",
         rule_names=(),
@@ -202,30 +201,67 @@ def _names_for_template(loaded: Definitions) -> Any:
     )
 
 
+def test_every_asl_placeholder_gets_a_value_and_none_is_spare() -> None:
+    loaded = load()
+    values = dispatcher_template_values(loaded, names_for_template(loaded))
+    assert set(values) == placeholders(definitions.read_text("dispatcher.asl.json"))
+    assert values["high_queue_url"] == "u-high"
+    assert values["stagger_normal_max_delay_s"] == loaded.dispatcher.stagger.priorities["normal"].max_delay_s
+
+
+def test_the_asl_needs_a_queue_for_every_priority() -> None:
+    loaded = load()
+    with pytest.raises(DefinitionError, match=r"no queue URL for priorities \['normal'\]"):
+        dispatcher_template_values(loaded, names_for_template(loaded, {"high": "u-high"}))
+
+
+def test_settings_override_the_definition_files() -> None:
+    loaded = load(
+        processor_timeout_s=30,
+        processor_reserved_concurrency=None,
+        max_receive_count=2,
+        dispatcher={"failure_retry_delay_s": 1},
+        stagger={
+            "backlog_depth": 3,
+            "priorities": {
+                "high": {"spacing_s": 0, "max_delay_s": 0},
+                "normal": {"spacing_s": 2, "max_delay_s": 2},
+            },
+        },
+    )
+    shipped = Definitions.load()
+    assert loaded.processor.timeout_s == 30
+    assert loaded.processor.reserved_concurrency == shipped.processor.reserved_concurrency  # None: keep
+    assert loaded.queues.queue.max_receive_count == 2
+    assert loaded.queues.queue.visibility_timeout_s == shipped.queues.queue.visibility_timeout_s
+    assert loaded.dispatcher.failure_retry_delay_s == 1
+    assert loaded.dispatcher.stagger.backlog_depth == 3
+    assert loaded.dispatcher.stagger.priorities["normal"].spacing_s == 2
+
+
+def test_the_initial_budget_is_checked_like_terraforms() -> None:
+    assert load(concurrency_budget=40).budget.default == 40
+    with pytest.raises(DefinitionError, match=r"default \(41\) <= maximum \(40\)"):
+        load(concurrency_budget=41)
+
+
 def test_an_unknown_dispatcher_override_is_named() -> None:
-    with pytest.raises(ProvisionError, match=r"unknown dispatcher setting\(s\) retry_delay"):
+    with pytest.raises(DefinitionError, match=r"dispatcher.json: override of unknown field retry_delay"):
         load(dispatcher={"retry_delay": 1})
 
 
-def test_visibility_must_outlast_the_processor_timeout() -> None:
+def test_a_processor_timeout_the_visibility_extension_cannot_cover_is_refused() -> None:
     with pytest.raises(
-        ProvisionError, match="visibility_extension_s=600 must exceed the processor timeout_s=900"
+        DefinitionError, match=r"visibility_extension_s=600 must be >= processor\.json timeout_s=900"
     ):
         load(processor_timeout_s=900)
 
 
-def test_the_queue_visibility_covers_one_invocation() -> None:
-    with pytest.raises(
-        ProvisionError, match="visibility_timeout_s=100 must be at least the processor timeout_s=300"
-    ):
-        load(visibility_timeout_s=100)
-
-
-def test_the_lease_must_outlast_a_call_and_the_longest_wait() -> None:
-    with pytest.raises(ProvisionError, match=r"lease_s=100 must be >= visibility_extension_s"):
-        load(dispatcher={"lease_s": 100})
-
-
-def test_the_stagger_must_cover_every_priority() -> None:
-    with pytest.raises(ProvisionError, match=r"stagger lacks priorities \['high'\]"):
+def test_a_stagger_override_replaces_the_priorities_whole() -> None:
+    with pytest.raises(DefinitionError, match=r"stagger.priorities \['normal'\] must be exactly"):
         load(stagger={"backlog_depth": 1, "priorities": {"normal": {"spacing_s": 0, "max_delay_s": 0}}})
+
+
+def test_the_name_prefix_is_validated_too() -> None:
+    with pytest.raises(DefinitionError, match="S3 allows 63"):
+        ProvisionSettings(downstream_url=DOWNSTREAM, name_prefix="p" * 60).load_definitions()

@@ -25,8 +25,8 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from s3stagger import definitions
 from s3stagger.cli.simulate import UploadedObject, upload_objects
+from s3stagger.definitions.model import Definitions
 from s3stagger.domain.pipeline_report import (
     PipelineObservation,
     PipelineReport,
@@ -81,7 +81,7 @@ class PipelineRunSettings:
         """The concurrency budget in force: the setting, else ``budget.json``'s default."""
         if self.concurrency_budget is not None:
             return self.concurrency_budget
-        return int(definitions.read_json("budget.json")["default"])
+        return Definitions.load().budget.default
 
     def sized_processor_concurrency(self) -> int:
         """Rows in flight per invocation: the setting, else ``capacity // budget`` (at least 1).
@@ -378,11 +378,14 @@ def run_pipeline(
         stack.runtime.register(names.function_name, outcomes)
         s3 = stack.client("s3")
         sqs = stack.client("sqs")
-        queues = {"high": names.high_queue_url, "normal": names.normal_queue_url}
-        dlqs = [names.high_dlq_url, names.normal_dlq_url, names.ingest_dlq_url]
+        queues = dict(names.queue_urls)
+        dlqs = list(names.all_dlq_urls)
 
         # generated lazily as the uploads go, so a large run does not hold every file in memory
-        files = workload(settings, names.key_prefix("high"), names.key_prefix("normal"))
+        # the high share goes to the first (highest) priority, the rest to the last (lowest)
+        files = workload(
+            settings, names.key_prefix(names.priorities[0]), names.key_prefix(names.priorities[-1])
+        )
         objects_total = settings.files
         rows_total = settings.files * settings.rows
         uploaded: list[UploadedObject] = []
