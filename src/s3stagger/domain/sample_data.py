@@ -31,7 +31,8 @@ class SampleObject:
 
 def run_id_for_seed(seed: int) -> str:
     """A short identifier of a generation run, derived from its seed (same seed, same id)."""
-    return f"r{random.Random(seed).getrandbits(32):08x}"
+    # A seeded run id, not a secret.
+    return f"r{random.Random(seed).getrandbits(32):08x}"  # nosec B311
 
 
 def sample_object_key(prefix: str, run_id: str, file_index: int) -> str:
@@ -43,7 +44,8 @@ def sample_csv(run_id: str, file_index: int, rows: int, seed: int) -> str:
     """CSV text (header + ``rows`` data rows) of file ``file_index``; deterministic in its inputs."""
     if rows < 0:
         raise ValueError(f"rows must be >= 0, got {rows}")
-    rng = random.Random(f"{seed}:{file_index}")
+    # Reproducible sample data, not security.
+    rng = random.Random(f"{seed}:{file_index}")  # nosec B311
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(SAMPLE_HEADER)
