@@ -146,17 +146,28 @@ def test_a_hook_returns_the_body_or_a_request_and_its_value_error_is_the_reason(
         mapping.map_row(source_row(name=""))
 
 
-def test_the_shipped_example_hook_maps_an_order() -> None:
+def test_the_shipped_example_hook_maps_a_demo_row_to_an_order() -> None:
     from s3stagger.examples.request_hook import order_request
 
-    body = order_request(SourceRow("b", "k", 3, {"id": "5", "name": "Ada", "amount": "15.50"}))
-    assert body == {
-        "orderId": 5,
-        "customer": {"name": "Ada"},
-        "total": {"amount": "15.50", "currency": "EUR"},
+    values = {
+        "record_id": "r1-7",
+        "customer_id": "c00042",
+        "amount": "15.5",
+        "currency": "eur",
+        "created_at": "2026-11-30T20:00:00Z",
     }
-    with pytest.raises(ValueError, match="amount"):
-        order_request(SourceRow("b", "k", 3, {"id": "5", "name": "Ada", "amount": "-1"}))
+    body = order_request(SourceRow("b", "k.csv", 3, values))
+    assert body == {
+        "orderId": "r1-7",
+        "customer": {"id": "c00042"},
+        "total": {"amount": Decimal("15.50"), "currency": "EUR"},
+        "placedAt": "2026-11-30T20:00:00Z",
+        "source": "s3://b/k.csv#3",
+    }
+    assert b'"amount":15.50' in encode_json(body)
+    for column, bad in (("amount", "-1"), ("amount", "ten"), ("currency", "euro")):
+        with pytest.raises(ValueError, match=column):
+            order_request(SourceRow("b", "k", 3, values | {column: bad}))
 
 
 def test_a_mapping_refuses_contradictions() -> None:

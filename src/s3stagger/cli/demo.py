@@ -33,6 +33,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from s3stagger.api_config import AuthMode
 from s3stagger.cli.console import fail, stderr_console
 from s3stagger.cli.downstream import latency_option
 from s3stagger.cli.local import quiet_emulator_logs
@@ -204,9 +205,20 @@ def demo(
         Path | None,
         typer.Option(help="File for the processor's log lines (default: a file in the temp directory)."),
     ] = None,
+    auth: Annotated[
+        str,
+        typer.Option(
+            help="Credentials the simulated API requires: none, api-key, bearer, oauth or sigv4 (kept in "
+            "the emulator's Secrets Manager; rows mapped by the example request hook)."
+        ),
+    ] = "none",
 ) -> None:
     """Run the pattern end to end on the embedded emulator and report."""
     latency_spec = latency_option(latency)
+    try:
+        auth_mode = AuthMode(auth.lower())
+    except ValueError:
+        fail(f"--auth {auth!r} must be one of {', '.join(mode.value for mode in AuthMode)}", code=2)
     # Imported here: it loads the emulator, which `s3stagger --help` should not wait for.
     from s3stagger.cli.pipeline_run import PipelineRunSettings, run_pipeline  # noqa: PLC0415
 
@@ -223,6 +235,7 @@ def demo(
         timeout_s=timeout,
         concurrency_budget=budget,
         processor_max_concurrency=processor_concurrency,
+        auth=auth_mode,
     )
     err = stderr_console()
     log_path = lambda_log or Path(tempfile.gettempdir()) / f"s3stagger-demo-{os.getpid()}.log"

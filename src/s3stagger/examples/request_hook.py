@@ -1,4 +1,4 @@
-"""An example request hook: a CSV row of the demo data → the body an orders API expects.
+"""An example request hook: a row of the demo data → the body an orders API expects.
 
 Point the processor at it with ``S3STAGGER_REQUEST_HOOK=s3stagger.examples.request_hook:order_request``
 (``s3stagger demo --auth ... `` runs it). A hook is a function taking a
@@ -19,7 +19,8 @@ from s3stagger.domain.request_mapping import SourceRow
 
 
 def order_request(row: SourceRow) -> dict[str, Any]:
-    """``id,name,amount`` → ``{"orderId": int, "customer": {"name"}, "total": {"amount", "currency"}}``."""
+    """A demo row (``record_id,customer_id,amount,currency,created_at``) → an order:
+    ``{"orderId", "customer": {"id"}, "total": {"amount", "currency"}, "placedAt", "source"}``."""
     values = row.values
     try:
         amount = Decimal(values["amount"])
@@ -27,8 +28,13 @@ def order_request(row: SourceRow) -> dict[str, Any]:
         raise ValueError(f"amount {values['amount']!r} is not a number") from None
     if not amount.is_finite() or amount < 0:
         raise ValueError(f"amount {values['amount']!r} must be a non-negative number")
+    currency = values["currency"].strip().upper()
+    if len(currency) != 3 or not currency.isalpha():
+        raise ValueError(f"currency {values['currency']!r} is not an ISO 4217 code")
     return {
-        "orderId": int(values["id"]),
-        "customer": {"name": values["name"].strip()},
-        "total": {"amount": f"{amount:.2f}", "currency": "EUR"},
+        "orderId": values["record_id"],
+        "customer": {"id": values["customer_id"]},
+        "total": {"amount": amount.quantize(Decimal("0.01")), "currency": currency},
+        "placedAt": values["created_at"],
+        "source": f"s3://{row.bucket}/{row.key}#{row.number}",
     }
