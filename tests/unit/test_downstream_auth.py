@@ -302,3 +302,29 @@ def test_a_tampered_signed_request_is_refused() -> None:
             "POST", URL, headers, b'{"n":1}', secret_keys=keys, region="us-east-1", service="execute-api"
         )
     )
+
+
+def test_two_rotations_in_one_invocation_are_each_picked_up() -> None:
+    store = MemorySecrets({"api-key": "k1"})
+    auth = HeaderSecretAuth(CachedSecret(store, "api-key", 300, Clock()), "X-Api-Key")
+    api = Api("x-api-key", "k1")
+
+    async def run() -> tuple[list[DeliveryOutcome], int]:
+        outcomes = []
+        async with HttpDownstream([httpx.MockTransport(api)], URL, auth=auth) as downstream:
+            for key in ("k1", "k2", "k3"):
+                store.values["api-key"] = api.accepted = key
+                (delivery,) = await downstream.deliver(rows(1)[0])
+                outcomes.append(delivery.outcome)
+            return outcomes, downstream.auth_refreshes
+
+    assert asyncio.run(run()) == ([DeliveryOutcome.APPLIED] * 3, 2)
+
+
+def test_tokens_the_api_keeps_refusing_cost_a_bounded_number_of_token_requests() -> None:
+    endpoint = TokenEndpoint()
+    auth = oauth(endpoint, credentials(), Clock())
+    outcomes, refreshes = send(Api("authorization", "Bearer never"), auth, 10)
+    assert outcomes == [DeliveryOutcome.REJECTED] * 10
+    assert refreshes == 3
+    assert len(endpoint.issued) == 4  # the first token and three refreshes

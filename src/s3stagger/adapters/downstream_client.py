@@ -30,6 +30,10 @@ from s3stagger.domain.retry import parse_retry_after
 __all__ = ["IDEMPOTENCY_HEADER", "HttpDownstream", "build_http_transports", "shared_tls_context"]
 
 AUTH_REFUSALS = frozenset({401, 403})
+MAX_REFRESHES_PER_INVOCATION = 3
+"""Credential refreshes one invocation may make (each for different credentials): enough for a
+rotation or two mid-invocation, few enough that credentials the API keeps refusing cost a handful
+of secret reads or token requests before the breaker stops the object."""
 
 
 def build_http_transports(
@@ -90,7 +94,7 @@ class HttpDownstream:
         self._connect_timeout_s = connect_timeout_s
         self._read_timeout_s = read_timeout_s
         self._auth: RequestAuth = auth or NoAuth()
-        self._refreshed = False
+        self._refreshed_generations: set[int] = set()
         self.auth_refreshes = 0
 
     async def aclose(self) -> None:
@@ -130,12 +134,14 @@ class HttpDownstream:
         return batch_deliveries(self._mapping, rows, delivery, content)
 
     def _may_retry_with_new_credentials(self, used: int) -> bool:
-        """After a 401/403: newer credentials are there already, or one refresh (per invocation) got them."""
+        """After a 401/403: newer credentials are there already, or a refresh got them. One refresh
+        per credentials refused (so a wrong secret is re-read once), at most
+        :data:`MAX_REFRESHES_PER_INVOCATION` in all."""
         if used != self._auth.generation:
             return True
-        if self._refreshed:
+        if used in self._refreshed_generations or self.auth_refreshes >= MAX_REFRESHES_PER_INVOCATION:
             return False
-        self._refreshed = True
+        self._refreshed_generations.add(used)
         self.auth_refreshes += 1
         return self._auth.refresh()
 
