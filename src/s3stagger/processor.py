@@ -42,8 +42,9 @@ import asyncio
 import random
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from s3stagger.config import ProcessorSettings
 from s3stagger.domain.breaker import RejectionWindow
@@ -441,26 +442,13 @@ class ObjectProcessor:
 
         A group is ``rows_per_request`` rows (one request); the last group of a run may be smaller.
         """
-        pending: set[asyncio.Task[None]] = set()
-        per_request = self._mapping.rows_per_request
-        read_ahead = asyncio.Semaphore(2 * self._settings.max_concurrency * per_request)
+        groups = _Groups(
+            lambda group: self._deliver_group(invocation, group),
+            self._mapping.rows_per_request,
+            2 * self._settings.max_concurrency * self._mapping.rows_per_request,
+        )
         position = _ReadPosition(start.first_row, start.first_offset)
         rows: Iterator[CsvRow] = start.reader.rows(start.columns, start.first_row)
-        group: list[tuple[DataRow, OutgoingRow]] = []
-
-        def launch() -> None:
-            task = asyncio.create_task(self._deliver_group(invocation, list(group)))
-            pending.add(task)
-            task.add_done_callback(pending.discard)
-            size = len(group)
-
-            def release(_task: asyncio.Task[None]) -> None:
-                for _ in range(size):
-                    read_ahead.release()
-
-            task.add_done_callback(release)
-            group.clear()
-
         try:
             for _ in range(self._settings.max_rows_per_invocation):
                 if invocation.stop_taking(self._settings.deadline_margin_s):
@@ -474,20 +462,13 @@ class ObjectProcessor:
                     invocation.record_failed(row.number, row.reason, row.cells)
                     continue
                 outgoing = self._outgoing(invocation, row)
-                if outgoing is None:
-                    continue
-                await read_ahead.acquire()
-                invocation.unfinished[row.number] = row_start
-                group.append((row, outgoing))
-                if len(group) == per_request:
-                    launch()
-            if group:
-                launch()
-            if pending:
-                await asyncio.gather(*pending)
+                if outgoing is not None:
+                    await groups.reserve()
+                    invocation.unfinished[row.number] = row_start
+                    groups.add(row, outgoing)
+            await groups.finish()
         except BaseException:
-            for task in pending:
-                task.cancel()
+            groups.cancel()
             raise
         return position
 
@@ -540,6 +521,54 @@ class ObjectProcessor:
         load.add_latency(deliveries[0].latency_s)
         invocation.any_answer = invocation.any_answer or any(d.status is not None for d in deliveries)
         return deliveries
+
+
+class _Groups:
+    """Rows gathered into groups of ``size`` (one request each), each delivered in its own task;
+    at most ``read_ahead`` rows are taken and not finished at once."""
+
+    def __init__(
+        self,
+        deliver: Callable[[list[tuple[DataRow, OutgoingRow]]], Coroutine[Any, Any, None]],
+        size: int,
+        read_ahead: int,
+    ) -> None:
+        self._deliver = deliver
+        self._size = size
+        self._read_ahead = asyncio.Semaphore(read_ahead)
+        self._group: list[tuple[DataRow, OutgoingRow]] = []
+        self._pending: set[asyncio.Task[None]] = set()
+
+    async def reserve(self) -> None:
+        """Wait for room for one more row."""
+        await self._read_ahead.acquire()
+
+    def add(self, row: DataRow, outgoing: OutgoingRow) -> None:
+        self._group.append((row, outgoing))
+        if len(self._group) == self._size:
+            self._launch()
+
+    async def finish(self) -> None:
+        """Send the last (smaller) group and wait for every group."""
+        if self._group:
+            self._launch()
+        if self._pending:
+            await asyncio.gather(*self._pending)
+
+    def cancel(self) -> None:
+        for task in self._pending:
+            task.cancel()
+
+    def _launch(self) -> None:
+        group, self._group = self._group, []
+        task = asyncio.create_task(self._deliver(group))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+        task.add_done_callback(lambda _: self._release(len(group)))
+
+    def _release(self, rows: int) -> None:
+        for _ in range(rows):
+            self._read_ahead.release()
 
 
 @dataclass(frozen=True)
