@@ -16,13 +16,7 @@ from enum import StrEnum
 
 from s3stagger.domain.breaker import BreakerSettings
 from s3stagger.domain.request_mapping import FieldSpec, FieldType, RequestMapping, RowHook, url_placeholders
-from s3stagger.errors import S3StaggerError
-
-PREFIX = "S3STAGGER_"
-
-
-class ApiConfigError(S3StaggerError, ValueError):
-    """A downstream API setting is missing or malformed; the message names the variable."""
+from s3stagger.env_settings import PREFIX, ConfigError, read, read_float, read_int
 
 
 class AuthMode(StrEnum):
@@ -73,7 +67,7 @@ class RequestSettings:
     retryable_statuses: frozenset[int] = frozenset()
 
     def mapping(self, url_template: str) -> RequestMapping:
-        """The request mapping, the hook imported; raises :class:`ApiConfigError`."""
+        """The request mapping, the hook imported; raises :class:`ConfigError`."""
         hook = load_hook(self.hook) if self.hook else None
         try:
             return RequestMapping(
@@ -86,7 +80,7 @@ class RequestSettings:
                 self.retryable_statuses,
             )
         except ValueError as error:
-            raise ApiConfigError(f"{PREFIX}DOWNSTREAM_URL / request settings: {error}") from None
+            raise ConfigError(f"{PREFIX}DOWNSTREAM_URL / request settings: {error}") from None
 
 
 @dataclass(frozen=True)
@@ -98,87 +92,62 @@ class ApiSettings:
 
 
 def load_hook(spec: str) -> RowHook:
-    """Import ``module:function``; raises :class:`ApiConfigError` naming what is wrong."""
+    """Import ``module:function``; raises :class:`ConfigError` naming what is wrong."""
     module_name, _, function_name = spec.partition(":")
     if not module_name or not function_name:
-        raise ApiConfigError(f"{PREFIX}REQUEST_HOOK={spec!r} must be module:function")
+        raise ConfigError(f"{PREFIX}REQUEST_HOOK={spec!r} must be module:function")
     try:
         module = importlib.import_module(module_name)
     except ImportError as error:
-        raise ApiConfigError(f"{PREFIX}REQUEST_HOOK={spec!r}: cannot import {module_name}: {error}") from None
+        raise ConfigError(f"{PREFIX}REQUEST_HOOK={spec!r}: cannot import {module_name}: {error}") from None
     hook = getattr(module, function_name, None)
     if not callable(hook):
-        raise ApiConfigError(f"{PREFIX}REQUEST_HOOK={spec!r}: {module_name} has no function {function_name}")
+        raise ConfigError(f"{PREFIX}REQUEST_HOOK={spec!r}: {module_name} has no function {function_name}")
     return hook  # type: ignore[no-any-return]
 
 
-def _get(env: Mapping[str, str], name: str) -> str | None:
-    value = env.get(PREFIX + name)
-    return value if value not in (None, "") else None
-
-
-def _number(env: Mapping[str, str], name: str, default: float, low: float, high: float) -> float:
-    raw = _get(env, name)
-    if raw is None:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ApiConfigError(f"{PREFIX}{name}={raw!r} is not a number") from None
-    if not low <= value <= high:
-        raise ApiConfigError(f"{PREFIX}{name}={raw} must be between {low:g} and {high:g}")
-    return value
-
-
-def _integer(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
-    value = _number(env, name, default, low, high)
-    if value != int(value):
-        raise ApiConfigError(f"{PREFIX}{name}={value:g} must be an integer")
-    return int(value)
-
-
 def _json_object(env: Mapping[str, str], name: str) -> dict[str, object] | None:
-    raw = _get(env, name)
+    raw = read(env, name)
     if raw is None:
         return None
     try:
         value = json.loads(raw)
     except ValueError:
-        raise ApiConfigError(f"{PREFIX}{name} is not JSON") from None
+        raise ConfigError(f"{PREFIX}{name} is not JSON") from None
     if not isinstance(value, dict):
-        raise ApiConfigError(f"{PREFIX}{name} must be a JSON object")
+        raise ConfigError(f"{PREFIX}{name} must be a JSON object")
     return value
 
 
 def _auth(env: Mapping[str, str]) -> AuthSettings:
-    raw_mode = _get(env, "AUTH_MODE") or AuthMode.NONE.value
+    raw_mode = read(env, "AUTH_MODE") or AuthMode.NONE.value
     try:
         mode = AuthMode(raw_mode.lower())
     except ValueError:
         choices = ", ".join(mode.value for mode in AuthMode)
-        raise ApiConfigError(f"{PREFIX}AUTH_MODE={raw_mode!r} must be one of {choices}") from None
-    secret_id = _get(env, "AUTH_SECRET_ID")
+        raise ConfigError(f"{PREFIX}AUTH_MODE={raw_mode!r} must be one of {choices}") from None
+    secret_id = read(env, "AUTH_SECRET_ID")
     if mode in (AuthMode.API_KEY, AuthMode.BEARER, AuthMode.OAUTH) and secret_id is None:
-        raise ApiConfigError(
+        raise ConfigError(
             f"{PREFIX}AUTH_SECRET_ID is required for AUTH_MODE={mode.value}: the Secrets Manager id "
             "or ssm:<parameter> holding the credential (never the credential itself)"
         )
-    token_url = _get(env, "OAUTH_TOKEN_URL")
+    token_url = read(env, "OAUTH_TOKEN_URL")
     if mode is AuthMode.OAUTH and (token_url is None or not token_url.startswith(("https://", "http://"))):
-        raise ApiConfigError(f"{PREFIX}OAUTH_TOKEN_URL must be the token endpoint's URL for AUTH_MODE=oauth")
-    region = _get(env, "SIGV4_REGION") or env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION")
+        raise ConfigError(f"{PREFIX}OAUTH_TOKEN_URL must be the token endpoint's URL for AUTH_MODE=oauth")
+    region = read(env, "SIGV4_REGION") or env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION")
     if mode is AuthMode.SIGV4 and not region:
-        raise ApiConfigError(f"{PREFIX}SIGV4_REGION (or AWS_REGION) is required for AUTH_MODE=sigv4")
+        raise ConfigError(f"{PREFIX}SIGV4_REGION (or AWS_REGION) is required for AUTH_MODE=sigv4")
     default_header = {AuthMode.API_KEY: "X-Api-Key", AuthMode.BEARER: "Authorization"}.get(mode, "")
     return AuthSettings(
         mode=mode,
         secret_id=secret_id,
-        header=_get(env, "AUTH_HEADER") or default_header,
-        secret_ttl_s=_number(env, "AUTH_SECRET_TTL_S", 300.0, 0.0, 86_400.0),
+        header=read(env, "AUTH_HEADER") or default_header,
+        secret_ttl_s=read_float(env, "AUTH_SECRET_TTL_S", 300.0, 0.0, 86_400.0),
         token_url=token_url,
-        scope=_get(env, "OAUTH_SCOPE"),
-        token_expiry_margin_s=_number(env, "OAUTH_EXPIRY_MARGIN_S", 60.0, 0.0, 3_600.0),
-        sigv4_service=_get(env, "SIGV4_SERVICE") or "execute-api",
+        scope=read(env, "OAUTH_SCOPE"),
+        token_expiry_margin_s=read_float(env, "OAUTH_EXPIRY_MARGIN_S", 60.0, 0.0, 3_600.0),
+        sigv4_service=read(env, "SIGV4_SERVICE") or "execute-api",
         sigv4_region=region,
     )
 
@@ -191,64 +160,64 @@ def _fields(env: Mapping[str, str]) -> tuple[FieldSpec, ...] | None:
     fields = []
     for target, text in spec.items():
         if not isinstance(text, str) or not text:
-            raise ApiConfigError(f'{PREFIX}REQUEST_FIELDS[{target!r}] must be "column[:type[:format]]"')
+            raise ConfigError(f'{PREFIX}REQUEST_FIELDS[{target!r}] must be "column[:type[:format]]"')
         source, _, rest = text.partition(":")
         type_name, _, date_format = rest.partition(":")
         try:
             field_type = FieldType(type_name or FieldType.STRING.value)
         except ValueError:
             choices = ", ".join(kind.value for kind in FieldType)
-            raise ApiConfigError(
+            raise ConfigError(
                 f"{PREFIX}REQUEST_FIELDS[{target!r}]: type {type_name!r} is not one of {choices}"
             ) from None
         if date_format and field_type is not FieldType.DATE:
-            raise ApiConfigError(f"{PREFIX}REQUEST_FIELDS[{target!r}]: only a date takes a format")
+            raise ConfigError(f"{PREFIX}REQUEST_FIELDS[{target!r}]: only a date takes a format")
         fields.append(FieldSpec(target, source, field_type, date_format or None))
     return tuple(fields)
 
 
 def _request(env: Mapping[str, str], url: str) -> RequestSettings:
-    method = (_get(env, "REQUEST_METHOD") or "POST").upper()
+    method = (read(env, "REQUEST_METHOD") or "POST").upper()
     if method not in ("POST", "PUT", "PATCH"):
-        raise ApiConfigError(f"{PREFIX}REQUEST_METHOD={method} must be POST, PUT or PATCH (a row has a body)")
+        raise ConfigError(f"{PREFIX}REQUEST_METHOD={method} must be POST, PUT or PATCH (a row has a body)")
     headers = _json_object(env, "REQUEST_HEADERS") or {}
     if not all(isinstance(value, str) for value in headers.values()):
-        raise ApiConfigError(f"{PREFIX}REQUEST_HEADERS values must be strings")
-    fields, hook = _fields(env), _get(env, "REQUEST_HOOK")
+        raise ConfigError(f"{PREFIX}REQUEST_HEADERS values must be strings")
+    fields, hook = _fields(env), read(env, "REQUEST_HOOK")
     if fields is not None and hook is not None:
-        raise ApiConfigError(f"{PREFIX}REQUEST_FIELDS and {PREFIX}REQUEST_HOOK exclude each other")
+        raise ConfigError(f"{PREFIX}REQUEST_FIELDS and {PREFIX}REQUEST_HOOK exclude each other")
     statuses = []
-    for part in (_get(env, "RETRYABLE_STATUSES") or "").split(","):
+    for part in (read(env, "RETRYABLE_STATUSES") or "").split(","):
         if part.strip():
             if not part.strip().isdigit() or not 400 <= int(part) <= 499:
-                raise ApiConfigError(f"{PREFIX}RETRYABLE_STATUSES: {part.strip()!r} is not a 4xx status")
+                raise ConfigError(f"{PREFIX}RETRYABLE_STATUSES: {part.strip()!r} is not a 4xx status")
             statuses.append(int(part))
     try:
         url_placeholders(url)
     except ValueError as error:
-        raise ApiConfigError(f"{PREFIX}DOWNSTREAM_URL: {error}") from None
+        raise ConfigError(f"{PREFIX}DOWNSTREAM_URL: {error}") from None
     return RequestSettings(
         method=method,
         headers=tuple((str(name), str(value)) for name, value in headers.items()),
         fields=fields,
         hook=hook,
-        rows_per_request=_integer(env, "ROWS_PER_REQUEST", 1, 1, 1000),
+        rows_per_request=read_int(env, "ROWS_PER_REQUEST", 1, 1, 1000),
         retryable_statuses=frozenset(statuses),
     )
 
 
 def api_settings_from_env(env: Mapping[str, str], url: str) -> ApiSettings:
-    """The downstream API settings; raises :class:`ApiConfigError` naming the variable."""
-    window = _integer(env, "BREAKER_WINDOW", 20, 1, 10_000)
+    """The downstream API settings; raises :class:`ConfigError` naming the variable."""
+    window = read_int(env, "BREAKER_WINDOW", 20, 1, 10_000)
     request = _request(env, url)
     request.mapping(url)  # a hook that does not import, or a batch with a row URL, fails here
     return ApiSettings(
         auth=_auth(env),
-        tls=TlsSettings(_get(env, "TLS_CA_SECRET_ID"), _get(env, "TLS_CLIENT_CERT_SECRET_ID")),
+        tls=TlsSettings(read(env, "TLS_CA_SECRET_ID"), read(env, "TLS_CLIENT_CERT_SECRET_ID")),
         request=request,
         breaker=BreakerSettings(
             window=window,
-            ratio=_number(env, "BREAKER_RATIO", 0.8, 0.01, 1.0),
-            min_rows=_integer(env, "BREAKER_MIN_ROWS", min(5, window), 1, window),
+            ratio=read_float(env, "BREAKER_RATIO", 0.8, 0.01, 1.0),
+            min_rows=read_int(env, "BREAKER_MIN_ROWS", min(5, window), 1, window),
         ),
     )

@@ -93,7 +93,7 @@ def test_a_bearer_token_defaults_to_authorization_and_sigv4_to_the_function_regi
         ({"REQUEST_HOOK": "s3stagger.examples.request_hook:nope"}, "has no function nope"),
         ({"RETRYABLE_STATUSES": "409,500"}, "'500' is not a 4xx status"),
         ({"ROWS_PER_REQUEST": "0"}, "ROWS_PER_REQUEST=0 must be between 1 and 1000"),
-        ({"ROWS_PER_REQUEST": "2.5"}, "ROWS_PER_REQUEST=2.5 must be an integer"),
+        ({"ROWS_PER_REQUEST": "2.5"}, "ROWS_PER_REQUEST='2.5' is not an integer"),
         ({"BREAKER_RATIO": "half"}, "BREAKER_RATIO='half' is not a number"),
         ({"BREAKER_MIN_ROWS": "30"}, "BREAKER_MIN_ROWS=30 must be between 1 and 20"),
     ],

@@ -304,27 +304,17 @@ class DownstreamModel:
     def complete_row(self, request: RowRequest, fail: bool, arrived: float, admitted: float) -> Reply:
         """Finish an admitted row: note its times, then fail it, replay it or apply it."""
         fingerprint = body_fingerprint(request.row)
-        now = self._clock()
         with self._lock:
-            self.response_times.append(now - arrived)
-            self.service_time_total += now - admitted
-            self.served += 1
-            if fail:
-                self.errors += 1
-                return Reply(503, {"error": "injected failure; retry later"}, headers=(self.retry_after(),))
-            return self._apply(request.key, fingerprint)
+            failure = self._note_served(fail, arrived, admitted)
+            return failure or self._apply(request.key, fingerprint)
 
     def complete_batch(self, rows: list[RowRequest], fail: bool, arrived: float, admitted: float) -> Reply:
         """Finish an admitted batch: all of it fails (503), or each row gets its own result."""
         fingerprints = [body_fingerprint(row.row) for row in rows]
-        now = self._clock()
         with self._lock:
-            self.response_times.append(now - arrived)
-            self.service_time_total += now - admitted
-            self.served += 1
-            if fail:
-                self.errors += 1
-                return Reply(503, {"error": "injected failure; retry later"}, headers=(self.retry_after(),))
+            failure = self._note_served(fail, arrived, admitted)
+            if failure is not None:
+                return failure
             results = []
             for row, fingerprint in zip(rows, fingerprints, strict=True):
                 answer = self._apply(row.key, fingerprint)
@@ -333,6 +323,17 @@ class DownstreamModel:
                     result["error"] = answer.payload["error"]
                 results.append(result)
         return Reply(200, {"results": results})
+
+    def _note_served(self, fail: bool, arrived: float, admitted: float) -> Reply | None:
+        """Note a request's times (lock held); the 503 answer when it is to fail."""
+        now = self._clock()
+        self.response_times.append(now - arrived)
+        self.service_time_total += now - admitted
+        self.served += 1
+        if not fail:
+            return None
+        self.errors += 1
+        return Reply(503, {"error": "injected failure; retry later"}, headers=(self.retry_after(),))
 
     def _apply(self, key: str, fingerprint: str) -> Reply:
         """The ledger's rule (lock held): a new key is applied once; a known key is replayed if its
