@@ -326,7 +326,7 @@ class ObjectProcessor:
         self._source = source
         self._sink = sink
         self._downstream = downstream
-        self._mapping = mapping or RequestMapping(settings.downstream_url)
+        self._mapping = mapping or settings.api.request.mapping(settings.downstream_url)
         # Backoff jitter, not security.
         self._rng = rng or random.Random()  # nosec B311
         self._sleep = sleep
