@@ -10,12 +10,16 @@ the request is sent again before its answer counts (``HttpDownstream`` decides w
 * :class:`SigV4Auth` — AWS Signature Version 4 with botocore's signer and the function's credentials;
 * :class:`NoAuth`.
 
-A provider never logs a secret or a token; errors name the secret id or the endpoint only.
+A provider never logs a secret or a token; errors name the secret id or the endpoint only. One
+provider serves every invocation of a container (and, locally, concurrent invocations on threads):
+reads, fetches and refreshes hold its lock, so concurrent refusals of the same credentials cause one
+refresh.
 """
 
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Callable
 from typing import Protocol
@@ -43,8 +47,9 @@ class RequestAuth(Protocol):
         """Add credentials to ``request``; return the generation of the credentials used."""
         ...
 
-    def refresh(self) -> bool:
-        """Get the credentials again now (after a 401/403); True when they changed."""
+    def refresh(self, used: int) -> bool:
+        """After a 401/403 to the credentials of generation ``used``: get them again unless that was
+        done meanwhile; True when there are other credentials to retry with."""
         ...
 
 
@@ -54,7 +59,7 @@ class NoAuth:
     def authorize(self, request: httpx.Request) -> int:
         return 0
 
-    def refresh(self) -> bool:
+    def refresh(self, used: int) -> bool:
         return False
 
 
@@ -65,17 +70,20 @@ class HeaderSecretAuth:
         self._secret = secret
         self._header = header
         self._prefix = prefix
+        self._lock = threading.Lock()
 
     @property
     def generation(self) -> int:
         return self._secret.generation
 
     def authorize(self, request: httpx.Request) -> int:
-        request.headers[self._header] = self._prefix + self._secret.get().strip()
-        return self._secret.generation
+        with self._lock:
+            request.headers[self._header] = self._prefix + self._secret.get().strip()
+            return self._secret.generation
 
-    def refresh(self) -> bool:
-        return self._secret.reread()
+    def refresh(self, used: int) -> bool:
+        with self._lock:
+            return self._secret.generation != used or self._secret.reread()
 
 
 class OAuthClientCredentials:
@@ -101,17 +109,21 @@ class OAuthClientCredentials:
         self._expires_at = 0.0
         self.generation = 0
         self.tokens_fetched = 0
+        self._lock = threading.Lock()
 
     def authorize(self, request: httpx.Request) -> int:
-        if self._token is None or self._clock() >= self._expires_at - self._margin_s:
-            self._fetch()
-        request.headers["Authorization"] = f"Bearer {self._token}"
-        return self.generation
+        with self._lock:
+            if self._token is None or self._clock() >= self._expires_at - self._margin_s:
+                self._fetch()
+            request.headers["Authorization"] = f"Bearer {self._token}"
+            return self.generation
 
-    def refresh(self) -> bool:
-        self._credentials.reread()
-        self._fetch()
-        return True
+    def refresh(self, used: int) -> bool:
+        with self._lock:
+            if self.generation == used:
+                self._credentials.reread()
+                self._fetch()
+            return True
 
     def _client_credentials(self) -> tuple[str, str]:
         secret_id = self._credentials.secret_id
@@ -186,5 +198,5 @@ class SigV4Auth:
                 request.headers[name] = signed.headers[name]
         return 0
 
-    def refresh(self) -> bool:
+    def refresh(self, used: int) -> bool:
         return False  # a role's credentials are refreshed by botocore; nothing to re-read

@@ -143,7 +143,7 @@ class HttpDownstream:
             return False
         self._refreshed_generations.add(used)
         self.auth_refreshes += 1
-        return self._auth.refresh()
+        return self._auth.refresh(used)
 
     def _request(self, spec: HttpRequestSpec, timeout_s: float | None) -> httpx.Request:
         return httpx.Request(
