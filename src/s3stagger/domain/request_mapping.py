@@ -298,8 +298,15 @@ def _results_by_key(content: bytes) -> dict[str, tuple[int, str]] | None:
 
 
 def encode_json(value: Any) -> bytes:
-    """Compact UTF-8 JSON in which a :class:`~decimal.Decimal` is a number with its exact digits."""
-    return "".join(_encode(value)).encode("utf-8")
+    """Compact UTF-8 JSON in which a :class:`~decimal.Decimal` is a number with its exact digits.
+
+    The C encoder serves every body without a decimal (the row as JSON: the hot path); a body with
+    one, or with a value JSON cannot hold, goes through the encoder below (which says why).
+    """
+    try:
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode("utf-8")
+    except (TypeError, ValueError):
+        return "".join(_encode(value)).encode("utf-8")
 
 
 def _encode(value: Any) -> list[str]:
