@@ -183,7 +183,8 @@ def test_shared_definitions_pass_the_modules_plan_time_checks() -> None:
         + _dispatcher_local_int("visibility_margin_s")
     )
     assert dispatcher["visibility_extension_s"] >= minimum_extension
-    assert dispatcher["lease_s"] >= dispatcher["visibility_extension_s"] + longest_delay
+    lease_covers = dispatcher["time_budget_s"] + dispatcher["visibility_extension_s"] + longest_delay
+    assert dispatcher["lease_s"] >= lease_covers
     assert queues["queue"]["visibility_timeout_s"] >= processor["timeout_s"]
     assert queues["dlq"]["message_retention_s"] > queues["queue"]["message_retention_s"]
     assert budget["minimum"] <= budget["default"] <= budget["maximum"] <= 40
