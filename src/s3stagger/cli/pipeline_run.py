@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from s3stagger import definitions
 from s3stagger.cli.simulate import UploadedObject, upload_objects
+from s3stagger.domain.flight import plan_flight
 from s3stagger.domain.pipeline_report import (
     PipelineObservation,
     PipelineReport,
@@ -77,6 +78,8 @@ class PipelineRunSettings:
     that budget x rows in flight fits the capacity (see :meth:`sized_processor_concurrency`)."""
     collect_history: bool = False
     """Read every dispatcher execution's history at the end (state transitions per object)."""
+    dispatcher_type: str | None = None
+    """``EXPRESS`` or ``STANDARD``; ``None``: ``dispatcher.json``'s ``state_machine_type``."""
 
     def effective_budget(self) -> int:
         """The concurrency budget in force: the setting, else ``budget.json``'s default."""
@@ -93,7 +96,7 @@ class PipelineRunSettings:
         """
         if self.processor_max_concurrency is not None:
             return self.processor_max_concurrency
-        return max(1, self.capacity // self.effective_budget())
+        return plan_flight(self.capacity, self.effective_budget()).rows_in_flight_per_object
 
     def __post_init__(self) -> None:
         if self.files < 1:
@@ -369,6 +372,7 @@ def run_pipeline(
                     downstream_url=simulator.rows_url,
                     concurrency_budget=settings.concurrency_budget,
                     processor_environment=environment,
+                    dispatcher_type=settings.dispatcher_type,
                 )
             )
         )
