@@ -32,11 +32,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from s3stagger import definitions
 from s3stagger.cli.demo import lambda_output_to
 from s3stagger.cli.local import quiet_emulator_logs
 from s3stagger.cli.pipeline_run import PipelineRunSettings, run_pipeline
-from s3stagger.local.downstream_settings import LatencySpec
+from s3stagger.definitions.model import Definitions
+from s3stagger.local.downstream.settings import LatencySpec
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         processor_max_concurrency=args.processor_concurrency,
         timeout_s=args.timeout,
         collect_history=True,
-        dispatcher_type=args.dispatcher_type,
+        pipeline_options={"dispatcher_type": args.dispatcher_type} if args.dispatcher_type else {},
     )
     log_path = Path(tempfile.gettempdir()) / f"s3stagger-bench-pipeline-{os.getpid()}.log"
     started = time.monotonic()
@@ -99,8 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         "dispatcher_executions": result.executions,
         "lambda_invocations": result.processor_invocations,
         "processor_answers": result.answers,
-        "dispatcher_type": args.dispatcher_type
-        or definitions.read_json("dispatcher.json")["state_machine_type"],
+        "dispatcher_type": args.dispatcher_type or Definitions.load().dispatcher.state_machine_type,
         "concurrency_budget": settings.effective_budget(),
         "processor_concurrency": settings.sized_processor_concurrency(),
         "elapsed_s": report.elapsed_s,

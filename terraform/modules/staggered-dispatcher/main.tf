@@ -172,8 +172,8 @@ resource "aws_ssm_parameter" "concurrency_budget" {
     ignore_changes = [value]
 
     precondition {
-      condition     = local.budget.minimum <= local.budget.initial && local.budget.initial <= local.budget.maximum
-      error_message = "concurrency_budget: need minimum (${local.budget.minimum}) <= initial (${local.budget.initial}) <= maximum (${local.budget.maximum})."
+      condition     = 1 <= local.budget.minimum && local.budget.minimum <= local.budget.initial && local.budget.initial <= local.budget.maximum && local.budget.maximum <= 40
+      error_message = "concurrency_budget (or budget.json): need 1 <= minimum (${local.budget.minimum}) <= initial (${local.budget.initial}) <= maximum (${local.budget.maximum}) <= 40 (an inline Map runs at most 40 iterations at once)."
     }
   }
 }
