@@ -207,8 +207,11 @@ def test_every_asl_placeholder_gets_a_value_and_none_is_spare() -> None:
     loaded = load()
     values = dispatcher_template_values(loaded, names_for_template(loaded))
     assert set(values) == placeholders(definitions.read_text("dispatcher.asl.json"))
-    assert values["high_queue_url"] == "u-high"
-    assert values["stagger_normal_max_delay_s"] == loaded.dispatcher.stagger.priorities["normal"].max_delay_s
+    # one value per priority, in queues.json order, joined with ","
+    assert values["queue_urls"] == "u-high,u-normal"
+    spacing = loaded.dispatcher.stagger.priorities
+    assert values["stagger_max_delay_s"] == f"{spacing['high'].max_delay_s},{spacing['normal'].max_delay_s}"
+    assert values["max_calls_per_slot"] == loaded.dispatcher.max_calls_per_slot["EXPRESS"]
 
 
 def test_the_asl_needs_a_queue_for_every_priority() -> None:
