@@ -223,6 +223,8 @@ def test_local_mode_provisions_from_the_files_terraform_reads(
         downstream_url="http://127.0.0.1:9/rows",
         start_scheduler=False,
         alerting=LocalAlertingSettings(mailbox=tmp_path / "alerts.mbox"),
+        # a STANDARD dispatcher, so the execution-status rule (Standard only) is provisioned too
+        dispatcher_type="STANDARD",
     )
     with LocalPipeline(settings) as stack:
         definition = stack.client("stepfunctions").describe_state_machine(
