@@ -1,0 +1,355 @@
+"""What a run would cost on AWS, from the work it was counted doing; pure, no I/O.
+
+A local run counts what AWS bills (:class:`CountedWork`: SQS requests by API, S3 requests, events,
+Lambda requests and billed milliseconds, Step Functions transitions or Express executions and
+duration, log bytes). :func:`estimate_cost` prices it with the dated table in
+``definitions/prices.json`` (:class:`PriceTable`) and scales it to the reference workload
+(:class:`ReferenceWorkload`, 1M objects x 50 rows, C = 50, L = 0.2 s) as dollars per million
+objects, one :class:`LineItem` per billed thing.
+
+Scaling, stated once:
+
+- work done *per object* (requests, transitions, executions, events, log bytes) is divided by the
+  run's objects and multiplied by a million;
+- work that lasts as long as the downstream takes (Lambda and Express GB-s, SQS receives that
+  found an empty queue) is also multiplied by the *time scale*: the reference's seconds per object
+  at the downstream's pace (rows x L / C) over the run's. A run at C = 20 takes 2.5 times longer per
+  object than the reference at C = 50, so its Lambda durations count 0.4 times.
+
+Whose cost: the user's upload PUT (and the storage of the object) is the user's, whatever processes
+it; it is shown under ``excluded``, never in the total. Everything the pattern does from the
+object-created event on is the pattern's: the event, the queue requests, the dispatcher, the
+processor's GET, invocations and durations, its failed-row writes and its logs. Requests made to
+measure a run are nobody's and are not counted.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+MILLION = 1_000_000
+GIB_MB = 1024.0
+BYTES_PER_GB = 1024**3
+
+S3_PUT_CLASS = frozenset(
+    {"PutObject", "CopyObject", "PostObject", "ListObjects", "ListObjectsV2", "PutBucket", "GetBucket"}
+)
+"""S3 APIs billed at the PUT/COPY/POST/LIST rate."""
+S3_FREE = frozenset({"DeleteObject", "DeleteBucket", "DeleteObjects"})
+"""S3 APIs AWS does not bill (DELETE)."""
+EMPTY_RECEIVE_SUFFIX = ".empty"
+"""Suffix of the counter of SQS receives that returned nothing (already counted in the action)."""
+
+DISPATCHER_STANDARD = "STANDARD"
+DISPATCHER_EXPRESS = "EXPRESS"
+DISPATCHER_NONE = "NONE"
+
+
+class CostModelError(ValueError):
+    """Counters or prices that cannot be priced; the message says which field."""
+
+
+@dataclass(frozen=True)
+class ReferenceWorkload:
+    """The workload cost figures are scaled to."""
+
+    objects: int = MILLION
+    rows_per_object: float = 50
+    capacity: int = 50
+    latency_s: float = 0.2
+
+    @property
+    def seconds_per_object(self) -> float:
+        """Seconds one object takes at the downstream's pace: rows x L / C."""
+        return self.rows_per_object * self.latency_s / self.capacity
+
+
+@dataclass(frozen=True)
+class PriceTable:
+    """Unit prices in USD (see ``definitions/prices.json``)."""
+
+    as_of: str
+    region: str
+    sqs_per_million_requests: float
+    s3_put_per_thousand: float
+    s3_get_per_thousand: float
+    eventbridge_per_million_events: float
+    lambda_per_million_requests: float
+    lambda_per_gb_s: Mapping[str, float]
+    lambda_billing_granularity_ms: int
+    standard_per_thousand_transitions: float
+    express_per_million_executions: float
+    express_per_gb_s: float
+    express_memory_step_mb: int
+    express_duration_step_ms: int
+    logs_per_gb_ingested: float
+    reference: ReferenceWorkload = field(default_factory=ReferenceWorkload)
+
+    @classmethod
+    def from_definition(cls, data: Mapping[str, Any]) -> PriceTable:
+        """Read the structure of ``definitions/prices.json``."""
+        try:
+            sfn = data["stepfunctions"]
+            lam = data["lambda"]
+            return cls(
+                as_of=str(data["as_of"]),
+                region=str(data["region"]),
+                sqs_per_million_requests=float(data["sqs"]["per_million_requests"]),
+                s3_put_per_thousand=float(data["s3"]["put_per_thousand"]),
+                s3_get_per_thousand=float(data["s3"]["get_per_thousand"]),
+                eventbridge_per_million_events=float(data["eventbridge"]["per_million_events"]),
+                lambda_per_million_requests=float(lam["per_million_requests"]),
+                lambda_per_gb_s={str(k): float(v) for k, v in lam["per_gb_s"].items()},
+                lambda_billing_granularity_ms=int(lam["billing_granularity_ms"]),
+                standard_per_thousand_transitions=float(sfn["standard_per_thousand_transitions"]),
+                express_per_million_executions=float(sfn["express_per_million_executions"]),
+                express_per_gb_s=float(sfn["express_per_gb_s"]),
+                express_memory_step_mb=int(sfn["express_memory_step_mb"]),
+                express_duration_step_ms=int(sfn["express_duration_step_ms"]),
+                logs_per_gb_ingested=float(data["cloudwatch_logs"]["per_gb_ingested"]),
+                reference=ReferenceWorkload(**data["reference_workload"]),
+            )
+        except (KeyError, TypeError, ValueError) as error:
+            raise CostModelError(f"price table is missing or has a bad field: {error}") from error
+
+
+def billed_ms(duration_ms: float, granularity_ms: int) -> int:
+    """A duration rounded up to the billing granularity (at least one step)."""
+    steps = max(1, math.ceil(duration_ms / granularity_ms))
+    return steps * granularity_ms
+
+
+@dataclass(frozen=True)
+class CountedWork:
+    """What one run did that AWS bills, as counted (the counters JSON of ``s3stagger cost``)."""
+
+    objects: int
+    rows: int
+    capacity: int
+    latency_s: float
+    dispatcher_type: str = DISPATCHER_STANDARD
+    sqs_requests: Mapping[str, int] = field(default_factory=dict)
+    """Pattern SQS requests by API; ``ReceiveMessage.empty`` counts the empty ones among them."""
+    s3_requests: Mapping[str, int] = field(default_factory=dict)
+    """Pattern S3 requests by API (the processor's GET, failed-row PUTs, ...)."""
+    eventbridge_events: int = 0
+    lambda_requests: int = 0
+    lambda_billed_ms: int = 0
+    """Sum of the invocations' durations, each rounded up to the billing granularity."""
+    lambda_memory_mb: int = 128
+    lambda_architecture: str = "arm64"
+    sfn_transitions: int = 0
+    sfn_executions: int = 0
+    express_billed_ms: int = 0
+    """Sum of Express executions' durations, each rounded up to the 100 ms step."""
+    express_memory_mb: int = 64
+    log_bytes: int = 0
+    user_s3_puts: int = 0
+    """The user's uploads: shown as excluded, not the pattern's cost."""
+
+    def __post_init__(self) -> None:
+        if self.objects < 1:
+            raise CostModelError(f"objects must be >= 1, got {self.objects}")
+        if self.capacity < 1 or self.latency_s <= 0:
+            raise CostModelError("capacity must be >= 1 and latency_s > 0")
+        if self.dispatcher_type not in {DISPATCHER_STANDARD, DISPATCHER_EXPRESS, DISPATCHER_NONE}:
+            raise CostModelError(
+                f"dispatcher_type must be STANDARD, EXPRESS or NONE, got {self.dispatcher_type!r}"
+            )
+
+    @property
+    def seconds_per_object(self) -> float:
+        """Seconds one object of this run takes at the downstream's pace: rows x L / C."""
+        return (self.rows / self.objects) * self.latency_s / self.capacity
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["sqs_requests"] = dict(self.sqs_requests)
+        data["s3_requests"] = dict(self.s3_requests)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> CountedWork:
+        known = set(cls.__dataclass_fields__)
+        unknown = set(data) - known
+        if unknown:
+            raise CostModelError(f"unknown counter field(s): {', '.join(sorted(unknown))}")
+        try:
+            return cls(**dict(data))
+        except TypeError as error:
+            raise CostModelError(f"counters are incomplete: {error}") from error
+
+
+@dataclass(frozen=True)
+class LineItem:
+    """One billed thing, per million objects of the reference workload."""
+
+    name: str
+    quantity: float
+    """Units per million objects."""
+    unit: str
+    unit_price_usd: float
+    usd: float
+    scaling: str
+    """``per object`` or ``per object x time scale``."""
+
+
+@dataclass(frozen=True)
+class CostEstimate:
+    """Dollars per million objects, by line item."""
+
+    items: tuple[LineItem, ...]
+    excluded: tuple[LineItem, ...]
+    time_scale: float
+    prices_as_of: str
+    region: str
+
+    @property
+    def total_usd(self) -> float:
+        return sum(item.usd for item in self.items)
+
+    def dominant(self, count: int = 3) -> list[LineItem]:
+        """The ``count`` costliest line items, costliest first."""
+        return sorted(self.items, key=lambda item: item.usd, reverse=True)[:count]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "cost_per_million_objects_usd": round(self.total_usd, 4),
+            "time_scale": round(self.time_scale, 4),
+            "prices_as_of": self.prices_as_of,
+            "region": self.region,
+            "line_items": [_rounded(item) for item in self.items],
+            "excluded": [_rounded(item) for item in self.excluded],
+        }
+
+
+def _rounded(item: LineItem) -> dict[str, Any]:
+    data = asdict(item)
+    data["quantity"] = round(item.quantity, 3)
+    data["usd"] = round(item.usd, 4)
+    return data
+
+
+def estimate_cost(work: CountedWork, prices: PriceTable) -> CostEstimate:
+    """Price ``work`` and scale it to a million objects of ``prices.reference``; see the module doc."""
+    per_object = MILLION / work.objects
+    time_scale = prices.reference.seconds_per_object / work.seconds_per_object if work.rows else 1.0
+    per_object_time = per_object * time_scale
+    items: list[LineItem] = []
+
+    def add(name: str, count: float, unit: str, unit_price: float, per_units: float, timed: bool) -> None:
+        quantity = count * (per_object_time if timed else per_object)
+        if quantity <= 0:
+            return
+        items.append(
+            LineItem(
+                name=name,
+                quantity=quantity,
+                unit=unit,
+                unit_price_usd=unit_price / per_units,
+                usd=quantity * unit_price / per_units,
+                scaling="per object x time scale" if timed else "per object",
+            )
+        )
+
+    sqs_total = sum(n for action, n in work.sqs_requests.items() if not action.endswith(EMPTY_RECEIVE_SUFFIX))
+    sqs_empty = sum(n for action, n in work.sqs_requests.items() if action.endswith(EMPTY_RECEIVE_SUFFIX))
+    sqs_price = prices.sqs_per_million_requests
+    add("SQS requests", sqs_total - sqs_empty, "requests", sqs_price, MILLION, timed=False)
+    add("SQS empty receives", sqs_empty, "requests", sqs_price, MILLION, timed=True)
+
+    s3_put = sum(n for action, n in work.s3_requests.items() if action in S3_PUT_CLASS)
+    s3_get = sum(n for action, n in work.s3_requests.items() if action not in S3_PUT_CLASS | S3_FREE)
+    add("S3 PUT/LIST requests", s3_put, "requests", prices.s3_put_per_thousand, 1000, timed=False)
+    add("S3 GET requests", s3_get, "requests", prices.s3_get_per_thousand, 1000, timed=False)
+    add(
+        "EventBridge events",
+        work.eventbridge_events,
+        "events",
+        prices.eventbridge_per_million_events,
+        MILLION,
+        False,
+    )
+
+    add(
+        "Lambda requests",
+        work.lambda_requests,
+        "requests",
+        prices.lambda_per_million_requests,
+        MILLION,
+        False,
+    )
+    try:
+        gb_s_price = prices.lambda_per_gb_s[work.lambda_architecture]
+    except KeyError as error:
+        raise CostModelError(f"no Lambda price for architecture {work.lambda_architecture!r}") from error
+    lambda_gb_s = work.lambda_billed_ms / 1000 * work.lambda_memory_mb / GIB_MB
+    add(
+        f"Lambda duration ({work.lambda_architecture}, {work.lambda_memory_mb} MB)",
+        lambda_gb_s,
+        "GB-s",
+        gb_s_price,
+        1,
+        True,
+    )
+
+    if work.dispatcher_type == DISPATCHER_STANDARD:
+        add(
+            "Step Functions Standard transitions",
+            work.sfn_transitions,
+            "transitions",
+            prices.standard_per_thousand_transitions,
+            1000,
+            timed=False,
+        )
+    elif work.dispatcher_type == DISPATCHER_EXPRESS:
+        add(
+            "Step Functions Express executions",
+            work.sfn_executions,
+            "executions",
+            prices.express_per_million_executions,
+            MILLION,
+            timed=False,
+        )
+        step = prices.express_memory_step_mb
+        memory_gb = math.ceil(work.express_memory_mb / step) * step / GIB_MB
+        add(
+            "Step Functions Express duration",
+            work.express_billed_ms / 1000 * memory_gb,
+            "GB-s",
+            prices.express_per_gb_s,
+            1,
+            timed=True,
+        )
+    add(
+        "CloudWatch Logs ingestion",
+        work.log_bytes / BYTES_PER_GB,
+        "GB",
+        prices.logs_per_gb_ingested,
+        1,
+        timed=False,
+    )
+
+    excluded: list[LineItem] = []
+    if work.user_s3_puts:
+        quantity = work.user_s3_puts * per_object
+        excluded.append(
+            LineItem(
+                name="S3 PUT of the upload (the user's)",
+                quantity=quantity,
+                unit="requests",
+                unit_price_usd=prices.s3_put_per_thousand / 1000,
+                usd=quantity * prices.s3_put_per_thousand / 1000,
+                scaling="per object",
+            )
+        )
+    return CostEstimate(
+        items=tuple(items),
+        excluded=tuple(excluded),
+        time_scale=time_scale,
+        prices_as_of=prices.as_of,
+        region=prices.region,
+    )
