@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from s3stagger.cli import demo, downstream, local, monitor, simulate
+from s3stagger.cli import cost, demo, downstream, local, monitor, perf_test, simulate
 
 app = typer.Typer(
     name="s3stagger",
@@ -18,6 +18,8 @@ app.command(name="simulate")(simulate.simulate)
 app.command(name="downstream")(downstream.downstream)
 app.command(name="monitor")(monitor.monitor)
 app.command(name="demo")(demo.demo)
+app.command(name="perf-test")(perf_test.perf_test)
+app.command(name="cost")(cost.cost)
 app.add_typer(local.app, name="local")
 
 

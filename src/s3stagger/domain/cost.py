@@ -240,47 +240,45 @@ def estimate_cost(work: CountedWork, prices: PriceTable) -> CostEstimate:
     per_object_time = per_object * time_scale
     items: list[LineItem] = []
 
-    def add(name: str, count: float, unit: str, unit_price: float, per_units: float, timed: bool) -> None:
+    def add(name: str, count: float, unit: str, unit_price: float, *, timed: bool) -> None:
         quantity = count * (per_object_time if timed else per_object)
-        if quantity <= 0:
-            return
-        items.append(
-            LineItem(
-                name=name,
-                quantity=quantity,
-                unit=unit,
-                unit_price_usd=unit_price / per_units,
-                usd=quantity * unit_price / per_units,
-                scaling="per object x time scale" if timed else "per object",
+        if quantity > 0:
+            items.append(
+                LineItem(
+                    name=name,
+                    quantity=quantity,
+                    unit=unit,
+                    unit_price_usd=unit_price,
+                    usd=quantity * unit_price,
+                    scaling="per object x time scale" if timed else "per object",
+                )
             )
-        )
 
-    sqs_total = sum(n for action, n in work.sqs_requests.items() if not action.endswith(EMPTY_RECEIVE_SUFFIX))
+    requests = "requests"
     sqs_empty = sum(n for action, n in work.sqs_requests.items() if action.endswith(EMPTY_RECEIVE_SUFFIX))
-    sqs_price = prices.sqs_per_million_requests
-    add("SQS requests", sqs_total - sqs_empty, "requests", sqs_price, MILLION, timed=False)
-    add("SQS empty receives", sqs_empty, "requests", sqs_price, MILLION, timed=True)
+    sqs_total = sum(n for action, n in work.sqs_requests.items() if not action.endswith(EMPTY_RECEIVE_SUFFIX))
+    sqs_price = prices.sqs_per_million_requests / MILLION
+    add("SQS requests", sqs_total - sqs_empty, requests, sqs_price, timed=False)
+    add("SQS empty receives", sqs_empty, requests, sqs_price, timed=True)
 
     s3_put = sum(n for action, n in work.s3_requests.items() if action in S3_PUT_CLASS)
     s3_get = sum(n for action, n in work.s3_requests.items() if action not in S3_PUT_CLASS | S3_FREE)
-    add("S3 PUT/LIST requests", s3_put, "requests", prices.s3_put_per_thousand, 1000, timed=False)
-    add("S3 GET requests", s3_get, "requests", prices.s3_get_per_thousand, 1000, timed=False)
+    add("S3 PUT/LIST requests", s3_put, requests, prices.s3_put_per_thousand / 1000, timed=False)
+    add("S3 GET requests", s3_get, requests, prices.s3_get_per_thousand / 1000, timed=False)
     add(
         "EventBridge events",
         work.eventbridge_events,
         "events",
-        prices.eventbridge_per_million_events,
-        MILLION,
-        False,
+        prices.eventbridge_per_million_events / MILLION,
+        timed=False,
     )
 
     add(
         "Lambda requests",
         work.lambda_requests,
-        "requests",
-        prices.lambda_per_million_requests,
-        MILLION,
-        False,
+        requests,
+        prices.lambda_per_million_requests / MILLION,
+        timed=False,
     )
     try:
         gb_s_price = prices.lambda_per_gb_s[work.lambda_architecture]
@@ -292,8 +290,7 @@ def estimate_cost(work: CountedWork, prices: PriceTable) -> CostEstimate:
         lambda_gb_s,
         "GB-s",
         gb_s_price,
-        1,
-        True,
+        timed=True,
     )
 
     if work.dispatcher_type == DISPATCHER_STANDARD:
@@ -301,35 +298,27 @@ def estimate_cost(work: CountedWork, prices: PriceTable) -> CostEstimate:
             "Step Functions Standard transitions",
             work.sfn_transitions,
             "transitions",
-            prices.standard_per_thousand_transitions,
-            1000,
+            prices.standard_per_thousand_transitions / 1000,
             timed=False,
         )
     elif work.dispatcher_type == DISPATCHER_EXPRESS:
+        executions_price = prices.express_per_million_executions / MILLION
         add(
             "Step Functions Express executions",
             work.sfn_executions,
             "executions",
-            prices.express_per_million_executions,
-            MILLION,
+            executions_price,
             timed=False,
         )
         step = prices.express_memory_step_mb
         memory_gb = math.ceil(work.express_memory_mb / step) * step / GIB_MB
-        add(
-            "Step Functions Express duration",
-            work.express_billed_ms / 1000 * memory_gb,
-            "GB-s",
-            prices.express_per_gb_s,
-            1,
-            timed=True,
-        )
+        express_gb_s = work.express_billed_ms / 1000 * memory_gb
+        add("Step Functions Express duration", express_gb_s, "GB-s", prices.express_per_gb_s, timed=True)
     add(
         "CloudWatch Logs ingestion",
         work.log_bytes / BYTES_PER_GB,
         "GB",
         prices.logs_per_gb_ingested,
-        1,
         timed=False,
     )
 

@@ -191,7 +191,7 @@ def install(server: Any) -> RequestCounter:
 
     werkzeug reads ``server.app`` for every request, so requests from now on are counted.
     """
-    wsgi_server = server._server  # noqa: SLF001 - moto exposes no other handle on its WSGI server
+    wsgi_server = server._server  # moto exposes no other handle on its WSGI server
     counter = RequestCounter(wsgi_server.app)
     wsgi_server.app = counter
     return counter
