@@ -3,9 +3,10 @@
 Starts the downstream simulator and the local stack (emulator, local Lambda runtime, provisioned
 resources, scheduler), uploads generated CSV files in parallel, shows live progress, and ends with a
 report (``--json``: one JSON object on stdout). Exit status: 0 when every row is applied or
-accounted for (failed-row sink, DLQ) with no duplicate effect and the downstream never over its
-capacity; 1 when a row is missing; 3 when every row is accounted for but the run is not clean
-(duplicate effects or the downstream's capacity exceeded); 2 for wrong flags.
+accounted for (failed-row sink, DLQ) with no duplicate effect, empty DLQs and the downstream never
+over its capacity; 1 when a row is missing; 3 when every row is accounted for but the run is not
+clean (duplicate effects, messages left in a DLQ, or the downstream's capacity exceeded); 2 for
+wrong flags.
 
 The defaults (100 files x 50 rows; downstream capacity C = 20 at L = 200 ms, so at most
 C / L = 100 rows/s; dispatcher budget 10 objects x 2 rows in flight each = 20 = C) keep the
@@ -34,11 +35,11 @@ from rich.text import Text
 
 from s3stagger.cli.console import fail, stderr_console
 from s3stagger.cli.local import quiet_emulator_logs
-from s3stagger.local.downstream_settings import LatencySpec, SimulatorSettingsError
+from s3stagger.local.downstream.settings import LatencySpec, SimulatorSettingsError
 
 if TYPE_CHECKING:
+    from s3stagger.cli.pipeline_report import PipelineReport
     from s3stagger.cli.pipeline_run import PipelineProgress, PipelineRunResult
-    from s3stagger.domain.pipeline_report import PipelineReport
 
 EXIT_ROWS_MISSING = 1
 EXIT_NOT_CLEAN = 3
@@ -156,10 +157,11 @@ def sizing_note(budget: int, processor_concurrency: int, capacity: int) -> Text:
 
 
 def exit_status(report: PipelineReport) -> int:
-    """0 clean; 1 rows missing; 3 all accounted but duplicate effects or capacity exceeded."""
+    """The verdict as an exit status: 0 OK; 1 rows missing (FAILED); 3 every row accounted for but
+    not clean (duplicate effects, messages left in a DLQ, or the downstream over its capacity)."""
     if not report.all_rows_accounted:
         return EXIT_ROWS_MISSING
-    if report.duplicate_effects > 0 or report.peak_downstream_concurrency > report.downstream_capacity:
+    if not report.ok:
         return EXIT_NOT_CLEAN
     return 0
 

@@ -19,7 +19,7 @@ import typer
 
 from s3stagger.cli.console import fail, stderr_console
 from s3stagger.local.downstream import DownstreamSimulator
-from s3stagger.local.downstream_settings import (
+from s3stagger.local.downstream.settings import (
     LATENCY_FORMS,
     OVERLOAD_MODES,
     SCHEDULE_FORM,

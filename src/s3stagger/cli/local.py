@@ -18,7 +18,7 @@ from typing import Annotated, Any
 import typer
 
 from s3stagger.cli.console import fail, stderr_console
-from s3stagger.local.downstream_settings import LatencySpec, SimulatorSettingsError
+from s3stagger.local.downstream.settings import LatencySpec, SimulatorSettingsError
 
 app = typer.Typer(help="Local mode: the whole pipeline on an embedded AWS emulator.", no_args_is_help=True)
 

@@ -22,7 +22,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from s3stagger.cli.aws_clients import AwsSetupError, AwsTarget, error_code
 from s3stagger.cli.console import fail, stderr_console
-from s3stagger.domain.sample_data import SampleObject, run_id_for_seed, sample_objects
+from s3stagger.cli.sample_data import SampleObject, run_id_for_seed, sample_objects
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client

@@ -26,7 +26,7 @@ EMULATOR_CONFIG: dict[str, Any] = {
     "lambda": {"use_docker": False},
 }
 DEFAULT_REGION = "us-east-1"
-FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}  # nosec B105
+FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}  # nosec B105 - moto takes any key
 
 
 class EmulatorError(RuntimeError):
