@@ -117,7 +117,14 @@ def perf_test(
             downstream_url=downstream_url,
         )
         try:
-            line = run_existing(deployment, files, rows, timeout, target, stderr_console())
+            line = run_existing(
+                deployment,
+                files=files,
+                rows=rows,
+                timeout_s=timeout,
+                report_dir=target,
+                console=stderr_console(),
+            )
         except S3StaggerError as error:
             fail(str(error))
         typer.echo(json.dumps(line))

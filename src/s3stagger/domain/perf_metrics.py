@@ -17,11 +17,10 @@ queue depth by priority and the dispatcher's slots (its budget). The figures:
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
-
-from s3stagger.domain.pipeline_report import percentile
 
 
 @dataclass(frozen=True)
@@ -88,8 +87,11 @@ def percentile_by_group(values: Mapping[str, Sequence[float]], pct: int) -> dict
     """The ``pct`` percentile of each group, rounded to milliseconds."""
     result: dict[str, float | None] = {}
     for group, group_values in values.items():
-        value = percentile(list(group_values), pct)
-        result[group] = None if value is None else round(value, 3)
+        ordered = list(group_values)
+        if len(ordered) > 1:
+            result[group] = round(statistics.quantiles(ordered, n=100, method="inclusive")[pct - 1], 3)
+        else:
+            result[group] = round(ordered[0], 3) if ordered else None
     return result
 
 

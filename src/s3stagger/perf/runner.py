@@ -23,12 +23,12 @@ import boto3
 from botocore.config import Config
 
 from s3stagger import definitions
+from s3stagger.cli.pipeline_report import PipelineObservation, summarize_pipeline_run
 from s3stagger.cli.pipeline_run import ProcessorOutcomes, count_sink_rows, dead_letter_keys, rows_of
+from s3stagger.cli.sample_data import SampleObject
 from s3stagger.cli.simulate import UploadedObject, upload_objects
 from s3stagger.domain.cost import DISPATCHER_NONE, CountedWork, PriceTable, billed_ms, estimate_cost
 from s3stagger.domain.perf_metrics import Sample
-from s3stagger.domain.pipeline_report import PipelineObservation, summarize_pipeline_run
-from s3stagger.domain.sample_data import SampleObject
 from s3stagger.handlers import process_object
 from s3stagger.local.pipeline import LocalPipeline, LocalPipelineSettings
 from s3stagger.local.request_counter import HARNESS_USER_AGENT, ORIGIN_PATTERN, ORIGIN_USER, USER_USER_AGENT

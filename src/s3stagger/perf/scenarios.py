@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from s3stagger.domain.sample_data import SampleObject, run_id_for_seed, sample_csv, sample_object_key
+from s3stagger.cli.sample_data import SampleObject, run_id_for_seed, sample_csv, sample_object_key
 from s3stagger.errors import S3StaggerError
 
 EXPRESS = "v2-express"
