@@ -93,18 +93,21 @@ def test_quick_perf_test_writes_a_consistent_report(tmp_path: Path) -> None:
 
 def test_cost_refuses_what_it_cannot_price(tmp_path: Path) -> None:
     missing = CliRunner().invoke(app, ["cost", str(tmp_path / "none.json")])
-    assert missing.exit_code == 2 and "cannot read" in missing.output
+    assert missing.exit_code == 2
+    assert "cannot read" in missing.output
     bad = tmp_path / "bad.json"
     bad.write_text('{"objects": 0, "rows": 1, "capacity": 1, "latency_s": 1}', encoding="utf-8")
     refused = CliRunner().invoke(app, ["cost", str(bad)])
-    assert refused.exit_code == 2 and "objects must be >= 1" in refused.output
+    assert refused.exit_code == 2
+    assert "objects must be >= 1" in refused.output
     good = tmp_path / "good.json"
     good.write_text(
         json.dumps({"objects": 10, "rows": 500, "capacity": 50, "latency_s": 0.2, "sfn_transitions": 30}),
         encoding="utf-8",
     )
     table = CliRunner().invoke(app, ["cost", str(good)])
-    assert table.exit_code == 0 and "Step Functions Standard transitions" in table.stdout
+    assert table.exit_code == 0
+    assert "Step Functions Standard transitions" in table.stdout
     assert "75.00" in table.stdout, "3 transitions per object cost $75 per million objects"
 
 
@@ -131,4 +134,5 @@ def test_perf_test_drives_an_existing_deployment(tmp_path: Path, monkeypatch: py
     assert figures["capacity"] == 10
     assert figures["transitions_per_object"] > 0
     assert line["summary"]["rows_unaccounted"] == 0, "the simulator saw every row"
-    assert (tmp_path / "report.json").exists() and (tmp_path / "throughput.png").exists()
+    assert (tmp_path / "report.json").exists()
+    assert (tmp_path / "throughput.png").exists()

@@ -32,7 +32,8 @@ def item(estimate, name_start: str):  # type: ignore[no-untyped-def]
 
 
 def test_price_table_reads_the_dated_definition(prices: PriceTable) -> None:
-    assert prices.as_of and prices.region == "us-east-1"
+    assert prices.as_of
+    assert prices.region == "us-east-1"
     assert prices.reference == ReferenceWorkload(
         objects=1_000_000, rows_per_object=50, capacity=50, latency_s=0.2
     )
@@ -99,7 +100,8 @@ def test_express_is_billed_per_execution_and_rounded_gb_s(prices: PriceTable) ->
     assert item(estimate, "Step Functions Express executions").usd == pytest.approx(0.1)
     # 600 s x 64 MB over 100 objects = 0.375 GB-s per object
     assert item(estimate, "Step Functions Express duration").quantity == pytest.approx(375_000)
-    assert billed_ms(101, 100) == 200 and billed_ms(0.2, 1) == 1
+    assert billed_ms(101, 100) == 200
+    assert billed_ms(0.2, 1) == 1
 
 
 def test_the_users_upload_is_shown_but_not_in_the_total(prices: PriceTable) -> None:

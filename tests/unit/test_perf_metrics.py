@@ -55,7 +55,8 @@ def test_rates_and_utilization() -> None:
     assert perf_metrics.per_second(samples, "rows_applied") == [(2, 50.0), (4, 0.0)]
     assert perf_metrics.utilization(100, 4.0, capacity=10, latency_s=0.2) == pytest.approx(0.5)
     assert perf_metrics.utilization(100, 0.0, capacity=10, latency_s=0.2) is None
-    assert perf_metrics.rate(1, 4) == 0.25 and perf_metrics.rate(1, 0) == 0.0
+    assert perf_metrics.rate(1, 4) == 0.25
+    assert perf_metrics.rate(1, 0) == 0.0
 
 
 def test_percentiles_by_group_and_cdf() -> None:
