@@ -34,8 +34,8 @@ from rich.table import Table
 from rich.text import Text
 
 from s3stagger.cli.console import fail, stderr_console
+from s3stagger.cli.downstream import latency_option
 from s3stagger.cli.local import quiet_emulator_logs
-from s3stagger.local.downstream.settings import LatencySpec, SimulatorSettingsError
 
 if TYPE_CHECKING:
     from s3stagger.cli.pipeline_report import PipelineReport
@@ -175,13 +175,11 @@ def demo(
         int, typer.Option(min=1, max=1000, help="Downstream capacity C (concurrent requests).")
     ] = 20,
     latency: Annotated[
-        str, typer.Option(help="Downstream latency L: fixed:SECONDS, uniform:LOW,HIGH or seed (5-30 s).")
+        str, typer.Option(help="Downstream latency L: fixed:SECONDS, uniform:LOW,HIGH or slow-api (5-30 s).")
     ] = "fixed:0.2",
     time_scale: Annotated[
         float,
-        typer.Option(
-            min=0.0001, max=100.0, help="Multiplies every downstream latency (seed latency: try 0.01)."
-        ),
+        typer.Option(min=0.0001, max=100.0, help="Multiplies every downstream latency (slow-api: try 0.01)."),
     ] = 1.0,
     error_rate: Annotated[
         float, typer.Option(min=0.0, max=1.0, help="Share of downstream requests answered 503.")
@@ -196,7 +194,7 @@ def demo(
         int | None,
         typer.Option(min=1, max=1000, help="Rows in flight per invocation (default: capacity // budget)."),
     ] = None,
-    seed: Annotated[int, typer.Option(help="Seed of the generated data and the simulator.")] = 1,
+    seed: Annotated[int, typer.Option(help="Random seed of the generated data and the simulator.")] = 1,
     timeout: Annotated[float, typer.Option(min=1.0, help="Give up after this many seconds.")] = 600.0,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the report as one JSON object (no live view).")
@@ -208,10 +206,7 @@ def demo(
     ] = None,
 ) -> None:
     """Run the pattern end to end on the embedded emulator and report."""
-    try:
-        latency_spec = LatencySpec.parse(latency)
-    except SimulatorSettingsError as error:
-        fail(f"--latency: {error}", code=2)
+    latency_spec = latency_option(latency)
     # Imported here: it loads the emulator, which `s3stagger --help` should not wait for.
     from s3stagger.cli.pipeline_run import PipelineRunSettings, run_pipeline  # noqa: PLC0415
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 
+from s3stagger.errors import S3StaggerError
 from s3stagger.local import request_counter, sfn_parameter_casing
 from s3stagger.local.lifecycle import LocalService
 
@@ -29,7 +30,7 @@ DEFAULT_REGION = "us-east-1"
 FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}  # nosec B105 - moto takes any key
 
 
-class EmulatorError(RuntimeError):
+class EmulatorError(S3StaggerError, RuntimeError):
     """The emulator could not be started or configured."""
 
 

@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Callable
 
+from s3stagger.errors import S3StaggerError
 from s3stagger.local.downstream.model import (
     DownstreamModel,
     Reply,
@@ -37,6 +38,10 @@ _START_TIMEOUT_S = 10.0
 _STOP_TIMEOUT_S = 10.0
 _ROUTES = {"/rows": "POST", "/stats": "GET", "/reset": "POST", "/healthz": "GET"}
 """Each path and the one method it answers."""
+
+
+class SimulatorStartError(S3StaggerError, OSError):
+    """The simulator could not listen (e.g. its port is taken); the message says why."""
 
 
 class _DownstreamServer:
@@ -238,7 +243,7 @@ class DownstreamSimulator(LocalService):
             raise RuntimeError("the downstream simulator did not start in time")
         if self._error is not None:
             thread.join(_STOP_TIMEOUT_S)
-            raise OSError(f"the downstream simulator could not listen on {HOST}: {self._error}")
+            raise SimulatorStartError(f"the downstream simulator could not listen on {HOST}: {self._error}")
         self._server, self._thread = server, thread
         return self
 
