@@ -106,6 +106,16 @@ def render_report(report: PipelineReport, result: PipelineRunResult | None = Non
     table.add_row("elapsed", f"{report.elapsed_s:.1f} s")
     if result is not None:
         table.add_row("processor invocations", str(result.processor_invocations))
+        cost = result.sections.get("cost")
+        if cost:
+            top = ", ".join(
+                f"{i['name']} ${i['usd']:.2f}"
+                for i in sorted(cost["line_items"], key=lambda i: -i["usd"])[:2]
+            )
+            table.add_row(
+                "cost per million objects (reference workload)",
+                f"${cost['cost_per_million_objects_usd']:.2f} ({top})",
+            )
     if report.ok:
         verdict = Text(
             "OK: every row applied or accounted for, no duplicate effect, DLQs empty, "
@@ -209,6 +219,7 @@ def demo(
     latency_spec = latency_option(latency)
     # Imported here: it loads the emulator, which `s3stagger --help` should not wait for.
     from s3stagger.cli.pipeline_run import PipelineRunSettings, run_pipeline  # noqa: PLC0415
+    from s3stagger.perf.counting import CostSection  # noqa: PLC0415
 
     settings = PipelineRunSettings(
         files=files,
@@ -229,7 +240,7 @@ def demo(
     try:
         if as_json:
             with quiet_emulator_logs(verbose), lambda_output_to(log_path):
-                result = run_pipeline(settings)
+                result = run_pipeline(settings, collectors=[CostSection(log_path)])
         else:
             err.print(
                 f"demo: {files} files x {rows} rows, {workers} upload workers; "
@@ -245,7 +256,9 @@ def demo(
                 Live(console=err, refresh_per_second=4, transient=False) as live,
             ):
                 result = run_pipeline(
-                    settings, on_progress=lambda progress: live.update(render_progress(progress))
+                    settings,
+                    on_progress=lambda progress: live.update(render_progress(progress)),
+                    collectors=[CostSection(log_path)],
                 )
     except (
         botocore.exceptions.BotoCoreError,
@@ -258,6 +271,9 @@ def demo(
     if as_json:
         payload: dict[str, Any] = report.as_dict() | {
             "processor_invocations": result.processor_invocations,
+            "cost_per_million_objects_usd": result.sections.get("cost", {}).get(
+                "cost_per_million_objects_usd"
+            ),
             "timed_out": result.timed_out,
             "concurrency_budget": settings.effective_budget(),
             "processor_concurrency": settings.sized_processor_concurrency(),

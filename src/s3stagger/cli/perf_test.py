@@ -147,8 +147,9 @@ def run_local(
     from s3stagger.cli.demo import lambda_output_to  # noqa: PLC0415
     from s3stagger.cli.local import quiet_emulator_logs  # noqa: PLC0415
     from s3stagger.perf import scenarios as catalogue  # noqa: PLC0415
+    from s3stagger.perf.counting import dispatcher_type_setting  # noqa: PLC0415
     from s3stagger.perf.report import write_report  # noqa: PLC0415
-    from s3stagger.perf.runner import dispatcher_type_setting, run_scenario  # noqa: PLC0415
+    from s3stagger.perf.runner import run_scenario  # noqa: PLC0415
 
     if quick and not scenario_names:
         scenario_names = list(catalogue.QUICK_SCENARIOS)

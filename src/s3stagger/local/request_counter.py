@@ -21,7 +21,7 @@ import io
 import json
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -195,3 +195,16 @@ def install(server: Any) -> RequestCounter:
     counter = RequestCounter(wsgi_server.app)
     wsgi_server.app = counter
     return counter
+
+
+def client_as(agent: str, service: str, client_settings: Mapping[str, str]) -> Any:
+    """A boto3 client whose requests the counter files under ``agent``'s origin
+    (:data:`HARNESS_USER_AGENT` or :data:`USER_USER_AGENT`); ``client_settings`` as
+    ``Emulator.client_settings()``."""
+    import boto3  # noqa: PLC0415 - only callers that build clients need it
+    from botocore.config import Config  # noqa: PLC0415
+
+    config = Config(
+        user_agent_extra=agent, retries={"max_attempts": 3, "mode": "standard"}, max_pool_connections=20
+    )
+    return boto3.client(service, config=config, **client_settings)  # type: ignore[call-overload]

@@ -16,44 +16,30 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from datetime import datetime
 from typing import Any
 
 import boto3
 from botocore.config import Config
 
-from s3stagger import definitions
 from s3stagger.cli.pipeline_report import PipelineObservation, summarize_pipeline_run
 from s3stagger.cli.pipeline_run import ProcessorOutcomes, count_sink_rows, dead_letter_keys, rows_of
 from s3stagger.cli.sample_data import SampleObject
 from s3stagger.cli.simulate import UploadedObject, upload_objects
-from s3stagger.domain.cost import DISPATCHER_NONE, CountedWork, PriceTable, billed_ms, estimate_cost
+from s3stagger.domain.cost import DISPATCHER_NONE, estimate_cost
 from s3stagger.domain.perf_metrics import Sample
 from s3stagger.handlers import process_object
 from s3stagger.local.pipeline import LocalPipeline, LocalPipelineSettings
-from s3stagger.local.request_counter import HARNESS_USER_AGENT, ORIGIN_PATTERN, ORIGIN_USER, USER_USER_AGENT
+from s3stagger.local.request_counter import (
+    HARNESS_USER_AGENT,
+    USER_USER_AGENT,
+)
+from s3stagger.perf.counting import RunShape, WorkSnapshot, counted_work, dispatcher_type_setting, price_table
 from s3stagger.perf.report import RunOutcome
 from s3stagger.perf.scenarios import NO_STAGGER, SQS_MAPPING, STATE_MACHINE_TYPES, Scenario
 from s3stagger.perf.simulator_process import SimulatorProcess
 from s3stagger.perf.stand_ins import NoStaggerDispatcher, SqsMappingStandIn, mapping_caps
 
 SAMPLE_INTERVAL_S = 0.25
-DISPATCHER_TYPE_KEYS = ("state_machine_type", "type", "workflow_type")
-"""Keys of ``dispatcher.json`` that may name the state machine type (the v2 setting)."""
-
-
-def dispatcher_type_setting() -> tuple[str | None, str]:
-    """The ``dispatcher.json`` key naming the state machine type and its value; before the v2
-    dispatcher the key does not exist and every dispatcher is a Standard workflow."""
-    settings = definitions.read_json("dispatcher.json")
-    for key in DISPATCHER_TYPE_KEYS:
-        if isinstance(settings.get(key), str):
-            return key, str(settings[key]).upper()
-    return None, "STANDARD"
-
-
-def price_table() -> PriceTable:
-    return PriceTable.from_definition(definitions.read_json("prices.json"))
 
 
 def harness_client(stack: LocalPipeline, service: str, agent: str = HARNESS_USER_AGENT) -> Any:
@@ -68,23 +54,6 @@ def pattern_client(stack: LocalPipeline, service: str) -> Any:
     """A client of the pattern's own work (the stand-in dispatchers)."""
     config = Config(retries={"max_attempts": 3, "mode": "standard"}, max_pool_connections=60)
     return boto3.client(service, config=config, **stack.emulator.client_settings())  # type: ignore[call-overload]
-
-
-def executions_and_transitions(sfn: Any, state_machine_arn: str, step_ms: int) -> tuple[int, int, int]:
-    """Executions, states entered and Express-billed milliseconds (each execution's duration rounded
-    up to ``step_ms``) across every execution of the state machine (the emulator lists both types)."""
-    executions = transitions = billed = 0
-    now = datetime.now().astimezone()
-    for page in sfn.get_paginator("list_executions").paginate(stateMachineArn=state_machine_arn):
-        for execution in page["executions"]:
-            executions += 1
-            stopped = execution.get("stopDate") or now
-            billed += billed_ms((stopped - execution["startDate"]).total_seconds() * 1000, step_ms)
-            for history in sfn.get_paginator("get_execution_history").paginate(
-                executionArn=execution["executionArn"]
-            ):
-                transitions += sum(1 for event in history["events"] if event["type"].endswith("StateEntered"))
-    return executions, transitions, billed
 
 
 def upload(
@@ -125,7 +94,6 @@ def run_scenario(
         if type_key is not None:
             overrides[type_key] = STATE_MACHINE_TYPES[dispatcher]
             dispatcher_type = STATE_MACHINE_TYPES[dispatcher]
-    processor = definitions.read_json("processor.json")
     prices = price_table()
     with SimulatorProcess(scenario.capacity, scenario.latency_s, seed=seed) as simulator:
         settings = LocalPipelineSettings(
@@ -247,10 +215,7 @@ def run_scenario(
                         break
                     time.sleep(SAMPLE_INTERVAL_S)
                 elapsed = time.monotonic() - started
-                pattern_requests = counter.snapshot(ORIGIN_PATTERN)
-                user_requests = counter.snapshot(ORIGIN_USER)
-                function = stack.processor_counters()
-                logged = log_bytes() - logged_before
+                snapshot = WorkSnapshot.take(stack, log_bytes() - logged_before)
             finally:
                 if stand_in is not None:
                     stand_in.stop()
@@ -264,13 +229,10 @@ def run_scenario(
             dlq_messages, dlq_object_keys = dead_letter_keys(sqs, dlqs)
             complete = outcomes.complete_keys
             rejected = outcomes.rejected_keys | quarantined
-            executions = transitions = express_ms = 0
-            if uses_state_machine:
-                executions, transitions, express_ms = executions_and_transitions(
-                    harness_client(stack, "stepfunctions"),
-                    names.state_machine_arn,
-                    prices.express_duration_step_ms,
-                )
+            shape = RunShape(
+                len(objects), scenario.rows, scenario.capacity, scenario.latency_s, dispatcher_type
+            )
+            work, executions, transitions = counted_work(stack, snapshot, shape, prices)
             report = summarize_pipeline_run(
                 PipelineObservation(
                     objects_total=len(objects),
@@ -302,25 +264,6 @@ def run_scenario(
                 if key in upload_times:
                     priority = next((p for p in priorities if key.startswith(prefixes[p])), priorities[-1])
                     latencies[priority].append(done_at - upload_times[key])
-            work = CountedWork(
-                objects=len(objects),
-                rows=scenario.rows,
-                capacity=scenario.capacity,
-                latency_s=scenario.latency_s,
-                dispatcher_type=dispatcher_type,
-                sqs_requests=pattern_requests.get("sqs", {}),
-                s3_requests=pattern_requests.get("s3", {}),
-                eventbridge_events=len(uploaded) + pattern_requests.get("events", {}).get("PutEvents", 0),
-                lambda_requests=function.invocations,
-                lambda_billed_ms=function.billed_ms,
-                lambda_memory_mb=int(processor["memory_mb"]),
-                lambda_architecture=str(processor["architecture"]),
-                sfn_transitions=transitions,
-                sfn_executions=executions,
-                express_billed_ms=express_ms,
-                log_bytes=logged,
-                user_s3_puts=user_requests.get("s3", {}).get("PutObject", 0),
-            )
             return RunOutcome(
                 scenario=scenario.name,
                 dispatcher=dispatcher,
@@ -332,8 +275,8 @@ def run_scenario(
                 report=report.as_dict(),
                 cost=estimate_cost(work, prices),
                 work=work,
-                transitions=transitions if uses_state_machine else None,
-                executions=executions if uses_state_machine else None,
+                transitions=transitions,
+                executions=executions,
                 timed_out=timed_out,
-                requests=pattern_requests,
+                requests=snapshot.pattern_requests,
             )

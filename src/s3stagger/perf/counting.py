@@ -1,0 +1,155 @@
+"""What a local run did that AWS bills, read from the emulator's request counter, the local Lambda
+runtime and the dispatcher's executions: the :class:`~s3stagger.domain.cost.CountedWork` the cost
+model prices. Used by ``perf-test`` for every run and by ``s3stagger demo`` for its cost line
+(:class:`CostSection`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from s3stagger import definitions
+from s3stagger.domain.cost import DISPATCHER_NONE, CountedWork, PriceTable, billed_ms, estimate_cost
+from s3stagger.local.lambda_runtime import FunctionCounters
+from s3stagger.local.request_counter import HARNESS_USER_AGENT, ORIGIN_PATTERN, ORIGIN_USER, client_as
+
+if TYPE_CHECKING:
+    from s3stagger.cli.pipeline_run import PipelineRun
+    from s3stagger.local.pipeline import LocalPipeline
+
+DISPATCHER_TYPE_KEYS = ("state_machine_type", "type", "workflow_type")
+"""Keys of ``dispatcher.json`` that may name the state machine type (the v2 setting)."""
+
+
+def dispatcher_type_setting() -> tuple[str | None, str]:
+    """The ``dispatcher.json`` key naming the state machine type and its value; before the v2
+    dispatcher the key does not exist and every dispatcher is a Standard workflow."""
+    settings = definitions.read_json("dispatcher.json")
+    for key in DISPATCHER_TYPE_KEYS:
+        if isinstance(settings.get(key), str):
+            return key, str(settings[key]).upper()
+    return None, "STANDARD"
+
+
+def price_table() -> PriceTable:
+    return PriceTable.from_definition(definitions.read_json("prices.json"))
+
+
+def executions_and_transitions(sfn: Any, state_machine_arn: str, step_ms: int) -> tuple[int, int, int]:
+    """Executions, states entered and Express-billed milliseconds (each execution's duration rounded
+    up to ``step_ms``) across every execution of the state machine (the emulator lists both types)."""
+    executions = transitions = billed = 0
+    now = datetime.now().astimezone()
+    for page in sfn.get_paginator("list_executions").paginate(stateMachineArn=state_machine_arn):
+        for execution in page["executions"]:
+            executions += 1
+            stopped = execution.get("stopDate") or now
+            billed += billed_ms((stopped - execution["startDate"]).total_seconds() * 1000, step_ms)
+            for history in sfn.get_paginator("get_execution_history").paginate(
+                executionArn=execution["executionArn"]
+            ):
+                transitions += sum(1 for event in history["events"] if event["type"].endswith("StateEntered"))
+    return executions, transitions, billed
+
+
+@dataclass(frozen=True)
+class WorkSnapshot:
+    """The counters at one moment (when a run settles, before anything else talks to the stack)."""
+
+    pattern_requests: dict[str, dict[str, int]]
+    user_requests: dict[str, dict[str, int]]
+    function: FunctionCounters
+    log_bytes: int
+
+    @classmethod
+    def take(cls, stack: LocalPipeline, log_bytes: int) -> WorkSnapshot:
+        counter = stack.emulator.request_counter
+        if counter is None:  # pragma: no cover - the emulator installs it when it starts
+            raise RuntimeError("the emulator counts no requests")
+        return cls(
+            pattern_requests=counter.snapshot(ORIGIN_PATTERN),
+            user_requests=counter.snapshot(ORIGIN_USER),
+            function=stack.processor_counters(),
+            log_bytes=log_bytes,
+        )
+
+
+@dataclass(frozen=True)
+class RunShape:
+    """The workload and downstream a run's work is scaled from."""
+
+    objects: int
+    rows: int
+    capacity: int
+    latency_s: float
+    dispatcher_type: str
+
+
+def counted_work(
+    stack: LocalPipeline, snapshot: WorkSnapshot, shape: RunShape, prices: PriceTable
+) -> tuple[CountedWork, int | None, int | None]:
+    """The run's counted work, and its dispatcher executions and state transitions (``None`` for a
+    stand-in without a state machine). Reads the executions now, through a harness client."""
+    executions: int | None = None
+    transitions: int | None = None
+    express_ms = 0
+    if shape.dispatcher_type != DISPATCHER_NONE:
+        executions, transitions, express_ms = executions_and_transitions(
+            client_as(HARNESS_USER_AGENT, "stepfunctions", stack.emulator.client_settings()),
+            stack.names.state_machine_arn,
+            prices.express_duration_step_ms,
+        )
+    processor = definitions.read_json("processor.json")
+    pattern = snapshot.pattern_requests
+    uploads = snapshot.user_requests.get("s3", {}).get("PutObject", 0)
+    work = CountedWork(
+        objects=shape.objects,
+        rows=shape.rows,
+        capacity=shape.capacity,
+        latency_s=shape.latency_s,
+        dispatcher_type=shape.dispatcher_type,
+        sqs_requests=pattern.get("sqs", {}),
+        s3_requests=pattern.get("s3", {}),
+        # each upload's Object Created event, and what the dispatcher puts on the bus
+        eventbridge_events=uploads + pattern.get("events", {}).get("PutEvents", 0),
+        lambda_requests=snapshot.function.invocations,
+        lambda_billed_ms=snapshot.function.billed_ms,
+        lambda_memory_mb=int(processor["memory_mb"]),
+        lambda_architecture=str(processor["architecture"]),
+        sfn_transitions=transitions or 0,
+        sfn_executions=executions or 0,
+        express_billed_ms=express_ms,
+        log_bytes=snapshot.log_bytes,
+        user_s3_puts=uploads,
+    )
+    return work, executions, transitions
+
+
+class CostSection:
+    """The ``cost`` section of a demo run's result: dollars per million objects of the reference
+    workload, priced from what the run was counted doing (see docs/performance.md)."""
+
+    name = "cost"
+
+    def __init__(self, log_path: Path | None = None) -> None:
+        self.log_path = log_path
+
+    def collect(self, run: PipelineRun) -> dict[str, Any]:
+        stack = run.stack
+        log_bytes = self.log_path.stat().st_size if self.log_path and self.log_path.exists() else 0
+        snapshot = WorkSnapshot.take(stack, log_bytes)
+        _, dispatcher_type = dispatcher_type_setting()
+        settings = run.settings
+        shape = RunShape(
+            objects=settings.files,
+            rows=settings.files * settings.rows,
+            capacity=settings.capacity,
+            latency_s=run.latency.mean_s * settings.time_scale,
+            dispatcher_type=dispatcher_type,
+        )
+        prices = price_table()
+        work, _, _ = counted_work(stack, snapshot, shape, prices)
+        estimate = estimate_cost(work, prices)
+        return {**estimate.as_dict(), "counters": work.as_dict()}
