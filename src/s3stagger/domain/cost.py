@@ -14,7 +14,11 @@ Scaling, stated once:
 - work that lasts as long as the downstream takes (Lambda and Express GB-s, SQS receives that
   found an empty queue) is also multiplied by the *time scale*: the reference's seconds per object
   at the downstream's pace (rows x L / C) over the run's. A run at C = 20 takes 2.5 times longer per
-  object than the reference at C = 50, so its Lambda durations count 0.4 times.
+  object than the reference at C = 50, so its Lambda durations count 0.4 times;
+- dispatcher executions that invoked nothing (scheduled starts that found the lease held or the
+  queues empty) follow the schedule, not the objects: the local scheduler starts one every second,
+  AWS every minute. They are priced per start as measured, times the starts the reference sees
+  (55.6 hours at C / L x 60 per hour = 3,333 per million objects).
 
 Whose cost: the user's upload PUT (and the storage of the object) is the user's, whatever processes
 it; it is shown under ``excluded``, never in the total. Everything the pattern does from the
@@ -60,11 +64,18 @@ class ReferenceWorkload:
     rows_per_object: float = 50
     capacity: int = 50
     latency_s: float = 0.2
+    dispatcher_starts_per_hour: float = 60
+    """Scheduled dispatcher starts per hour on AWS (``rate(1 minute)``)."""
 
     @property
     def seconds_per_object(self) -> float:
         """Seconds one object takes at the downstream's pace: rows x L / C."""
         return self.rows_per_object * self.latency_s / self.capacity
+
+    def scheduled_starts_per_million(self) -> float:
+        """Scheduled dispatcher starts while a million objects flow at the downstream's pace."""
+        hours = MILLION * self.seconds_per_object / 3600
+        return hours * self.dispatcher_starts_per_hour
 
 
 @dataclass(frozen=True)
@@ -145,6 +156,11 @@ class CountedWork:
     sfn_executions: int = 0
     express_billed_ms: int = 0
     """Sum of Express executions' durations, each rounded up to the 100 ms step."""
+    sfn_idle_executions: int = 0
+    """Of the executions, those that invoked no processor (a scheduled start that found the lease
+    held or the queues empty): they follow the schedule, not the objects."""
+    sfn_idle_transitions: int = 0
+    express_idle_billed_ms: int = 0
     express_memory_mb: int = 64
     log_bytes: int = 0
     user_s3_puts: int = 0
@@ -194,7 +210,7 @@ class LineItem:
     unit_price_usd: float
     usd: float
     scaling: str
-    """``per object`` or ``per object x time scale``."""
+    """``per object``, ``per object x time scale`` or ``per scheduled start``."""
 
 
 @dataclass(frozen=True)

@@ -37,21 +37,52 @@ def price_table() -> PriceTable:
     return PriceTable.from_definition(definitions.read_json("prices.json"))
 
 
-def executions_and_transitions(sfn: Any, state_machine_arn: str, step_ms: int) -> tuple[int, int, int]:
-    """Executions, states entered and Express-billed milliseconds (each execution's duration rounded
-    up to ``step_ms``) across every execution of the state machine (the emulator lists both types)."""
-    executions = transitions = billed = 0
+@dataclass(frozen=True)
+class ExecutionCounts:
+    """The dispatcher's executions, states entered and Express-billed milliseconds, in all and for
+    the idle ones (executions that invoked no processor)."""
+
+    executions: int = 0
+    transitions: int = 0
+    billed_ms: int = 0
+    idle_executions: int = 0
+    idle_transitions: int = 0
+    idle_billed_ms: int = 0
+
+
+def invoked_processor(events: list[dict[str, Any]]) -> bool:
+    """Whether an execution's history shows a Lambda task scheduled."""
+    return any(
+        event["type"] == "TaskScheduled"
+        and event.get("taskScheduledEventDetails", {}).get("resourceType") == "lambda"
+        for event in events
+    )
+
+
+def execution_counts(sfn: Any, state_machine_arn: str, step_ms: int) -> ExecutionCounts:
+    """Read every execution of the state machine (the emulator lists both types); each execution's
+    duration is rounded up to ``step_ms`` (Express billing)."""
+    counts = dict.fromkeys(ExecutionCounts.__dataclass_fields__, 0)
     now = datetime.now().astimezone()
     for page in sfn.get_paginator("list_executions").paginate(stateMachineArn=state_machine_arn):
         for execution in page["executions"]:
-            executions += 1
-            stopped = execution.get("stopDate") or now
-            billed += billed_ms((stopped - execution["startDate"]).total_seconds() * 1000, step_ms)
+            events: list[dict[str, Any]] = []
             for history in sfn.get_paginator("get_execution_history").paginate(
                 executionArn=execution["executionArn"]
             ):
-                transitions += sum(1 for event in history["events"] if event["type"].endswith("StateEntered"))
-    return executions, transitions, billed
+                events.extend(history["events"])
+            entered = sum(1 for event in events if event["type"].endswith("StateEntered"))
+            billed = billed_ms(
+                ((execution.get("stopDate") or now) - execution["startDate"]).total_seconds() * 1000, step_ms
+            )
+            counts["executions"] += 1
+            counts["transitions"] += entered
+            counts["billed_ms"] += billed
+            if not invoked_processor(events):
+                counts["idle_executions"] += 1
+                counts["idle_transitions"] += entered
+                counts["idle_billed_ms"] += billed
+    return ExecutionCounts(**counts)
 
 
 @dataclass(frozen=True)
@@ -90,13 +121,12 @@ class RunShape:
 def counted_work(
     stack: LocalPipeline, snapshot: WorkSnapshot, shape: RunShape, prices: PriceTable
 ) -> tuple[CountedWork, int | None, int | None]:
-    """The run's counted work, and its dispatcher executions and state transitions (``None`` for a
-    stand-in without a state machine). Reads the executions now, through a harness client."""
-    executions: int | None = None
-    transitions: int | None = None
-    express_ms = 0
+    """The run's counted work, its dispatcher executions and the state transitions of those that
+    invoked the processor (``None`` for a stand-in without a state machine). Reads the executions
+    now, through a harness client."""
+    runs = ExecutionCounts()
     if shape.dispatcher_type != DISPATCHER_NONE:
-        executions, transitions, express_ms = executions_and_transitions(
+        runs = execution_counts(
             client_as(HARNESS_USER_AGENT, "stepfunctions", stack.emulator.client_settings()),
             stack.names.state_machine_arn,
             prices.express_duration_step_ms,
@@ -118,13 +148,18 @@ def counted_work(
         lambda_billed_ms=snapshot.function.billed_ms,
         lambda_memory_mb=int(processor["memory_mb"]),
         lambda_architecture=str(processor["architecture"]),
-        sfn_transitions=transitions or 0,
-        sfn_executions=executions or 0,
-        express_billed_ms=express_ms,
+        sfn_transitions=runs.transitions,
+        sfn_executions=runs.executions,
+        express_billed_ms=runs.billed_ms,
+        sfn_idle_executions=runs.idle_executions,
+        sfn_idle_transitions=runs.idle_transitions,
+        express_idle_billed_ms=runs.idle_billed_ms,
         log_bytes=snapshot.log_bytes,
         user_s3_puts=uploads,
     )
-    return work, executions, transitions
+    if shape.dispatcher_type == DISPATCHER_NONE:
+        return work, None, None
+    return work, runs.executions, runs.transitions - runs.idle_transitions
 
 
 class CostSection:
