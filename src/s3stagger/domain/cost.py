@@ -309,27 +309,40 @@ def estimate_cost(work: CountedWork, prices: PriceTable) -> CostEstimate:
         timed=True,
     )
 
+    # Idle scheduled starts follow the schedule: priced at the reference's starts, per idle start as measured.
+    idle_starts = prices.reference.scheduled_starts_per_million() if work.sfn_idle_executions else 0.0
+    idle_per_start = idle_starts / work.sfn_idle_executions if work.sfn_idle_executions else 0.0
+
+    def add_idle(name: str, count: float, unit: str, unit_price: float) -> None:
+        quantity = count * idle_per_start
+        if quantity > 0:
+            items.append(
+                LineItem(name, quantity, unit, unit_price, quantity * unit_price, "per scheduled start")
+            )
+
     if work.dispatcher_type == DISPATCHER_STANDARD:
-        add(
-            "Step Functions Standard transitions",
-            work.sfn_transitions,
+        transition_price = prices.standard_per_thousand_transitions / 1000
+        working = work.sfn_transitions - work.sfn_idle_transitions
+        add("Step Functions Standard transitions", working, "transitions", transition_price, timed=False)
+        add_idle(
+            "Step Functions scheduled starts (idle)",
+            work.sfn_idle_transitions,
             "transitions",
-            prices.standard_per_thousand_transitions / 1000,
-            timed=False,
+            transition_price,
         )
     elif work.dispatcher_type == DISPATCHER_EXPRESS:
         executions_price = prices.express_per_million_executions / MILLION
-        add(
-            "Step Functions Express executions",
-            work.sfn_executions,
-            "executions",
-            executions_price,
-            timed=False,
+        working = work.sfn_executions - work.sfn_idle_executions
+        add("Step Functions Express executions", working, "executions", executions_price, timed=False)
+        add_idle(
+            "Step Functions scheduled starts (idle)", work.sfn_idle_executions, "executions", executions_price
         )
         step = prices.express_memory_step_mb
         memory_gb = math.ceil(work.express_memory_mb / step) * step / GIB_MB
-        express_gb_s = work.express_billed_ms / 1000 * memory_gb
-        add("Step Functions Express duration", express_gb_s, "GB-s", prices.express_per_gb_s, timed=True)
+        working_gb_s = (work.express_billed_ms - work.express_idle_billed_ms) / 1000 * memory_gb
+        add("Step Functions Express duration", working_gb_s, "GB-s", prices.express_per_gb_s, timed=True)
+        idle_gb_s = work.express_idle_billed_ms / 1000 * memory_gb
+        add_idle("Step Functions Express duration (idle starts)", idle_gb_s, "GB-s", prices.express_per_gb_s)
     add(
         "CloudWatch Logs ingestion",
         work.log_bytes / BYTES_PER_GB,
