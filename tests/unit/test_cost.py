@@ -133,7 +133,9 @@ def test_counters_round_trip_and_bad_counters_are_refused(prices: PriceTable) ->
 def test_idle_scheduled_starts_are_priced_per_start_of_the_reference_schedule(prices: PriceTable) -> None:
     """Locally the scheduler starts the dispatcher every second; on AWS every minute. Executions that
     invoked nothing are priced as the reference's starts (55.6 h x 60), not per object."""
-    estimate = estimate_cost(work(sfn_transitions=330, sfn_idle_executions=10, sfn_idle_transitions=30), prices)
+    estimate = estimate_cost(
+        work(sfn_transitions=330, sfn_idle_executions=10, sfn_idle_transitions=30), prices
+    )
     assert prices.reference.scheduled_starts_per_million() == pytest.approx(1_000_000 * 0.2 / 3600 * 60)
     assert item(estimate, "Step Functions Standard transitions").quantity == pytest.approx(3_000_000)
     idle = item(estimate, "Step Functions scheduled starts")
