@@ -30,7 +30,7 @@ def test_selection_keeps_the_order_given_and_names_what_is_unknown() -> None:
     known = scenarios.scenarios(True)
     assert [s.name for s in scenarios.select(["skewed", "demo"], known)] == ["skewed", "demo"]
     assert len(scenarios.select(None, known)) == len(known)
-    with pytest.raises(scenarios.ScenarioError, match="unknown scenario.*nope.*known: demo"):
+    with pytest.raises(scenarios.ScenarioError, match=r"unknown scenario.*nope.*known: demo"):
         scenarios.select(["nope"], known)
     assert scenarios.select_dispatchers(None) == list(scenarios.DISPATCHERS)
     assert scenarios.select_dispatchers(["no-stagger"]) == ["no-stagger"]
