@@ -1,6 +1,7 @@
 """Provisioning from definitions/: what local mode creates is what the definition files say."""
 
 import json
+import re
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -142,9 +143,11 @@ def test_the_state_machine_is_the_rendered_template(stack: LocalPipeline) -> Non
     asl = json.loads(definition)
     template = json.loads(definitions.read_text("dispatcher.asl.json"))
     assert set(asl["States"]) == set(template["States"])
-    receive = asl["States"]["ReceiveHigh"]["Parameters"]
-    assert receive["QueueUrl"] == stack.names.high_queue_url
-    invoke = asl["States"]["ProcessBatch"]["ItemProcessor"]["States"]["InvokeProcessor"]
+    urls = ",".join(stack.names.queue_urls[priority] for priority in stack.names.priorities)
+    settings = asl["States"]["Setup"]["Parameters"]["settings"]
+    assert settings["queueUrls.$"] == f"States.StringSplit('{urls}', ',')"  # in priority order
+    assert described["type"] == definitions.read_json("dispatcher.json")["state_machine_type"]
+    invoke = asl["States"]["RunSlots"]["ItemProcessor"]["States"]["InvokeProcessor"]
     assert invoke["Parameters"]["FunctionName"] == stack.names.function_arn
     retrier = invoke["Retry"][0]
     assert set(retrier["ErrorEquals"]) == {
@@ -221,9 +224,34 @@ def test_the_queue_visibility_covers_one_invocation() -> None:
         load(visibility_timeout_s=100)
 
 
-def test_the_lease_must_outlast_a_call_and_the_longest_wait() -> None:
-    with pytest.raises(ProvisionError, match=r"lease_s=100 must be >= visibility_extension_s"):
+def test_the_lease_must_outlast_an_execution_a_call_and_the_longest_wait() -> None:
+    with pytest.raises(
+        ProvisionError, match=r"lease_s=100 must be >= time_budget_s \+ visibility_extension_s"
+    ):
         load(dispatcher={"lease_s": 100})
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"dispatcher_type": "SYNC"}, "state_machine_type='SYNC' must be EXPRESS or STANDARD"),
+        ({"dispatcher": {"time_budget_s": 280}}, "time_budget_s=280 must be >= 1, and <= 270 for EXPRESS"),
+        ({"dispatcher": {"time_budget_s": 0}}, "time_budget_s=0 must be >= 1"),
+        ({"dispatcher": {"max_calls_per_slot": 0}}, "max_calls_per_slot for EXPRESS must be >= 1"),
+    ],
+)
+def test_the_execution_settings_are_checked(overrides: dict[str, Any], message: str) -> None:
+    with pytest.raises(ProvisionError, match=re.escape(message)):
+        load(**overrides)
+
+
+def test_a_standard_dispatcher_may_work_longer_and_takes_its_own_call_cap() -> None:
+    loaded = load(dispatcher_type="STANDARD", dispatcher={"time_budget_s": 280})
+    assert loaded.state_machine_type == "STANDARD"
+    assert (
+        loaded.max_calls_per_slot
+        == definitions.read_json("dispatcher.json")["max_calls_per_slot"]["STANDARD"]
+    )
 
 
 def test_the_stagger_must_cover_every_priority() -> None:

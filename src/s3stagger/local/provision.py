@@ -19,6 +19,10 @@ from s3stagger import definitions
 from s3stagger.domain.stagger import StaggerPolicy
 from s3stagger.local.templates import render_definition_json
 
+STATE_MACHINE_TYPES = ("EXPRESS", "STANDARD")
+EXPRESS_MAX_TIME_BUDGET_S = 270
+"""An Express execution lasts at most 300 s; the rest is for its last calls to end."""
+
 ClientFactory = Callable[[str], Any]
 """``service_name -> boto3 client`` (e.g. ``LocalPipeline.client``)."""
 
@@ -49,6 +53,7 @@ class ResourceNames:
     function_arn: str
     budget_parameter: str
     schedule_name: str
+    state_machine_type: str = "STANDARD"
 
     @property
     def high_queue_url(self) -> str:
@@ -102,6 +107,8 @@ class ProvisionSettings:
     """Overrides of top-level ``dispatcher.json`` keys (e.g. ``failure_retry_delay_s``)."""
     stagger: Mapping[str, Any] | None = None
     """Replaces ``dispatcher.json`` ``stagger``."""
+    dispatcher_type: str | None = None
+    """``EXPRESS`` or ``STANDARD``; default ``dispatcher.json`` ``state_machine_type``."""
 
 
 @dataclass(frozen=True)
@@ -126,6 +133,8 @@ class Definitions:
         dispatcher.update(settings.dispatcher)
         if settings.stagger is not None:
             dispatcher["stagger"] = dict(settings.stagger)
+        if settings.dispatcher_type is not None:
+            dispatcher["state_machine_type"] = settings.dispatcher_type
         if settings.max_receive_count is not None:
             queues["queue"]["max_receive_count"] = settings.max_receive_count
         if settings.visibility_timeout_s is not None:
@@ -173,13 +182,7 @@ class Definitions:
                 f"queues.json visibility_timeout_s={self.queues['queue']['visibility_timeout_s']} must be at "
                 f"least the processor timeout_s={timeout} (a consumer without the dispatcher's extensions)"
             )
-        longest_delay = max(spacing.max_delay_s for spacing in policy.priorities.values())
-        needed = int(self.dispatcher["visibility_extension_s"]) + longest_delay
-        if int(self.dispatcher["lease_s"]) < needed:
-            raise ProvisionError(
-                f"dispatcher lease_s={self.dispatcher['lease_s']} must be >= visibility_extension_s + the "
-                f"longest stagger delay ({needed}), or the lease lapses during a batch"
-            )
+        self._validate_dispatcher_execution(policy)
         if int(self.queues["dlq"]["message_retention_s"]) <= int(self.queues["queue"]["message_retention_s"]):
             raise ProvisionError("queues.json: a DLQ must retain messages longer than its source queue")
         budget = self.budget
@@ -187,6 +190,38 @@ class Definitions:
             raise ProvisionError(
                 "budget.json: need 1 <= minimum <= default <= maximum <= 40 (inline Map limit)"
             )
+
+    def _validate_dispatcher_execution(self, policy: StaggerPolicy) -> None:
+        dispatcher = self.dispatcher
+        kind = self.state_machine_type
+        if kind not in STATE_MACHINE_TYPES:
+            raise ProvisionError(f"dispatcher state_machine_type={kind!r} must be EXPRESS or STANDARD")
+        budget_s = int(dispatcher["time_budget_s"])
+        if budget_s < 1 or (kind == "EXPRESS" and budget_s > EXPRESS_MAX_TIME_BUDGET_S):
+            raise ProvisionError(
+                f"dispatcher time_budget_s={budget_s} must be >= 1, and <= {EXPRESS_MAX_TIME_BUDGET_S} for "
+                "EXPRESS (an execution lasts at most 300 s; the rest is for its last calls to end)"
+            )
+        if self.max_calls_per_slot < 1:
+            raise ProvisionError(f"dispatcher max_calls_per_slot for {kind} must be >= 1")
+        longest_delay = max(spacing.max_delay_s for spacing in policy.priorities.values())
+        needed = budget_s + int(dispatcher["visibility_extension_s"]) + longest_delay
+        if int(dispatcher["lease_s"]) < needed:
+            raise ProvisionError(
+                f"dispatcher lease_s={dispatcher['lease_s']} must be >= time_budget_s + "
+                f"visibility_extension_s + the longest stagger delay ({needed}), or the lease lapses "
+                "while its execution runs"
+            )
+
+    @property
+    def state_machine_type(self) -> str:
+        return str(self.dispatcher["state_machine_type"])
+
+    @property
+    def max_calls_per_slot(self) -> int:
+        """``max_calls_per_slot`` of the state machine type (a plain number overrides both)."""
+        value = self.dispatcher["max_calls_per_slot"]
+        return int(value[self.state_machine_type] if isinstance(value, Mapping) else value)
 
     def dispatcher_template_values(self, names: ResourceNames) -> dict[str, object]:
         """The values of every placeholder in ``dispatcher.asl.json``."""
@@ -201,22 +236,26 @@ class Definitions:
             "event_bus_name": dispatcher["event_bus_name"],
             "event_source": dispatcher["event_source"],
             "stagger_backlog_depth": dispatcher["stagger"]["backlog_depth"],
+            "max_calls_per_slot": self.max_calls_per_slot,
         }
         for key in (
-            "receive_batch_size",
             "receive_claim_s",
             "visibility_extension_s",
             "failure_retry_delay_s",
             "lease_s",
-            "max_iterations_per_execution",
+            "time_budget_s",
             "max_partials_per_object",
+            "idle_polls",
+            "idle_wait_s",
         ):
             values[key] = dispatcher[key]
-        for priority in self.queues["priorities"]:
-            values[f"{priority}_queue_url"] = names.queue_urls[priority]
-            spacing = dispatcher["stagger"]["priorities"][priority]
-            values[f"stagger_{priority}_spacing_s"] = spacing["spacing_s"]
-            values[f"stagger_{priority}_max_delay_s"] = spacing["max_delay_s"]
+        # One value per priority, in queues.json order (first = highest), joined with commas: the ASL
+        # splits them (States.StringSplit / States.StringToJson), so any number of priorities works.
+        priorities = list(self.queues["priorities"])
+        spacing = dispatcher["stagger"]["priorities"]
+        values["queue_urls"] = ",".join(names.queue_urls[p] for p in priorities)
+        values["stagger_spacing_s"] = ",".join(str(spacing[p]["spacing_s"]) for p in priorities)
+        values["stagger_max_delay_s"] = ",".join(str(spacing[p]["max_delay_s"]) for p in priorities)
         return values
 
 
@@ -325,9 +364,15 @@ class Provisioner:
             name=state_machine_name,
             definition=json.dumps(definition),
             roleArn=self._role(f"{prefix}-dispatcher", "states"),
-            type="STANDARD",
+            type=d.state_machine_type,
         )["stateMachineArn"]
-        return ResourceNames(**{**names.__dict__, "state_machine_arn": state_machine_arn})
+        return ResourceNames(
+            **{
+                **names.__dict__,
+                "state_machine_arn": state_machine_arn,
+                "state_machine_type": d.state_machine_type,
+            }
+        )
 
     # -- pieces -----------------------------------------------------------------------------------
     def _create_bucket(self, bucket: str, *, notifications: bool) -> None:
