@@ -184,12 +184,11 @@ def run_local(
             finished.append(outcome)
     for outcome in finished:
         err.print(render_live("", None, 0, 0, [outcome]))
-    _, type_in_force = dispatcher_type_setting()
     context = {
         "mode": "local",
         "quick": quick,
         "wall_s": round(time.monotonic() - started, 1),
-        "default_dispatcher_type": type_in_force,
+        "default_dispatcher_type": dispatcher_type_setting(),
         "cpu_count": os.cpu_count(),
         "load_average_1m": round(os.getloadavg()[0], 2),
         "scenarios": {s.name: s.description for s in chosen},

@@ -19,18 +19,10 @@ if TYPE_CHECKING:
     from s3stagger.cli.pipeline_run import PipelineRun
     from s3stagger.local.pipeline import LocalPipeline
 
-DISPATCHER_TYPE_KEYS = ("state_machine_type", "type", "workflow_type")
-"""Keys of ``dispatcher.json`` that may name the state machine type (the v2 setting)."""
 
-
-def dispatcher_type_setting() -> tuple[str | None, str]:
-    """The ``dispatcher.json`` key naming the state machine type and its value; before the v2
-    dispatcher the key does not exist and every dispatcher is a Standard workflow."""
-    settings = definitions.read_json("dispatcher.json")
-    for key in DISPATCHER_TYPE_KEYS:
-        if isinstance(settings.get(key), str):
-            return key, str(settings[key]).upper()
-    return None, "STANDARD"
+def dispatcher_type_setting() -> str:
+    """The state machine type ``dispatcher.json`` sets (``EXPRESS`` or ``STANDARD``)."""
+    return str(definitions.read_json("dispatcher.json")["state_machine_type"]).upper()
 
 
 def price_table() -> PriceTable:
@@ -175,8 +167,8 @@ class CostSection:
         stack = run.stack
         log_bytes = self.log_path.stat().st_size if self.log_path and self.log_path.exists() else 0
         snapshot = WorkSnapshot.take(stack, log_bytes)
-        _, dispatcher_type = dispatcher_type_setting()
         settings = run.settings
+        dispatcher_type = str(settings.pipeline_options.get("dispatcher_type") or dispatcher_type_setting())
         shape = RunShape(
             objects=settings.files,
             rows=settings.files * settings.rows,

@@ -16,7 +16,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+
 
 import boto3
 from botocore.config import Config
@@ -33,7 +33,7 @@ from s3stagger.local.request_counter import (
     HARNESS_USER_AGENT,
     USER_USER_AGENT,
 )
-from s3stagger.perf.counting import RunShape, WorkSnapshot, counted_work, dispatcher_type_setting, price_table
+from s3stagger.perf.counting import RunShape, WorkSnapshot, counted_work, price_table
 from s3stagger.perf.report import RunOutcome
 from s3stagger.perf.scenarios import NO_STAGGER, SQS_MAPPING, STATE_MACHINE_TYPES, Scenario
 from s3stagger.perf.simulator_process import SimulatorProcess
@@ -85,22 +85,15 @@ def run_scenario(
 ) -> RunOutcome:
     """Run ``scenario`` through ``dispatcher``; ``log_bytes`` reads how much the functions logged so
     far; ``on_sample(sample, objects_done, objects_total)`` follows the run."""
-    type_key, default_type = dispatcher_type_setting()
     uses_state_machine = dispatcher in STATE_MACHINE_TYPES
-    overrides: dict[str, Any] = {}
-    dispatcher_type = DISPATCHER_NONE
-    if uses_state_machine:
-        dispatcher_type = default_type
-        if type_key is not None:
-            overrides[type_key] = STATE_MACHINE_TYPES[dispatcher]
-            dispatcher_type = STATE_MACHINE_TYPES[dispatcher]
+    dispatcher_type = STATE_MACHINE_TYPES.get(dispatcher, DISPATCHER_NONE)
     prices = price_table()
     with SimulatorProcess(scenario.capacity, scenario.latency_s, seed=seed) as simulator:
         settings = LocalPipelineSettings(
             downstream_url=simulator.rows_url,
             concurrency_budget=scenario.budget,
             processor_environment={"S3STAGGER_MAX_CONCURRENCY": str(scenario.rows_in_flight_per_object)},
-            dispatcher=overrides,
+            dispatcher_type=STATE_MACHINE_TYPES.get(dispatcher),  # a stand-in leaves the state machine idle
             start_scheduler=uses_state_machine,
         )
         with LocalPipeline(settings) as stack:
