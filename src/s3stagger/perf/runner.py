@@ -16,7 +16,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-
+from typing import Any
 
 import boto3
 from botocore.config import Config
