@@ -182,6 +182,11 @@ def run_local(
 
             outcome = run_scenario(scenario, dispatcher, lambda: log_path.stat().st_size, follow)
             finished.append(outcome)
+            with (target / "runs.jsonl").open("a", encoding="utf-8") as runs_so_far:  # readable while it runs
+                runs_so_far.write(
+                    json.dumps({"scenario": scenario.name, "dispatcher": dispatcher, **outcome.figures()})
+                )
+                runs_so_far.write("\n")
     for outcome in finished:
         err.print(render_live("", None, 0, 0, [outcome]))
     context = {
