@@ -271,9 +271,6 @@ def demo(
     if as_json:
         payload: dict[str, Any] = report.as_dict() | {
             "processor_invocations": result.processor_invocations,
-            "cost_per_million_objects_usd": result.sections.get("cost", {}).get(
-                "cost_per_million_objects_usd"
-            ),
             "timed_out": result.timed_out,
             "concurrency_budget": settings.effective_budget(),
             "processor_concurrency": settings.sized_processor_concurrency(),
