@@ -44,6 +44,14 @@ class RunOutcome:
     executions: int | None
     timed_out: bool
     requests: Mapping[str, Mapping[str, int]]
+    rows_pending: int = 0
+    """Rows of objects whose message was still in its queue when the run hit its time limit: not
+    lost (SQS holds them), not done either."""
+
+    @property
+    def rows_unaccounted(self) -> int:
+        """Rows neither applied, recorded, in a DLQ nor still pending in a queue."""
+        return max(0, int(self.report["rows_unaccounted"]) - self.rows_pending)
 
     def figures(self) -> dict[str, Any]:
         """The per-run figures of the last JSON line."""
@@ -68,7 +76,8 @@ class RunOutcome:
             "rows_total": r["rows_total"],
             "rows_applied": r["rows_applied"],
             "failed_rows": r["failed_rows"],
-            "rows_unaccounted": r["rows_unaccounted"],
+            "rows_pending": self.rows_pending,
+            "rows_unaccounted": self.rows_unaccounted,
             "duplicate_effects": r["duplicate_effects"],
             "dlq_messages": r["dlq_messages"],
             "elapsed_s": _round(r["elapsed_s"], 2),
@@ -94,8 +103,10 @@ def summary(outcomes: Sequence[RunOutcome]) -> dict[str, Any]:
         "demo_peak_over_capacity": demo_figures.get("moments_over_capacity"),
         "skewed_idle_slot_fraction": skewed_figures.get("idle_slot_fraction_with_backlog"),
         "cost_per_million_objects_usd": demo_figures.get("cost_per_million_objects_usd"),
-        "rows_unaccounted": sum(int(o.report["rows_unaccounted"]) for o in outcomes),
+        "rows_unaccounted": sum(o.rows_unaccounted for o in outcomes),
         "duplicate_effects": sum(int(o.report["duplicate_effects"]) for o in outcomes),
+        "runs_timed_out": [f"{o.scenario}/{o.dispatcher}" for o in outcomes if o.timed_out],
+        "rows_pending": sum(o.rows_pending for o in outcomes),
     }
 
 

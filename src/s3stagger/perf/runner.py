@@ -147,6 +147,7 @@ class ScenarioRun:
         self.uploaded: list[UploadedObject] = []
         self.samples: list[Sample] = []
         self.timed_out = False
+        self.rows_pending = 0
         self._lock = threading.Lock()
         self._errors: list[BaseException] = []
         self._uploader: threading.Thread | None = None
@@ -219,6 +220,15 @@ class ScenarioRun:
         dlq_visible, _ = queue_depths(self.sqs, {url: url for url in self.dlqs})
         return done + sum(dlq_visible.values()) >= len(self.objects)
 
+    def pending_rows(self, finished: set[str]) -> int:
+        """Rows of the objects not finished, when the priority queues still hold at least that many
+        messages (visible or in flight): a run cut off by its time limit has not lost them."""
+        unfinished = [item for item in self.uploaded if item.key not in finished]
+        visible, in_flight = queue_depths(self.sqs, self.stack.names.queue_urls)
+        if not unfinished or sum(visible.values()) + sum(in_flight.values()) < len(unfinished):
+            return 0
+        return sum(item.rows for item in unfinished)
+
     def account(self, elapsed_s: float) -> PipelineReport:
         """Where every row went: the simulator, the failed-row sink, the DLQs, the answers."""
         if self._uploader is not None:
@@ -231,6 +241,7 @@ class ScenarioRun:
         complete = self.outcomes.complete_keys
         rejected = self.outcomes.rejected_keys | quarantined
         in_dlq = [key for key in dlq_object_keys if key not in complete and key not in rejected]
+        self.rows_pending = self.pending_rows(set(complete) | rejected | set(in_dlq))
         return summarize_pipeline_run(
             PipelineObservation(
                 objects_total=len(self.objects),
@@ -312,4 +323,5 @@ def run_scenario(
                 executions=executions,
                 timed_out=run.timed_out,
                 requests=snapshot.pattern_requests,
+                rows_pending=run.rows_pending,
             )

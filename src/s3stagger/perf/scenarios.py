@@ -47,7 +47,7 @@ class Scenario:
     upload_spread_s: float = 0.0
     """0: every object uploaded at once (10 upload workers); else uploads evenly over this long."""
     upload_workers: int = 10
-    timeout_s: float = 240.0
+    timeout_s: float = 180.0
 
     @property
     def objects(self) -> int:
@@ -92,29 +92,29 @@ def scenarios(quick: bool) -> dict[str, Scenario]:
         ),
         Scenario(
             name="skewed",
-            description="one big object among many small ones: 1 x 1,500 rows then 60 x 10 rows, L = 50 ms",
-            groups=(ObjectGroup("normal", 1, 1500 // scale), ObjectGroup("normal", n(60), 10)),
+            description="one big object among many small ones: 1 x 1,200 rows then 60 x 10 rows, L = 50 ms",
+            groups=(ObjectGroup("normal", 1, 1200 // scale), ObjectGroup("normal", n(60), 10)),
             latency_s=0.05,
         ),
         Scenario(
             name="burst",
-            description="40 objects x 50 rows uploaded all at once, C = 20, L = 100 ms",
-            groups=(ObjectGroup("normal", n(40), 50 // (5 if quick else 1)),),
+            description="30 objects x 50 rows uploaded all at once, C = 20, L = 100 ms",
+            groups=(ObjectGroup("normal", n(30), 50 // (5 if quick else 1)),),
             latency_s=0.1,
         ),
         Scenario(
             name="spread",
-            description="the burst's 40 objects x 50 rows uploaded evenly over 20 s",
-            groups=(ObjectGroup("normal", n(40), 50 // (5 if quick else 1)),),
+            description="the burst's 30 objects x 50 rows uploaded evenly over 15 s",
+            groups=(ObjectGroup("normal", n(30), 50 // (5 if quick else 1)),),
             latency_s=0.1,
-            upload_spread_s=20.0 / scale,
+            upload_spread_s=15.0 / scale,
         ),
         Scenario(
             name="priority-mix",
-            description="30 normal then 30 high objects x 30 rows uploaded at once: high must overtake",
+            description="20 normal then 20 high objects x 30 rows uploaded at once: high must overtake",
             groups=(
-                ObjectGroup("normal", n(30), 30 // (3 if quick else 1)),
-                ObjectGroup("high", n(30), 30 // (3 if quick else 1)),
+                ObjectGroup("normal", n(20), 30 // (3 if quick else 1)),
+                ObjectGroup("high", n(20), 30 // (3 if quick else 1)),
             ),
             latency_s=0.1,
         ),

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -93,9 +94,12 @@ class _Poller:
         thread.start()
 
     def stop(self, timeout_s: float = 10.0) -> None:
+        """Stop receiving; wait up to ``timeout_s`` in all for running invocations (those still
+        running finish in the background; their messages reappear if they do not)."""
         self._stop.set()
-        for thread in self._threads:
-            thread.join(timeout_s)
+        deadline = time.monotonic() + timeout_s
+        for thread in list(self._threads):
+            thread.join(max(0.0, deadline - time.monotonic()))
 
     def __enter__(self) -> _Poller:
         self.start()
