@@ -10,10 +10,12 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from s3stagger.errors import S3StaggerError
+
 PREFIX = "S3STAGGER_"
 
 
-class ConfigError(ValueError):
+class ConfigError(S3StaggerError, ValueError):
     """A setting is missing or malformed; the message names the environment variable."""
 
 

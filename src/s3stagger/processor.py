@@ -2,7 +2,9 @@
 
 The application service behind the ``process_object`` Lambda handler. It composes the domain (CSV
 rows, AIMD limiter, retry policy, idempotency keys) with the adapters it is given (object source,
-failed-rows sink, downstream client) and runs one invocation:
+failed-rows sink, downstream client; their types are in :mod:`s3stagger.domain.ports`) and runs
+one invocation. What each attempt means for its row is decided by the pure
+:func:`s3stagger.domain.delivery.decide`; this module carries the decisions out:
 
 * rows are read lazily and sent concurrently on one asyncio loop; the number of requests in flight
   is bounded by the adaptive (AIMD) limit, never above ``max_concurrency``; at most
@@ -31,58 +33,39 @@ import asyncio
 import random
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
-from s3stagger.adapters.downstream_client import Delivery, DeliveryOutcome
-from s3stagger.adapters.s3_object_source import OpenedObject
 from s3stagger.config import ProcessorSettings
 from s3stagger.domain.csv_rows import BadRow, CsvFormat, CsvObjectReader, CsvRow, DataRow
+from s3stagger.domain.delivery import (
+    Delivery,
+    DeliveryOutcome,
+    DeliveryPolicy,
+    InvocationView,
+    RowAction,
+    RowAttempts,
+    RowDecision,
+    attempt_timeout_s,
+    decide,
+)
 from s3stagger.domain.idempotency import object_version_token, row_idempotency_key
 from s3stagger.domain.limiter import AimdLimiter
 from s3stagger.domain.model import Cursor, ObjectRef, ProcessRequest, RunStatus, RunSummary
+from s3stagger.domain.ports import Downstream, FailedRows, FailedRowsSink, ObjectSource, OpenedObject
 from s3stagger.domain.rejection import ObjectRejectedError, RejectionReason
 from s3stagger.domain.retry import RetryPolicy
+from s3stagger.errors import S3StaggerError
 
 RemainingTime = Callable[[], float | None]
 """Seconds left in the invocation, or ``None`` when there is no deadline."""
 
+Sleep = Callable[[float], Awaitable[None]]
 
-class DownstreamUnavailableError(RuntimeError):
+
+class DownstreamUnavailableError(S3StaggerError, RuntimeError):
     """The downstream could not be reached during the whole invocation: transient, retry later."""
-
-
-class ObjectSource(Protocol):
-    def open(
-        self,
-        ref: ObjectRef,
-        *,
-        start: int = 0,
-        end: int | None = None,
-        if_match: str | None = None,
-        version_id: str | None = None,
-    ) -> OpenedObject: ...
-
-
-class FailedRows(Protocol):
-    count: int
-
-    def add(self, row_number: int, reason: str, cells: tuple[str, ...] | list[str]) -> None: ...
-
-    def close(self) -> str | None: ...
-
-
-class FailedRowsSink(Protocol):
-    def open_batch(self, ref: ObjectRef, version: str, columns: tuple[str, ...]) -> FailedRows: ...
-
-    def write_quarantine(self, ref: ObjectRef, reason: str, message: str) -> str: ...
-
-
-class Downstream(Protocol):
-    async def deliver(
-        self, body: dict[str, Any], idempotency_key: str, timeout_s: float | None = None
-    ) -> Delivery: ...
 
 
 def csv_format(settings: ProcessorSettings) -> CsvFormat:
@@ -95,9 +78,29 @@ def csv_format(settings: ProcessorSettings) -> CsvFormat:
     )
 
 
+def delivery_policy(settings: ProcessorSettings) -> DeliveryPolicy:
+    return DeliveryPolicy(
+        retry=RetryPolicy(settings.max_attempts, settings.backoff_base_s, settings.backoff_max_s),
+        throttle=RetryPolicy(
+            settings.max_throttled_attempts, settings.backoff_base_s, settings.backoff_max_s
+        ),
+        deadline_margin_s=settings.deadline_margin_s,
+    )
+
+
 def row_body(ref: ObjectRef, row: DataRow) -> dict[str, Any]:
     """What is POSTed for one row: where it comes from and its values by column name."""
     return {"source": {"bucket": ref.bucket, "key": ref.key, "row": row.number}, "data": row.values}
+
+
+def feed_limiter(limiter: AimdLimiter, outcome: DeliveryOutcome, in_flight: int) -> None:
+    """Tell the limiter what an attempt says about the downstream's load."""
+    if outcome is DeliveryOutcome.APPLIED:
+        limiter.on_success(in_flight)
+    elif outcome is DeliveryOutcome.THROTTLED:
+        limiter.on_throttle()
+    elif outcome is DeliveryOutcome.TIMED_OUT:
+        limiter.on_timeout()
 
 
 class _RequestSlots:
@@ -144,33 +147,6 @@ class _RequestSlots:
                 waiter.set_result(None)
 
 
-@dataclass
-class _Progress:
-    unfinished: dict[int, int] = field(default_factory=dict)
-    """Rows taken but not finished: row number → byte offset where its record starts."""
-    any_answer: bool = False
-    unreachable: str | None = None
-    saturated: bool = False
-    """A row was throttled ``max_throttled_attempts`` times: take no new rows, answer PARTIAL."""
-    latency_total_s: float = 0.0
-    latency_count: int = 0
-    latency_max_s: float = 0.0
-
-
-@dataclass(frozen=True)
-class _RunState:
-    """What the row tasks of one invocation share."""
-
-    ref: ObjectRef
-    version: str
-    summary: RunSummary
-    limiter: AimdLimiter
-    slots: _RequestSlots
-    progress: _Progress
-    failed: FailedRows
-    remaining: RemainingTime
-
-
 @dataclass(frozen=True)
 class RunMetrics:
     """Figures of one run beyond the summary, for metrics."""
@@ -183,8 +159,104 @@ class RunMetrics:
     limit_decreases: int
 
 
+@dataclass
+class _Load:
+    """The request load of one run: the adaptive limit, the slots it bounds, the latencies seen."""
+
+    limiter: AimdLimiter
+    slots: _RequestSlots = field(init=False)
+    latency_total_s: float = 0.0
+    latency_count: int = 0
+    latency_max_s: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.slots = _RequestSlots(self.limiter)
+
+    def add_latency(self, seconds: float) -> None:
+        self.latency_total_s += seconds
+        self.latency_count += 1
+        self.latency_max_s = max(self.latency_max_s, seconds)
+
+    def metrics(self) -> RunMetrics:
+        count = self.latency_count
+        return RunMetrics(
+            latency_avg_ms=1000 * self.latency_total_s / count if count else 0.0,
+            latency_max_ms=1000 * self.latency_max_s,
+            peak_in_flight=self.slots.peak_in_flight,
+            peak_limit=self.limiter.peak,
+            lowest_limit=self.limiter.lowest,
+            limit_decreases=self.limiter.decreases,
+        )
+
+
+@dataclass
+class _Invocation:
+    """What the row tasks of one invocation share, and the bookkeeping of their outcomes."""
+
+    ref: ObjectRef
+    """The object as opened (its key as read, its version and ETag)."""
+    version: str
+    summary: RunSummary
+    failed: FailedRows
+    load: _Load
+    remaining: RemainingTime
+    unfinished: dict[int, int] = field(default_factory=dict)
+    """Rows taken but not finished: row number → byte offset where its record starts."""
+    any_answer: bool = False
+    paused: str | None = None
+    """Why no new row is taken (the downstream is saturated); the answer is PARTIAL."""
+    unreachable: str | None = None
+    """Why the invocation is abandoned: :class:`DownstreamUnavailableError` is raised."""
+
+    def record_failed(self, number: int, reason: str, cells: tuple[str, ...]) -> None:
+        self.failed.add(number, reason, cells)
+        self.summary.rows_failed += 1
+
+    def settle(self, row: DataRow, decision: RowDecision) -> None:
+        """Carry out a final decision about ``row`` (every action but ``RETRY``)."""
+        action = decision.action
+        if action is RowAction.APPLIED:
+            self.summary.rows_applied += 1
+        elif action is RowAction.FAILED:
+            self.record_failed(row.number, decision.reason, tuple(row.values.values()))
+        elif action is RowAction.PAUSE:
+            self.paused = self.paused or f"{decision.reason} (row {row.number})"
+        elif action is RowAction.UNREACHABLE:
+            self.unreachable = self.unreachable or f"{decision.reason} (row {row.number})"
+        if action in (RowAction.APPLIED, RowAction.FAILED):
+            del self.unfinished[row.number]
+
+    def count(self, outcome: DeliveryOutcome, decision: RowDecision) -> None:
+        if outcome is DeliveryOutcome.THROTTLED:
+            self.summary.throttled += 1
+        elif outcome is DeliveryOutcome.TIMED_OUT:
+            self.summary.timeouts += 1
+        if decision.action is RowAction.RETRY:
+            self.summary.retries += 1
+
+    def stop_taking(self, margin_s: float) -> bool:
+        if self.unreachable is not None or self.paused is not None:
+            return True
+        left = self.remaining()
+        return left is not None and left < margin_s
+
+
+@dataclass
+class _ReadPosition:
+    """The next row to take and where its record starts; ``finished`` once the object is read."""
+
+    row: int
+    offset: int
+    finished: bool = False
+
+
 class ObjectProcessor:
-    """Processes one object per :meth:`run` call; collaborators are passed in."""
+    """Processes one object per :meth:`run` call; collaborators are passed in.
+
+    The steps of a run are fixed: open the object (or the rest of it, from the cursor), take rows
+    and deliver each (:meth:`_deliver_row`: attempt, :func:`~s3stagger.domain.delivery.decide`,
+    carry the decision out), then answer COMPLETE, PARTIAL with a cursor, or REJECTED.
+    """
 
     def __init__(
         self,
@@ -192,7 +264,9 @@ class ObjectProcessor:
         source: ObjectSource,
         sink: FailedRowsSink,
         downstream: Downstream,
+        *,
         rng: random.Random | None = None,
+        sleep: Sleep = asyncio.sleep,
     ) -> None:
         self._settings = settings
         self._source = source
@@ -200,54 +274,52 @@ class ObjectProcessor:
         self._downstream = downstream
         # Backoff jitter, not security.
         self._rng = rng or random.Random()  # nosec B311
-        self._policy = RetryPolicy(settings.max_attempts, settings.backoff_base_s, settings.backoff_max_s)
-        self._throttle_policy = RetryPolicy(
-            settings.max_throttled_attempts, settings.backoff_base_s, settings.backoff_max_s
-        )
+        self._sleep = sleep
+        self._policy = delivery_policy(settings)
         self._format = csv_format(settings)
-        self.last_metrics = RunMetrics(0.0, 0.0, 0, 0, 0, 0)
 
-    async def run(self, request: ProcessRequest, remaining_s: RemainingTime | None = None) -> RunSummary:
-        """Process ``request``; returns the summary, or raises on a transient failure."""
+    async def run(
+        self, request: ProcessRequest, remaining_s: RemainingTime | None = None
+    ) -> tuple[RunSummary, RunMetrics]:
+        """Process ``request``; returns the summary and figures, or raises on a transient failure."""
         started = time.monotonic()
-        remaining = remaining_s or (lambda: None)
         ref = request.object
-        limiter = AimdLimiter(self._settings.initial_concurrency, self._settings.max_concurrency)
         summary = RunSummary(status=RunStatus.COMPLETE, bucket=ref.bucket, key=ref.key)
+        load = _Load(AimdLimiter(self._settings.initial_concurrency, self._settings.max_concurrency))
         opened: list[OpenedObject] = []
         try:
-            try:
-                start = self._open(request, opened)
-                await self._deliver_rows(start, summary, limiter, remaining)
-            except ObjectRejectedError as rejection:
-                summary.status = RunStatus.REJECTED
-                summary.error = {"type": rejection.reason.value, "message": rejection.message}
-                summary.failed_rows_object = self._sink.write_quarantine(
-                    ref, rejection.reason.value, rejection.message
-                )
-                return summary
+            start = self._open(request, opened)
+            await self._deliver_rows(start, summary, load, remaining_s or (lambda: None))
+        except ObjectRejectedError as rejection:
+            summary.status = RunStatus.REJECTED
+            summary.error = {"type": rejection.reason.value, "message": rejection.message}
+            summary.failed_rows_object = self._sink.write_quarantine(
+                ref, rejection.reason.value, rejection.message
+            )
         finally:
             for item in opened:
                 item.close()
-            summary.concurrency_limit = limiter.limit
+            summary.concurrency_limit = load.limiter.limit
             summary.duration_ms = int((time.monotonic() - started) * 1000)
-        return summary
+        return summary, load.metrics()
 
     def _open(self, request: ProcessRequest, opened: list[OpenedObject]) -> _Start:
-        ref, cursor = request.object, request.cursor
-        if ref.size is not None and ref.size > self._format.max_object_bytes:
-            raise ObjectRejectedError(
-                RejectionReason.OBJECT_TOO_LARGE,
-                f"object is {ref.size} bytes, over "
-                f"S3STAGGER_MAX_OBJECT_BYTES={self._format.max_object_bytes}",
-            )
-        if cursor is None:
-            whole = self._source.open(ref, if_match=ref.etag)
-            opened.append(whole)
-            self._check_size(whole)
-            reader = CsvObjectReader(whole.chunks, self._format)
-            header = reader.read_header()
-            return _Start(whole, reader, header.columns, 1, header.end_offset, header.end_offset)
+        ref = request.object
+        if ref.size is not None:
+            self._check_size(ref.size)
+        if request.cursor is None:
+            return self._open_whole(ref, opened)
+        return self._open_rest(ref, request.cursor, opened)
+
+    def _open_whole(self, ref: ObjectRef, opened: list[OpenedObject]) -> _Start:
+        whole = self._source.open(ref, if_match=ref.etag)
+        opened.append(whole)
+        self._check_size(whole.object_size)
+        reader = CsvObjectReader(whole.chunks, self._format)
+        header = reader.read_header()
+        return _Start(whole, reader, header.columns, 1, header.end_offset, header.end_offset)
+
+    def _open_rest(self, ref: ObjectRef, cursor: Cursor, opened: list[OpenedObject]) -> _Start:
         head = self._source.open(
             ref, end=cursor.header_end - 1, if_match=cursor.etag, version_id=cursor.version_id
         )
@@ -263,56 +335,65 @@ class ObjectProcessor:
             ref, start=cursor.byte_offset, if_match=cursor.etag, version_id=cursor.version_id
         )
         opened.append(rest)
-        self._check_size(rest)
+        self._check_size(rest.object_size)
         reader = CsvObjectReader(rest.chunks, self._format, start_offset=cursor.byte_offset)
         return _Start(rest, reader, header.columns, cursor.next_row, cursor.byte_offset, cursor.header_end)
 
-    def _check_size(self, opened: OpenedObject) -> None:
-        if opened.object_size > self._format.max_object_bytes:
+    def _check_size(self, size: int) -> None:
+        if size > self._format.max_object_bytes:
             raise ObjectRejectedError(
                 RejectionReason.OBJECT_TOO_LARGE,
-                f"object is {opened.object_size} bytes, over S3STAGGER_MAX_OBJECT_BYTES="
+                f"object is {size} bytes, over S3STAGGER_MAX_OBJECT_BYTES="
                 f"{self._format.max_object_bytes}; split it or raise the limit",
             )
 
     async def _deliver_rows(
-        self, start: _Start, summary: RunSummary, limiter: AimdLimiter, remaining: RemainingTime
+        self, start: _Start, summary: RunSummary, load: _Load, remaining: RemainingTime
     ) -> None:
-        settings = self._settings
-        ref = start.opened_ref(summary)
+        summary.key = start.opened.key or summary.key
+        ref = ObjectRef(summary.bucket, summary.key, start.version_id, start.opened.etag)
         version = start.version_token
         failed = self._sink.open_batch(ref, version, start.columns)
-        slots = _RequestSlots(limiter)
-        progress = _Progress()
-        run = _RunState(ref, version, summary, limiter, slots, progress, failed, remaining)
-        pending: set[asyncio.Task[None]] = set()
-        read_ahead = asyncio.Semaphore(2 * settings.max_concurrency)
-        next_row, next_offset = start.first_row, start.first_offset
-        rows: Iterator[CsvRow] = start.reader.rows(start.columns, start.first_row)
-        taken = 0
-        finished_reading = False
+        invocation = _Invocation(ref, version, summary, failed, load, remaining)
         try:
-            while True:
-                stop = progress.unreachable is not None or progress.saturated
-                if stop or taken >= settings.max_rows_per_invocation:
+            position = await self._take_rows(start, invocation)
+            if invocation.unreachable is not None:
+                raise DownstreamUnavailableError(invocation.unreachable)
+        except BaseException:
+            failed.discard()  # the caller retries, or the object is quarantined: no record of rows
+            raise
+        summary.failed_rows_object = failed.close()
+        if invocation.unfinished:
+            position.row = min(invocation.unfinished)
+            position.offset = invocation.unfinished[position.row]
+            position.finished = False
+        if not position.finished:
+            summary.status = RunStatus.PARTIAL
+            summary.cursor = Cursor(
+                position.row, position.offset, start.header_end, start.opened.etag, start.version_id
+            )
+
+    async def _take_rows(self, start: _Start, invocation: _Invocation) -> _ReadPosition:
+        """Take rows while time, the row limit and the downstream allow; deliver each in a task."""
+        pending: set[asyncio.Task[None]] = set()
+        read_ahead = asyncio.Semaphore(2 * self._settings.max_concurrency)
+        position = _ReadPosition(start.first_row, start.first_offset)
+        rows: Iterator[CsvRow] = start.reader.rows(start.columns, start.first_row)
+        try:
+            for _ in range(self._settings.max_rows_per_invocation):
+                if invocation.stop_taking(self._settings.deadline_margin_s):
                     break
-                left = remaining()
-                if left is not None and left < settings.deadline_margin_s:
+                row = next(rows, None)
+                if row is None:
+                    position.finished = True
                     break
-                try:
-                    row = next(rows)
-                except StopIteration:
-                    finished_reading = True
-                    break
-                taken += 1
-                row_start, next_row, next_offset = next_offset, row.number + 1, row.next_offset
+                row_start, position.row, position.offset = position.offset, row.number + 1, row.next_offset
                 if isinstance(row, BadRow):
-                    failed.add(row.number, row.reason, row.cells)
-                    summary.rows_failed += 1
+                    invocation.record_failed(row.number, row.reason, row.cells)
                     continue
                 await read_ahead.acquire()
-                progress.unfinished[row.number] = row_start
-                task = asyncio.create_task(self._deliver_row(run, row))
+                invocation.unfinished[row.number] = row_start
+                task = asyncio.create_task(self._deliver_row(invocation, row))
                 pending.add(task)
                 task.add_done_callback(pending.discard)
                 task.add_done_callback(lambda _: read_ahead.release())
@@ -322,100 +403,41 @@ class ObjectProcessor:
             for task in pending:
                 task.cancel()
             raise
-        if progress.unreachable is not None:
-            raise DownstreamUnavailableError(progress.unreachable)
-        summary.failed_rows_object = failed.close()
-        if progress.unfinished:
-            next_row = min(progress.unfinished)
-            next_offset = progress.unfinished[next_row]
-            finished_reading = False
-        if not finished_reading:
-            summary.status = RunStatus.PARTIAL
-            summary.cursor = Cursor(
-                next_row, next_offset, start.header_end, start.opened.etag, start.version_id
-            )
-        self.last_metrics = RunMetrics(
-            latency_avg_ms=1000 * progress.latency_total_s / progress.latency_count
-            if progress.latency_count
-            else 0.0,
-            latency_max_ms=1000 * progress.latency_max_s,
-            peak_in_flight=slots.peak_in_flight,
-            peak_limit=limiter.peak,
-            lowest_limit=limiter.lowest,
-            limit_decreases=limiter.decreases,
-        )
+        return position
 
-    async def _deliver_row(self, run: _RunState, row: DataRow) -> None:
-        ref, summary, limiter, slots, progress = run.ref, run.summary, run.limiter, run.slots, run.progress
-        remaining = run.remaining
-        key = row_idempotency_key(ref.bucket, ref.key, run.version, row.number)
+    async def _deliver_row(self, invocation: _Invocation, row: DataRow) -> None:
+        """Attempt, decide, and carry the decision out until the row is settled."""
+        ref = invocation.ref
+        key = row_idempotency_key(ref.bucket, ref.key, invocation.version, row.number)
         body = row_body(ref, row)
-        margin = self._settings.deadline_margin_s
-        failures = throttles = 0
-        while True:
-            if progress.unreachable is not None:
-                return  # the invocation is being abandoned; the row stays unfinished
-            left = remaining()
-            timeout = (
-                None if left is None else max(0.05, min(self._settings.read_timeout_s, left - margin / 2))
-            )
-            await slots.acquire()
-            try:
-                delivery = await self._downstream.deliver(body, key, timeout)
-                progress.latency_total_s += delivery.latency_s
-                progress.latency_count += 1
-                progress.latency_max_s = max(progress.latency_max_s, delivery.latency_s)
-                outcome = delivery.outcome
-                if outcome is DeliveryOutcome.APPLIED:
-                    limiter.on_success(slots.in_flight)
-                elif outcome is DeliveryOutcome.THROTTLED:
-                    limiter.on_throttle()
-                elif outcome is DeliveryOutcome.TIMED_OUT:
-                    limiter.on_timeout()
-            finally:
-                slots.release()
-            if delivery.status is not None:
-                progress.any_answer = True
-            if outcome is DeliveryOutcome.APPLIED:
-                summary.rows_applied += 1
-                del progress.unfinished[row.number]
+        attempts = RowAttempts()
+        while invocation.unreachable is None:  # else: abandoned; the row stays unfinished
+            delivery = await self._attempt(invocation, body, key)
+            view = InvocationView(invocation.any_answer, invocation.remaining())
+            decision = decide(delivery, attempts, view, self._policy, self._rng)
+            invocation.count(delivery.outcome, decision)
+            if decision.action is not RowAction.RETRY:
+                invocation.settle(row, decision)
                 return
-            if outcome is DeliveryOutcome.REJECTED:
-                self._fail(run, row, f"downstream rejected the row: {delivery.detail}")
-                return
-            if outcome is DeliveryOutcome.THROTTLED:
-                # A 429 says "not now", not "this row is bad": it never sends a row to the sink.
-                summary.throttled += 1
-                throttles += 1
-                if not self._throttle_policy.should_retry(throttles):
-                    progress.saturated = True  # stop taking rows; the cursor points at this one
-                    return
-                delay = self._throttle_policy.delay_s(throttles, self._rng, delivery.retry_after_s)
-            else:
-                if outcome is DeliveryOutcome.TIMED_OUT:
-                    summary.timeouts += 1
-                failures += 1
-                if not self._policy.should_retry(failures):
-                    if delivery.status is None and not progress.any_answer:
-                        progress.unreachable = (
-                            f"downstream unreachable: no answer to any request after {failures} attempts "
-                            f"of row {row.number} ({delivery.detail})"
-                        )
-                        return
-                    self._fail(run, row, f"gave up after {failures} attempts: {delivery.detail}")
-                    return
-                delay = self._policy.delay_s(failures, self._rng, delivery.retry_after_s)
-            left = remaining()
-            if left is not None and left - delay < margin / 2:
-                return  # no time left to retry: the row stays unfinished and the cursor points at it
-            summary.retries += 1
-            await asyncio.sleep(delay)
+            attempts = decision.attempts
+            await self._sleep(decision.delay_s)
 
-    @staticmethod
-    def _fail(run: _RunState, row: DataRow, reason: str) -> None:
-        run.failed.add(row.number, reason, tuple(row.values.values()))
-        run.summary.rows_failed += 1
-        del run.progress.unfinished[row.number]
+    async def _attempt(self, invocation: _Invocation, body: dict[str, Any], key: str) -> Delivery:
+        """One request, holding a slot only while it is on the wire; feeds the limiter."""
+        settings = self._settings
+        timeout = attempt_timeout_s(
+            invocation.remaining(), settings.read_timeout_s, settings.deadline_margin_s
+        )
+        load = invocation.load
+        await load.slots.acquire()
+        try:
+            delivery = await self._downstream.deliver(body, key, timeout)
+            feed_limiter(load.limiter, delivery.outcome, load.slots.in_flight)
+        finally:
+            load.slots.release()
+        load.add_latency(delivery.latency_s)
+        invocation.any_answer = invocation.any_answer or delivery.status is not None
+        return delivery
 
 
 @dataclass(frozen=True)
@@ -435,9 +457,3 @@ class _Start:
     def version_token(self) -> str:
         """The version id when the object has one, else its ETag: part of every idempotency key."""
         return object_version_token(self.opened.version_id, self.opened.etag)
-
-    def opened_ref(self, summary: RunSummary) -> ObjectRef:
-        summary.key = self.opened.key or summary.key
-        return ObjectRef(
-            bucket=summary.bucket, key=summary.key, version_id=self.version_id, etag=self.opened.etag
-        )

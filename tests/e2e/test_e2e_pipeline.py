@@ -148,9 +148,9 @@ def test_a_duplicated_s3_event_causes_no_duplicate_effects(
     use(stack, recording)
     upload(stack, "normal/twice.csv", csv_body("twice", 30))
     sqs = stack.client("sqs")
-    (event,) = sqs.receive_message(QueueUrl=stack.names.normal_queue_url, VisibilityTimeout=0)["Messages"]
+    (event,) = sqs.receive_message(QueueUrl=stack.names.queue_urls["normal"], VisibilityTimeout=0)["Messages"]
     sqs.send_message(
-        QueueUrl=stack.names.normal_queue_url, MessageBody=event["Body"]
+        QueueUrl=stack.names.queue_urls["normal"], MessageBody=event["Body"]
     )  # EventBridge redelivered it
     run_until_idle(stack)
     stats = simulator.stats()
@@ -218,15 +218,15 @@ def test_a_message_that_keeps_failing_reaches_the_dlq_after_max_receive_count(
     )
     before = stack.processor_counters()
     upload(stack, "normal/unlucky.csv", csv_body("unlucky", 5))
-    run_until_idle(stack, until=lambda: stack.queue_depth(stack.names.normal_dlq_url).visible == 1)
+    run_until_idle(stack, until=lambda: stack.queue_depth(stack.names.dlq_urls["normal"]).visible == 1)
     after = stack.processor_counters()
     assert after.invocations - before.invocations == MAX_RECEIVE_COUNT
     assert after.errors - before.errors == MAX_RECEIVE_COUNT
-    moved = stack.client("sqs").receive_message(QueueUrl=stack.names.normal_dlq_url, VisibilityTimeout=0)[
+    moved = stack.client("sqs").receive_message(QueueUrl=stack.names.dlq_urls["normal"], VisibilityTimeout=0)[
         "Messages"
     ]
     assert json.loads(moved[0]["Body"])["detail"]["object"]["key"] == "normal/unlucky.csv"
     assert simulator.stats().effects_applied == 0
     stack.client("sqs").delete_message(
-        QueueUrl=stack.names.normal_dlq_url, ReceiptHandle=moved[0]["ReceiptHandle"]
+        QueueUrl=stack.names.dlq_urls["normal"], ReceiptHandle=moved[0]["ReceiptHandle"]
     )

@@ -104,13 +104,16 @@ def test_once_json_reports_depths_in_flight_dlq_executions_and_function(
 
 def test_executions_are_counted_by_status(endpoint_url: str, resources: Resources) -> None:
     sfn = moto_client(endpoint_url, "stepfunctions")
+    args = ("--state-machine", resources.state_machine_arn, "--once", "--json")
+    before = json.loads(_monitor(endpoint_url, *args).stdout)["state_machine"]
     execution = sfn.start_execution(stateMachineArn=resources.state_machine_arn)["executionArn"]
     sfn.stop_execution(executionArn=execution)
-    result = _monitor(endpoint_url, "--state-machine", resources.state_machine_arn, "--once", "--json")
+    result = _monitor(endpoint_url, *args)
     assert result.exit_code == 0, result.output
     machine = json.loads(result.stdout)["state_machine"]
-    assert machine["aborted"] >= 1
+    assert machine["aborted"] == before["aborted"] + 1
     assert machine["running"] == 0
+    assert (machine["failed"], machine["timed_out"]) == (before["failed"], before["timed_out"])
 
 
 def test_cloudwatch_figures_are_summed_when_datapoints_exist(endpoint_url: str, resources: Resources) -> None:
@@ -201,3 +204,41 @@ def test_wrong_flags_are_usage_errors(endpoint_url: str, args: list[str], messag
     result = _monitor(endpoint_url, *args)
     assert result.exit_code == 2
     assert message in result.output
+
+
+def test_an_express_dispatcher_is_read_from_the_aws_states_metrics(endpoint_url: str) -> None:
+    """ListExecutions does not serve Express executions on AWS: the monitor reads AWS/States instead."""
+    sfn = moto_client(endpoint_url, "stepfunctions")
+    tag = uuid.uuid4().hex[:8]
+    definition = json.dumps({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}})
+    arn = sfn.create_state_machine(
+        name=f"mon-express-{tag}",
+        definition=definition,
+        roleArn="arn:aws:iam::123456789012:role/x",
+        type="EXPRESS",
+    )["stateMachineArn"]
+    cloudwatch = moto_client(endpoint_url, "cloudwatch")
+    for metric, value in (("ExecutionsStarted", 7.0), ("ExecutionsFailed", 1.0), ("ExecutionsFailed", 2.0)):
+        cloudwatch.put_metric_data(
+            Namespace="AWS/States",
+            MetricData=[
+                {
+                    "MetricName": metric,
+                    "Dimensions": [{"Name": "StateMachineArn", "Value": arn}],
+                    "Timestamp": dt.datetime.now(dt.UTC),
+                    "Value": value,
+                }
+            ],
+        )
+    result = _monitor(endpoint_url, "--state-machine", arn, "--once", "--json")
+    assert result.exit_code == 0, result.output
+    machine = json.loads(result.stdout)["state_machine"]
+    assert machine["type"] == "EXPRESS"
+    assert machine["source"] == "AWS/States, last 5 min"
+    assert (machine["started"], machine["failed"]) == (7.0, 3.0)
+    assert machine["running"] is None, "AWS cannot count running Express executions"
+    assert machine["timed_out"] is None, "no datapoint must read as unknown, not as zero"
+    table = _monitor(endpoint_url, "--state-machine", arn, "--once")
+    assert table.exit_code == 0, table.output
+    assert "EXPRESS" in table.stdout
+    assert "succeeded" in table.stdout

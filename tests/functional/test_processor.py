@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,7 +16,14 @@ from _processor_support import (
     processor_env,
 )
 
+from s3stagger.adapters.downstream_client import HttpDownstream, build_http_transports
+from s3stagger.adapters.failed_rows_sink import S3FailedRowsSink
+from s3stagger.adapters.s3_object_source import S3ObjectSource
+from s3stagger.config import ProcessorSettings
+from s3stagger.domain.events import parse_process_request
+from s3stagger.domain.model import RunStatus, RunSummary
 from s3stagger.local.downstream import DownstreamSimulator, LatencySpec, SimulatorSettings
+from s3stagger.processor import ObjectProcessor, RunMetrics
 
 FAST = LatencySpec.fixed(0.003)
 
@@ -120,18 +128,44 @@ def test_a_row_throttled_past_its_budget_ends_the_invocation_partial_and_never_f
     assert stats.peak_concurrency <= 1
 
 
-def test_retry_after_as_an_http_date_is_honoured(s3: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_retry_after_as_an_http_date_sets_the_wait(s3: Any) -> None:
     event = put(s3, "high/dated.csv", csv_bytes(60))
-    settings = SimulatorSettings(
-        capacity=2, latency=FAST, overload="reject", seed=9, retry_after_s=0.01, retry_after_http_date=True
+    # The simulator asks for two minutes as an HTTP-date; the processor caps a Retry-After at
+    # backoff_max_s. With a backoff base of 0 the jittered wait is 0, so a wait of exactly the cap
+    # can only come from the header having been read.
+    simulator = SimulatorSettings(
+        capacity=2, latency=FAST, overload="reject", seed=9, retry_after_s=120, retry_after_http_date=True
     )
-    with DownstreamSimulator(settings) as sim:
-        processor_env(monkeypatch, sim.rows_url, MAX_CONCURRENCY=6, INITIAL_CONCURRENCY=6)
-        answer = invoke(event)
+    waits: list[float] = []
+
+    async def record(delay_s: float) -> None:
+        waits.append(delay_s)
+        await asyncio.sleep(0.002)  # let the rows in flight finish instead of waiting two minutes
+
+    with DownstreamSimulator(simulator) as sim:
+        settings = ProcessorSettings(
+            downstream_url=sim.rows_url,
+            max_concurrency=6,
+            initial_concurrency=6,
+            max_throttled_attempts=1000,
+            backoff_base_s=0.0,
+            backoff_max_s=0.25,
+        )
+
+        async def run() -> tuple[RunSummary, RunMetrics]:
+            async with HttpDownstream(build_http_transports(6), sim.rows_url) as downstream:
+                processor = ObjectProcessor(
+                    settings, S3ObjectSource(s3), S3FailedRowsSink(s3, None), downstream, sleep=record
+                )
+                return await processor.run(parse_process_request(event))
+
+        summary, _ = asyncio.run(run())
         stats = sim.stats()
-    assert answer["status"] == "COMPLETE"
-    assert answer["rows_applied"] == 60
+    assert summary.status is RunStatus.COMPLETE
+    assert summary.rows_applied == 60
     assert stats.throttled_429 > 0
+    assert len(waits) == summary.retries == stats.throttled_429
+    assert waits == [0.25] * len(waits)
     assert stats.effects_applied == 60
 
 

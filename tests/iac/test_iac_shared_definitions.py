@@ -26,6 +26,7 @@ from _iac_support import (
 )
 
 from s3stagger import definitions
+from s3stagger.definitions.model import LAMBDA_RETRY_WINDOW_S, VISIBILITY_MARGIN_S, Definitions, violations
 from s3stagger.local.templates import placeholders
 
 DEFINITIONS_PREFIX = "${local.definitions_path}/"
@@ -164,32 +165,19 @@ def asl_retry_window_s(state_name: str) -> float:
     )
 
 
-def test_the_module_knows_the_asl_retry_window_of_the_processor_call() -> None:
-    """The visibility precondition adds the ASL's Lambda retrier; it must match the template."""
+def test_the_module_and_the_model_know_the_asl_retry_window_of_the_processor_call() -> None:
+    """The visibility rule adds the ASL's Lambda retrier; the module and the model must match the template."""
     assert _dispatcher_local_int("lambda_retry_window_s") == asl_retry_window_s("InvokeProcessor")
+    assert asl_retry_window_s("InvokeProcessor") == LAMBDA_RETRY_WINDOW_S
+    assert _dispatcher_local_int("visibility_margin_s") == VISIBILITY_MARGIN_S
 
 
 def test_shared_definitions_pass_the_modules_plan_time_checks() -> None:
-    """The defaults deploy: what the modules' preconditions demand holds for the definitions as shipped."""
-    queues = definition_json("queues.json")
-    dispatcher = definition_json("dispatcher.json")
-    processor = definition_json("processor.json")
-    budget = definition_json("budget.json")
-    longest_delay = max(item["max_delay_s"] for item in dispatcher["stagger"]["priorities"].values())
-
-    minimum_extension = (
-        processor["timeout_s"]
-        + _dispatcher_local_int("lambda_retry_window_s")
-        + _dispatcher_local_int("visibility_margin_s")
-    )
-    assert dispatcher["visibility_extension_s"] >= minimum_extension
-    assert dispatcher["lease_s"] >= dispatcher["visibility_extension_s"] + longest_delay
-    assert queues["queue"]["visibility_timeout_s"] >= processor["timeout_s"]
-    assert queues["dlq"]["message_retention_s"] > queues["queue"]["message_retention_s"]
-    assert budget["minimum"] <= budget["default"] <= budget["maximum"] <= 40
-    assert budget["maximum"] <= processor["reserved_concurrency"]
-    assert processor["runtime"] == "python3.13"
-    assert processor["architecture"] == "arm64"
+    """The defaults deploy: the model's rules (twins of the preconditions) hold for the files as shipped."""
+    shipped = Definitions.load(directory=DEFINITIONS_DIR)
+    assert violations(shipped) == {}
+    assert shipped.processor.runtime == "python3.13"
+    assert shipped.processor.architecture == "arm64"
 
 
 def test_the_visibility_precondition_names_what_to_change() -> None:

@@ -31,7 +31,7 @@ def stack(request: pytest.FixtureRequest) -> Iterator[LocalPipeline]:
         max_receive_count=2,
         dispatcher_type=request.param,
         dispatcher={
-            "max_calls_per_slot": 3,
+            "max_calls_per_slot": {"EXPRESS": 3, "STANDARD": 3},
             "max_partials_per_object": 2,
             "failure_retry_delay_s": 1,
             "idle_polls": 0,
@@ -138,7 +138,7 @@ def test_completes_every_message_and_continues_as_a_new_execution(stack: LocalPi
     executions = dispatch(stack)
     assert sorted(call["object"]["key"] for call in recorder.calls) == [f"normal/k{i}.csv" for i in range(4)]
     assert all(call["cursor"] is None for call in recorder.calls)
-    assert depth(stack, stack.names.normal_queue_url) == 0
+    assert depth(stack, stack.names.queue_urls["normal"]) == 0
     # one slot x 3 calls per slot and execution: the fourth object needs the continuation
     first, continuation = executions
     assert continuation["name"] == f"{first['name']}-g1"
@@ -189,7 +189,7 @@ def test_a_long_object_holds_one_slot_while_the_others_refill(stack: LocalPipeli
     dispatch(stack)
     assert released_by_small_objects == [True]
     assert sorted(call["object"]["key"] for call in recorder.calls) == sorted([*small, "normal/long.csv"])
-    assert depth(stack, stack.names.normal_queue_url) == 0
+    assert depth(stack, stack.names.queue_urls["normal"]) == 0
 
 
 def test_the_processor_gets_the_deadline_and_a_reached_deadline_continues_at_the_cursor(
@@ -211,7 +211,7 @@ def test_the_processor_gets_the_deadline_and_a_reached_deadline_continues_at_the
     # the cursor travelled in a continuation message, resumed by the continuation execution
     assert [e["name"] for e in executions[1:]] == [f"{executions[0]['name']}-g1"]
     assert "HandOnCursor" in states_entered(stack, executions[0]["executionArn"])
-    assert depth(stack, stack.names.normal_queue_url) == 0
+    assert depth(stack, stack.names.queue_urls["normal"]) == 0
 
 
 def test_partial_answers_continue_from_the_cursor_even_across_messages(stack: LocalPipeline) -> None:
@@ -232,7 +232,7 @@ def test_partial_answers_continue_from_the_cursor_even_across_messages(stack: Lo
         {"row": 4},
     ]
     assert {call["object"]["key"] for call in recorder.calls} == {"normal/big.csv"}
-    assert depth(stack, stack.names.normal_queue_url) == 0
+    assert depth(stack, stack.names.queue_urls["normal"]) == 0
 
 
 def test_a_failure_is_recorded_retried_and_after_max_receive_count_moved_to_the_dlq(
@@ -253,12 +253,14 @@ def test_a_failure_is_recorded_retried_and_after_max_receive_count_moved_to_the_
         recorder = use(stack, crash)
         send(stack, "normal", "normal/poison.csv")
         deadline = time.monotonic() + WAIT_S
-        while depth(stack, stack.names.normal_dlq_url) == 0:
+        while depth(stack, stack.names.dlq_urls["normal"]) == 0:
             assert time.monotonic() < deadline, "the message never reached the DLQ"
             dispatch(stack)
             time.sleep(0.5)
         assert len(recorder.calls) == 2  # maxReceiveCount
-        moved = sqs.receive_message(QueueUrl=stack.names.normal_dlq_url, VisibilityTimeout=0)["Messages"][0]
+        moved = sqs.receive_message(QueueUrl=stack.names.dlq_urls["normal"], VisibilityTimeout=0)["Messages"][
+            0
+        ]
         assert json.loads(moved["Body"])["key"] == "normal/poison.csv"
         captured = sqs.receive_message(QueueUrl=capture_url, MaxNumberOfMessages=10)["Messages"]
     finally:  # the module's stack outlives this test: leave no rule or queue behind
@@ -269,7 +271,7 @@ def test_a_failure_is_recorded_retried_and_after_max_receive_count_moved_to_the_
     assert failure["detail-type"] == "Object processing failed"
     assert failure["detail"]["error"]["Error"] == "RuntimeError"
     assert "downstream exploded" in failure["detail"]["error"]["Cause"]
-    assert failure["detail"]["queueUrl"] == stack.names.normal_queue_url
+    assert failure["detail"]["queueUrl"] == stack.names.queue_urls["normal"]
 
 
 def test_an_answer_that_is_not_a_status_is_a_failure_and_the_message_stays(stack: LocalPipeline) -> None:
@@ -279,7 +281,7 @@ def test_an_answer_that_is_not_a_status_is_a_failure_and_the_message_stays(stack
     entered = states_entered(stack, execution["executionArn"])
     assert "UnexpectedAnswer" in entered
     assert "DeleteMessage" not in entered
-    assert depth(stack, stack.names.normal_queue_url) == 1
+    assert depth(stack, stack.names.queue_urls["normal"]) == 1
 
 
 def test_a_dispatcher_that_finds_the_lease_held_ends_without_touching_the_queues(
@@ -351,24 +353,24 @@ def test_lambda_throttles_get_the_recommended_retrier(stack: LocalPipeline) -> N
             lam.put_function_concurrency(FunctionName=name, ReservedConcurrentExecutions=reserved)
     assert sorted(call["object"]["key"] for call in recorder.calls) == ["normal/t1.csv", "normal/t2.csv"]
     assert stack.processor_counters().throttles >= 1
-    assert depth(stack, stack.names.normal_queue_url) == 0
+    assert depth(stack, stack.names.queue_urls["normal"]) == 0
 
 
 def test_a_body_that_is_not_json_is_a_recorded_failure_not_a_failed_execution(stack: LocalPipeline) -> None:
     recorder = use(stack, complete)
     sqs = stack.client("sqs")
-    sqs.send_message(QueueUrl=stack.names.normal_queue_url, MessageBody="not json at all")
+    sqs.send_message(QueueUrl=stack.names.queue_urls["normal"], MessageBody="not json at all")
     send(stack, "normal", "normal/fine.csv")
     deadline = time.monotonic() + WAIT_S
     executions: list[dict[str, Any]] = []
-    while depth(stack, stack.names.normal_dlq_url) == 0:
+    while depth(stack, stack.names.dlq_urls["normal"]) == 0:
         assert time.monotonic() < deadline, "the malformed message never reached the DLQ"
         executions += dispatch(stack)
         time.sleep(0.5)
     assert {e["status"] for e in executions} == {"SUCCEEDED"}
     assert any("MalformedMessage" in states_entered(stack, e["executionArn"]) for e in executions)
     assert [call["object"]["key"] for call in recorder.calls] == ["normal/fine.csv"]
-    moved = sqs.receive_message(QueueUrl=stack.names.normal_dlq_url, VisibilityTimeout=0)["Messages"][0]
+    moved = sqs.receive_message(QueueUrl=stack.names.dlq_urls["normal"], VisibilityTimeout=0)["Messages"][0]
     assert moved["Body"] == "not json at all"
 
 

@@ -1,7 +1,6 @@
 """Provisioning from definitions/: what local mode creates is what the definition files say."""
 
 import json
-import re
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -9,8 +8,9 @@ from typing import Any
 import pytest
 
 from s3stagger import definitions
+from s3stagger.definitions.model import DefinitionError, Definitions
 from s3stagger.local.pipeline import LocalPipeline, LocalPipelineSettings
-from s3stagger.local.provision import Definitions, ProvisionError, ProvisionSettings
+from s3stagger.local.provision import ProvisionSettings, ResourceNames, dispatcher_template_values
 from s3stagger.local.templates import placeholders
 
 DOWNSTREAM = "http://127.0.0.1:9/rows"
@@ -31,23 +31,27 @@ def test_names_follow_the_prefix_convention(stack: LocalPipeline) -> None:
     names = stack.names
     assert names.bucket == "s3stagger-uploads"
     assert names.failed_rows_bucket == "s3stagger-failed-rows"
-    assert names.high_queue_url.endswith("/s3stagger-high")
-    assert names.normal_queue_url.endswith("/s3stagger-normal")
-    assert names.high_dlq_url.endswith("/s3stagger-high-dlq")
-    assert names.normal_dlq_url.endswith("/s3stagger-normal-dlq")
+    shipped = Definitions.load()
+    assert names.priorities == shipped.priorities
+    assert list(names.queue_urls) == list(names.dlq_urls) == list(shipped.priorities)  # served in this order
+    for priority in shipped.priorities:
+        assert names.queue_urls[priority].endswith(f"/s3stagger-{priority}")
+        assert names.dlq_urls[priority].endswith(f"/s3stagger-{priority}-dlq")
+        assert names.key_prefix(priority) == shipped.event_rules.key_prefix(priority)
+    assert names.all_dlq_urls == (*names.dlq_urls.values(), names.ingest_dlq_url)
     assert names.ingest_dlq_url.endswith("/s3stagger-ingest-dlq")
     assert names.lease_queue_url.endswith("/s3stagger-dispatcher-lease.fifo")
     assert names.state_machine_arn.endswith(":stateMachine:s3stagger-dispatcher")
     assert names.function_name == "s3stagger-processor"
     assert names.budget_parameter == "/s3stagger/concurrency-budget"
     assert names.rule_names == (
-        "s3stagger-object-created-high",
-        "s3stagger-object-created-normal",
+        *(f"s3stagger-object-created-{priority}" for priority in shipped.priorities),
         "s3stagger-object-unrouted",
     )
-    json.dumps(names.as_dict())  # what `s3stagger local up` prints
+    printed = json.loads(json.dumps(names.as_dict()))  # what `s3stagger local up` prints
+    assert printed["queue_urls"] == dict(names.queue_urls)
     assert names.key_prefix("high") == "high/"
-    with pytest.raises(ProvisionError, match="no route for priority 'urgent'"):
+    with pytest.raises(DefinitionError, match="no route for priority 'urgent'"):
         names.key_prefix("urgent")
 
 
@@ -86,6 +90,9 @@ def test_rules_route_by_prefix_with_retry_policy_and_dlq(stack: LocalPipeline) -
         assert target["DeadLetterConfig"] == {"Arn": ingest_arn}
     high = json.loads(events.describe_rule(Name="s3stagger-object-created-high")["EventPattern"])
     assert high["detail"]["object"]["key"] == [{"wildcard": "high/*.csv"}]
+    unrouted = json.loads(events.describe_rule(Name="s3stagger-object-unrouted")["EventPattern"])
+    every_route = [f"{route['key_prefix']}*{rules_spec['object_suffix']}" for route in rules_spec["routes"]]
+    assert unrouted["detail"]["object"]["key"] == [{"anything-but": {"wildcard": every_route}}]
 
 
 def test_the_bucket_sends_events_and_each_key_lands_in_its_queue(stack: LocalPipeline) -> None:
@@ -100,8 +107,7 @@ def test_the_bucket_sends_events_and_each_key_lands_in_its_queue(stack: LocalPip
     for key in uploads:
         s3.put_object(Bucket=stack.names.bucket, Key=key, Body=b"h\n1\n")
     s3.put_object(Bucket=stack.names.failed_rows_bucket, Key="failed-rows/x.json", Body=b"{}")
-    urls = {"high": stack.names.high_queue_url, "normal": stack.names.normal_queue_url}
-    urls["ingest-dlq"] = stack.names.ingest_dlq_url
+    urls = {**stack.names.queue_urls, "ingest-dlq": stack.names.ingest_dlq_url}
     landed: dict[str, str] = {}
     deadline = time.monotonic() + 10
     while len(landed) < len(uploads) and time.monotonic() < deadline:
@@ -146,7 +152,7 @@ def test_the_state_machine_is_the_rendered_template(stack: LocalPipeline) -> Non
     urls = ",".join(stack.names.queue_urls[priority] for priority in stack.names.priorities)
     settings = asl["States"]["Setup"]["Parameters"]["settings"]
     assert settings["queueUrls.$"] == f"States.StringSplit('{urls}', ',')"  # in priority order
-    assert described["type"] == definitions.read_json("dispatcher.json")["state_machine_type"]
+    assert described["type"] == Definitions.load().dispatcher.state_machine_type
     invoke = asl["States"]["RunSlots"]["ItemProcessor"]["States"]["InvokeProcessor"]
     assert invoke["Parameters"]["FunctionName"] == stack.names.function_arn
     retrier = invoke["Retry"][0]
@@ -165,24 +171,15 @@ def test_the_environment_points_a_client_at_the_stack(stack: LocalPipeline) -> N
     assert env["AWS_DEFAULT_REGION"] == "us-east-1"
 
 
-# -- validation of definitions and overrides (no emulator needed) -------------------------------
+# -- overrides of a local run (no emulator needed) -------------------------------------------------
 
 
 def load(**overrides: Any) -> Definitions:
-    return Definitions.load(ProvisionSettings(downstream_url=DOWNSTREAM, **overrides))
+    return ProvisionSettings(downstream_url=DOWNSTREAM, **overrides).load_definitions()
 
 
-def test_the_shipped_definitions_are_consistent() -> None:
-    loaded = load()
-    values = loaded.dispatcher_template_values(
-        _names_for_template(loaded)  # every placeholder gets a value, none is spare
-    )
-    assert set(values) == placeholders(definitions.read_text("dispatcher.asl.json"))
-
-
-def _names_for_template(loaded: Definitions) -> Any:
-    from s3stagger.local.provision import ResourceNames
-
+def names_for_template(loaded: Definitions, queue_urls: dict[str, str] | None = None) -> ResourceNames:
+    urls = {p: f"u-{p}" for p in loaded.priorities} if queue_urls is None else queue_urls
     return ResourceNames(
         name_prefix="p",
         region="r",
@@ -190,9 +187,10 @@ def _names_for_template(loaded: Definitions) -> Any:
         bucket="b",
         failed_rows_bucket="f",
         failed_rows_prefix="x/",
-        priorities=tuple(loaded.queues["priorities"]),
-        queue_urls={p: f"u-{p}" for p in loaded.queues["priorities"]},
-        dlq_urls={p: f"d-{p}" for p in loaded.queues["priorities"]},
+        priorities=loaded.priorities,
+        queue_urls=urls,
+        dlq_urls={p: f"d-{p}" for p in loaded.priorities},
+        key_prefixes={p: f"{p}/" for p in loaded.priorities},
         ingest_dlq_url="i",
         lease_queue_url="l",
         rule_names=(),
@@ -205,55 +203,79 @@ def _names_for_template(loaded: Definitions) -> Any:
     )
 
 
+def test_every_asl_placeholder_gets_a_value_and_none_is_spare() -> None:
+    loaded = load()
+    values = dispatcher_template_values(loaded, names_for_template(loaded))
+    assert set(values) == placeholders(definitions.read_text("dispatcher.asl.json"))
+    # one value per priority, in queues.json order, joined with ","
+    assert values["queue_urls"] == "u-high,u-normal"
+    spacing = loaded.dispatcher.stagger.priorities
+    assert values["stagger_max_delay_s"] == f"{spacing['high'].max_delay_s},{spacing['normal'].max_delay_s}"
+    assert values["max_calls_per_slot"] == loaded.dispatcher.max_calls_per_slot["EXPRESS"]
+
+
+def test_the_asl_needs_a_queue_for_every_priority() -> None:
+    loaded = load()
+    with pytest.raises(DefinitionError, match=r"no queue URL for priorities \['normal'\]"):
+        dispatcher_template_values(loaded, names_for_template(loaded, {"high": "u-high"}))
+
+
+def test_settings_override_the_definition_files() -> None:
+    loaded = load(
+        processor_timeout_s=30,
+        processor_reserved_concurrency=None,
+        max_receive_count=2,
+        dispatcher={"failure_retry_delay_s": 1},
+        stagger={
+            "backlog_depth": 3,
+            "priorities": {
+                "high": {"spacing_s": 0, "max_delay_s": 0},
+                "normal": {"spacing_s": 2, "max_delay_s": 2},
+            },
+        },
+    )
+    shipped = Definitions.load()
+    assert loaded.processor.timeout_s == 30
+    assert loaded.processor.reserved_concurrency == shipped.processor.reserved_concurrency  # None: keep
+    assert loaded.queues.queue.max_receive_count == 2
+    assert loaded.queues.queue.visibility_timeout_s == shipped.queues.queue.visibility_timeout_s
+    assert loaded.dispatcher.failure_retry_delay_s == 1
+    assert loaded.dispatcher.stagger.backlog_depth == 3
+    assert loaded.dispatcher.stagger.priorities["normal"].spacing_s == 2
+
+
+def test_the_initial_budget_is_checked_like_terraforms() -> None:
+    assert load(concurrency_budget=40).budget.default == 40
+    with pytest.raises(DefinitionError, match=r"default \(41\) <= maximum \(40\)"):
+        load(concurrency_budget=41)
+
+
 def test_an_unknown_dispatcher_override_is_named() -> None:
-    with pytest.raises(ProvisionError, match=r"unknown dispatcher setting\(s\) retry_delay"):
+    with pytest.raises(DefinitionError, match=r"dispatcher.json: override of unknown field retry_delay"):
         load(dispatcher={"retry_delay": 1})
 
 
-def test_visibility_must_outlast_the_processor_timeout() -> None:
+def test_a_processor_timeout_the_visibility_extension_cannot_cover_is_refused() -> None:
     with pytest.raises(
-        ProvisionError, match="visibility_extension_s=600 must exceed the processor timeout_s=900"
+        DefinitionError, match=r"visibility_extension_s=600 must be >= processor\.json timeout_s=900"
     ):
         load(processor_timeout_s=900)
 
 
-def test_the_queue_visibility_covers_one_invocation() -> None:
+def test_the_dispatcher_type_is_a_setting() -> None:
+    assert load(dispatcher_type="STANDARD").dispatcher.state_machine_type == "STANDARD"
+    assert load().dispatcher.state_machine_type == "EXPRESS"
     with pytest.raises(
-        ProvisionError, match="visibility_timeout_s=100 must be at least the processor timeout_s=300"
+        DefinitionError, match="state_machine_type must be one of EXPRESS, STANDARD, got 'SYNC'"
     ):
-        load(visibility_timeout_s=100)
+        load(dispatcher_type="SYNC")
 
 
-def test_the_lease_must_outlast_an_execution_a_call_and_the_longest_wait() -> None:
-    with pytest.raises(
-        ProvisionError, match=r"lease_s=100 must be >= time_budget_s \+ visibility_extension_s"
-    ):
-        load(dispatcher={"lease_s": 100})
-
-
-@pytest.mark.parametrize(
-    ("overrides", "message"),
-    [
-        ({"dispatcher_type": "SYNC"}, "state_machine_type='SYNC' must be EXPRESS or STANDARD"),
-        ({"dispatcher": {"time_budget_s": 280}}, "time_budget_s=280 must be >= 1, and <= 270 for EXPRESS"),
-        ({"dispatcher": {"time_budget_s": 0}}, "time_budget_s=0 must be >= 1"),
-        ({"dispatcher": {"max_calls_per_slot": 0}}, "max_calls_per_slot for EXPRESS must be >= 1"),
-    ],
-)
-def test_the_execution_settings_are_checked(overrides: dict[str, Any], message: str) -> None:
-    with pytest.raises(ProvisionError, match=re.escape(message)):
-        load(**overrides)
-
-
-def test_a_standard_dispatcher_may_work_longer_and_takes_its_own_call_cap() -> None:
-    loaded = load(dispatcher_type="STANDARD", dispatcher={"time_budget_s": 280})
-    assert loaded.state_machine_type == "STANDARD"
-    assert (
-        loaded.max_calls_per_slot
-        == definitions.read_json("dispatcher.json")["max_calls_per_slot"]["STANDARD"]
-    )
-
-
-def test_the_stagger_must_cover_every_priority() -> None:
-    with pytest.raises(ProvisionError, match=r"stagger lacks priorities \['high'\]"):
+def test_a_stagger_override_replaces_the_priorities_whole() -> None:
+    with pytest.raises(DefinitionError, match=r"stagger.priorities \['normal'\] must be exactly"):
         load(stagger={"backlog_depth": 1, "priorities": {"normal": {"spacing_s": 0, "max_delay_s": 0}}})
+
+
+def test_the_name_prefix_is_validated_too() -> None:
+    with pytest.raises(DefinitionError, match="S3 allows 63"):
+        ProvisionSettings(downstream_url=DOWNSTREAM, name_prefix="p" * 60).load_definitions()

@@ -29,6 +29,7 @@ from s3stagger.cli.pipeline_run import (
     workload,
 )
 from s3stagger.cli.simulate import UploadedObject
+from s3stagger.definitions.model import Definitions
 
 
 def _observation(**changes: Any) -> PipelineObservation:
@@ -221,7 +222,9 @@ def test_processor_concurrency_is_sized_to_the_capacity_unless_given() -> None:
     assert PipelineRunSettings(capacity=5, concurrency_budget=10).sized_processor_concurrency() == 1
     given = PipelineRunSettings(capacity=20, concurrency_budget=10, processor_max_concurrency=7)
     assert given.sized_processor_concurrency() == 7
-    assert PipelineRunSettings(concurrency_budget=None).effective_budget() >= 1
+    budget_default = Definitions.load().budget.default
+    assert PipelineRunSettings(concurrency_budget=None).effective_budget() == budget_default
+    assert PipelineRunSettings(concurrency_budget=3).effective_budget() == 3
 
 
 def test_sizing_note_warns_when_demand_exceeds_capacity() -> None:
@@ -272,4 +275,6 @@ def test_the_demo_command_exits_with_its_verdict(
     result = CliRunner().invoke(app, [*args, "--json"] if as_json else args)
     assert result.exit_code == status, result.output
     if as_json:
-        assert json.loads(result.stdout)["dlq_messages"] == changes.get("dlq_messages", 0)
+        payload = json.loads(result.stdout)
+        assert payload["dlq_messages"] == changes.get("dlq_messages", 0)
+        assert payload["sections"] == {"alarms": {"raised": 2}}, "collectors' sections reach the JSON report"

@@ -3,7 +3,13 @@ import json
 import pytest
 
 from s3stagger import definitions
-from s3stagger.local.templates import TemplateError, placeholders, render_definition_json, render_template
+from s3stagger.local.templates import (
+    TemplateError,
+    json_string_list_items,
+    placeholders,
+    render_definition_json,
+    render_template,
+)
 
 TEMPLATES = ["dispatcher.asl.json", "event_pattern.json", "event_pattern_unrouted.json"]
 SETTINGS = [
@@ -59,3 +65,12 @@ def test_readme_lists_every_dispatcher_placeholder() -> None:
     for name in placeholders(definitions.read_text("dispatcher.asl.json")):
         generic = name.replace("high_", "<priority>_").replace("normal_", "<priority>_")
         assert f"`{name}`" in readme or f"`{generic}`" in readme or name in readme, name
+
+
+def test_a_generated_list_renders_as_a_json_list_in_a_valid_json_template() -> None:
+    template = '{"wildcard": ["${items}"]}'
+    json.loads(template)  # valid JSON before rendering
+    rendered = render_template(template, {"items": json_string_list_items(['a"b', "c\\d", "é"])})
+    assert json.loads(rendered) == {"wildcard": ['a"b', "c\\d", "é"]}
+    with pytest.raises(TemplateError, match="at least one item"):
+        json_string_list_items([])

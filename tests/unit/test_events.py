@@ -48,14 +48,14 @@ def test_dispatcher_envelope_with_a_message_body_string_and_a_cursor() -> None:
     assert request.cursor == cursor
 
 
-def test_plain_reference_with_priority() -> None:
+def test_a_plain_reference_may_carry_fields_the_processor_does_not_use() -> None:
     request = parse_process_request(
         {
             "object": {"bucket": "b", "key": "k.csv", "etag": '"e"', "size": 3, "priority": "high"},
             "cursor": None,
         }
     )
-    assert request.object == ObjectRef("b", "k.csv", None, "e", 3, "high")
+    assert request.object == ObjectRef("b", "k.csv", None, "e", 3)
     assert request.cursor is None
 
 

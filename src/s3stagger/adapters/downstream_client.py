@@ -11,45 +11,14 @@ import json
 import ssl
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any
 
 import httpx
 
+from s3stagger.domain.delivery import Delivery, DeliveryOutcome
 from s3stagger.domain.retry import is_retryable_status, parse_retry_after
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
-
-
-class DeliveryOutcome(StrEnum):
-    APPLIED = "applied"
-    """2xx: the row is applied (or was already, for a replayed key)."""
-    THROTTLED = "throttled"
-    """429: over the downstream's capacity; retry later, lower the concurrency."""
-    TIMED_OUT = "timed_out"
-    """No answer in time: retry; counts as overload."""
-    UNREACHABLE = "unreachable"
-    """Could not connect: retry."""
-    RETRYABLE_ERROR = "retryable_error"
-    """5xx or 408, or a broken connection: retry."""
-    REJECTED = "rejected"
-    """Any other 4xx: permanent; the row goes to the failed-rows sink."""
-
-    @property
-    def retryable(self) -> bool:
-        return self is not DeliveryOutcome.APPLIED and self is not DeliveryOutcome.REJECTED
-
-
-@dataclass(frozen=True)
-class Delivery:
-    """The outcome of one attempt."""
-
-    outcome: DeliveryOutcome
-    status: int | None
-    detail: str
-    retry_after_s: float | None = None
-    latency_s: float = 0.0
 
 
 def build_http_transports(connections: int) -> list[httpx.AsyncHTTPTransport]:

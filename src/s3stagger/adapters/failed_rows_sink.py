@@ -54,9 +54,12 @@ class FailedRowsBatch:
         self.last_row = row_number if self.last_row is None else max(self.last_row, row_number)
 
     def close(self) -> str | None:
-        """Upload the rows; return ``s3://bucket/key`` of the record, or ``None`` when none failed."""
+        """Upload the rows; return ``s3://bucket/key`` of the record, or ``None`` when none failed.
+
+        The spooled file is closed whatever happens; a closed batch uploads nothing more.
+        """
         try:
-            if self.count == 0:
+            if self.count == 0 or self._text.closed:
                 return None
             self._text.flush()
             self._file.seek(0)
@@ -65,6 +68,14 @@ class FailedRowsBatch:
             return f"s3://{self._bucket}/{key}"
         finally:
             self._text.close()
+
+    def discard(self) -> None:
+        """Close the spooled file without uploading (the invocation is abandoned or the object rejected)."""
+        self._text.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._text.closed
 
 
 class S3FailedRowsSink:

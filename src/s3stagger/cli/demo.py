@@ -274,6 +274,7 @@ def demo(
             "timed_out": result.timed_out,
             "concurrency_budget": settings.effective_budget(),
             "processor_concurrency": settings.sized_processor_concurrency(),
+            "sections": result.sections,
         }
         typer.echo(json.dumps(payload))
     else:

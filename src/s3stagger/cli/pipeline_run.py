@@ -26,7 +26,6 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from s3stagger import definitions
 from s3stagger.cli.pipeline_report import (
     PipelineObservation,
     PipelineReport,
@@ -35,6 +34,8 @@ from s3stagger.cli.pipeline_report import (
 )
 from s3stagger.cli.sample_data import SampleObject, sample_objects
 from s3stagger.cli.simulate import UploadedObject, upload_objects
+from s3stagger.definitions.model import Definitions
+from s3stagger.domain.flight import plan_flight
 from s3stagger.errors import S3StaggerError
 from s3stagger.handlers import process_object
 from s3stagger.local.downstream import DownstreamSimulator, SimulatorSettings
@@ -91,7 +92,7 @@ class PipelineRunSettings:
         """The concurrency budget in force: the setting, else ``budget.json``'s default."""
         if self.concurrency_budget is not None:
             return self.concurrency_budget
-        return int(definitions.read_json("budget.json")["default"])
+        return Definitions.load().budget.default
 
     def sized_processor_concurrency(self) -> int:
         """Rows in flight per invocation: the setting, else ``capacity // budget`` (at least 1).
@@ -102,7 +103,7 @@ class PipelineRunSettings:
         """
         if self.processor_max_concurrency is not None:
             return self.processor_max_concurrency
-        return max(1, self.capacity // self.effective_budget())
+        return plan_flight(self.capacity, self.effective_budget()).rows_in_flight_per_object
 
     def __post_init__(self) -> None:
         if self.files < 1:
@@ -426,6 +427,7 @@ class PipelineRun:
                 )
             )
             self._stack = self._resources.enter_context(LocalPipeline(self.pipeline_settings()))
+            self._started = time.monotonic()
             if self._stack.runtime is None:  # pragma: no cover - start() sets it or raises
                 raise RuntimeError("the local stack has no Lambda runtime")
             self._stack.runtime.register(self._stack.names.function_name, self.outcomes)
@@ -450,7 +452,10 @@ class PipelineRun:
     def upload(self) -> None:
         """Start uploading the workload in the background (files are generated as they go)."""
         names = self.stack.names
-        files = workload(self.settings, names.key_prefix("high"), names.key_prefix("normal"))
+        # the high share goes to the first (highest) priority, the rest to the last (lowest)
+        files = workload(
+            self.settings, names.key_prefix(names.priorities[0]), names.key_prefix(names.priorities[-1])
+        )
         s3 = self.client_as(USER_USER_AGENT, "s3")
 
         def note(item: UploadedObject) -> None:
@@ -515,6 +520,7 @@ class PipelineRun:
     def stop(self) -> None:
         """Stop the local stack and the simulator (safe to call twice)."""
         self._resources.close()
+        self._simulator = self._stack = None
 
     def run(self) -> PipelineRunResult:
         """Every step: start, upload, follow, collect, stop."""
@@ -562,8 +568,7 @@ class PipelineRun:
 
     def dead_letter_queue_urls(self) -> list[str]:
         """Every DLQ of the stack: one per priority queue, and the ingest DLQ."""
-        names = self.stack.names
-        return [*names.dlq_urls.values(), names.ingest_dlq_url]
+        return list(self.stack.names.all_dlq_urls)
 
     def progress(self) -> PipelineProgress:
         """One look at the run (queues, DLQs, downstream, answers) for the live view."""

@@ -249,125 +249,112 @@ def _rounded(item: LineItem) -> dict[str, Any]:
     return data
 
 
-def estimate_cost(work: CountedWork, prices: PriceTable) -> CostEstimate:
-    """Price ``work`` and scale it to a million objects of ``prices.reference``; see the module doc."""
-    per_object = MILLION / work.objects
-    time_scale = prices.reference.seconds_per_object / work.seconds_per_object if work.rows else 1.0
-    per_object_time = per_object * time_scale
-    items: list[LineItem] = []
+PER_OBJECT = "per object"
+PER_OBJECT_TIMED = "per object x time scale"
+PER_START = "per scheduled start"
 
-    def add(name: str, count: float, unit: str, unit_price: float, *, timed: bool) -> None:
-        quantity = count * (per_object_time if timed else per_object)
+
+@dataclass
+class _Pricing:
+    """Turns counted quantities into line items at one run's scale factors."""
+
+    per_object: float
+    time_scale: float
+    per_idle_execution: float
+    """Scheduled starts of the reference per idle execution the run counted."""
+    items: list[LineItem] = field(default_factory=list)
+
+    def add(self, name: str, count: float, unit: str, unit_price: float, scaling: str = PER_OBJECT) -> None:
+        factor = {
+            PER_OBJECT: self.per_object,
+            PER_OBJECT_TIMED: self.per_object * self.time_scale,
+            PER_START: self.per_idle_execution,
+        }[scaling]
+        quantity = count * factor
         if quantity > 0:
-            items.append(
-                LineItem(
-                    name=name,
-                    quantity=quantity,
-                    unit=unit,
-                    unit_price_usd=unit_price,
-                    usd=quantity * unit_price,
-                    scaling="per object x time scale" if timed else "per object",
-                )
-            )
+            self.items.append(LineItem(name, quantity, unit, unit_price, quantity * unit_price, scaling))
 
-    requests = "requests"
-    sqs_empty = sum(n for action, n in work.sqs_requests.items() if action.endswith(EMPTY_RECEIVE_SUFFIX))
-    sqs_total = sum(n for action, n in work.sqs_requests.items() if not action.endswith(EMPTY_RECEIVE_SUFFIX))
+
+def _price_requests(pricing: _Pricing, work: CountedWork, prices: PriceTable) -> None:
+    """SQS, S3, EventBridge and Lambda requests."""
+    sqs = work.sqs_requests
+    empty = sum(n for action, n in sqs.items() if action.endswith(EMPTY_RECEIVE_SUFFIX))
+    total = sum(n for action, n in sqs.items() if not action.endswith(EMPTY_RECEIVE_SUFFIX))
     sqs_price = prices.sqs_per_million_requests / MILLION
-    add("SQS requests", sqs_total - sqs_empty, requests, sqs_price, timed=False)
-    add("SQS empty receives", sqs_empty, requests, sqs_price, timed=True)
-
+    pricing.add("SQS requests", total - empty, "requests", sqs_price)
+    pricing.add("SQS empty receives", empty, "requests", sqs_price, PER_OBJECT_TIMED)
     s3_put = sum(n for action, n in work.s3_requests.items() if action in S3_PUT_CLASS)
     s3_get = sum(n for action, n in work.s3_requests.items() if action not in S3_PUT_CLASS | S3_FREE)
-    add("S3 PUT/LIST requests", s3_put, requests, prices.s3_put_per_thousand / 1000, timed=False)
-    add("S3 GET requests", s3_get, requests, prices.s3_get_per_thousand / 1000, timed=False)
-    add(
+    pricing.add("S3 PUT/LIST requests", s3_put, "requests", prices.s3_put_per_thousand / 1000)
+    pricing.add("S3 GET requests", s3_get, "requests", prices.s3_get_per_thousand / 1000)
+    pricing.add(
         "EventBridge events",
         work.eventbridge_events,
         "events",
         prices.eventbridge_per_million_events / MILLION,
-        timed=False,
+    )
+    pricing.add(
+        "Lambda requests", work.lambda_requests, "requests", prices.lambda_per_million_requests / MILLION
     )
 
-    add(
-        "Lambda requests",
-        work.lambda_requests,
-        requests,
-        prices.lambda_per_million_requests / MILLION,
-        timed=False,
-    )
+
+def _price_lambda_duration(pricing: _Pricing, work: CountedWork, prices: PriceTable) -> None:
     try:
         gb_s_price = prices.lambda_per_gb_s[work.lambda_architecture]
     except KeyError as error:
         raise CostModelError(f"no Lambda price for architecture {work.lambda_architecture!r}") from error
-    lambda_gb_s = work.lambda_billed_ms / 1000 * work.lambda_memory_mb / GIB_MB
-    add(
-        f"Lambda duration ({work.lambda_architecture}, {work.lambda_memory_mb} MB)",
-        lambda_gb_s,
-        "GB-s",
-        gb_s_price,
-        timed=True,
-    )
+    gb_s = work.lambda_billed_ms / 1000 * work.lambda_memory_mb / GIB_MB
+    name = f"Lambda duration ({work.lambda_architecture}, {work.lambda_memory_mb} MB)"
+    pricing.add(name, gb_s, "GB-s", gb_s_price, PER_OBJECT_TIMED)
 
-    # Idle scheduled starts follow the schedule: priced at the reference's starts, per idle start as measured.
-    idle_starts = prices.reference.scheduled_starts_per_million() if work.sfn_idle_executions else 0.0
-    idle_per_start = idle_starts / work.sfn_idle_executions if work.sfn_idle_executions else 0.0
 
-    def add_idle(name: str, count: float, unit: str, unit_price: float) -> None:
-        quantity = count * idle_per_start
-        if quantity > 0:
-            items.append(
-                LineItem(name, quantity, unit, unit_price, quantity * unit_price, "per scheduled start")
-            )
-
+def _price_dispatcher(pricing: _Pricing, work: CountedWork, prices: PriceTable) -> None:
+    """Standard: transitions; Express: executions and GB-s. Idle starts apart, per scheduled start."""
+    idle_name = "Step Functions scheduled starts (idle)"
     if work.dispatcher_type == DISPATCHER_STANDARD:
-        transition_price = prices.standard_per_thousand_transitions / 1000
+        price = prices.standard_per_thousand_transitions / 1000
         working = work.sfn_transitions - work.sfn_idle_transitions
-        add("Step Functions Standard transitions", working, "transitions", transition_price, timed=False)
-        add_idle(
-            "Step Functions scheduled starts (idle)",
-            work.sfn_idle_transitions,
-            "transitions",
-            transition_price,
-        )
+        pricing.add("Step Functions Standard transitions", working, "transitions", price)
+        pricing.add(idle_name, work.sfn_idle_transitions, "transitions", price, PER_START)
     elif work.dispatcher_type == DISPATCHER_EXPRESS:
-        executions_price = prices.express_per_million_executions / MILLION
-        working = work.sfn_executions - work.sfn_idle_executions
-        add("Step Functions Express executions", working, "executions", executions_price, timed=False)
-        add_idle(
-            "Step Functions scheduled starts (idle)", work.sfn_idle_executions, "executions", executions_price
+        price = prices.express_per_million_executions / MILLION
+        pricing.add(
+            "Step Functions Express executions",
+            work.sfn_executions - work.sfn_idle_executions,
+            "executions",
+            price,
         )
+        pricing.add(idle_name, work.sfn_idle_executions, "executions", price, PER_START)
         step = prices.express_memory_step_mb
         memory_gb = math.ceil(work.express_memory_mb / step) * step / GIB_MB
         working_gb_s = (work.express_billed_ms - work.express_idle_billed_ms) / 1000 * memory_gb
-        add("Step Functions Express duration", working_gb_s, "GB-s", prices.express_per_gb_s, timed=True)
         idle_gb_s = work.express_idle_billed_ms / 1000 * memory_gb
-        add_idle("Step Functions Express duration (idle starts)", idle_gb_s, "GB-s", prices.express_per_gb_s)
-    add(
-        "CloudWatch Logs ingestion",
-        work.log_bytes / BYTES_PER_GB,
-        "GB",
-        prices.logs_per_gb_ingested,
-        timed=False,
-    )
+        gb_s_price = prices.express_per_gb_s
+        pricing.add("Step Functions Express duration", working_gb_s, "GB-s", gb_s_price, PER_OBJECT_TIMED)
+        pricing.add("Step Functions Express duration (idle starts)", idle_gb_s, "GB-s", gb_s_price, PER_START)
 
-    excluded: list[LineItem] = []
-    if work.user_s3_puts:
-        quantity = work.user_s3_puts * per_object
-        excluded.append(
-            LineItem(
-                name="S3 PUT of the upload (the user's)",
-                quantity=quantity,
-                unit="requests",
-                unit_price_usd=prices.s3_put_per_thousand / 1000,
-                usd=quantity * prices.s3_put_per_thousand / 1000,
-                scaling="per object",
-            )
-        )
+
+def estimate_cost(work: CountedWork, prices: PriceTable) -> CostEstimate:
+    """Price ``work`` and scale it to a million objects of ``prices.reference``; see the module doc."""
+    idle = work.sfn_idle_executions
+    pricing = _Pricing(
+        per_object=MILLION / work.objects,
+        time_scale=prices.reference.seconds_per_object / work.seconds_per_object if work.rows else 1.0,
+        # idle starts follow the schedule: the reference's starts, at the cost of one idle start as measured
+        per_idle_execution=prices.reference.scheduled_starts_per_million() / idle if idle else 0.0,
+    )
+    _price_requests(pricing, work, prices)
+    _price_lambda_duration(pricing, work, prices)
+    _price_dispatcher(pricing, work, prices)
+    pricing.add("CloudWatch Logs ingestion", work.log_bytes / BYTES_PER_GB, "GB", prices.logs_per_gb_ingested)
+    users = _Pricing(per_object=pricing.per_object, time_scale=1.0, per_idle_execution=0.0)
+    users.add(
+        "S3 PUT of the upload (the user's)", work.user_s3_puts, "requests", prices.s3_put_per_thousand / 1000
+    )
     return CostEstimate(
-        items=tuple(items),
-        excluded=tuple(excluded),
-        time_scale=time_scale,
+        items=tuple(pricing.items),
+        excluded=tuple(users.items),
+        time_scale=pricing.time_scale,
         prices_as_of=prices.as_of,
         region=prices.region,
     )

@@ -196,11 +196,6 @@ class CsvObjectReader:
         self._lines = _PhysicalLines(chunks, fmt, start_offset)
         self._records = csv.reader(self._lines, delimiter=fmt.delimiter, strict=True)
 
-    @property
-    def offset(self) -> int:
-        """Absolute byte offset of the next record not yet read."""
-        return self._lines.consumed
-
     def read_header(self) -> CsvHeader:
         """Read and check the header record; raises :class:`ObjectRejectedError` if it is unusable."""
         while True:

@@ -74,7 +74,6 @@ def parse_object_ref(data: Any) -> ObjectRef:
         version_id=_text(data.get("version_id"), "version_id", required=False),
         etag=_strip_quotes(_text(data.get("etag"), "etag", required=False)),
         size=_size(data.get("size")),
-        priority=_text(data.get("priority"), "priority", required=False),
     )
 
 

@@ -48,10 +48,6 @@ class AimdLimiter:
         return self._limit
 
     @property
-    def maximum(self) -> int:
-        return self._maximum
-
-    @property
     def peak(self) -> int:
         """Highest limit reached so far."""
         return self._peak

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from s3stagger.errors import S3StaggerError
 
-class InvalidRequestError(ValueError):
+
+class InvalidRequestError(S3StaggerError, ValueError):
     """The processor's input is not an object reference (or its cursor is malformed)."""
 
 
@@ -29,7 +31,6 @@ class ObjectRef:
     version_id: str | None = None
     etag: str | None = None
     size: int | None = None
-    priority: str | None = None
 
 
 @dataclass(frozen=True)
@@ -106,7 +107,6 @@ class RunSummary:
     """``s3://bucket/key`` of the failed-rows (or quarantine) record written, if any."""
     concurrency_limit: int = 0
     """Adaptive concurrency limit at the end of the invocation."""
-    latencies_ms: list[float] = field(default_factory=list, repr=False)
 
     def as_dict(self) -> dict[str, Any]:
         """The handler's JSON-serialisable answer."""

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from s3stagger.errors import S3StaggerError
+
 
 class RejectionReason(StrEnum):
     """A terminal reason: retrying the same object version would fail the same way."""
@@ -20,7 +22,7 @@ class RejectionReason(StrEnum):
     INVALID_CURSOR = "invalid_cursor"
 
 
-class ObjectRejectedError(Exception):
+class ObjectRejectedError(S3StaggerError):
     """The object cannot be processed at all; ``reason`` says why, the message says what to do."""
 
     def __init__(self, reason: RejectionReason, message: str) -> None:

@@ -28,6 +28,7 @@ from s3stagger.adapters.downstream_client import HttpDownstream, build_http_tran
 from s3stagger.adapters.failed_rows_sink import S3FailedRowsSink
 from s3stagger.adapters.s3_object_source import S3ObjectSource
 from s3stagger.config import ConfigError, ProcessorSettings
+from s3stagger.definitions import read_json
 from s3stagger.domain.deadline import DispatchDeadline, bounded_remaining
 from s3stagger.domain.events import parse_process_request
 from s3stagger.domain.model import InvalidRequestError, ProcessRequest, RunStatus, RunSummary
@@ -37,7 +38,11 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 SERVICE = "s3stagger-processor"
-DEFAULT_NAMESPACE = "S3Stagger"
+METRICS_NAMESPACE_VARIABLE = "POWERTOOLS_METRICS_NAMESPACE"
+METRICS_NAMESPACE: str = read_json("processor.json")["environment"][METRICS_NAMESPACE_VARIABLE]
+"""The CloudWatch namespace of the processor's metrics (case-sensitive). One source:
+``definitions/processor.json``, which Terraform deploys as the function's environment; the code
+falls back to the same value when the variable is unset."""
 LOG_KEYS = ("bucket", "object_key", "resume_row")
 
 logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME", SERVICE))
@@ -81,13 +86,12 @@ async def _process(
             S3FailedRowsSink(s3, settings.failed_rows_bucket, settings.failed_rows_prefix),
             downstream,
         )
-        summary = await processor.run(request, remaining)
-        return summary, processor.last_metrics
+        return await processor.run(request, remaining)
 
 
 def _emit_metrics(summary: RunSummary, figures: RunMetrics) -> None:
     metrics = EphemeralMetrics(
-        namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", DEFAULT_NAMESPACE), service=SERVICE
+        namespace=os.environ.get(METRICS_NAMESPACE_VARIABLE) or METRICS_NAMESPACE, service=SERVICE
     )
     count = MetricUnit.Count
     metrics.add_metric(name="RowsApplied", unit=count, value=summary.rows_applied)

@@ -11,24 +11,23 @@ from __future__ import annotations
 import io
 import json
 import zipfile
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from s3stagger import definitions
-from s3stagger.domain.stagger import StaggerPolicy
-from s3stagger.local.templates import render_definition_json
-
-STATE_MACHINE_TYPES = ("EXPRESS", "STANDARD")
-EXPRESS_MAX_TIME_BUDGET_S = 270
-"""An Express execution lasts at most 300 s; the rest is for its last calls to end."""
+from s3stagger.definitions.model import (
+    DEFAULT_NAME_PREFIX,
+    DeadLetterSettings,
+    DefinitionError,
+    Definitions,
+    NamedQueueSettings,
+    QueueSettings,
+    require_queue_urls,
+)
+from s3stagger.local.templates import json_string_list_items, render_definition_json
 
 ClientFactory = Callable[[str], Any]
 """``service_name -> boto3 client`` (e.g. ``LocalPipeline.client``)."""
-
-
-class ProvisionError(ValueError):
-    """The definitions or the overrides are inconsistent; the message says what to change."""
 
 
 @dataclass(frozen=True)
@@ -42,8 +41,13 @@ class ResourceNames:
     failed_rows_bucket: str
     failed_rows_prefix: str
     priorities: tuple[str, ...]
+    """In the order the dispatcher serves them (first = highest), as ``queues.json`` lists them."""
     queue_urls: Mapping[str, str]
+    """Priority -> URL of its queue, in priority order."""
     dlq_urls: Mapping[str, str]
+    """Priority -> URL of its queue's DLQ, in priority order."""
+    key_prefixes: Mapping[str, str]
+    """Priority -> the key prefix whose uploads are routed to its queue."""
     ingest_dlq_url: str
     lease_queue_url: str
     rule_names: tuple[str, ...]
@@ -55,33 +59,23 @@ class ResourceNames:
     schedule_name: str
     state_machine_type: str = "STANDARD"
 
-    @property
-    def high_queue_url(self) -> str:
-        return self.queue_urls["high"]
-
-    @property
-    def normal_queue_url(self) -> str:
-        return self.queue_urls["normal"]
-
-    @property
-    def high_dlq_url(self) -> str:
-        return self.dlq_urls["high"]
-
-    @property
-    def normal_dlq_url(self) -> str:
-        return self.dlq_urls["normal"]
-
     def key_prefix(self, priority: str) -> str:
         """The key prefix that routes an upload to ``priority``'s queue."""
-        for route in definitions.read_json("event_rules.json")["routes"]:
-            if route["priority"] == priority:
-                return str(route["key_prefix"])
-        raise ProvisionError(f"no route for priority {priority!r}")
+        if priority not in self.key_prefixes:
+            raise DefinitionError(
+                f"no route for priority {priority!r}; the priorities are {list(self.priorities)}"
+            )
+        return self.key_prefixes[priority]
+
+    @property
+    def all_dlq_urls(self) -> tuple[str, ...]:
+        """Every dead-letter queue: each priority's, then the ingest DLQ."""
+        return (*self.dlq_urls.values(), self.ingest_dlq_url)
 
     def as_dict(self) -> dict[str, Any]:
         data = dict(self.__dict__)
-        data["queue_urls"] = dict(self.queue_urls)
-        data["dlq_urls"] = dict(self.dlq_urls)
+        for name in ("queue_urls", "dlq_urls", "key_prefixes"):
+            data[name] = dict(data[name])
         data["priorities"] = list(self.priorities)
         data["rule_names"] = list(self.rule_names)
         return data
@@ -92,9 +86,10 @@ class ProvisionSettings:
     """What a deployment names, plus explicit overrides of definition settings."""
 
     downstream_url: str
-    name_prefix: str = "s3stagger"
+    name_prefix: str = DEFAULT_NAME_PREFIX
     concurrency_budget: int | None = None
-    """Value written to the budget parameter; default: ``budget.json`` ``default``."""
+    """The initial budget (``budget.json`` ``default``: written to the parameter, the dispatcher's
+    fallback), as Terraform's ``concurrency_budget.initial``."""
     processor_timeout_s: int | None = None
     processor_reserved_concurrency: int | None = None
     processor_environment: Mapping[str, str] = field(default_factory=dict)
@@ -110,171 +105,82 @@ class ProvisionSettings:
     dispatcher_type: str | None = None
     """``EXPRESS`` or ``STANDARD``; default ``dispatcher.json`` ``state_machine_type``."""
 
-
-@dataclass(frozen=True)
-class Definitions:
-    """The definition files, with a deployment's overrides applied."""
-
-    queues: dict[str, Any]
-    event_rules: dict[str, Any]
-    dispatcher: dict[str, Any]
-    processor: dict[str, Any]
-    budget: dict[str, Any]
-    storage: dict[str, Any]
-
-    @classmethod
-    def load(cls, settings: ProvisionSettings) -> Definitions:
-        queues = definitions.read_json("queues.json")
-        dispatcher = definitions.read_json("dispatcher.json")
-        processor = definitions.read_json("processor.json")
-        unknown = sorted(set(settings.dispatcher) - set(dispatcher))
-        if unknown:
-            raise ProvisionError(f"unknown dispatcher setting(s) {', '.join(unknown)}; see dispatcher.json")
-        dispatcher.update(settings.dispatcher)
-        if settings.stagger is not None:
-            dispatcher["stagger"] = dict(settings.stagger)
-        if settings.dispatcher_type is not None:
-            dispatcher["state_machine_type"] = settings.dispatcher_type
-        if settings.max_receive_count is not None:
-            queues["queue"]["max_receive_count"] = settings.max_receive_count
-        if settings.visibility_timeout_s is not None:
-            queues["queue"]["visibility_timeout_s"] = settings.visibility_timeout_s
-        if settings.processor_timeout_s is not None:
-            processor["timeout_s"] = settings.processor_timeout_s
-        if settings.processor_reserved_concurrency is not None:
-            processor["reserved_concurrency"] = settings.processor_reserved_concurrency
-        if settings.processor_handler is not None:
-            processor["handler"] = settings.processor_handler
-        loaded = cls(
-            queues=queues,
-            event_rules=definitions.read_json("event_rules.json"),
-            dispatcher=dispatcher,
-            processor=processor,
-            budget=definitions.read_json("budget.json"),
-            storage=definitions.read_json("storage.json"),
-        )
-        loaded.validate()
-        return loaded
-
-    def stagger_policy(self) -> StaggerPolicy:
-        return StaggerPolicy.from_definition(self.dispatcher["stagger"])
-
-    def validate(self) -> None:
-        """Check the cross-file rules a deployment relies on."""
-        priorities = list(self.queues["priorities"])
-        routed = [route["priority"] for route in self.event_rules["routes"]]
-        if sorted(routed) != sorted(priorities):
-            raise ProvisionError(
-                f"event_rules.json routes {routed} must cover queues.json priorities {priorities}"
-            )
-        policy = self.stagger_policy()
-        missing = sorted(set(priorities) - set(policy.priorities))
-        if missing:
-            raise ProvisionError(f"dispatcher.json stagger lacks priorities {missing}")
-        timeout = int(self.processor["timeout_s"])
-        if int(self.dispatcher["visibility_extension_s"]) <= timeout:
-            raise ProvisionError(
-                f"dispatcher visibility_extension_s={self.dispatcher['visibility_extension_s']} must exceed "
-                f"the processor timeout_s={timeout}, or a message reappears while it is being processed"
-            )
-        if int(self.queues["queue"]["visibility_timeout_s"]) < timeout:
-            raise ProvisionError(
-                f"queues.json visibility_timeout_s={self.queues['queue']['visibility_timeout_s']} must be at "
-                f"least the processor timeout_s={timeout} (a consumer without the dispatcher's extensions)"
-            )
-        self._validate_dispatcher_execution(policy)
-        if int(self.queues["dlq"]["message_retention_s"]) <= int(self.queues["queue"]["message_retention_s"]):
-            raise ProvisionError("queues.json: a DLQ must retain messages longer than its source queue")
-        budget = self.budget
-        if not 1 <= budget["minimum"] <= budget["default"] <= budget["maximum"] <= 40:
-            raise ProvisionError(
-                "budget.json: need 1 <= minimum <= default <= maximum <= 40 (inline Map limit)"
-            )
-
-    def _validate_dispatcher_execution(self, policy: StaggerPolicy) -> None:
-        dispatcher = self.dispatcher
-        kind = self.state_machine_type
-        if kind not in STATE_MACHINE_TYPES:
-            raise ProvisionError(f"dispatcher state_machine_type={kind!r} must be EXPRESS or STANDARD")
-        budget_s = int(dispatcher["time_budget_s"])
-        if budget_s < 1 or (kind == "EXPRESS" and budget_s > EXPRESS_MAX_TIME_BUDGET_S):
-            raise ProvisionError(
-                f"dispatcher time_budget_s={budget_s} must be >= 1, and <= {EXPRESS_MAX_TIME_BUDGET_S} for "
-                "EXPRESS (an execution lasts at most 300 s; the rest is for its last calls to end)"
-            )
-        if self.max_calls_per_slot < 1:
-            raise ProvisionError(f"dispatcher max_calls_per_slot for {kind} must be >= 1")
-        longest_delay = max(spacing.max_delay_s for spacing in policy.priorities.values())
-        needed = budget_s + int(dispatcher["visibility_extension_s"]) + longest_delay
-        if int(dispatcher["lease_s"]) < needed:
-            raise ProvisionError(
-                f"dispatcher lease_s={dispatcher['lease_s']} must be >= time_budget_s + "
-                f"visibility_extension_s + the longest stagger delay ({needed}), or the lease lapses "
-                "while its execution runs"
-            )
-
-    @property
-    def state_machine_type(self) -> str:
-        return str(self.dispatcher["state_machine_type"])
-
-    @property
-    def max_calls_per_slot(self) -> int:
-        """``max_calls_per_slot`` of the state machine type (a plain number overrides both)."""
-        value = self.dispatcher["max_calls_per_slot"]
-        return int(value[self.state_machine_type] if isinstance(value, Mapping) else value)
-
-    def dispatcher_template_values(self, names: ResourceNames) -> dict[str, object]:
-        """The values of every placeholder in ``dispatcher.asl.json``."""
-        dispatcher = self.dispatcher
-        values: dict[str, object] = {
-            "processor_function_arn": names.function_arn,
-            "lease_queue_url": names.lease_queue_url,
-            "budget_parameter_name": names.budget_parameter,
-            "budget_default": self.budget["default"],
-            "budget_minimum": self.budget["minimum"],
-            "budget_maximum": self.budget["maximum"],
-            "event_bus_name": dispatcher["event_bus_name"],
-            "event_source": dispatcher["event_source"],
-            "stagger_backlog_depth": dispatcher["stagger"]["backlog_depth"],
-            "max_calls_per_slot": self.max_calls_per_slot,
+    def definition_overrides(self) -> dict[str, dict[str, Any]]:
+        """These settings as :meth:`Definitions.load` overrides, by definition file."""
+        queue = {
+            "max_receive_count": self.max_receive_count,
+            "visibility_timeout_s": self.visibility_timeout_s,
         }
-        for key in (
-            "receive_claim_s",
-            "visibility_extension_s",
-            "failure_retry_delay_s",
-            "lease_s",
-            "time_budget_s",
-            "max_partials_per_object",
-            "idle_polls",
-            "idle_wait_s",
-        ):
-            values[key] = dispatcher[key]
-        # One value per priority, in queues.json order (first = highest), joined with commas: the ASL
-        # splits them (States.StringSplit / States.StringToJson), so any number of priorities works.
-        priorities = list(self.queues["priorities"])
-        spacing = dispatcher["stagger"]["priorities"]
-        values["queue_urls"] = ",".join(names.queue_urls[p] for p in priorities)
-        values["stagger_spacing_s"] = ",".join(str(spacing[p]["spacing_s"]) for p in priorities)
-        values["stagger_max_delay_s"] = ",".join(str(spacing[p]["max_delay_s"]) for p in priorities)
-        return values
+        processor = {
+            "timeout_s": self.processor_timeout_s,
+            "reserved_concurrency": self.processor_reserved_concurrency,
+            "handler": self.processor_handler,
+        }
+        dispatcher = dict(self.dispatcher)
+        if self.stagger is not None:
+            dispatcher["stagger"] = self.stagger
+        if self.dispatcher_type is not None:
+            dispatcher["state_machine_type"] = self.dispatcher_type
+        return {
+            "queues.json": {"queue": _set(queue)} if _set(queue) else {},
+            "processor.json": _set(processor),
+            "dispatcher.json": dispatcher,
+            "budget.json": _set({"default": self.concurrency_budget}),
+        }
+
+    def load_definitions(self) -> Definitions:
+        """The definitions with these overrides, validated for this name prefix."""
+        return Definitions.load(self.definition_overrides(), name_prefix=self.name_prefix)
 
 
-def key_wildcard(route: Mapping[str, Any], object_suffix: str) -> str:
-    """The EventBridge wildcard of a route: ``<key_prefix>*<object_suffix>``."""
-    return f"{route['key_prefix']}*{object_suffix}"
+def _set(values: Mapping[str, object]) -> dict[str, object]:
+    return {key: value for key, value in values.items() if value is not None}
 
 
-def routed_event_pattern(bucket: str, route: Mapping[str, Any], object_suffix: str) -> Any:
+def dispatcher_template_values(d: Definitions, names: ResourceNames) -> dict[str, object]:
+    """The values of every placeholder in ``dispatcher.asl.json``."""
+    require_queue_urls(d, names.queue_urls)
+    dispatcher = d.dispatcher
+    values: dict[str, object] = {
+        "processor_function_arn": names.function_arn,
+        "lease_queue_url": names.lease_queue_url,
+        "budget_parameter_name": names.budget_parameter,
+        "budget_default": d.budget.default,
+        "budget_minimum": d.budget.minimum,
+        "budget_maximum": d.budget.maximum,
+        "event_bus_name": dispatcher.event_bus_name,
+        "event_source": dispatcher.event_source,
+        "stagger_backlog_depth": dispatcher.stagger.backlog_depth,
+        "receive_claim_s": dispatcher.receive_claim_s,
+        "visibility_extension_s": dispatcher.visibility_extension_s,
+        "failure_retry_delay_s": dispatcher.failure_retry_delay_s,
+        "lease_s": dispatcher.lease_s,
+        "time_budget_s": dispatcher.time_budget_s,
+        "max_calls_per_slot": dispatcher.calls_per_slot,
+        "max_partials_per_object": dispatcher.max_partials_per_object,
+        "idle_polls": dispatcher.idle_polls,
+        "idle_wait_s": dispatcher.idle_wait_s,
+    }
+    # One value per priority, in queues.json order (first = highest), joined with ",": the ASL
+    # splits them (States.StringSplit, States.StringToJson), so any number of priorities works.
+    spacings = [dispatcher.stagger.priorities[priority] for priority in d.priorities]
+    values["queue_urls"] = ",".join(names.queue_urls[priority] for priority in d.priorities)
+    values["stagger_spacing_s"] = ",".join(str(spacing.spacing_s) for spacing in spacings)
+    values["stagger_max_delay_s"] = ",".join(str(spacing.max_delay_s) for spacing in spacings)
+    return values
+
+
+def routed_event_pattern(bucket: str, key_wildcard: str) -> Any:
+    """The pattern of a route's rule (``event_pattern.json``)."""
+    return render_definition_json("event_pattern.json", {"bucket_name": bucket, "key_wildcard": key_wildcard})
+
+
+def unrouted_event_pattern(bucket: str, key_wildcards: Sequence[str]) -> Any:
+    """The pattern of the unrouted rule: every key none of ``key_wildcards`` matches."""
     return render_definition_json(
-        "event_pattern.json", {"bucket_name": bucket, "key_wildcard": key_wildcard(route, object_suffix)}
+        "event_pattern_unrouted.json",
+        {"bucket_name": bucket, "key_wildcards": json_string_list_items(key_wildcards)},
     )
-
-
-def unrouted_event_pattern(bucket: str, routes: list[Mapping[str, Any]], object_suffix: str) -> Any:
-    values: dict[str, object] = {"bucket_name": bucket}
-    for route in routes:
-        values[f"{route['priority']}_key_wildcard"] = key_wildcard(route, object_suffix)
-    return render_definition_json("event_pattern_unrouted.json", values)
 
 
 def _placeholder_code_zip() -> bytes:
@@ -301,54 +207,58 @@ class Provisioner:
         self.client = client
         self.settings = settings
         self.region = region
-        self.definitions = Definitions.load(settings)
+        self.definitions = settings.load_definitions()
 
     def provision(self) -> ResourceNames:
         prefix = self.settings.name_prefix
         d = self.definitions
         account_id = str(self.client("sts").get_caller_identity()["Account"])
-        bucket = f"{prefix}-{d.storage['uploads_bucket_suffix']}"
-        failed_rows_bucket = f"{prefix}-{d.storage['failed_rows_bucket_suffix']}"
-        self._create_bucket(bucket, notifications=True)
-        self._create_bucket(failed_rows_bucket, notifications=False)
+        buckets = d.bucket_names(prefix)
+        self._create_bucket(buckets["uploads"], notifications=True)
+        self._create_bucket(buckets["failed_rows"], notifications=False)
 
-        ingest_dlq_url = self._create_queue(
-            f"{prefix}-{d.queues['ingest_dlq']['name_suffix']}", d.queues["ingest_dlq"], redrive_to=None
-        )
+        queues = d.queues
+        ingest_dlq_url = self._create_queue(f"{prefix}-{queues.ingest_dlq.name_suffix}", queues.ingest_dlq)
         queue_urls: dict[str, str] = {}
         dlq_urls: dict[str, str] = {}
-        for priority in d.queues["priorities"]:
-            dlq_urls[priority] = self._create_queue(
-                f"{prefix}-{priority}-dlq", d.queues["dlq"], redrive_to=None
-            )
+        for priority in d.priorities:
+            dlq_urls[priority] = self._create_queue(f"{prefix}-{priority}-dlq", queues.dlq)
+            redrive = {
+                "deadLetterTargetArn": self._queue_arn(dlq_urls[priority]),
+                "maxReceiveCount": queues.queue.max_receive_count,
+            }
             queue_urls[priority] = self._create_queue(
-                f"{prefix}-{priority}", d.queues["queue"], redrive_to=self._queue_arn(dlq_urls[priority])
+                f"{prefix}-{priority}",
+                queues.queue,
+                VisibilityTimeout=str(queues.queue.visibility_timeout_s),
+                ReceiveMessageWaitTimeSeconds=str(queues.queue.receive_wait_time_s),
+                RedrivePolicy=json.dumps(redrive),
             )
-        lease_queue_url = self._create_lease_queue(f"{prefix}-{d.queues['lease_queue']['name_suffix']}")
-        rule_names = self._create_rules(prefix, bucket, queue_urls, ingest_dlq_url)
+        lease_queue_url = self._create_lease_queue(f"{prefix}-{queues.lease_queue.name_suffix}")
+        rule_names = self._create_rules(prefix, buckets["uploads"], queue_urls, ingest_dlq_url)
 
-        function_name = f"{prefix}-{d.processor['function_name_suffix']}"
-        function_arn = self._create_function(prefix, function_name, failed_rows_bucket)
-        budget_parameter = f"/{prefix}/{d.budget['parameter_name_suffix']}"
-        budget = self.settings.concurrency_budget or d.budget["default"]
+        function_name = f"{prefix}-{d.processor.function_name_suffix}"
+        function_arn = self._create_function(prefix, function_name, buckets["failed_rows"])
+        budget_parameter = f"/{prefix}/{d.budget.parameter_name_suffix}"
         self.client("ssm").put_parameter(
             Name=budget_parameter,
-            Value=str(budget),
+            Value=str(d.budget.default),
             Type="String",
             Overwrite=True,
             Description="s3stagger concurrency budget: objects processed at once (the autoscaler sets it)",
         )
-        state_machine_name = f"{prefix}-{d.dispatcher['state_machine_name_suffix']}"
+        state_machine_name = f"{prefix}-{d.dispatcher.state_machine_name_suffix}"
         names = ResourceNames(
             name_prefix=prefix,
             region=self.region,
             account_id=account_id,
-            bucket=bucket,
-            failed_rows_bucket=failed_rows_bucket,
-            failed_rows_prefix=d.storage["failed_rows_prefix"],
-            priorities=tuple(d.queues["priorities"]),
+            bucket=buckets["uploads"],
+            failed_rows_bucket=buckets["failed_rows"],
+            failed_rows_prefix=d.storage.failed_rows_prefix,
+            priorities=d.priorities,
             queue_urls=queue_urls,
             dlq_urls=dlq_urls,
+            key_prefixes={priority: d.event_rules.key_prefix(priority) for priority in d.priorities},
             ingest_dlq_url=ingest_dlq_url,
             lease_queue_url=lease_queue_url,
             rule_names=tuple(rule_names),
@@ -357,21 +267,17 @@ class Provisioner:
             function_name=function_name,
             function_arn=function_arn,
             budget_parameter=budget_parameter,
-            schedule_name=f"{prefix}-{d.dispatcher['schedule_name_suffix']}",
+            schedule_name=f"{prefix}-{d.dispatcher.schedule_name_suffix}",
         )
-        definition = render_definition_json("dispatcher.asl.json", d.dispatcher_template_values(names))
+        definition = render_definition_json("dispatcher.asl.json", dispatcher_template_values(d, names))
         state_machine_arn = self.client("stepfunctions").create_state_machine(
             name=state_machine_name,
             definition=json.dumps(definition),
             roleArn=self._role(f"{prefix}-dispatcher", "states"),
-            type=d.state_machine_type,
+            type=d.dispatcher.state_machine_type,
         )["stateMachineArn"]
-        return ResourceNames(
-            **{
-                **names.__dict__,
-                "state_machine_arn": state_machine_arn,
-                "state_machine_type": d.state_machine_type,
-            }
+        return replace(
+            names, state_machine_arn=state_machine_arn, state_machine_type=d.dispatcher.state_machine_type
         )
 
     # -- pieces -----------------------------------------------------------------------------------
@@ -387,8 +293,7 @@ class Provisioner:
             )
 
     def _create_lease_queue(self, name: str) -> str:
-        spec = self.definitions.queues["lease_queue"]
-        url = self._create_queue(name, spec, redrive_to=None, fifo=True)
+        url = self._create_queue(name, self.definitions.queues.lease_queue, FifoQueue="true")
         self.client("sqs").send_message(
             QueueUrl=url,
             MessageBody=LEASE_MESSAGE_BODY,
@@ -398,21 +303,12 @@ class Provisioner:
         return url
 
     def _create_queue(
-        self, name: str, spec: Mapping[str, Any], redrive_to: str | None, *, fifo: bool = False
+        self, name: str, settings: QueueSettings | DeadLetterSettings | NamedQueueSettings, **attributes: str
     ) -> str:
-        attributes = {"MessageRetentionPeriod": str(spec["message_retention_s"])}
-        if fifo:
-            attributes["FifoQueue"] = "true"
-        if "visibility_timeout_s" in spec:
-            attributes["VisibilityTimeout"] = str(spec["visibility_timeout_s"])
-        if "receive_wait_time_s" in spec:
-            attributes["ReceiveMessageWaitTimeSeconds"] = str(spec["receive_wait_time_s"])
-        if spec.get("sqs_managed_sse"):
+        """A queue EventBridge may deliver to; ``attributes`` beyond retention and encryption."""
+        attributes["MessageRetentionPeriod"] = str(settings.message_retention_s)
+        if settings.sqs_managed_sse:
             attributes["SqsManagedSseEnabled"] = "true"
-        if redrive_to is not None:
-            attributes["RedrivePolicy"] = json.dumps(
-                {"deadLetterTargetArn": redrive_to, "maxReceiveCount": int(spec["max_receive_count"])}
-            )
         sqs = self.client("sqs")
         url = str(sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"])
         arn = self._queue_arn(url)
@@ -439,27 +335,26 @@ class Provisioner:
         self, prefix: str, bucket: str, queue_urls: Mapping[str, str], ingest_dlq_url: str
     ) -> list[str]:
         events = self.client("events")
-        rules = self.definitions.event_rules
+        retry_policy = self.definitions.event_rules.target_retry_policy
         retry = {
-            "MaximumRetryAttempts": int(rules["target_retry_policy"]["maximum_retry_attempts"]),
-            "MaximumEventAgeInSeconds": int(rules["target_retry_policy"]["maximum_event_age_s"]),
+            "MaximumRetryAttempts": retry_policy.maximum_retry_attempts,
+            "MaximumEventAgeInSeconds": retry_policy.maximum_event_age_s,
         }
         dead_letter = {"Arn": self._queue_arn(ingest_dlq_url)}
-        suffix = rules["object_suffix"]
-        plan: list[tuple[str, Any, str, str]] = []
-        for route in rules["routes"]:
-            plan.append(
-                (
-                    f"{prefix}-object-created-{route['priority']}",
-                    routed_event_pattern(bucket, route, suffix),
-                    queue_urls[route["priority"]],
-                    f"{route['priority'].capitalize()} priority: {route['key_prefix']}*{suffix} objects",
-                )
+        wildcards = self.definitions.key_wildcards()
+        plan: list[tuple[str, Any, str, str]] = [
+            (
+                f"{prefix}-object-created-{priority}",
+                routed_event_pattern(bucket, wildcard),
+                queue_urls[priority],
+                f"{priority.capitalize()} priority: {wildcard} objects",
             )
+            for priority, wildcard in wildcards.items()
+        ]
         plan.append(
             (
                 f"{prefix}-object-unrouted",
-                unrouted_event_pattern(bucket, rules["routes"], suffix),
+                unrouted_event_pattern(bucket, list(wildcards.values())),
                 ingest_dlq_url,
                 "Objects no route matches: kept visible in the ingest DLQ",
             )
@@ -493,29 +388,29 @@ class Provisioner:
 
     def _create_function(self, prefix: str, function_name: str, failed_rows_bucket: str) -> str:
         spec = self.definitions.processor
-        environment = {str(k): str(v) for k, v in spec["environment"].items()}
+        environment = dict(spec.environment)
         environment.update(
             {
                 "S3STAGGER_DOWNSTREAM_URL": self.settings.downstream_url,
                 "S3STAGGER_FAILED_ROWS_BUCKET": failed_rows_bucket,
-                "S3STAGGER_FAILED_ROWS_PREFIX": self.definitions.storage["failed_rows_prefix"],
+                "S3STAGGER_FAILED_ROWS_PREFIX": self.definitions.storage.failed_rows_prefix,
             }
         )
         environment.update(self.settings.processor_environment)
         lam = self.client("lambda")
         created = lam.create_function(
             FunctionName=function_name,
-            Runtime=spec["runtime"],
+            Runtime=spec.runtime,
             Role=self._role(f"{prefix}-processor", "lambda"),
-            Handler=spec["handler"],
+            Handler=spec.handler,
             Code={"ZipFile": _placeholder_code_zip()},
-            Timeout=int(spec["timeout_s"]),
-            MemorySize=int(spec["memory_mb"]),
-            Architectures=[spec["architecture"]],
+            Timeout=spec.timeout_s,
+            MemorySize=spec.memory_mb,
+            Architectures=[spec.architecture],
             Environment={"Variables": environment},
         )
-        if spec.get("reserved_concurrency") is not None:
+        if spec.reserved_concurrency is not None:
             lam.put_function_concurrency(
-                FunctionName=function_name, ReservedConcurrentExecutions=int(spec["reserved_concurrency"])
+                FunctionName=function_name, ReservedConcurrentExecutions=spec.reserved_concurrency
             )
         return str(created["FunctionArn"])

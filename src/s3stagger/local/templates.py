@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from s3stagger import definitions
+from s3stagger.errors import S3StaggerError
 
 PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
-class TemplateError(ValueError):
+class TemplateError(S3StaggerError, ValueError):
     """A template and the values given for it do not match."""
 
 
@@ -36,6 +37,18 @@ def render_template(template: str, values: Mapping[str, object], *, name: str = 
     if unused:
         raise TemplateError(f"{name}: value(s) given for unknown placeholder(s) {', '.join(unused)}")
     return PLACEHOLDER.sub(lambda match: str(values[match.group(1)]), template)
+
+
+def json_string_list_items(items: Sequence[str]) -> str:
+    """The text of a JSON list of strings without its outer ``["`` and ``"]``.
+
+    A template keeps a generated list valid JSON before rendering by writing it as ``["${name}"]``;
+    this value turns that into the whole list, each item JSON-escaped. Terraform computes the same
+    with ``trimsuffix(trimprefix(jsonencode(items), "[\""), "\"]")``.
+    """
+    if not items:
+        raise TemplateError("a generated list needs at least one item")
+    return json.dumps(list(items))[2:-2]
 
 
 def render_definition_json(file_name: str, values: Mapping[str, object]) -> Any:

@@ -233,6 +233,39 @@ def _rate_series(samples: Sequence[Sample], value: str) -> tuple[list[float], li
     return [t for t, _ in series], [v for _, v in series]
 
 
+STYLES = ("-", ":", "--", "-.")
+"""Line style by priority (first priority solid)."""
+
+
+class _Figures:
+    """One figure per plot, one row of axes per scenario, one colour per dispatcher."""
+
+    def __init__(self, outcomes: Sequence[RunOutcome], report_dir: Path, plt: Any) -> None:
+        self.outcomes = outcomes
+        self.report_dir = report_dir
+        self.plt = plt
+        self.scenarios = list(dict.fromkeys(o.scenario for o in outcomes))
+        self.colors = {d: f"C{i}" for i, d in enumerate(dict.fromkeys(o.dispatcher for o in outcomes))}
+
+    def draw(self, name: str, title: str, ylabel: str, plot_run: Any, note: str = "") -> None:
+        """``plot_run(axis, outcome)`` draws one run; the figure is saved as ``PLOTS[name]``."""
+        figure, axes = self.plt.subplots(
+            len(self.scenarios), 1, figsize=(10, 3.2 * len(self.scenarios)), squeeze=False
+        )
+        figure.suptitle(title)
+        for row, scenario in zip(axes, self.scenarios, strict=True):
+            axis = row[0]
+            for outcome in (o for o in self.outcomes if o.scenario == scenario):
+                plot_run(axis, outcome)
+            axis.set_title(f"{scenario}{note}")
+            axis.set_ylabel(ylabel)
+            axis.legend(fontsize="x-small", ncol=2)
+        axes[-1][0].set_xlabel("seconds since the first upload" if name != "latency_cdf" else "seconds")
+        figure.tight_layout()
+        figure.savefig(self.report_dir / PLOTS[name], dpi=90)
+        self.plt.close(figure)
+
+
 def write_plots(outcomes: Sequence[RunOutcome], report_dir: Path) -> list[str]:
     """Draw the five figures; returns their file names."""
     import matplotlib  # noqa: PLC0415 - only perf-test needs it; the CLI starts without it
@@ -240,97 +273,51 @@ def write_plots(outcomes: Sequence[RunOutcome], report_dir: Path) -> list[str]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt  # noqa: PLC0415 - after choosing the off-screen backend
 
-    scenarios = list(dict.fromkeys(o.scenario for o in outcomes))
-    dispatchers = list(dict.fromkeys(o.dispatcher for o in outcomes))
-    colors = {d: f"C{i}" for i, d in enumerate(dispatchers)}
+    figures = _Figures(outcomes, report_dir, plt)
+    colors = figures.colors
 
-    def grid(title: str) -> tuple[Any, Any]:
-        figure, axes = plt.subplots(len(scenarios), 1, figsize=(10, 3.2 * len(scenarios)), squeeze=False)
-        figure.suptitle(title)
-        return figure, [row[0] for row in axes]
+    def throughput(axis: Any, o: RunOutcome) -> None:
+        t, v = _rate_series(o.samples, "rows_applied")
+        axis.plot(t, v, label=o.dispatcher, color=colors[o.dispatcher])
+        axis.axhline(o.capacity / o.latency_s, color="grey", linestyle="--")
 
-    def save(figure: Any, name: str) -> None:
-        figure.tight_layout()
-        figure.savefig(report_dir / name, dpi=90)
-        plt.close(figure)
+    def in_service(axis: Any, o: RunOutcome) -> None:
+        t = [s.t for s in o.samples]
+        level = [s.downstream_in_flight + s.downstream_queued for s in o.samples]
+        axis.plot(t, level, label=o.dispatcher, color=colors[o.dispatcher])
+        axis.axhline(o.capacity, color="grey", linestyle="--")
 
-    figure, axes = grid("rows applied per second against C / L")
-    for axis, scenario in zip(axes, scenarios, strict=True):
-        for o in (o for o in outcomes if o.scenario == scenario):
-            t, v = _rate_series(o.samples, "rows_applied")
-            axis.plot(t, v, label=o.dispatcher, color=colors[o.dispatcher])
-            axis.axhline(o.capacity / o.latency_s, color="grey", linestyle="--")
-        axis.set_title(f"{scenario} (dashed: C / L)")
-        axis.set_ylabel("rows/s")
-        axis.legend(fontsize="small")
-    axes[-1].set_xlabel("seconds since first upload")
-    save(figure, PLOTS["throughput"])
+    def queue_depth(axis: Any, o: RunOutcome) -> None:
+        t = [s.t for s in o.samples]
+        priorities = list(o.samples[0].queue_visible) if o.samples else []
+        for style, priority in zip(STYLES, priorities, strict=False):
+            depth = [s.queue_visible.get(priority, 0) + s.queue_in_flight.get(priority, 0) for s in o.samples]
+            axis.plot(t, depth, style, color=colors[o.dispatcher], label=f"{o.dispatcher} {priority}")
 
-    figure, axes = grid("downstream requests in service against capacity")
-    for axis, scenario in zip(axes, scenarios, strict=True):
-        for o in (o for o in outcomes if o.scenario == scenario):
-            t = [s.t for s in o.samples]
-            axis.plot(
-                t,
-                [s.downstream_in_flight + s.downstream_queued for s in o.samples],
-                label=o.dispatcher,
-                color=colors[o.dispatcher],
-            )
-            axis.axhline(o.capacity, color="grey", linestyle="--")
-        axis.set_title(f"{scenario} (dashed: capacity C)")
-        axis.set_ylabel("in flight")
-        axis.legend(fontsize="small")
-    save(figure, PLOTS["downstream_in_flight"])
+    def throttled(axis: Any, o: RunOutcome) -> None:
+        t, v = _rate_series(o.samples, "throttled_429")
+        axis.plot(t, v, label=o.dispatcher, color=colors[o.dispatcher])
 
-    figure, axes = grid("queue depth (visible + in flight) by priority")
-    styles = ["-", ":", "--", "-."]
-    for axis, scenario in zip(axes, scenarios, strict=True):
-        for o in (o for o in outcomes if o.scenario == scenario):
-            t = [s.t for s in o.samples]
-            priorities = list(o.samples[0].queue_visible) if o.samples else []
-            for index, priority in enumerate(priorities):
-                depth = [
-                    s.queue_visible.get(priority, 0) + s.queue_in_flight.get(priority, 0) for s in o.samples
-                ]
-                axis.plot(
-                    t,
-                    depth,
-                    styles[index % len(styles)],
-                    color=colors[o.dispatcher],
-                    label=f"{o.dispatcher} {priority}",
+    def latency_cdf(axis: Any, o: RunOutcome) -> None:
+        for style, (priority, values) in zip(STYLES, o.latencies.items(), strict=False):
+            points = perf_metrics.cdf(values)
+            if points:
+                x, y = [p[0] for p in points], [p[1] for p in points]
+                axis.step(
+                    x, y, style, where="post", color=colors[o.dispatcher], label=f"{o.dispatcher} {priority}"
                 )
-        axis.set_title(scenario)
-        axis.set_ylabel("messages")
-        axis.legend(fontsize="x-small", ncol=2)
-    save(figure, PLOTS["queue_depth"])
 
-    figure, axes = grid("429 answers per second")
-    for axis, scenario in zip(axes, scenarios, strict=True):
-        for o in (o for o in outcomes if o.scenario == scenario):
-            t, v = _rate_series(o.samples, "throttled_429")
-            axis.plot(t, v, label=o.dispatcher, color=colors[o.dispatcher])
-        axis.set_title(scenario)
-        axis.set_ylabel("429/s")
-        axis.legend(fontsize="small")
-    save(figure, PLOTS["throttled_429"])
-
-    figure, axes = grid("upload → complete latency CDF by priority")
-    for axis, scenario in zip(axes, scenarios, strict=True):
-        for o in (o for o in outcomes if o.scenario == scenario):
-            for index, (priority, values) in enumerate(o.latencies.items()):
-                points = perf_metrics.cdf(values)
-                if points:
-                    axis.step(
-                        [p[0] for p in points],
-                        [p[1] for p in points],
-                        styles[index % len(styles)],
-                        where="post",
-                        color=colors[o.dispatcher],
-                        label=f"{o.dispatcher} {priority}",
-                    )
-        axis.set_title(scenario)
-        axis.set_xlabel("seconds")
-        axis.set_ylabel("share of objects")
-        axis.legend(fontsize="x-small", ncol=2)
-    save(figure, PLOTS["latency_cdf"])
+    figures.draw(
+        "throughput", "rows applied per second against C / L", "rows/s", throughput, " (dashed: C / L)"
+    )
+    figures.draw(
+        "downstream_in_flight",
+        "downstream requests in service against capacity",
+        "in service",
+        in_service,
+        " (dashed: capacity C)",
+    )
+    figures.draw("queue_depth", "queue depth (visible + in flight) by priority", "messages", queue_depth)
+    figures.draw("throttled_429", "429 answers per second", "429/s", throttled)
+    figures.draw("latency_cdf", "upload → complete latency CDF by priority", "share of objects", latency_cdf)
     return list(PLOTS.values())

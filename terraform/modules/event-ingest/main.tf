@@ -23,6 +23,10 @@ locals {
     for route in local.event_rules.routes : route.priority => lookup(var.key_prefixes, route.priority, route.key_prefix)
   }
   key_wildcards = { for priority, prefix in local.key_prefixes : priority => "${prefix}*${local.object_suffix}" }
+  # The unrouted rule's anything-but list: every route's wildcard, in route order. The template holds
+  # it as ["${key_wildcards}"] (valid JSON before rendering), so the value is the JSON list without its
+  # outer [" and "]; local mode computes the same (s3stagger.local.templates.json_string_list_items).
+  unrouted_key_wildcards = trimsuffix(trimprefix(jsonencode([for route in local.event_rules.routes : local.key_wildcards[route.priority]]), "[\""), "\"]")
 
   queue_settings = {
     visibility_timeout_seconds    = coalesce(var.queue_overrides.visibility_timeout_seconds, local.queue_definitions.queue.visibility_timeout_s)
@@ -284,10 +288,10 @@ resource "aws_cloudwatch_event_rule" "object_created" {
 resource "aws_cloudwatch_event_rule" "object_unrouted" {
   name        = local.unrouted_rule_name
   description = "S3 Object Created in ${local.bucket_names.uploads} that no route matches -> ${aws_sqs_queue.ingest_dead_letter.name}"
-  event_pattern = templatefile("${local.definitions_path}/event_pattern_unrouted.json", merge(
-    { bucket_name = aws_s3_bucket.this["uploads"].id },
-    { for priority, wildcard in local.key_wildcards : "${priority}_key_wildcard" => wildcard },
-  ))
+  event_pattern = templatefile("${local.definitions_path}/event_pattern_unrouted.json", {
+    bucket_name   = aws_s3_bucket.this["uploads"].id
+    key_wildcards = local.unrouted_key_wildcards
+  })
   tags = var.tags
 }
 

@@ -70,3 +70,8 @@ output "failure_event_pattern" {
     "detail-type" = ["Object processing failed"]
   })
 }
+
+output "processor_metrics_namespace" {
+  description = "CloudWatch namespace of the processor's metrics (case-sensitive): `POWERTOOLS_METRICS_NAMESPACE` of `processor.json`, unless `processor.environment` overrides it. Point dashboards and alarms at this."
+  value       = local.processor_environment["POWERTOOLS_METRICS_NAMESPACE"]
+}

@@ -1,0 +1,222 @@
+"""The object processor with in-memory collaborators: the steps of a run and their bookkeeping."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from s3stagger.adapters.failed_rows_sink import FailedRowsBatch, S3FailedRowsSink
+from s3stagger.config import ProcessorSettings
+from s3stagger.domain.delivery import Delivery, DeliveryOutcome
+from s3stagger.domain.model import Cursor, ObjectRef, ProcessRequest, RunStatus
+from s3stagger.domain.ports import OpenedObject
+from s3stagger.processor import DownstreamUnavailableError, ObjectProcessor
+
+REF = ObjectRef("bucket", "normal/rows.csv", etag="etag-1")
+
+
+def csv_object(rows: int) -> bytes:
+    return b"id,name\n" + b"".join(f"{n},name {n}\n".encode() for n in range(1, rows + 1))
+
+
+@dataclass
+class MemorySource:
+    """Serves one object from memory in chunks; ``claimed_size`` can lie about its size."""
+
+    data: bytes
+    chunk: int = 16
+    claimed_size: int | None = None
+    closed: int = 0
+
+    def open(
+        self,
+        ref: ObjectRef,
+        *,
+        start: int = 0,
+        end: int | None = None,
+        if_match: str | None = None,
+        version_id: str | None = None,
+    ) -> OpenedObject:
+        part = self.data[start : None if end is None else end + 1]
+        chunks = iter([part[i : i + self.chunk] for i in range(0, len(part), self.chunk)])
+        size = len(self.data) if self.claimed_size is None else self.claimed_size
+        return OpenedObject("etag-1", None, size, chunks, ref.key, release=self._close)
+
+    def _close(self) -> None:
+        self.closed += 1
+
+
+@dataclass
+class RecordingS3:
+    """The one S3 call the failed-rows sink makes."""
+
+    puts: dict[str, bytes] = field(default_factory=dict)
+
+    def put_object(self, *, Bucket: str, Key: str, Body: Any, ContentType: str) -> None:
+        self.puts[Key] = Body if isinstance(Body, bytes) else Body.read()
+
+
+class KeptSink(S3FailedRowsSink):
+    """The real sink over a recording client; keeps the batches it opened."""
+
+    def __init__(self) -> None:
+        self.s3 = RecordingS3()
+        super().__init__(self.s3, None)  # type: ignore[arg-type]
+        self.batches: list[FailedRowsBatch] = []
+
+    def open_batch(self, ref: ObjectRef, version: str, columns: Sequence[str]) -> FailedRowsBatch:
+        batch = super().open_batch(ref, version, columns)
+        self.batches.append(batch)
+        return batch
+
+
+@dataclass
+class ScriptedDownstream:
+    """Answers each attempt with ``script(row_number, attempt)``; counts attempts per row."""
+
+    script: Callable[[int, int], Delivery]
+    attempts: dict[int, int] = field(default_factory=dict)
+
+    async def deliver(
+        self, body: dict[str, Any], idempotency_key: str, timeout_s: float | None = None
+    ) -> Delivery:
+        row = int(body["source"]["row"])
+        self.attempts[row] = self.attempts.get(row, 0) + 1
+        await asyncio.sleep(0)
+        return self.script(row, self.attempts[row])
+
+
+def always(delivery: Delivery) -> Callable[[int, int], Delivery]:
+    return lambda _row, _attempt: delivery
+
+
+OK = Delivery(DeliveryOutcome.APPLIED, 200, "ok", latency_s=0.004)
+REFUSED = Delivery(DeliveryOutcome.UNREACHABLE, None, "cannot connect: refused")
+BUSY = Delivery(DeliveryOutcome.THROTTLED, 429, "HTTP 429: busy")
+BAD = Delivery(DeliveryOutcome.REJECTED, 422, "HTTP 422: bad row")
+
+SETTINGS = ProcessorSettings(
+    downstream_url="http://downstream.test/rows",
+    max_concurrency=4,
+    max_attempts=3,
+    max_throttled_attempts=2,
+    backoff_base_s=0.0,
+    backoff_max_s=0.0,
+)
+
+
+async def no_wait(_seconds: float) -> None:
+    await asyncio.sleep(0)
+
+
+def run(
+    source: MemorySource,
+    downstream: ScriptedDownstream,
+    sink: KeptSink,
+    settings: ProcessorSettings = SETTINGS,
+    cursor: Cursor | None = None,
+) -> Any:
+    processor = ObjectProcessor(settings, source, sink, downstream, rng=random.Random(1), sleep=no_wait)
+    return asyncio.run(processor.run(ProcessRequest(REF, cursor)))
+
+
+def test_a_complete_run_answers_the_summary_and_its_figures() -> None:
+    source, sink = MemorySource(csv_object(10)), KeptSink()
+    downstream = ScriptedDownstream(lambda row, attempt: BAD if row == 4 else OK)
+    summary, metrics = run(source, downstream, sink)
+    assert summary.status is RunStatus.COMPLETE
+    assert (summary.rows_applied, summary.rows_failed) == (9, 1)
+    assert summary.failed_rows_object is not None
+    (batch,) = sink.batches
+    assert batch.closed
+    (record,) = sink.s3.puts.values()
+    assert b"downstream rejected the row: HTTP 422: bad row" in record
+    assert metrics.latency_max_ms == pytest.approx(4.0)
+    assert 1 <= metrics.peak_in_flight <= 4
+    assert source.closed == 1
+
+
+def test_an_unreachable_downstream_raises_and_the_failed_rows_batch_is_discarded_not_left_open() -> None:
+    source, sink = MemorySource(b"id,name\n1,a\n2,\xff\n3,c\n"), KeptSink()  # row 2 fails in the reader
+    with pytest.raises(DownstreamUnavailableError, match="no answer to any request after 3 attempts"):
+        run(source, ScriptedDownstream(always(REFUSED)), sink)
+    (batch,) = sink.batches
+    assert batch.count == 1  # the bad row was recorded ...
+    assert batch.closed  # ... and its spooled file released
+    assert sink.s3.puts == {}  # but nothing written: the retried invocation records it
+    assert source.closed == 1
+
+
+def test_a_rejection_after_the_batch_was_opened_closes_it_and_quarantines_the_object() -> None:
+    # The object claims to be small but is not: the reader rejects it part-way.
+    data = csv_object(40)
+    source, sink = MemorySource(data, claimed_size=10), KeptSink()
+    settings = ProcessorSettings(downstream_url=SETTINGS.downstream_url, max_object_bytes=100)
+    summary, _ = run(source, ScriptedDownstream(always(OK)), sink, settings)
+    assert summary.status is RunStatus.REJECTED
+    assert summary.error is not None
+    assert summary.error["type"] == "object_too_large"
+    assert "S3STAGGER_MAX_OBJECT_BYTES=100" in summary.error["message"]
+    (batch,) = sink.batches
+    assert batch.closed
+    (key,) = sink.s3.puts
+    assert key.startswith("failed-rows/quarantine/")
+
+
+def test_a_row_throttled_past_its_budget_pauses_the_object_at_it_and_never_fails_it() -> None:
+    downstream = ScriptedDownstream(lambda row, attempt: BUSY if row == 3 else OK)
+    summary, metrics = run(MemorySource(csv_object(30)), downstream, KeptSink())
+    assert summary.status is RunStatus.PARTIAL
+    assert summary.rows_failed == 0
+    assert summary.cursor is not None
+    assert summary.cursor.next_row == 3
+    assert summary.throttled == downstream.attempts[3] == 2
+    assert summary.retries == 1  # one retry between the two throttled attempts
+    assert metrics.limit_decreases == 2
+    assert summary.rows_applied < 30
+
+
+def test_the_continuation_from_a_pause_applies_the_rest() -> None:
+    data = csv_object(30)
+    first, _ = run(MemorySource(data), ScriptedDownstream(lambda r, a: BUSY if r == 3 else OK), KeptSink())
+    downstream = ScriptedDownstream(always(OK))
+    second, _ = run(MemorySource(data), downstream, KeptSink(), cursor=first.cursor)
+    assert second.status is RunStatus.COMPLETE
+    assert min(downstream.attempts) == 3
+    assert max(downstream.attempts) == 30
+
+
+def test_retryable_failures_are_retried_then_the_row_is_failed_once_the_downstream_answered() -> None:
+    down = Delivery(DeliveryOutcome.RETRYABLE_ERROR, 503, "HTTP 503: down")
+    downstream = ScriptedDownstream(lambda row, attempt: down if row == 2 else OK)
+    summary, _ = run(MemorySource(csv_object(5)), downstream, KeptSink())
+    assert summary.status is RunStatus.COMPLETE
+    assert (summary.rows_applied, summary.rows_failed, summary.retries) == (4, 1, 2)
+    assert downstream.attempts[2] == 3
+
+
+def test_no_time_to_retry_leaves_the_row_unfinished_and_the_cursor_at_it() -> None:
+    slow = Delivery(DeliveryOutcome.TIMED_OUT, None, "timed out: ReadTimeout")
+    downstream = ScriptedDownstream(lambda row, attempt: slow if row == 1 else OK)
+    left = iter([60.0] * 3 + [0.0] * 1000)  # the deadline arrives after the first rows are taken
+    processor = ObjectProcessor(SETTINGS, MemorySource(csv_object(5)), KeptSink(), downstream, sleep=no_wait)
+    summary, _ = asyncio.run(processor.run(ProcessRequest(REF), lambda: next(left)))
+    assert summary.status is RunStatus.PARTIAL
+    assert summary.cursor is not None
+    assert summary.cursor.next_row == 1
+    assert summary.rows_failed == 0
+    assert summary.timeouts == downstream.attempts[1]
+
+
+def test_a_cursor_whose_header_end_is_not_the_header_is_rejected() -> None:
+    cursor = Cursor(next_row=2, byte_offset=12, header_end=12, etag="etag-1")  # the header ends at 8
+    summary, _ = run(MemorySource(csv_object(3)), ScriptedDownstream(always(OK)), KeptSink(), cursor=cursor)
+    assert summary.status is RunStatus.REJECTED
+    assert summary.error is not None
+    assert summary.error["type"] == "invalid_cursor"
+    assert "(it ends at 8)" in summary.error["message"]
