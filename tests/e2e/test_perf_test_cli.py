@@ -121,7 +121,7 @@ def test_perf_test_drives_an_existing_deployment(tmp_path: Path, monkeypatch: py
         names = stack.names
         deployment = ExistingDeployment(
             bucket=names.bucket,
-            queue=names.normal_queue_url,
+            queue=names.queue_urls["normal"],
             state_machine_arn=names.state_machine_arn,
             function_name=names.function_name,
             endpoint_url=stack.endpoint_url,
