@@ -28,7 +28,7 @@ DEMO_ARGS ?=
 ENDPOINT ?=
 ENDPOINT_FLAG := $(if $(ENDPOINT),--endpoint-url $(ENDPOINT))
 
-.PHONY: help install node-tools lock test unit functional local e2e iac repo lint format format-check typecheck demo bench-processor bench-downstream bench-pipeline simulate monitor package terraform-docs checkov security clean
+.PHONY: help install node-tools lock test unit functional local e2e iac repo lint format format-check typecheck demo bench-processor bench-downstream bench-pipeline perf-test simulate monitor package terraform-docs checkov security clean
 
 help: ## list targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-18s %s\n", $$1, $$2}'
@@ -120,6 +120,10 @@ bench-downstream: $(STAMP) ## simulator throughput against C / L: one JSON line 
 
 bench-pipeline: $(STAMP) ## whole-pipeline benchmark on the demo workload: one JSON line of figures
 	$(BIN)/python benchmarks/bench_pipeline.py $(BENCH_ARGS)
+
+PERF_ARGS ?=
+perf-test: $(STAMP) ## dispatchers x scenarios, plots + report [PERF_ARGS=--quick]; existing: BUCKET= QUEUE= STATE_MACHINE= FUNCTION= [ENDPOINT=]
+	$(BIN)/s3stagger perf-test $(if $(BUCKET),--bucket "$(BUCKET)" --queue "$(QUEUE)" --state-machine "$(STATE_MACHINE)" --function "$(FUNCTION)" $(ENDPOINT_FLAG)) $(PERF_ARGS)
 
 simulate: $(STAMP) ## upload generated CSV files: make simulate BUCKET= FILES= ROWS= WORKERS= [ENDPOINT=]
 	$(BIN)/s3stagger simulate --bucket "$(BUCKET)" --files $(FILES) --rows $(ROWS) --workers $(WORKERS) $(ENDPOINT_FLAG)

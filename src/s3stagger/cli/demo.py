@@ -108,6 +108,16 @@ def render_report(report: PipelineReport, result: PipelineRunResult | None = Non
     table.add_row("elapsed", f"{report.elapsed_s:.1f} s")
     if result is not None:
         table.add_row("processor invocations", str(result.processor_invocations))
+        cost = result.sections.get("cost")
+        if cost:
+            top = ", ".join(
+                f"{i['name']} ${i['usd']:.2f}"
+                for i in sorted(cost["line_items"], key=lambda i: -i["usd"])[:2]
+            )
+            table.add_row(
+                "cost per million objects (reference workload)",
+                f"${cost['cost_per_million_objects_usd']:.2f} ({top})",
+            )
     if report.ok:
         verdict = Text(
             "OK: every row applied or accounted for, no duplicate effect, DLQs empty, "
@@ -233,6 +243,7 @@ def demo(
     latency_spec = latency_option(latency)
     # Imported here: it loads the emulator, which `s3stagger --help` should not wait for.
     from s3stagger.cli.pipeline_run import PipelineRunSettings, run_pipeline  # noqa: PLC0415
+    from s3stagger.perf.counting import CostSection  # noqa: PLC0415
 
     settings = PipelineRunSettings(
         files=files,
@@ -258,11 +269,13 @@ def demo(
 
         def run(on_progress: Any = None) -> PipelineRunResult:
             scenario_settings = demo_failures.FailureScenario()
-            return demo_failures.run_failures(settings, scenario_settings, mbox, log_path, on_progress)
+            return demo_failures.run_failures(
+                settings, scenario_settings, mbox, log_path, on_progress, collectors=[CostSection(log_path)]
+            )
     else:
 
         def run(on_progress: Any = None) -> PipelineRunResult:
-            return run_pipeline(settings, on_progress)
+            return run_pipeline(settings, on_progress, collectors=[CostSection(log_path)])
 
     try:
         if as_json:

@@ -44,6 +44,7 @@ from s3stagger.local.downstream import DownstreamSimulator, SimulatorSettings
 from s3stagger.local.downstream.settings import LatencySpec
 from s3stagger.local.emulator import DEFAULT_REGION
 from s3stagger.local.pipeline import LocalPipeline, LocalPipelineSettings
+from s3stagger.local.request_counter import HARNESS_USER_AGENT, USER_USER_AGENT, client_as
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -417,6 +418,7 @@ class PipelineRun:
         self._stack: LocalPipeline | None = None
         self._uploaded: list[UploadedObject] = []
         self._uploaded_lock = threading.Lock()
+        self._clients: dict[str, Any] = {}
         self._upload_errors: list[BaseException] = []
         self._uploader: threading.Thread | None = None
         self._started = 0.0
@@ -455,6 +457,8 @@ class PipelineRun:
             if self._stack.runtime is None:  # pragma: no cover - start() sets it or raises
                 raise RuntimeError("the local stack has no Lambda runtime")
             self._stack.runtime.register(self._stack.names.function_name, self.outcomes)
+            if self._stack.emulator.request_counter is not None:  # count the run's work, not provisioning
+                self._stack.emulator.request_counter.reset()
         except BaseException:
             self.stop()
             raise
@@ -480,7 +484,7 @@ class PipelineRun:
         files = workload(
             self.settings, names.key_prefix(names.priorities[0]), names.key_prefix(names.priorities[-1])
         )
-        s3 = self.stack.client("s3")
+        s3 = self.client_as(USER_USER_AGENT, "s3")
 
         def note(item: UploadedObject) -> None:
             with self._uploaded_lock:
@@ -523,7 +527,7 @@ class PipelineRun:
         executions: int | None = None
         if self.settings.collect_history:
             transitions, executions = count_state_transitions(
-                stack.client("stepfunctions"), names.state_machine_arn
+                self.client_as(HARNESS_USER_AGENT, "stepfunctions"), names.state_machine_arn
             )
         complete = self.outcomes.complete_keys
         upload_times = {item.key: item.uploaded_at for item in self.uploaded}
@@ -561,6 +565,15 @@ class PipelineRun:
 
     # -- what the steps read ----------------------------------------------------------------------
 
+    def client_as(self, agent: str, service: str) -> Any:
+        """A client of the stack whose requests the emulator's request counter files under ``agent``
+        (the uploads are the user's, following and accounting the harness's: not the pattern's work)."""
+        with self._uploaded_lock:
+            key = f"{agent}/{service}"
+            if key not in self._clients:
+                self._clients[key] = client_as(agent, service, self.stack.emulator.client_settings())
+            return self._clients[key]
+
     @property
     def simulator(self) -> DownstreamSimulator:
         """The running downstream simulator."""
@@ -588,7 +601,7 @@ class PipelineRun:
     def progress(self) -> PipelineProgress:
         """One look at the run (queues, DLQs, downstream, answers) for the live view."""
         stats: SimulatorStats = self.simulator.stats()
-        sqs = self.stack.client("sqs")
+        sqs = self.client_as(HARNESS_USER_AGENT, "sqs")
         depths = {
             priority: _queue_attributes(sqs, url) for priority, url in self.stack.names.queue_urls.items()
         }
@@ -627,10 +640,10 @@ class PipelineRun:
         settings, names = self.settings, self.stack.names
         stats = self.simulator.stats()
         failed_rows, quarantined = count_sink_rows(
-            self.stack.client("s3"), names.failed_rows_bucket, names.failed_rows_prefix
+            self.client_as(HARNESS_USER_AGENT, "s3"), names.failed_rows_bucket, names.failed_rows_prefix
         )
         dlq_messages, dlq_object_keys = dead_letter_keys(
-            self.stack.client("sqs"), self.dead_letter_queue_urls()
+            self.client_as(HARNESS_USER_AGENT, "sqs"), self.dead_letter_queue_urls()
         )
         rejected = self.outcomes.rejected_keys | quarantined
         complete = self.outcomes.complete_keys

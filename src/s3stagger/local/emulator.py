@@ -18,7 +18,7 @@ from typing import Any
 from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 
 from s3stagger.errors import S3StaggerError
-from s3stagger.local import sfn_parameter_casing
+from s3stagger.local import request_counter, sfn_parameter_casing
 from s3stagger.local.lifecycle import LocalService
 
 LOOPBACK = "127.0.0.1"
@@ -48,6 +48,7 @@ class Emulator(LocalService):
         self._server: ThreadedMotoServer | None = None
         self._port: int | None = None
         self._saved_env: dict[str, str | None] = {}
+        self.request_counter: request_counter.RequestCounter | None = None
 
     @property
     def port(self) -> int:
@@ -65,6 +66,7 @@ class Emulator(LocalService):
             raise EmulatorError("an emulator is already running in this process; stop it first")
         server = ThreadedMotoServer(ip_address=LOOPBACK, port=0, verbose=False)
         server.start()
+        self.request_counter = request_counter.install(server)  # AWS requests by origin/service/action
         self._server = server
         self._port = int(server.get_host_and_port()[1])
         Emulator._running = self

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import math
 import os
 import threading
 import time
@@ -93,6 +94,8 @@ class FunctionCounters:
     timeouts: int = 0
     in_flight: int = 0
     peak_in_flight: int = 0
+    billed_ms: int = 0
+    """Handler run time summed over invocations, each rounded up to the millisecond (Lambda's billing)."""
 
     def as_dict(self) -> dict[str, int]:
         return dict(self.__dict__)
@@ -240,6 +243,7 @@ class LocalLambdaRuntime:
 
         def run() -> None:
             self._lease.acquire(environment)
+            began = time.monotonic()
             try:
                 outcome["result"] = handler(event, context)
             except BaseException as error:  # reported to the caller, as Lambda does
@@ -249,6 +253,7 @@ class LocalLambdaRuntime:
                 self._lease.release()
                 with self._lock:
                     counters.in_flight -= 1
+                    counters.billed_ms += max(1, math.ceil((time.monotonic() - began) * 1000))
 
         worker = threading.Thread(target=run, name=f"lambda-{name}-{context.aws_request_id[:8]}", daemon=True)
         worker.start()
