@@ -23,6 +23,7 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -251,9 +252,16 @@ def demo(
             scenario_settings = demo_failures.FailureScenario()
             return demo_failures.run_failures(settings, scenario_settings, mbox, log_path, on_progress)
     else:
+        from s3stagger.cli.observability_report import ObservabilityCollector  # noqa: PLC0415
+        from s3stagger.local.observability import LocalObservabilitySettings  # noqa: PLC0415
+
+        settings = replace(
+            settings,
+            pipeline_options={**settings.pipeline_options, "observability": LocalObservabilitySettings()},
+        )
 
         def run(on_progress: Any = None) -> PipelineRunResult:
-            return run_pipeline(settings, on_progress)
+            return run_pipeline(settings, on_progress, collectors=[ObservabilityCollector()])
 
     try:
         if as_json:
@@ -300,6 +308,10 @@ def demo(
             Console().print(
                 demo_failures.render_alerting(demo_failures.alerting_figures(result)), highlight=False
             )
+        if result.sections.get("observability", {}).get("enabled"):
+            from s3stagger.cli.observability_report import render_observability  # noqa: PLC0415
+
+            Console().print(render_observability(result.sections["observability"]))
         err.print(f"processor logs (JSON lines and EMF metrics): {log_path}", highlight=False)
     if scenario is Scenario.FAILURES:
         raise typer.Exit(
