@@ -30,6 +30,8 @@ def test_a_run_ships_every_log_line_and_valid_metrics(tmp_path: Path) -> None:
     assert figures["splunk_events_lost"] == figures["splunk_events_rejected"] == 0
     assert figures["dynatrace_lines_invalid"] == 0
     assert figures["dynatrace_lines_received"] > 0
+    assert figures["dashboard_tiles_with_data"] == figures["dashboard_tiles"] == 10
+    assert "Rows applied per second" in Path(figures["dashboard"]).read_text()
 
     key = run.uploaded[0].key
     answer = CliRunner().invoke(app, ["logs", "--object", key, "--json", "--index", figures["splunk_index"]])

@@ -24,7 +24,15 @@ class ObservabilityCollector:
         if observability is None:
             return {"enabled": False}
         observability.settle()
-        return {"enabled": True, **observability.figures()}
+        limit = run.settings.capacity / (run.latency.mean_s * run.settings.time_scale)
+        page = observability.render_dashboard(rows_per_s_limit=limit)
+        return {
+            "enabled": True,
+            **observability.figures(),
+            "dashboard": str(page.path),
+            "dashboard_tiles": page.tiles,
+            "dashboard_tiles_with_data": len(page.tiles_with_data),
+        }
 
 
 def render_observability(figures: dict[str, Any]) -> Table:

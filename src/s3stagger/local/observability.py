@@ -29,6 +29,7 @@ from typing import Any
 
 from s3stagger.domain.log_records import DEFAULT_INDEX, HecEventSettings
 from s3stagger.local.alarm_evaluator import DispatcherExecutionMetrics, LambdaRuntimeMetrics, SqsQueueMetrics
+from s3stagger.local.dashboard_page import DashboardPage, dashboard_document, render_dashboard, series_of
 from s3stagger.local.dynatrace_ingest import DEFAULT_API_TOKEN, DynatraceIngestReceiver
 from s3stagger.local.firehose_splunk import (
     FirehoseSplunkStandIn,
@@ -48,6 +49,7 @@ from s3stagger.local.provision import ClientFactory, ResourceNames
 from s3stagger.local.splunk_hec import DEFAULT_TOKEN, SplunkHecReceiver
 from s3stagger.local.telemetry_location import (
     BACKUP_DIR,
+    DASHBOARD_FILE,
     DYNATRACE_SERIES_FILE,
     SPLUNK_INDEX_FILE,
     default_telemetry_dir,
@@ -224,6 +226,17 @@ class LocalObservability(LocalService):
             "dynatrace_token": self.dynatrace.token,
             "data_dir": str(self.data_dir),
         }
+
+    def render_dashboard(self, rows_per_s_limit: float | None = None) -> DashboardPage:
+        """Write the dashboard page from the data points the local Dynatrace kept."""
+        document = dashboard_document(self._names.name_prefix, f"{self._names.name_prefix} pipeline")
+        return render_dashboard(
+            self.data_dir / DASHBOARD_FILE,
+            document,
+            series_of(self.dynatrace.series()),
+            self.settings.metric_period_s,
+            rows_per_s_limit,
+        )
 
     # -- figures --------------------------------------------------------------------------------------
     def figures(self) -> dict[str, Any]:
