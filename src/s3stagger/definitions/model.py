@@ -23,6 +23,7 @@ from types import MappingProxyType
 from typing import Any
 
 from s3stagger import definitions as package
+from s3stagger.definitions.alarms import AlarmDefinitionError, AlarmDefinitions, parse_alarm_definitions
 from s3stagger.domain.stagger import PrioritySpacing, StaggerPolicy, StaggerPolicyError
 from s3stagger.errors import S3StaggerError
 
@@ -381,6 +382,14 @@ def _parse_storage(f: FieldReader) -> StorageDefinition:
     )
 
 
+def _parse_alarms(f: FieldReader) -> AlarmDefinitions:
+    """``alarms.json``: :mod:`s3stagger.definitions.alarms` reads and validates it strictly."""
+    try:
+        return parse_alarm_definitions({"alarms": f.value("alarms")})
+    except AlarmDefinitionError as error:
+        raise DefinitionError(str(error)) from error
+
+
 @dataclass(frozen=True)
 class DefinitionFile:
     """One settings file: its name, the :class:`Definitions` field it fills, its parser."""
@@ -397,6 +406,7 @@ DEFINITION_FILES: tuple[DefinitionFile, ...] = (
     DefinitionFile("processor.json", "processor", _parse_processor),
     DefinitionFile("budget.json", "budget", _parse_budget),
     DefinitionFile("storage.json", "storage", _parse_storage),
+    DefinitionFile("alarms.json", "alarms", _parse_alarms),
 )
 """Every settings file of ``definitions/`` (the templates are rendered, not parsed)."""
 
@@ -437,6 +447,7 @@ class Definitions:
     processor: ProcessorDefinition
     budget: BudgetDefinition
     storage: StorageDefinition
+    alarms: AlarmDefinitions
 
     @classmethod
     def load(
