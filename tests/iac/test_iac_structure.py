@@ -20,8 +20,12 @@ from _iac_support import (
 def test_the_repository_has_both_modules_and_both_examples() -> None:
     assert [path.name for path in MODULE_DIRS] == [
         "alerting",
+        "dynatrace-dashboard",
+        "dynatrace-metrics",
         "event-ingest",
+        "firehose-backup",
         "monitoring",
+        "splunk-logs",
         "staggered-dispatcher",
     ]
     assert [path.name for path in EXAMPLE_DIRS] == ["complete", "minimal"]
