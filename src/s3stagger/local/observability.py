@@ -102,6 +102,7 @@ class LocalObservability(LocalService):
         self.firehose: FirehoseSplunkStandIn | None = None
         self.subscription: LogSubscriptionStandIn | None = None
         self.metric_stream: MetricStreamStandIn | None = None
+        self.dashboard_document: dict[str, Any] | None = None
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._settled = False
@@ -112,6 +113,10 @@ class LocalObservability(LocalService):
         for name in (SPLUNK_INDEX_FILE, DYNATRACE_SERIES_FILE):
             (self.data_dir / name).write_text("", encoding="utf-8")  # the files describe the last run
         try:
+            # read at start, as provisioning reads the other definitions: a broken template fails here
+            self.dashboard_document = dashboard_document(
+                self._names.name_prefix, f"{self._names.name_prefix} pipeline"
+            )
             self.splunk.start()
             self.dynatrace.start()
             self._wire()
@@ -229,10 +234,11 @@ class LocalObservability(LocalService):
 
     def render_dashboard(self, rows_per_s_limit: float | None = None) -> DashboardPage:
         """Write the dashboard page from the data points the local Dynatrace kept."""
-        document = dashboard_document(self._names.name_prefix, f"{self._names.name_prefix} pipeline")
+        if self.dashboard_document is None:
+            raise RuntimeError("local observability is not started")
         return render_dashboard(
             self.data_dir / DASHBOARD_FILE,
-            document,
+            self.dashboard_document,
             series_of(self.dynatrace.series()),
             self.settings.metric_period_s,
             rows_per_s_limit,

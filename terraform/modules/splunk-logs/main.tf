@@ -7,12 +7,21 @@ data "aws_region" "current" {}
 data "aws_caller_identity" "current" {}
 
 locals {
+  # The transform runs from the processor's package: same runtime and, by default, architecture.
+  definitions_path   = coalesce(var.definitions_path, "${path.module}/../../../src/s3stagger/definitions")
+  processor_settings = jsondecode(file("${local.definitions_path}/processor.json"))
+  architecture       = coalesce(var.architecture, local.processor_settings.architecture)
+
   partition       = data.aws_partition.current.partition
   region          = data.aws_region.current.name
   account_id      = data.aws_caller_identity.current.account_id
   stream_name     = "${var.name_prefix}-splunk-logs"
   transform_name  = "${var.name_prefix}-splunk-logs-transform"
   stream_log_name = "/aws/kinesisfirehose/${local.stream_name}"
+  # Built, not referenced: the stream refers to the transform, so the transform cannot refer back.
+  delivery_stream_arn  = "arn:${local.partition}:firehose:${local.region}:${local.account_id}:deliverystream/${local.stream_name}"
+  backup_bucket_arn    = module.backup.bucket_arn
+  hec_token_secret_arn = var.hec_token_secret_arn
 }
 
 module "backup" {
@@ -34,7 +43,7 @@ resource "aws_cloudwatch_log_group" "transform" {
   tags              = var.tags
 }
 
-data "aws_iam_policy_document" "lambda_assume" {
+data "aws_iam_policy_document" "lambda_trust" {
   statement {
     actions = ["sts:AssumeRole"]
 
@@ -47,7 +56,7 @@ data "aws_iam_policy_document" "lambda_assume" {
 
 resource "aws_iam_role" "transform" {
   name               = local.transform_name
-  assume_role_policy = data.aws_iam_policy_document.lambda_assume.json
+  assume_role_policy = data.aws_iam_policy_document.lambda_trust.json
   tags               = var.tags
 }
 
@@ -61,7 +70,7 @@ data "aws_iam_policy_document" "transform" {
   statement {
     sid       = "PutOverflowBack"
     actions   = ["firehose:PutRecordBatch"]
-    resources = ["arn:${local.partition}:firehose:${local.region}:${local.account_id}:deliverystream/${local.stream_name}"]
+    resources = [local.delivery_stream_arn]
   }
 
   dynamic "statement" {
@@ -90,8 +99,8 @@ resource "aws_lambda_function" "transform" {
   description             = "s3stagger: Firehose transformation of CloudWatch Logs records into Splunk HEC events."
   role                    = aws_iam_role.transform.arn
   handler                 = "s3stagger.handlers.transform_logs.handler"
-  runtime                 = "python3.13"
-  architectures           = [var.architecture]
+  runtime                 = local.processor_settings.runtime
+  architectures           = [local.architecture]
   filename                = var.package_path
   source_code_hash        = filebase64sha256(var.package_path)
   timeout                 = 120
@@ -135,7 +144,7 @@ resource "aws_cloudwatch_log_stream" "stream" {
   log_group_name = aws_cloudwatch_log_group.stream.name
 }
 
-data "aws_iam_policy_document" "firehose_assume" {
+data "aws_iam_policy_document" "firehose_trust" {
   statement {
     actions = ["sts:AssumeRole"]
 
@@ -154,7 +163,7 @@ data "aws_iam_policy_document" "firehose_assume" {
 
 resource "aws_iam_role" "firehose" {
   name               = "${local.stream_name}-firehose"
-  assume_role_policy = data.aws_iam_policy_document.firehose_assume.json
+  assume_role_policy = data.aws_iam_policy_document.firehose_trust.json
   tags               = var.tags
 }
 
@@ -162,7 +171,7 @@ data "aws_iam_policy_document" "firehose" {
   statement {
     sid       = "BackUpFailedEvents"
     actions   = ["s3:AbortMultipartUpload", "s3:GetBucketLocation", "s3:ListBucket", "s3:ListBucketMultipartUploads", "s3:PutObject"]
-    resources = [module.backup.bucket_arn, "${module.backup.bucket_arn}/*"]
+    resources = [local.backup_bucket_arn, "${local.backup_bucket_arn}/*"]
   }
 
   statement {
@@ -174,7 +183,7 @@ data "aws_iam_policy_document" "firehose" {
   statement {
     sid       = "ReadHecToken"
     actions   = ["secretsmanager:GetSecretValue"]
-    resources = [var.hec_token_secret_arn]
+    resources = [local.hec_token_secret_arn]
   }
 
   statement {
@@ -281,7 +290,7 @@ resource "aws_kinesis_firehose_delivery_stream" "this" {
 
 # -- the subscriptions -----------------------------------------------------------------------------
 
-data "aws_iam_policy_document" "logs_assume" {
+data "aws_iam_policy_document" "logs_trust" {
   statement {
     actions = ["sts:AssumeRole"]
 
@@ -300,7 +309,7 @@ data "aws_iam_policy_document" "logs_assume" {
 
 resource "aws_iam_role" "subscription" {
   name               = "${local.stream_name}-subscription"
-  assume_role_policy = data.aws_iam_policy_document.logs_assume.json
+  assume_role_policy = data.aws_iam_policy_document.logs_trust.json
   tags               = var.tags
 }
 

@@ -93,13 +93,19 @@ variable "package_path" {
 
 variable "architecture" {
   type        = string
-  description = "Instruction set of the transform Lambda; the package must be built for it."
-  default     = "arm64"
+  description = "Instruction set of the transform Lambda; the package must be built for it. Null: the processor's (`processor.json`)."
+  default     = null
 
   validation {
-    condition     = contains(["arm64", "x86_64"], var.architecture)
+    condition     = var.architecture == null || contains(["arm64", "x86_64"], coalesce(var.architecture, "arm64"))
     error_message = "architecture must be arm64 or x86_64."
   }
+}
+
+variable "definitions_path" {
+  type        = string
+  description = "Directory of the shared definition files (`processor.json`: the runtime and architecture the transform shares with the processor). Null: `src/s3stagger/definitions` of this repository, found relative to the module."
+  default     = null
 }
 
 variable "buffering" {
