@@ -39,7 +39,7 @@ def test_failures_scenario_reports_alarms_and_emails_and_accounts_every_row(tmp_
     assert report["duplicate_effects"] == 0
     assert report["emails_received"] >= 1
     assert report["emails_via_starttls"] == report["emails_received"]
-    assert "s3stagger-dlq-not-empty-normal" in report["alarms_fired"]  # the poison messages
+    assert "s3stagger-dlq-not-empty-normal" in report["alarms_fired"], report  # the poison messages
     assert "s3stagger-dlq-not-empty-ingest-dlq" in report["alarms_fired"]  # the stray uploads
     assert len(mailbox.mbox(str(mbox))) == report["emails_received"]
 

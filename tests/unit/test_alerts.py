@@ -217,7 +217,7 @@ def test_email_names_what_where_how_many_first_error_and_runbook() -> None:
     assert message["Subject"] == "[s3stagger] ALARM: s3stagger-dlq-not-empty-normal"
     assert message["To"] == "ops@example.com, oncall@example.com"
     assert "QueueName=s3stagger-normal-dlq" in body
-    assert "How many:     3 ApproximateNumberOfMessagesVisible" in body
+    assert "How many:     3 messages visible" in body
     assert "Runbook:      https://runbooks.example/s3stagger/docs/runbooks/dlq-not-empty.md" in body
 
 

@@ -172,11 +172,29 @@ def _alarm_metric(configuration: Mapping[str, Any]) -> str:
     return "?"
 
 
+METRIC_UNITS = {
+    "ApproximateNumberOfMessagesVisible": "messages visible",
+    "ApproximateAgeOfOldestMessage": "s, age of the oldest message",
+    "Errors": "errors",
+    "Throttles": "throttled invocations",
+    "Duration": "ms",
+    "ConcurrentExecutions": "concurrent executions",
+    "ExecutionsFailed": "executions failed",
+    "ExecutionsTimedOut": "executions timed out",
+    "ExecutionThrottled": "executions throttled",
+    "FailedInvocations": "failed rule invocations",
+    "InvocationsSentToDlq": "events sent to the rule's DLQ",
+    "RowsFailed": "rows failed",
+    "Throttled429": "429 answers",
+}
+"""How an email words the latest datapoint of an alarm's metric (else the metric's name)."""
+
+
 def _metric_unit(configuration: Mapping[str, Any]) -> str:
     for query in configuration.get("metrics") or []:
         name = (((query or {}).get("metricStat") or {}).get("metric") or {}).get("name")
         if name:
-            return str(name)
+            return METRIC_UNITS.get(str(name), str(name))
     return ""
 
 

@@ -24,6 +24,7 @@ from s3stagger.notifier import Notifier, NotifierSettings, Outcome, SqsDigestTim
 
 logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME", "s3stagger-notifier"))
 
+RECORD_MARGIN_S = 5
 _lock = threading.Lock()
 _notifiers: dict[tuple[str, ...], Notifier] = {}
 
@@ -58,8 +59,15 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         logger.error(f"notifier cannot start: {error}")
         raise
     failures: list[dict[str, str]] = []
+    # one record may take up to the SMTP timeout: stop taking new ones while that still fits, and hand
+    # the rest back (retried), rather than time out with the whole batch
+    needed_ms = (notifier.settings.smtp.timeout_s + RECORD_MARGIN_S) * 1000
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
     for record in event.get("Records", []):
         message_id = str(record.get("messageId", "?"))
+        if remaining is not None and remaining() < needed_ms:
+            failures.append({"itemIdentifier": message_id})
+            continue
         try:
             outcome = notifier.handle(str(record["body"]))
             log = logger.debug if outcome is Outcome.IGNORED else logger.info
@@ -70,4 +78,6 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         except Exception:
             logger.exception("alert not delivered, will be retried", extra={"message_id": message_id})
             failures.append({"itemIdentifier": message_id})
+    if failures:
+        logger.info("records handed back for a retry", extra={"count": len(failures)})
     return {"batchItemFailures": failures}

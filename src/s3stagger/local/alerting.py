@@ -42,7 +42,12 @@ from s3stagger.local.alert_queue_poller import LocalSqsEventSourcePoller
 from s3stagger.local.lambda_runtime import FunctionCounters
 from s3stagger.local.lifecycle import LocalService
 from s3stagger.local.mailbox_location import default_mailbox
-from s3stagger.local.provision import ClientFactory, ResourceNames, unrouted_event_pattern
+from s3stagger.local.provision import (
+    ClientFactory,
+    ResourceNames,
+    _placeholder_code_zip,
+    unrouted_event_pattern,
+)
 from s3stagger.local.smtp_server import LocalSmtpServer
 from s3stagger.local.templates import render_definition_json
 
@@ -55,9 +60,10 @@ class LocalAlertingSettings:
     """The mbox the SMTP server writes; default :func:`default_mailbox`."""
     digest_interval_s: float | None = None
     """Default: ``alerting.json`` ``digest_interval_s`` x ``time_scale``."""
-    notifier_timeout_s: int = 10
+    notifier_timeout_s: int = 30
     alert_visibility_timeout_s: int = 2
-    """How long a failed alert waits before its retry (AWS: 6 x the notifier's timeout)."""
+    """How long a failed alert waits before its retry (AWS: 6 x the notifier's timeout; locally
+    short, which is safe because the one poller thread waits for each invocation)."""
     alert_max_receive_count: int | None = None
     smtp_port: int | None = None
     secret_password: str | None = None
@@ -77,8 +83,7 @@ class AlertingNames:
     rule_names: tuple[str, ...]
     alarm_names: tuple[str, ...]
     mailbox: str
-
-    time_scale: float = 1.0
+    time_scale: float
 
     def as_dict(self) -> dict[str, Any]:
         return {**self.__dict__, "rule_names": list(self.rule_names), "alarm_names": list(self.alarm_names)}
@@ -241,7 +246,7 @@ class LocalAlerting(LocalService):
             Runtime=spec["runtime"],
             Role=role,
             Handler=spec["handler"],
-            Code={"ZipFile": _placeholder_zip()},
+            Code={"ZipFile": _placeholder_code_zip()},
             Timeout=s.notifier_timeout_s,
             MemorySize=int(spec["memory_mb"]),
             Architectures=[spec["architecture"]],
@@ -261,7 +266,13 @@ class LocalAlerting(LocalService):
         }
         retry = self.pipeline_definitions.event_rules.target_retry_policy
         names: list[str] = []
+        machine = self.client("stepfunctions").describe_state_machine(
+            stateMachineArn=self.pipeline.state_machine_arn
+        )
+        standard = machine.get("type", "STANDARD") == "STANDARD"
         for rule in self.definition.rules:
+            if rule.standard_only and not standard:
+                continue  # Express workflows emit no status-change events; ExecutionsFailed covers them
             if rule.kind == "unrouted":
                 wildcards = self.pipeline_definitions.key_wildcards().values()
                 pattern = unrouted_event_pattern(self.pipeline.bucket, list(wildcards))
@@ -292,7 +303,8 @@ class LocalAlerting(LocalService):
 
     # -- running --------------------------------------------------------------------------------
     def _evaluator(self) -> LocalAlarmEvaluator:
-        assert self.names is not None  # noqa: S101 - provision() ran
+        if self.names is None:
+            raise RuntimeError("provision() first: the evaluator needs the alerting resources")
         sqs = self.client("sqs")
         queue_urls = {
             url.rsplit("/", 1)[-1]: url
@@ -364,13 +376,3 @@ def _metric_alarm(alarm: ConcreteAlarm, description: str) -> dict[str, Any]:
     else:
         request["Statistic"] = alarm.statistic
     return request
-
-
-def _placeholder_zip() -> bytes:
-    import io  # noqa: PLC0415
-    import zipfile  # noqa: PLC0415
-
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        archive.writestr("README.txt", "s3stagger local mode runs the handler from the installed package.\n")
-    return buffer.getvalue()

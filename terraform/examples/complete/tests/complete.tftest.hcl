@@ -1,5 +1,6 @@
 # `terraform test` (Terraform >= 1.7) with a mocked AWS provider: the example wires the four
-# modules and the key together. Needs the package: run `make package` in the repository root.
+# modules and the key together. The Lambda package is a small fixture zip (terraform/tests/fixtures):
+# no `make package` needed.
 
 mock_provider "aws" {
   mock_data "aws_caller_identity" {
@@ -54,6 +55,7 @@ variables {
   downstream_url = "https://api.example.com/v1/rows"
   alert_from     = "s3stagger@example.com"
   alert_emails   = ["oncall@example.com"]
+  package_path   = "../../tests/fixtures/processor.zip"
 }
 
 run "deploys_the_pattern_with_a_customer_key_and_alerting" {

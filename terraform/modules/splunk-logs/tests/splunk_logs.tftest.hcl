@@ -39,7 +39,7 @@ variables {
   }
   hec_endpoint         = "https://http-inputs-acme.splunkcloud.com:443"
   hec_token_secret_arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:splunk-hec-AbCdEf"
-  package_path         = "../../../dist/s3stagger-lambda-arm64.zip"
+  package_path         = "../../tests/fixtures/processor.zip"
 }
 
 run "ships_every_log_group_through_the_transform_to_the_hec" {
