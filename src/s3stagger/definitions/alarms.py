@@ -286,6 +286,10 @@ def _validate_one(alarm: AlarmDefinition, where: str) -> None:
             f"{where}.statistic",
             f"must be one of {', '.join(sorted(STATISTICS))} or a percentile (p99), got {alarm.statistic!r}",
         )
+    _validate_evaluation(alarm, where)
+
+
+def _validate_evaluation(alarm: AlarmDefinition, where: str) -> None:
     if alarm.period_s not in HIGH_RESOLUTION_PERIODS and alarm.period_s % 60:
         raise _fail(f"{where}.period_s", f"must be 10, 20, 30 or a multiple of 60, got {alarm.period_s}")
     if alarm.datapoints_to_alarm > alarm.evaluation_periods:

@@ -1,6 +1,6 @@
 # `terraform test` (Terraform >= 1.7) with a mocked AWS provider: rules from alerting.json to the
 # alert queue, its DLQ, the notifier configured for the central SMTP server, the secret, IAM.
-# Needs the package: run `make package` in the repository root.
+# The Lambda package is a small fixture zip (terraform/tests/fixtures): no `make package` needed.
 
 mock_provider "aws" {
   mock_data "aws_caller_identity" {
@@ -36,7 +36,7 @@ mock_provider "aws" {
 }
 
 variables {
-  package_path        = "../../../dist/s3stagger-lambda-arm64.zip"
+  package_path        = "../../tests/fixtures/processor.zip"
   state_machine_arn   = "arn:aws:states:eu-west-1:123456789012:stateMachine:s3stagger-dispatcher"
   uploads_bucket_name = "s3stagger-uploads-123456789012-eu-west-1"
   smtp = {
