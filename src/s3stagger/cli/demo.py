@@ -308,10 +308,9 @@ def demo(
             Console().print(
                 demo_failures.render_alerting(demo_failures.alerting_figures(result)), highlight=False
             )
-        if result.sections.get("observability", {}).get("enabled"):
-            from s3stagger.cli.observability_report import render_observability  # noqa: PLC0415
+        from s3stagger.cli.observability_report import print_observability  # noqa: PLC0415
 
-            Console().print(render_observability(result.sections["observability"]))
+        print_observability(result.sections, Console())
         err.print(f"processor logs (JSON lines and EMF metrics): {log_path}", highlight=False)
     if scenario is Scenario.FAILURES:
         raise typer.Exit(

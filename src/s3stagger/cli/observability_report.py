@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from rich.console import Console
 from rich.table import Table
 
 if TYPE_CHECKING:
@@ -64,3 +65,10 @@ def render_observability(figures: dict[str, Any]) -> Table:
         if figures.get(key):
             table.add_row(key.replace("_", " "), f"[red]{figures[key]}[/red]")
     return table
+
+
+def print_observability(sections: dict[str, dict[str, Any]], console: Console) -> None:
+    """Print the section, if the run had one."""
+    figures = sections.get(SECTION, {})
+    if figures.get("enabled"):
+        console.print(render_observability(figures))

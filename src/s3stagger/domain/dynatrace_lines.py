@@ -153,37 +153,40 @@ def _dimension(line: str, start: int) -> tuple[str, str, int]:
         )
     position = equals + 1
     if position < len(line) and line[position] == '"':
-        value_chars: list[str] = []
-        position += 1
-        while True:
-            if position >= len(line):
-                raise LineError(f"dimension {name!r}: the quoted value is not closed")
-            char = line[position]
-            if char == "\\":
-                if position + 1 >= len(line) or line[position + 1] not in '"\\':
-                    raise LineError(f'dimension {name!r}: only \\" and \\\\ may be escaped')
-                value_chars.append(line[position + 1])
-                position += 2
-                continue
-            if char == '"':
-                position += 1
-                break
-            value_chars.append(char)
-            position += 1
-        value = "".join(value_chars)
-        if position < len(line) and line[position] not in ", ":
-            raise LineError(f"dimension {name!r}: unexpected text after the quoted value")
+        value, position = _quoted_value(line, position + 1, name)
     else:
-        end = position
-        while end < len(line) and line[end] not in ", ":
-            end += 1
-        value = line[position:end]
-        if '"' in value or "=" in value:
-            raise LineError(f"dimension {name!r}: an unquoted value may not hold quotes or '='")
-        position = end
+        value, position = _unquoted_value(line, position, name)
     if not value or len(value) > DIMENSION_VALUE_MAX:
         raise LineError(f"dimension {name!r}: the value must be 1 to {DIMENSION_VALUE_MAX} characters")
     return name, value, position
+
+
+def _quoted_value(line: str, position: int, name: str) -> tuple[str, int]:
+    """The value of a quoted dimension starting after its opening quote, and the position after it."""
+    chars: list[str] = []
+    while position < len(line) and line[position] != '"':
+        if line[position] == "\\":
+            if position + 1 >= len(line) or line[position + 1] not in '"\\':
+                raise LineError(f'dimension {name!r}: only \\" and \\\\ may be escaped')
+            position += 1
+        chars.append(line[position])
+        position += 1
+    if position >= len(line):
+        raise LineError(f"dimension {name!r}: the quoted value is not closed")
+    position += 1
+    if position < len(line) and line[position] not in ", ":
+        raise LineError(f"dimension {name!r}: unexpected text after the quoted value")
+    return "".join(chars), position
+
+
+def _unquoted_value(line: str, position: int, name: str) -> tuple[str, int]:
+    end = position
+    while end < len(line) and line[end] not in ", ":
+        end += 1
+    value = line[position:end]
+    if '"' in value or "=" in value:
+        raise LineError(f"dimension {name!r}: an unquoted value may not hold quotes or '='")
+    return value, end
 
 
 def _finite(text: str, what: str) -> float:
@@ -208,8 +211,14 @@ def _payload(text: str) -> tuple[PayloadKind, float, Summary | None]:
         raise LineError(f"payload type {head!r}: expected gauge or count")
     if "=" not in rest:
         return PayloadKind.GAUGE, _finite(rest, "gauge value"), None
+    summary = _summary(rest)
+    return PayloadKind.SUMMARY, summary.average, summary
+
+
+def _summary(text: str) -> Summary:
+    """``min=..,max=..,sum=..,count=..`` (any order, each once)."""
     members: dict[str, str] = {}
-    for member in rest.split(","):
+    for member in text.split(","):
         name, _, value = member.partition("=")
         if name not in {"min", "max", "sum", "count"} or name in members:
             raise LineError(f"gauge summary member {name!r}: expected min, max, sum and count once each")
@@ -222,8 +231,7 @@ def _payload(text: str) -> tuple[PayloadKind, float, Summary | None]:
         raise LineError(f"min {members['min']} is greater than max {members['max']}")
     if not count.is_integer() or count < 1:
         raise LineError(f"count {members['count']} must be a positive integer")
-    summary = Summary(low, high, total, int(count))
-    return PayloadKind.SUMMARY, summary.average, summary
+    return Summary(low, high, total, int(count))
 
 
 def _timestamp(text: str, now_ms: int) -> int:

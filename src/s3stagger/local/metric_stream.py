@@ -41,6 +41,8 @@ MAX_BODY_BYTES = 1_000_000
 class CapturedEmfMetrics:
     """The EMF metrics of the captured log lines (what CloudWatch extracts from a log group)."""
 
+    gauge = False
+
     def __init__(self, lines: CapturedLines) -> None:
         self._lines = lines
 
@@ -52,6 +54,8 @@ class CapturedEmfMetrics:
 
 class DispatcherStartMetrics:
     """``ExecutionsStarted`` and ``ExecutionsSucceeded`` of the dispatcher (new executions per sample)."""
+
+    gauge = False
 
     def __init__(self, client: Any, state_machine_arn: str) -> None:
         self._client = client

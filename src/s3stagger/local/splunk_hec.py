@@ -131,34 +131,45 @@ def check_event(raw: Any, number: int, indexes: Sequence[str], default_index: st
     event = raw["event"]
     if event is None or (isinstance(event, str) and not event.strip()):
         raise HecProblem(400, 13, "Event field cannot be blank", number)
-    for name in METADATA_FIELDS:
-        if name in raw and not isinstance(raw[name], str):
-            raise invalid_format(number)
-    moment = raw.get("time")
-    if moment is not None:
-        try:
-            moment = float(moment)
-        except (TypeError, ValueError):
-            raise invalid_format(number) from None
-        if isinstance(raw["time"], bool) or moment < 0:
-            raise invalid_format(number)
+    if any(name in raw and not isinstance(raw[name], str) for name in METADATA_FIELDS):
+        raise invalid_format(number)
     index = raw.get("index") or default_index
     if index not in indexes:
         raise HecProblem(400, 7, "Incorrect index", number)
     fields = raw.get("fields", {})
-    if not isinstance(fields, dict) or not all(
-        isinstance(value, str) or (isinstance(value, list) and all(isinstance(v, str) for v in value))
-        for value in fields.values()
-    ):
+    if not _flat_fields(fields):
         raise HecProblem(400, 15, "Error in handling indexed fields", number)
     return IndexedEvent(
-        time=moment,
+        time=_event_time(raw.get("time"), number),
         host=raw.get("host"),
         source=raw.get("source"),
         sourcetype=raw.get("sourcetype"),
         index=index,
         event=event,
         fields=dict(fields),
+    )
+
+
+def _event_time(raw: Any, number: int) -> float | None:
+    """``time``: epoch seconds, a number or a numeric string, not negative."""
+    if raw is None:
+        return None
+    if isinstance(raw, bool):
+        raise invalid_format(number)
+    try:
+        moment = float(raw)
+    except (TypeError, ValueError):
+        raise invalid_format(number) from None
+    if moment < 0:
+        raise invalid_format(number)
+    return moment
+
+
+def _flat_fields(fields: Any) -> bool:
+    """Indexed fields: an object of strings or lists of strings."""
+    return isinstance(fields, dict) and all(
+        isinstance(value, str) or (isinstance(value, list) and all(isinstance(v, str) for v in value))
+        for value in fields.values()
     )
 
 
