@@ -132,6 +132,7 @@ def test_busy_on_demand_is_503_code_9_then_it_recovers(hec: SplunkHecReceiver) -
     assert [post(hec, events({"event": "x"})).status_code for _ in range(3)] == [503, 503, 200]
     assert post(hec, events({"event": "y"})).status_code == 200
     assert hec.stats().refusals[9] == 2
+    assert hec.stats().events_rejected == 0
     assert [e.event for e in hec.events()] == ["x", "y"]
 
 

@@ -187,7 +187,8 @@ class HecStats:
     events_received: int = 0
     """Events indexed."""
     events_rejected: int = 0
-    """Events of refused requests or after an invalid event of a batch (not indexed)."""
+    """Events refused for good (a 4xx: token, data), including those after an invalid event of a
+    batch; a 503 (busy, to be retried) rejects nothing."""
     refusals: Counter[int] = field(default_factory=Counter)
     """Refused requests by Splunk code."""
 
@@ -273,7 +274,7 @@ class SplunkHecReceiver(HttpReceiver):
             with self._lock:
                 self._stats.requests += request.path != ACK_PATH
                 self._stats.refusals[problem.code] += 1
-                if request.path != ACK_PATH:
+                if request.path != ACK_PATH and problem.status != BUSY.status:  # busy: to be retried
                     self._stats.events_rejected += max(1, _count_objects(request.body))
             return problem.reply()
 
