@@ -230,6 +230,8 @@ def test_local_mode_provisions_from_the_files_terraform_reads(
         start_scheduler=False,
         alerting=LocalAlertingSettings(mailbox=tmp_path / "alerts.mbox"),
         observability=LocalObservabilitySettings(data_dir=tmp_path / "telemetry"),
+        # a STANDARD dispatcher, so the execution-status rule (Standard only) is provisioned too
+        dispatcher_type="STANDARD",
     )
     with LocalPipeline(settings) as stack:
         definition = stack.client("stepfunctions").describe_state_machine(

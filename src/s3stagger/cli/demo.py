@@ -35,6 +35,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from s3stagger.api_config import AuthMode
 from s3stagger.cli.console import fail, stderr_console
 from s3stagger.cli.downstream import latency_option
 from s3stagger.cli.local import quiet_emulator_logs
@@ -211,6 +212,13 @@ def demo(
         Path | None,
         typer.Option(help="File for the processor's log lines (default: a file in the temp directory)."),
     ] = None,
+    auth: Annotated[
+        AuthMode,
+        typer.Option(
+            help="Credentials the simulated API requires, kept in the emulator's Secrets Manager and "
+            "rotated once mid-run; rows are mapped by the example request hook."
+        ),
+    ] = AuthMode.NONE,
     scenario: Annotated[
         Scenario,
         typer.Option(
@@ -240,6 +248,7 @@ def demo(
         timeout_s=timeout,
         concurrency_budget=budget,
         processor_max_concurrency=processor_concurrency,
+        auth=auth,
     )
     err = stderr_console()
     log_path = lambda_log or Path(tempfile.gettempdir()) / f"s3stagger-demo-{os.getpid()}.log"
