@@ -23,6 +23,7 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -273,9 +274,18 @@ def demo(
                 settings, scenario_settings, mbox, log_path, on_progress, collectors=[CostSection(log_path)]
             )
     else:
+        from s3stagger.cli.observability_report import ObservabilityCollector  # noqa: PLC0415
+        from s3stagger.local.observability import LocalObservabilitySettings  # noqa: PLC0415
+
+        settings = replace(
+            settings,
+            pipeline_options={**settings.pipeline_options, "observability": LocalObservabilitySettings()},
+        )
 
         def run(on_progress: Any = None) -> PipelineRunResult:
-            return run_pipeline(settings, on_progress, collectors=[CostSection(log_path)])
+            return run_pipeline(
+                settings, on_progress, collectors=[CostSection(log_path), ObservabilityCollector()]
+            )
 
     try:
         if as_json:
@@ -322,6 +332,9 @@ def demo(
             Console().print(
                 demo_failures.render_alerting(demo_failures.alerting_figures(result)), highlight=False
             )
+        from s3stagger.cli.observability_report import print_observability  # noqa: PLC0415
+
+        print_observability(result.sections, Console())
         err.print(f"processor logs (JSON lines and EMF metrics): {log_path}", highlight=False)
     if scenario is Scenario.FAILURES:
         raise typer.Exit(

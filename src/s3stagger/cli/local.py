@@ -79,6 +79,7 @@ def describe_stack(endpoint_url: str, names: dict[str, Any], downstream_url: str
         f"function:        {names['function_name']}",
         f"budget:          {names['budget_parameter']}",
         *_alerting_lines(names.get("alerting")),
+        *_observability_lines(names.get("observability")),
         "",
         "try:",
         "  export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_DEFAULT_REGION=us-east-1",
@@ -103,6 +104,18 @@ def _alerting_lines(alerting: dict[str, Any] | None) -> list[str]:
         f"alarms:          {len(alerting['alarm_names'])} evaluated locally "
         f"(periods x {alerting['time_scale']:g}: a minute lasts {60 * alerting['time_scale']:g} s)",
         f"mail (SMTP):     {alerting['mailbox']}   read it with: s3stagger mail --mbox {alerting['mailbox']}",
+    ]
+
+
+def _observability_lines(observability: dict[str, Any] | None) -> list[str]:
+    if not observability:
+        return []
+    return [
+        f"Splunk HEC:      {observability['splunk_hec_url']}/services/collector/event   "
+        f"(token {observability['splunk_token']}); search it: s3stagger logs --object KEY",
+        f"Dynatrace:       {observability['dynatrace_ingest_url']}   "
+        f"(Api-Token {observability['dynatrace_token']})",
+        f"telemetry:       {observability['data_dir']}",
     ]
 
 
@@ -142,6 +155,7 @@ def up(
     latency_spec = latency_option(latency)
     from s3stagger.local.alerting import LocalAlertingSettings  # noqa: PLC0415
     from s3stagger.local.downstream import DownstreamSimulator, SimulatorSettings  # noqa: PLC0415
+    from s3stagger.local.observability import LocalObservabilitySettings  # noqa: PLC0415
     from s3stagger.local.pipeline import LocalPipeline, LocalPipelineSettings  # noqa: PLC0415
 
     stop = threading.Event()
@@ -160,12 +174,15 @@ def up(
                     downstream_url=rows_url,
                     schedule_interval_s=schedule_interval,
                     alerting=LocalAlertingSettings(mailbox=mailbox),
+                    observability=LocalObservabilitySettings(),
                 )
             )
         )
         names = stack.names.as_dict()
         if stack.alerting is not None and stack.alerting.names is not None:
             names["alerting"] = stack.alerting.names.as_dict()
+        if stack.observability is not None:
+            names["observability"] = stack.observability.endpoints()
         if as_json:
             typer.echo(
                 json.dumps({"endpoint_url": stack.endpoint_url, "downstream_url": rows_url, "names": names})

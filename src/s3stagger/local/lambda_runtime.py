@@ -34,7 +34,8 @@ import threading
 import time
 import traceback
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
@@ -48,6 +49,25 @@ from s3stagger.errors import S3StaggerError
 SUPPORTED_MOTO_VERSION = "5.2.5"
 
 Handler = Callable[[Any, Any], Any]
+
+_invocation = threading.local()
+
+
+def current_invocation() -> LambdaContext | None:
+    """The context of the invocation running on this thread (``None`` outside a handler): what tells
+    the local log capture which function, log group and log stream a line belongs to."""
+    context: LambdaContext | None = getattr(_invocation, "context", None)
+    return context
+
+
+@contextmanager
+def running_invocation(context: LambdaContext) -> Iterator[None]:
+    """Mark this thread as running the invocation of ``context`` while inside."""
+    _invocation.context = context
+    try:
+        yield
+    finally:
+        _invocation.context = None
 
 
 class TooManyRequestsException(LambdaClientError, S3StaggerError):
@@ -245,7 +265,8 @@ class LocalLambdaRuntime:
             self._lease.acquire(environment)
             began = time.monotonic()
             try:
-                outcome["result"] = handler(event, context)
+                with running_invocation(context):
+                    outcome["result"] = handler(event, context)
             except BaseException as error:  # reported to the caller, as Lambda does
                 outcome["error"] = error
                 outcome["trace"] = traceback.format_exception(error)

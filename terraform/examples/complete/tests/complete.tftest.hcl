@@ -115,3 +115,29 @@ run "a_corporate_relay_and_a_pager_topic" {
     error_message = "An existing secret must be used."
   }
 }
+
+run "ships_logs_to_splunk_and_metrics_to_dynatrace_when_configured" {
+  command = plan
+
+  variables {
+    splunk = {
+      hec_endpoint         = "https://http-inputs-firehose-acme.splunkcloud.com:443"
+      hec_token_secret_arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:splunk-hec-AbCdEf"
+    }
+    dynatrace = {
+      endpoint_url         = "https://aws.cloud.dynatrace.com/metrics"
+      environment_url      = "https://abc12345.live.dynatrace.com"
+      api_token_secret_arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:dynatrace-api-AbCdEf"
+    }
+  }
+
+  assert {
+    condition     = length(module.splunk_logs) == 1 && length(module.dynatrace_metrics) == 1
+    error_message = "Configured Splunk and Dynatrace deploy their modules."
+  }
+
+  assert {
+    condition     = length(module.splunk_logs[0].subscription_filter_names) == 3
+    error_message = "The processor's, the dispatcher's and the notifier's logs go to Splunk."
+  }
+}
