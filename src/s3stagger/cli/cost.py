@@ -15,9 +15,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from s3stagger import definitions
 from s3stagger.cli.console import fail
-from s3stagger.domain.cost import CostEstimate, CostModelError, CountedWork, PriceTable, estimate_cost
+from s3stagger.definitions.model import Definitions
+from s3stagger.domain.cost import CostEstimate, CostModelError, CountedWork, estimate_cost
 
 
 def counters_from(document: Any, run: str | None) -> dict[str, Any]:
@@ -76,7 +76,7 @@ def cost(
         fail(f"{counters} is not JSON: {error}", 2)
     try:
         work = CountedWork.from_dict(counters_from(document, run))
-        estimate = estimate_cost(work, PriceTable.from_definition(definitions.read_json("prices.json")))
+        estimate = estimate_cost(work, Definitions.read().prices)
     except CostModelError as error:
         fail(f"{counters}: {error}", 2)
     if as_json:

@@ -10,7 +10,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from s3stagger import definitions
+from s3stagger.definitions.model import Definitions
 from s3stagger.domain.cost import DISPATCHER_NONE, CountedWork, PriceTable, billed_ms, estimate_cost
 from s3stagger.local.lambda_runtime import FunctionCounters
 from s3stagger.local.request_counter import HARNESS_USER_AGENT, ORIGIN_PATTERN, ORIGIN_USER, client_as
@@ -22,11 +22,11 @@ if TYPE_CHECKING:
 
 def dispatcher_type_setting() -> str:
     """The state machine type ``dispatcher.json`` sets (``EXPRESS`` or ``STANDARD``)."""
-    return str(definitions.read_json("dispatcher.json")["state_machine_type"]).upper()
+    return Definitions.read().dispatcher.state_machine_type.upper()
 
 
 def price_table() -> PriceTable:
-    return PriceTable.from_definition(definitions.read_json("prices.json"))
+    return Definitions.read().prices
 
 
 @dataclass(frozen=True)
@@ -123,7 +123,7 @@ def counted_work(
             stack.names.state_machine_arn,
             prices.express_duration_step_ms,
         )
-    processor = definitions.read_json("processor.json")
+    processor = Definitions.read().processor
     pattern = snapshot.pattern_requests
     uploads = snapshot.user_requests.get("s3", {}).get("PutObject", 0)
     work = CountedWork(
@@ -138,8 +138,8 @@ def counted_work(
         eventbridge_events=uploads + pattern.get("events", {}).get("PutEvents", 0),
         lambda_requests=snapshot.function.invocations,
         lambda_billed_ms=snapshot.function.billed_ms,
-        lambda_memory_mb=int(processor["memory_mb"]),
-        lambda_architecture=str(processor["architecture"]),
+        lambda_memory_mb=processor.memory_mb,
+        lambda_architecture=processor.architecture,
         sfn_transitions=runs.transitions,
         sfn_executions=runs.executions,
         express_billed_ms=runs.billed_ms,

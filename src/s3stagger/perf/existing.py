@@ -22,11 +22,11 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from rich.console import Console
 
-from s3stagger import definitions
 from s3stagger.cli.pipeline_report import PipelineObservation, summarize_pipeline_run
 from s3stagger.cli.sample_data import sample_objects
 from s3stagger.cli.simulate import UploadedObject, upload_objects
-from s3stagger.domain.cost import DISPATCHER_NONE, CountedWork, PriceTable, estimate_cost
+from s3stagger.definitions.model import Definitions
+from s3stagger.domain.cost import DISPATCHER_NONE, CountedWork, estimate_cost
 from s3stagger.domain.perf_metrics import Sample
 from s3stagger.errors import S3StaggerError
 from s3stagger.local.request_counter import HARNESS_USER_AGENT, USER_USER_AGENT
@@ -53,11 +53,11 @@ class ExistingDeployment:
 
 def route_prefix(queue_name: str) -> tuple[str, str]:
     """The priority and key prefix whose objects reach ``queue_name`` (``<prefix>-<priority>``)."""
-    routes = definitions.read_json("event_rules.json")["routes"]
+    routes = Definitions.read().event_rules.routes
     for route in routes:
-        if queue_name.endswith(f"-{route['priority']}"):
-            return str(route["priority"]), str(route["key_prefix"])
-    return str(routes[-1]["priority"]), str(routes[-1]["key_prefix"])
+        if queue_name.endswith(f"-{route.priority}"):
+            return route.priority, route.key_prefix
+    return routes[-1].priority, routes[-1].key_prefix
 
 
 def _client(deployment: ExistingDeployment, service: str, agent: str = HARNESS_USER_AGENT) -> Any:
@@ -227,7 +227,7 @@ def _run(
             sfn_executions=executions or 0,
             s3_requests={"GetObject": files},
         )
-        cost = estimate_cost(work, PriceTable.from_definition(definitions.read_json("prices.json")))
+        cost = estimate_cost(work, Definitions.read().prices)
     outcome = RunOutcome(
         scenario="existing",
         dispatcher=deployment.state_machine_arn.rsplit(":", 1)[-1],
