@@ -206,8 +206,12 @@ module "monitoring" {
   }
   state_machine_arn      = module.dispatcher.state_machine_arn
   notifier_function_name = module.alerting.notifier_function_name
-  runbook_base_url       = var.runbook_base_url
-  alarm_actions          = compact([var.alarm_topic_arn])
+  delivery_streams = {
+    splunk    = one(module.splunk_logs[*].delivery_stream_name)
+    dynatrace = one(module.dynatrace_metrics[*].delivery_stream_name)
+  }
+  runbook_base_url = var.runbook_base_url
+  alarm_actions    = compact([var.alarm_topic_arn])
 }
 
 # --- Observability: Lambda logs to Splunk, metrics to Dynatrace (each off until configured) -------

@@ -92,6 +92,11 @@ run "deploys_the_pattern_with_a_customer_key_and_alerting" {
   }
 
   assert {
+    condition     = length([for name in output.alarm_names : name if startswith(name, "s3stagger-firehose-")]) == 0
+    error_message = "Without Splunk and Dynatrace there is no delivery stream to alarm on."
+  }
+
+  assert {
     condition     = output.budget_parameter_name == "/s3stagger/concurrency-budget"
     error_message = "The budget parameter must follow budget.json."
   }
@@ -139,5 +144,15 @@ run "ships_logs_to_splunk_and_metrics_to_dynatrace_when_configured" {
   assert {
     condition     = length(module.splunk_logs[0].subscription_filter_names) == 3
     error_message = "The processor's, the dispatcher's and the notifier's logs go to Splunk."
+  }
+
+  assert {
+    condition     = toset([for name in output.alarm_names : name if startswith(name, "s3stagger-firehose-")]) == toset(["s3stagger-firehose-splunk-delivery-splunk", "s3stagger-firehose-dynatrace-delivery-dynatrace", "s3stagger-firehose-throttled-splunk", "s3stagger-firehose-throttled-dynatrace"])
+    error_message = "Each delivery stream gets its own delivery alarm and a throttling alarm."
+  }
+
+  assert {
+    condition     = module.monitoring.alarms["s3stagger-firehose-splunk-delivery-splunk"].dimensions.DeliveryStreamName == "s3stagger-splunk-logs" && module.monitoring.alarms["s3stagger-firehose-throttled-dynatrace"].dimensions.DeliveryStreamName == "s3stagger-dynatrace-metrics"
+    error_message = "The Firehose alarms must watch the streams the splunk-logs and dynatrace-metrics modules create."
   }
 }
