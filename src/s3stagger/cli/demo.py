@@ -33,7 +33,8 @@ from rich.table import Table
 from rich.text import Text
 
 from s3stagger.cli.console import fail, stderr_console
-from s3stagger.cli.local import quiet_emulator_logs
+from s3stagger.cli.local import quiet_emulator_logs, terraform_progress
+from s3stagger.errors import S3StaggerError
 from s3stagger.local.downstream_settings import LatencySpec, SimulatorSettingsError
 
 if TYPE_CHECKING:
@@ -200,6 +201,12 @@ def demo(
         bool, typer.Option("--json", help="Print the report as one JSON object (no live view).")
     ] = False,
     verbose: Annotated[bool, typer.Option(help="Show the emulator's own log lines.")] = False,
+    via_terraform: Annotated[
+        bool,
+        typer.Option(
+            help="Build the resources by applying terraform/examples/local to the emulator (needs terraform)."
+        ),
+    ] = False,
     lambda_log: Annotated[
         Path | None,
         typer.Option(help="File for the processor's log lines (default: a file in the temp directory)."),
@@ -226,13 +233,14 @@ def demo(
         timeout_s=timeout,
         concurrency_budget=budget,
         processor_max_concurrency=processor_concurrency,
+        via_terraform=via_terraform,
     )
     err = stderr_console()
     log_path = lambda_log or Path(tempfile.gettempdir()) / f"s3stagger-demo-{os.getpid()}.log"
     try:
         if as_json:
             with quiet_emulator_logs(verbose), lambda_output_to(log_path):
-                result = run_pipeline(settings)
+                result = run_pipeline(settings, on_terraform_output=terraform_progress(err))
         else:
             err.print(
                 f"demo: {files} files x {rows} rows, {workers} upload workers; "
@@ -248,9 +256,12 @@ def demo(
                 Live(console=err, refresh_per_second=4, transient=False) as live,
             ):
                 result = run_pipeline(
-                    settings, on_progress=lambda progress: live.update(render_progress(progress))
+                    settings,
+                    on_progress=lambda progress: live.update(render_progress(progress)),
+                    on_terraform_output=terraform_progress(err),
                 )
     except (
+        S3StaggerError,
         botocore.exceptions.BotoCoreError,
         botocore.exceptions.ClientError,
         RuntimeError,

@@ -11,13 +11,15 @@ import json
 import logging
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from typing import Annotated, Any
 
 import typer
+from rich.console import Console
 
 from s3stagger.cli.console import fail, stderr_console
+from s3stagger.errors import S3StaggerError
 from s3stagger.local.downstream_settings import LatencySpec, SimulatorSettingsError
 
 app = typer.Typer(help="Local mode: the whole pipeline on an embedded AWS emulator.", no_args_is_help=True)
@@ -59,6 +61,16 @@ def stop_on_signals(stop: threading.Event) -> Iterator[None]:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def terraform_progress(console: Console) -> Callable[[str], None]:
+    """Show what ``terraform apply`` finished (one dim line per resource) and its errors."""
+
+    def show(line: str) -> None:
+        if line.startswith(("Error", "Apply complete")) or "Creation complete" in line:
+            console.print(f"terraform: {line.strip()}", style="dim", highlight=False, markup=False)
+
+    return show
 
 
 def describe_stack(endpoint_url: str, names: dict[str, Any], downstream_url: str) -> str:
@@ -119,6 +131,12 @@ def up(
         bool, typer.Option("--json", help="Print endpoint and names as one JSON line.")
     ] = False,
     verbose: Annotated[bool, typer.Option(help="Show the emulator's own log lines.")] = False,
+    via_terraform: Annotated[
+        bool,
+        typer.Option(
+            help="Build the resources by applying terraform/examples/local to the emulator (needs terraform)."
+        ),
+    ] = False,
 ) -> None:
     """Start the local stack and the downstream simulator and keep them running."""
     if downstream_url is not None and not downstream_url.startswith(("http://", "https://")):
@@ -140,11 +158,17 @@ def up(
                 )
             )
             rows_url = simulator.rows_url
-        stack = resources.enter_context(
-            LocalPipeline(
-                LocalPipelineSettings(downstream_url=rows_url, schedule_interval_s=schedule_interval)
-            )
-        )
+        stack_settings = LocalPipelineSettings(downstream_url=rows_url, schedule_interval_s=schedule_interval)
+        if via_terraform:
+            from s3stagger.local.terraform_stack import TerraformPipeline  # noqa: PLC0415
+
+            pipeline: LocalPipeline = TerraformPipeline(stack_settings, terraform_progress(stderr_console()))
+        else:
+            pipeline = LocalPipeline(stack_settings)
+        try:
+            stack = resources.enter_context(pipeline)
+        except S3StaggerError as error:
+            fail(str(error))
         names = stack.names.as_dict()
         if as_json:
             typer.echo(

@@ -76,6 +76,9 @@ class PipelineRunSettings:
     that budget x rows in flight fits the capacity (see :meth:`sized_processor_concurrency`)."""
     collect_history: bool = False
     """Read every dispatcher execution's history at the end (state transitions per object)."""
+    via_terraform: bool = False
+    """Build the resources with ``terraform apply`` of ``terraform/examples/local`` instead of local
+    provisioning (:class:`~s3stagger.local.terraform_stack.TerraformPipeline`)."""
 
     def effective_budget(self) -> int:
         """The concurrency budget in force: the setting, else ``budget.json``'s default."""
@@ -344,9 +347,14 @@ ProgressListener = Callable[[PipelineProgress], None]
 
 
 def run_pipeline(
-    settings: PipelineRunSettings, on_progress: ProgressListener | None = None
+    settings: PipelineRunSettings,
+    on_progress: ProgressListener | None = None,
+    on_terraform_output: Callable[[str], None] | None = None,
 ) -> PipelineRunResult:
-    """Run the workload through the local pipeline and report; see the module docstring."""
+    """Run the workload through the local pipeline and report; see the module docstring.
+
+    ``on_terraform_output`` receives Terraform's lines when ``settings.via_terraform``.
+    """
     latency = settings.latency or LatencySpec.fixed(DEFAULT_LATENCY_S)
     with ExitStack() as resources:
         simulator = resources.enter_context(
@@ -362,15 +370,19 @@ def run_pipeline(
             )
         )
         environment = {"S3STAGGER_MAX_CONCURRENCY": str(settings.sized_processor_concurrency())}
-        stack = resources.enter_context(
-            LocalPipeline(
-                LocalPipelineSettings(
-                    downstream_url=simulator.rows_url,
-                    concurrency_budget=settings.concurrency_budget,
-                    processor_environment=environment,
-                )
-            )
+        stack_settings = LocalPipelineSettings(
+            downstream_url=simulator.rows_url,
+            concurrency_budget=settings.concurrency_budget,
+            processor_environment=environment,
         )
+        if settings.via_terraform:
+            from s3stagger.local.terraform_stack import TerraformPipeline  # noqa: PLC0415
+
+            stack: LocalPipeline = resources.enter_context(
+                TerraformPipeline(stack_settings, on_terraform_output)
+            )
+        else:
+            stack = resources.enter_context(LocalPipeline(stack_settings))
         names = stack.names
         outcomes = ProcessorOutcomes(process_object.handler)
         if stack.runtime is None:  # pragma: no cover - start() sets it or raises

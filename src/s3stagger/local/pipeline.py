@@ -76,8 +76,7 @@ class LocalPipeline(LocalService):
             ).install()
             for function_name, handler in self.settings.handlers.items():
                 self.runtime.register(function_name, handler)
-            provisioner = Provisioner(self.client, self.settings, self.settings.region)
-            self._names = provisioner.provision()
+            self._names = self._provision()
             self.scheduler = DispatcherScheduler(self._start_dispatcher, self.settings.schedule_interval_s)
             if self.settings.start_scheduler:
                 self.scheduler.start()
@@ -85,6 +84,10 @@ class LocalPipeline(LocalService):
             self.stop()
             raise
         return self
+
+    def _provision(self) -> ResourceNames:
+        """Build the resources (local provisioning; ``TerraformPipeline`` applies Terraform)."""
+        return Provisioner(self.client, self.settings, self.settings.region).provision()
 
     def stop(self) -> None:
         if self.scheduler is not None:
@@ -140,9 +143,15 @@ class LocalPipeline(LocalService):
             name or f"manual-{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{time.monotonic_ns()}"
         )
         started = self.client("stepfunctions").start_execution(
-            stateMachineArn=self.names.state_machine_arn, name=execution_name, input="{}"
+            stateMachineArn=self.names.state_machine_arn,
+            name=execution_name,
+            input=self.execution_input(execution_name),
         )
         return str(started["executionArn"])
+
+    def execution_input(self, name: str) -> str:
+        """The input of a dispatcher execution the scheduler (or a person) starts."""
+        return "{}"
 
     def _start_dispatcher(self, name: str) -> None:
         try:
