@@ -68,7 +68,9 @@ def terraform_progress(console: Console) -> Callable[[str], None]:
 
     def show(line: str) -> None:
         if line.startswith(("Error", "Apply complete")) or "Creation complete" in line:
-            console.print(f"terraform: {line.strip()}", style="dim", highlight=False, markup=False)
+            console.print(
+                f"terraform: {line.strip()}", style="dim", highlight=False, markup=False, soft_wrap=True
+            )
 
     return show
 

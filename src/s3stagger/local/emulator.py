@@ -19,6 +19,7 @@ from typing import Any
 from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 
 from s3stagger.local import (
+    s3_bucket_policy_conditions,
     sfn_parameter_casing,
     sfn_provider_actions,
     sqs_redrive_allow_policy,
@@ -31,11 +32,16 @@ EMULATOR_CONFIG: dict[str, Any] = {
     "lambda": {"use_docker": False},
 }
 DEFAULT_REGION = "us-east-1"
-EMULATOR_PATCHES = (sfn_parameter_casing, sfn_provider_actions, sqs_redrive_allow_policy)
-"""Stand-ins for what moto 5.2.5 leaves out, installed while an emulator runs: integration
-parameter casing (the dispatcher's ``states:startExecution``), and two calls the AWS provider
-makes when Terraform applies the modules (``ValidateStateMachineDefinition``, reading back a DLQ's
-``RedriveAllowPolicy``)."""
+EMULATOR_PATCHES = (
+    sfn_parameter_casing,
+    sfn_provider_actions,
+    sqs_redrive_allow_policy,
+    s3_bucket_policy_conditions,
+)
+"""Stand-ins for what moto 5.2.5 leaves out or gets wrong, installed while an emulator runs:
+integration parameter casing (the dispatcher's ``states:startExecution``), and what Terraform's
+resources need: the Step Functions actions the provider calls, a DLQ's ``RedriveAllowPolicy`` read
+back, the TLS-only conditions of the buckets' policies (``docs/local-mode.md`` lists them all)."""
 FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}  # nosec B105
 
 
