@@ -101,3 +101,22 @@ def test_an_apply_writes_the_variables_and_returns_the_outputs(
     assert (tmp_path / "work" / "calls").read_text(encoding="utf-8").split() == ["init", "apply", "output"]
     assert "AWS_PROFILE" not in apply.environment()
     assert not (apply.root / "tests").exists()  # the root's own terraform tests are not copied
+
+
+@pytest.mark.parametrize(
+    ("schedule_input", "expected"),
+    [
+        ('{"slot": "\\u003caws.scheduler.scheduled-time\\u003e"}', {"slot": "2026-11-30T12:00:00Z"}),
+        ('{"at": ["<aws.scheduler.scheduled-time>"], "n": 1}', {"at": ["2026-11-30T12:00:00Z"], "n": 1}),
+    ],
+    ids=["terraform-jsonencode", "plain"],
+)
+def test_the_scheduled_time_is_filled_in_wherever_the_input_has_it(
+    schedule_input: str, expected: dict[str, object]
+) -> None:
+    assert json.loads(terraform_stack.fill_scheduled_time(schedule_input, "2026-11-30T12:00:00Z")) == expected
+
+
+def test_an_input_that_is_not_json_has_the_placeholder_replaced_as_text() -> None:
+    filled = terraform_stack.fill_scheduled_time("at <aws.scheduler.scheduled-time>", "T")
+    assert filled == "at T"

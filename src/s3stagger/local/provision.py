@@ -183,6 +183,9 @@ def _placeholder_code_zip() -> bytes:
     return buffer.getvalue()
 
 
+PROCESSOR_LOG_LEVEL = "INFO"
+"""``POWERTOOLS_LOG_LEVEL`` of the processor: the staggered-dispatcher module's ``processor.log_level``
+default."""
 LEASE_MESSAGE_BODY = "dispatcher lease"
 LEASE_GROUP = "dispatcher"
 
@@ -225,6 +228,13 @@ class Provisioner:
                 VisibilityTimeout=str(queues.queue.visibility_timeout_s),
                 ReceiveMessageWaitTimeSeconds=str(queues.queue.receive_wait_time_s),
                 RedrivePolicy=json.dumps(redrive),
+            )
+            redrive_allow = {
+                "redrivePermission": "byQueue",
+                "sourceQueueArns": [self._queue_arn(queue_urls[priority])],
+            }
+            self.client("sqs").set_queue_attributes(
+                QueueUrl=dlq_urls[priority], Attributes={"RedriveAllowPolicy": json.dumps(redrive_allow)}
             )
         lease_queue_url = self._create_lease_queue(f"{prefix}-{queues.lease_queue.name_suffix}")
         rule_names = self._create_rules(prefix, buckets["uploads"], queue_urls, ingest_dlq_url)
@@ -277,6 +287,8 @@ class Provisioner:
             s3.create_bucket(Bucket=bucket)
         else:
             s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": self.region})
+        # versioned, as the event-ingest module makes them (events then carry the version id)
+        s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
         if notifications:
             s3.put_bucket_notification_configuration(
                 Bucket=bucket, NotificationConfiguration={"EventBridgeConfiguration": {}}
@@ -357,7 +369,7 @@ class Provisioner:
                 Rule=rule_name,
                 Targets=[
                     {
-                        "Id": "queue",
+                        "Id": target_url.rsplit("/", 1)[-1],  # the queue's name, as Terraform's target_id
                         "Arn": self._queue_arn(target_url),
                         "RetryPolicy": retry,
                         "DeadLetterConfig": dead_letter,
@@ -378,7 +390,7 @@ class Provisioner:
 
     def _create_function(self, prefix: str, function_name: str, failed_rows_bucket: str) -> str:
         spec = self.definitions.processor
-        environment = dict(spec.environment)
+        environment = {**spec.environment, "POWERTOOLS_LOG_LEVEL": PROCESSOR_LOG_LEVEL}
         environment.update(
             {
                 "S3STAGGER_DOWNSTREAM_URL": self.settings.downstream_url,

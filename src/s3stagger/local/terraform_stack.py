@@ -80,6 +80,26 @@ def placeholder_package(path: Path) -> Path:
     return path
 
 
+def fill_scheduled_time(schedule_input: str, scheduled_time: str) -> str:
+    """``schedule_input`` with EventBridge Scheduler's placeholder replaced, in JSON strings too
+    (Terraform's ``jsonencode`` writes ``<`` and ``>`` as ``\\u003c`` and ``\\u003e``)."""
+    try:
+        document = json.loads(schedule_input)
+    except ValueError:
+        return schedule_input.replace(SCHEDULED_TIME, scheduled_time)
+
+    def fill(value: Any) -> Any:
+        if isinstance(value, str):
+            return value.replace(SCHEDULED_TIME, scheduled_time)
+        if isinstance(value, list):
+            return [fill(item) for item in value]
+        if isinstance(value, dict):
+            return {key: fill(item) for key, item in value.items()}
+        return value
+
+    return json.dumps(fill(document))
+
+
 @dataclass
 class TerraformApply:
     """One ``terraform apply`` of ``examples/local`` to the emulator at ``endpoint_url``."""
@@ -236,8 +256,7 @@ class TerraformPipeline(LocalPipeline):
 
     def execution_input(self, name: str) -> str:
         """The input of the schedule Terraform made, its scheduled-time placeholder filled in."""
-        scheduled_time = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        return self._schedule_input.replace(SCHEDULED_TIME, scheduled_time)
+        return fill_scheduled_time(self._schedule_input, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
 
     def stop(self) -> None:
         super().stop()
