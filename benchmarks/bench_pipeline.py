@@ -33,7 +33,7 @@ from typing import Any
 from s3stagger.cli.demo import lambda_output_to
 from s3stagger.cli.local import quiet_emulator_logs
 from s3stagger.cli.pipeline_run import PipelineRunSettings, run_pipeline
-from s3stagger.local.downstream_settings import LatencySpec
+from s3stagger.local.downstream.settings import LatencySpec
 
 
 def main(argv: list[str] | None = None) -> int:

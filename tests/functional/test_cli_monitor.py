@@ -104,13 +104,16 @@ def test_once_json_reports_depths_in_flight_dlq_executions_and_function(
 
 def test_executions_are_counted_by_status(endpoint_url: str, resources: Resources) -> None:
     sfn = moto_client(endpoint_url, "stepfunctions")
+    args = ("--state-machine", resources.state_machine_arn, "--once", "--json")
+    before = json.loads(_monitor(endpoint_url, *args).stdout)["state_machine"]
     execution = sfn.start_execution(stateMachineArn=resources.state_machine_arn)["executionArn"]
     sfn.stop_execution(executionArn=execution)
-    result = _monitor(endpoint_url, "--state-machine", resources.state_machine_arn, "--once", "--json")
+    result = _monitor(endpoint_url, *args)
     assert result.exit_code == 0, result.output
     machine = json.loads(result.stdout)["state_machine"]
-    assert machine["aborted"] >= 1
+    assert machine["aborted"] == before["aborted"] + 1
     assert machine["running"] == 0
+    assert (machine["failed"], machine["timed_out"]) == (before["failed"], before["timed_out"])
 
 
 def test_cloudwatch_figures_are_summed_when_datapoints_exist(endpoint_url: str, resources: Resources) -> None:

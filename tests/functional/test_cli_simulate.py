@@ -10,8 +10,8 @@ from _moto_support import moto_client
 from typer.testing import CliRunner
 
 from s3stagger.cli.app import app
+from s3stagger.cli.sample_data import SAMPLE_HEADER, SampleObject, run_id_for_seed
 from s3stagger.cli.simulate import upload_objects
-from s3stagger.domain.sample_data import SAMPLE_HEADER, SampleObject, run_id_for_seed
 
 
 @pytest.fixture

@@ -17,12 +17,12 @@ import httpx
 import pytest
 
 from s3stagger.local.downstream import (
-    TIMER_LAG_MAX_S,
     DownstreamSimulator,
     LatencySpec,
     SimulatorSettings,
     SimulatorStats,
 )
+from s3stagger.local.downstream.server import TIMER_LAG_MAX_S
 
 WAIT_LIMIT_S = 10.0
 
@@ -199,7 +199,7 @@ def test_an_injected_error_carries_retry_after_and_a_retry_applies_the_row(clien
 
 
 def test_time_scale_compresses_latency_and_retry_after(client: httpx.Client) -> None:
-    settings = SimulatorSettings(capacity=1, latency=LatencySpec.seed(), time_scale=0.001)
+    settings = SimulatorSettings(capacity=1, latency=LatencySpec.slow_api(), time_scale=0.001)
     with DownstreamSimulator(settings) as sim:
         assert post_row(client, sim.rows_url, "fast", {"i": 1}).status_code == 200
         stats = sim.stats()

@@ -80,7 +80,7 @@ def test_the_command_runs_in_its_own_process_and_stops_on_sigterm() -> None:
 
 def test_the_command_prints_its_url_and_final_figures_when_its_duration_ends() -> None:
     options = ["--duration", "0.2", "--overload", "QUEUE", "--time-scale", "0.5", "--error-rate", "0.1"]
-    options += ["--seed", "3", "--retry-after", "2", "--retry-after-http-date", "--latency", "seed"]
+    options += ["--seed", "3", "--retry-after", "2", "--retry-after-http-date", "--latency", "slow-api"]
     result = CliRunner().invoke(app, ["downstream", "--port", "0", *options])
     assert result.exit_code == 0, result.output
     lines = result.stdout.strip().splitlines()

@@ -257,25 +257,27 @@ def test_handler_logs_carry_the_object_key_and_metrics_are_emf(
     capture = logging.StreamHandler(log_lines)
     capture.setFormatter(process_object.logger.registered_formatter)
     process_object.logger.addHandler(capture)
-    event = put(s3, "high/logged.csv", csv_bytes(20))
-    with DownstreamSimulator(SimulatorSettings(capacity=5, latency=FAST, seed=7)) as sim:
-        processor_env(monkeypatch, sim.rows_url)
-        invoke(
-            {
-                "version": "0",
-                "detail-type": "Object Created",
-                "source": "aws.s3",
-                "detail": {
-                    "bucket": {"name": BUCKET},
-                    "object": {
-                        "key": "high/logged.csv",
-                        "eTag": event["object"]["etag"].strip('"'),
-                        "version-id": None,
+    try:
+        event = put(s3, "high/logged.csv", csv_bytes(20))
+        with DownstreamSimulator(SimulatorSettings(capacity=5, latency=FAST, seed=7)) as sim:
+            processor_env(monkeypatch, sim.rows_url)
+            invoke(
+                {
+                    "version": "0",
+                    "detail-type": "Object Created",
+                    "source": "aws.s3",
+                    "detail": {
+                        "bucket": {"name": BUCKET},
+                        "object": {
+                            "key": "high/logged.csv",
+                            "eTag": event["object"]["etag"].strip('"'),
+                            "version-id": None,
+                        },
                     },
-                },
-            }
-        )
-    process_object.logger.removeHandler(capture)
+                }
+            )
+    finally:
+        process_object.logger.removeHandler(capture)
     logs = [json.loads(line) for line in log_lines.getvalue().splitlines()]
     emf = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith('{"_aws"')]
     assert logs

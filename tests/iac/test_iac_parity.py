@@ -27,8 +27,7 @@ import pytest
 from test_iac_terraform import HAS_AWS_PROVIDER, PLUGIN_DIR, TERRAFORM
 
 from s3stagger.definitions.model import Definitions
-from s3stagger.local.downstream import DownstreamSimulator, SimulatorSettings
-from s3stagger.local.downstream_settings import LatencySpec
+from s3stagger.local.downstream import DownstreamSimulator, LatencySpec, SimulatorSettings
 from s3stagger.local.pipeline import LocalPipeline, LocalPipelineSettings
 from s3stagger.local.provision import ResourceNames
 from s3stagger.local.terraform_stack import TerraformPipeline

@@ -48,7 +48,7 @@ def test_versions_require_terraform_1_5_and_aws_provider_5(module_dir: Path) -> 
     assert (int(required[1]), int(required[2])) >= (1, 5)
     aws = block["required_providers"][0]["aws"]
     assert aws["source"] == "hashicorp/aws"
-    provider = re.fullmatch(r">=\s*(\d+)(?:\.\d+)*", aws["version"])
+    provider = re.fullmatch(r">=\s*(\d+)(?:\.\d+)*(?:\s*,\s*<\s*\d+(?:\.\d+)*)?", aws["version"])
     assert provider
     assert int(provider[1]) >= 5
 

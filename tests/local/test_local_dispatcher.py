@@ -181,21 +181,28 @@ def test_a_failure_is_recorded_retried_and_after_max_receive_count_moved_to_the_
     ]
     events.put_rule(Name="capture-failures", EventPattern=json.dumps({"source": ["s3stagger.dispatcher"]}))
     events.put_targets(Rule="capture-failures", Targets=[{"Id": "q", "Arn": capture_arn}])
+    try:
 
-    def crash(event: Any) -> Any:
-        raise RuntimeError("downstream exploded")
+        def crash(event: Any) -> Any:
+            raise RuntimeError("downstream exploded")
 
-    recorder = use(stack, crash)
-    send(stack, "normal", "normal/poison.csv")
-    deadline = time.monotonic() + WAIT_S
-    while depth(stack, stack.names.dlq_urls["normal"]) == 0:
-        assert time.monotonic() < deadline, "the message never reached the DLQ"
-        dispatch(stack)
-        time.sleep(0.5)
-    assert len(recorder.calls) == 2  # maxReceiveCount
-    moved = sqs.receive_message(QueueUrl=stack.names.dlq_urls["normal"], VisibilityTimeout=0)["Messages"][0]
-    assert json.loads(moved["Body"])["key"] == "normal/poison.csv"
-    captured = sqs.receive_message(QueueUrl=capture_url, MaxNumberOfMessages=10)["Messages"]
+        recorder = use(stack, crash)
+        send(stack, "normal", "normal/poison.csv")
+        deadline = time.monotonic() + WAIT_S
+        while depth(stack, stack.names.dlq_urls["normal"]) == 0:
+            assert time.monotonic() < deadline, "the message never reached the DLQ"
+            dispatch(stack)
+            time.sleep(0.5)
+        assert len(recorder.calls) == 2  # maxReceiveCount
+        moved = sqs.receive_message(QueueUrl=stack.names.dlq_urls["normal"], VisibilityTimeout=0)["Messages"][
+            0
+        ]
+        assert json.loads(moved["Body"])["key"] == "normal/poison.csv"
+        captured = sqs.receive_message(QueueUrl=capture_url, MaxNumberOfMessages=10)["Messages"]
+    finally:  # the module's stack outlives this test: leave no rule or queue behind
+        events.remove_targets(Rule="capture-failures", Ids=["q"])
+        events.delete_rule(Name="capture-failures")
+        sqs.delete_queue(QueueUrl=capture_url)
     failure = json.loads(captured[0]["Body"])
     assert failure["detail-type"] == "Object processing failed"
     assert failure["detail"]["error"]["Error"] == "RuntimeError"
@@ -262,7 +269,9 @@ def test_the_budget_is_read_and_clamped(stack: LocalPipeline, stored: str, used:
 
 def test_lambda_throttles_get_the_recommended_retrier(stack: LocalPipeline) -> None:
     lam = stack.client("lambda")
-    lam.put_function_concurrency(FunctionName=stack.names.function_name, ReservedConcurrentExecutions=1)
+    name = stack.names.function_name
+    reserved = lam.get_function_concurrency(FunctionName=name).get("ReservedConcurrentExecutions")
+    lam.put_function_concurrency(FunctionName=name, ReservedConcurrentExecutions=1)
     try:
         release = threading.Event()
 
@@ -274,8 +283,11 @@ def test_lambda_throttles_get_the_recommended_retrier(stack: LocalPipeline) -> N
         send(stack, "normal", "normal/t1.csv")
         send(stack, "normal", "normal/t2.csv")
         dispatch(stack)
-    finally:
-        lam.put_function_concurrency(FunctionName=stack.names.function_name, ReservedConcurrentExecutions=40)
+    finally:  # restore what provisioning set, whatever it is
+        if reserved is None:
+            lam.delete_function_concurrency(FunctionName=name)
+        else:
+            lam.put_function_concurrency(FunctionName=name, ReservedConcurrentExecutions=reserved)
     assert sorted(call["object"]["key"] for call in recorder.calls) == ["normal/t1.csv", "normal/t2.csv"]
     assert stack.processor_counters().throttles >= 1
     assert depth(stack, stack.names.queue_urls["normal"]) == 0

@@ -16,10 +16,13 @@ ZERO_STAGGER = {
     "priorities": {"high": {"spacing_s": 0, "max_delay_s": 0}, "normal": {"spacing_s": 0, "max_delay_s": 0}},
 }
 release = threading.Event()
+processed: list[str] = []
 
 
 def hold_then_complete(event: Any, context: Any) -> dict[str, Any]:
-    if event["object"]["detail"]["object"]["key"].endswith("hold.csv"):
+    key = event["object"]["detail"]["object"]["key"]
+    processed.append(key)
+    if key.endswith("hold.csv"):
         release.wait(30)
     return {"status": "COMPLETE", "cursor": None}
 
@@ -38,11 +41,14 @@ def stack() -> Iterator[LocalPipeline]:
 
 def test_the_scheduler_dispatches_uploads_and_progress_is_reported(stack: LocalPipeline) -> None:
     s3 = stack.client("s3")
-    for i in range(3):
-        s3.put_object(Bucket=stack.names.bucket, Key=f"normal/p{i}.csv", Body=b"a\n1\n")
-    assert stack.wait_until_idle(timeout_s=60)
-    assert stack.processor_counters().invocations >= 3
-    assert stack.scheduler_counters().started >= 1
+    processed.clear()
+    before = stack.processor_counters().invocations
+    keys = [f"normal/p{i}.csv" for i in range(3)]
+    for key in keys:
+        s3.put_object(Bucket=stack.names.bucket, Key=key, Body=b"a\n1\n")
+    assert stack.wait_until_idle(timeout_s=60)  # no dispatcher started by hand: the scheduler did it
+    assert sorted(processed) == keys, "each upload processed once, by the dispatchers the scheduler started"
+    assert stack.processor_counters().invocations - before == len(keys)
     depths = stack.queue_depths()
     assert set(depths) == {"high", "normal", "high-dlq", "normal-dlq", "ingest-dlq"}
     assert all(depth.total == 0 for depth in depths.values())
@@ -82,14 +88,24 @@ def test_running_dispatchers_can_be_stopped(stack: LocalPipeline) -> None:
     assert not stack.wait_until_idle(timeout_s=0.5)  # the message was not deleted: it will be retried
 
 
-def test_failed_row_records_are_read_as_json_or_json_lines(stack: LocalPipeline) -> None:
+def test_failed_row_records_read_the_sinks_csv_rows_and_json_quarantine_records(stack: LocalPipeline) -> None:
     s3 = stack.client("s3")
     bucket, prefix = stack.names.failed_rows_bucket, stack.names.failed_rows_prefix
-    s3.put_object(Bucket=bucket, Key=f"{prefix}a.json", Body=b'{"reason": "empty"}')
-    s3.put_object(Bucket=bucket, Key=f"{prefix}b.jsonl", Body=b'{"row": 1}\n\n{"row": 2}\nnot json\n')
-    records = {record["key"]: record["body"] for record in stack.failed_row_records()}
-    assert records[f"{prefix}a.json"] == {"reason": "empty"}
-    assert records[f"{prefix}b.jsonl"] == [{"row": 1}, {"row": 2}, "not json"]
+    keys = [f"{prefix}quarantine/a.json", f"{prefix}rows/b.csv", f"{prefix}notes.txt"]
+    s3.put_object(Bucket=bucket, Key=keys[0], Body=b'{"reason": "empty"}')
+    s3.put_object(Bucket=bucket, Key=keys[1], Body=b'row_number,reason,id\n2,http 422,"a,b"\n5,http 400,c\n')
+    s3.put_object(Bucket=bucket, Key=keys[2], Body=b"plain")
+    try:
+        records = {record["key"]: record["body"] for record in stack.failed_row_records()}
+        assert records[keys[0]] == {"reason": "empty"}
+        assert records[keys[1]] == [
+            {"row_number": "2", "reason": "http 422", "id": "a,b"},
+            {"row_number": "5", "reason": "http 400", "id": "c"},
+        ]
+        assert records[keys[2]] == "plain"
+    finally:
+        for key in keys:
+            s3.delete_object(Bucket=bucket, Key=key)
 
 
 def test_only_one_emulator_per_process(stack: LocalPipeline) -> None:

@@ -3,7 +3,7 @@ from dataclasses import replace
 
 import pytest
 
-from s3stagger.domain.pipeline_report import PipelineObservation, percentile, summarize_pipeline_run
+from s3stagger.cli.pipeline_report import PipelineObservation, percentile, summarize_pipeline_run
 
 CLEAN_RUN = PipelineObservation(
     objects_total=10,

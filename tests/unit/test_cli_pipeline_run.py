@@ -1,11 +1,15 @@
 """Pure parts of the pipeline run: workload split, message parsing, outcome recording, figures."""
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 from rich.console import Console
+from typer.testing import CliRunner
 
+from s3stagger.cli import pipeline_run
+from s3stagger.cli.app import app
 from s3stagger.cli.demo import (
     EXIT_NOT_CLEAN,
     EXIT_ROWS_MISSING,
@@ -14,6 +18,7 @@ from s3stagger.cli.demo import (
     render_report,
     sizing_note,
 )
+from s3stagger.cli.pipeline_report import PipelineObservation, summarize_pipeline_run
 from s3stagger.cli.pipeline_run import (
     PipelineProgress,
     PipelineRunResult,
@@ -24,7 +29,7 @@ from s3stagger.cli.pipeline_run import (
     workload,
 )
 from s3stagger.cli.simulate import UploadedObject
-from s3stagger.domain.pipeline_report import PipelineObservation, summarize_pipeline_run
+from s3stagger.definitions.model import Definitions
 
 
 def _observation(**changes: Any) -> PipelineObservation:
@@ -154,11 +159,15 @@ def test_benchmark_figures() -> None:
         ({"rows_applied": 39}, EXIT_ROWS_MISSING),
         ({"duplicate_effects": 1}, EXIT_NOT_CLEAN),
         ({"peak_downstream_concurrency": 5}, EXIT_NOT_CLEAN),
-        ({"rows_applied": 30, "rows_in_dlq": 10, "dlq_messages": 1}, 0),
+        ({"rows_applied": 30, "rows_in_dlq": 10, "dlq_messages": 1}, EXIT_NOT_CLEAN),
     ],
 )
-def test_exit_status(changes: dict[str, Any], status: int) -> None:
-    assert exit_status(summarize_pipeline_run(_observation(**changes))) == status
+def test_exit_status_follows_the_verdict(changes: dict[str, Any], status: int) -> None:
+    report = summarize_pipeline_run(_observation(**changes))
+    assert exit_status(report) == status
+    verdict = _text(render_report(report))
+    expected_verdict = {0: "OK:", EXIT_ROWS_MISSING: "FAILED:", EXIT_NOT_CLEAN: "NOT CLEAN:"}[status]
+    assert expected_verdict in verdict
 
 
 def _text(renderable: Any) -> str:
@@ -213,7 +222,9 @@ def test_processor_concurrency_is_sized_to_the_capacity_unless_given() -> None:
     assert PipelineRunSettings(capacity=5, concurrency_budget=10).sized_processor_concurrency() == 1
     given = PipelineRunSettings(capacity=20, concurrency_budget=10, processor_max_concurrency=7)
     assert given.sized_processor_concurrency() == 7
-    assert PipelineRunSettings(concurrency_budget=None).effective_budget() >= 1
+    budget_default = Definitions.load().budget.default
+    assert PipelineRunSettings(concurrency_budget=None).effective_budget() == budget_default
+    assert PipelineRunSettings(concurrency_budget=3).effective_budget() == 3
 
 
 def test_sizing_note_warns_when_demand_exceeds_capacity() -> None:
@@ -221,3 +232,47 @@ def test_sizing_note_warns_when_demand_exceeds_capacity() -> None:
     fits = sizing_note(10, 2, 20).plain
     assert "= 20 requests at most" in fits
     assert "over capacity" not in fits
+
+
+def _result(**changes: Any) -> PipelineRunResult:
+    return PipelineRunResult(
+        report=summarize_pipeline_run(_observation(**changes)),
+        upload_to_complete_s=[1.0],
+        processor_invocations=4,
+        state_transitions=None,
+        executions=None,
+        answers={"COMPLETE": 4, "raised": 0},
+        timed_out=False,
+        endpoint_url="http://127.0.0.1:1",
+        sections={"alarms": {"raised": 2}},
+    )
+
+
+def test_a_result_carries_named_sections() -> None:
+    result = _result()
+    assert result.section("alarms") == {"raised": 2}
+    with pytest.raises(KeyError, match=r"no section 'mail'.*\['alarms'\]"):
+        result.section("mail")
+
+
+@pytest.mark.parametrize(
+    ("changes", "status"),
+    [
+        ({}, 0),
+        ({"rows_applied": 30, "rows_in_dlq": 10, "dlq_messages": 1}, EXIT_NOT_CLEAN),
+        ({"rows_applied": 30}, EXIT_ROWS_MISSING),
+    ],
+)
+@pytest.mark.parametrize("as_json", [True, False])
+def test_the_demo_command_exits_with_its_verdict(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, changes: dict[str, Any], status: int, as_json: bool
+) -> None:
+    """A run that leaves messages in a DLQ says NOT CLEAN and exits 3, as the README promises."""
+    monkeypatch.setattr(pipeline_run, "run_pipeline", lambda settings, on_progress=None: _result(**changes))
+    args = ["demo", "--files", "4", "--rows", "10", "--lambda-log", str(tmp_path / "log")]
+    result = CliRunner().invoke(app, [*args, "--json"] if as_json else args)
+    assert result.exit_code == status, result.output
+    if as_json:
+        payload = json.loads(result.stdout)
+        assert payload["dlq_messages"] == changes.get("dlq_messages", 0)
+        assert payload["sections"] == {"alarms": {"raised": 2}}, "collectors' sections reach the JSON report"

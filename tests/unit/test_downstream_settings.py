@@ -4,8 +4,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from s3stagger.local.downstream import _percentile, body_fingerprint
-from s3stagger.local.downstream_settings import (
+from s3stagger.local.downstream.model import body_fingerprint
+from s3stagger.local.downstream.model import percentile as _percentile
+from s3stagger.local.downstream.settings import (
     LatencySpec,
     SimulatorSettings,
     SimulatorSettingsError,
@@ -23,7 +24,8 @@ from s3stagger.local.downstream_settings import (
         ("FIXED:0", LatencySpec("fixed", 0.0, 0.0)),
         (" uniform:0.1,0.3 ", LatencySpec("uniform", 0.1, 0.3)),
         ("uniform:2,2", LatencySpec("uniform", 2.0, 2.0)),
-        ("seed", LatencySpec("uniform", 5.0, 30.0)),
+        ("slow-api", LatencySpec("uniform", 5.0, 30.0)),
+        ("seed", LatencySpec("uniform", 5.0, 30.0)),  # the deprecated name still reads
     ],
 )
 def test_latency_forms_are_parsed(text: str, expected: LatencySpec) -> None:
@@ -66,7 +68,7 @@ def test_uniform_samples_stay_within_bounds_and_describe_round_trips(a: float, b
 
 def test_fixed_latency_always_samples_its_value_and_seeded_draws_repeat() -> None:
     assert {LatencySpec.fixed(0.25).sample(random.Random()) for _ in range(10)} == {0.25}
-    seeded = LatencySpec.seed()
+    seeded = LatencySpec.slow_api()
     first = [seeded.sample(random.Random(7)) for _ in range(3)]
     assert first == [seeded.sample(random.Random(7)) for _ in range(3)]
     assert seeded.mean_s == 17.5
@@ -133,7 +135,7 @@ def test_retry_after_is_whole_seconds_from_one_second_else_fractional(seconds: f
 
 def test_retry_after_defaults_to_the_mean_latency_scaled() -> None:
     assert SimulatorSettings(
-        latency=LatencySpec.seed(), time_scale=0.01
+        latency=LatencySpec.slow_api(), time_scale=0.01
     ).retry_after_seconds() == pytest.approx(0.175)
     assert SimulatorSettings(retry_after_s=2, time_scale=0.5).retry_after_seconds() == 1.0
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from s3stagger.cli import demo, downstream, local, monitor, simulate
+from s3stagger.cli.console import one_line_errors
 
 app = typer.Typer(
     name="s3stagger",
@@ -19,6 +20,11 @@ app.command(name="downstream")(downstream.downstream)
 app.command(name="monitor")(monitor.monitor)
 app.command(name="demo")(demo.demo)
 app.add_typer(local.app, name="local")
+
+# The one place a project error becomes one line and an exit status, for every command.
+for _command in (*app.registered_commands, *local.app.registered_commands):
+    if _command.callback is not None:
+        _command.callback = one_line_errors(_command.callback)
 
 
 @app.callback()

@@ -10,12 +10,16 @@ configuration.
 from __future__ import annotations
 
 import os
+import urllib.parse
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 import boto3
 import botocore.config
 import botocore.exceptions
+
+from s3stagger.cli.console import BadOptionError
+from s3stagger.errors import S3StaggerError
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudwatch import CloudWatchClient
@@ -35,7 +39,12 @@ class AwsTarget:
         self, endpoint_url: str | None = None, region: str | None = None, max_pool_connections: int = 10
     ) -> None:
         # boto3 itself honours AWS_ENDPOINT_URL; reading it here too applies the emulator defaults
-        self.endpoint_url = endpoint_url or os.environ.get("AWS_ENDPOINT_URL") or None
+        if endpoint_url:
+            self.endpoint_url: str | None = checked_endpoint_url(endpoint_url, "--endpoint-url")
+        elif os.environ.get("AWS_ENDPOINT_URL"):
+            self.endpoint_url = checked_endpoint_url(os.environ["AWS_ENDPOINT_URL"], "AWS_ENDPOINT_URL")
+        else:
+            self.endpoint_url = None
         self.region = region or None
         self.max_pool_connections = max_pool_connections
         self._session: boto3.session.Session | None = None
@@ -95,8 +104,39 @@ class AwsTarget:
         return self.endpoint_url if self.endpoint_url is not None else "AWS"
 
 
-class AwsSetupError(RuntimeError):
+class AwsSetupError(S3StaggerError, RuntimeError):
     """The AWS client cannot be set up (region, credentials); the message says what to do."""
+
+
+class EndpointUrlError(BadOptionError):
+    """An endpoint URL that is not ``http(s)://HOST[:PORT]``; the message says what is wrong."""
+
+
+ENDPOINT_URL_FORM = "http(s)://HOST[:PORT], e.g. http://127.0.0.1:5000 (as `s3stagger local up` prints it)"
+
+
+def checked_endpoint_url(url: str, source: str) -> str:
+    """``url`` when it is an ``http``/``https`` URL with a host and a valid port; else raise
+    :class:`EndpointUrlError` naming ``source`` (the flag or variable it came from)."""
+    problem = _endpoint_url_problem(url.strip())
+    if problem is not None:
+        raise EndpointUrlError(f"{source} {url!r} {problem}; expected {ENDPOINT_URL_FORM}")
+    return url.strip()
+
+
+def _endpoint_url_problem(url: str) -> str | None:
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("http", "https"):
+        return "is not an http:// or https:// URL"
+    if any(character.isspace() for character in url):
+        return "contains white space"
+    if not parts.hostname:
+        return "has no host"
+    try:
+        parts.port  # noqa: B018 - urlsplit checks the port when it is read
+    except ValueError:
+        return "has a port that is not a number within 0-65535"
+    return None
 
 
 def _region_from_env(env: Mapping[str, str]) -> str | None:

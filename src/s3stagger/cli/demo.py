@@ -3,9 +3,10 @@
 Starts the downstream simulator and the local stack (emulator, local Lambda runtime, provisioned
 resources, scheduler), uploads generated CSV files in parallel, shows live progress, and ends with a
 report (``--json``: one JSON object on stdout). Exit status: 0 when every row is applied or
-accounted for (failed-row sink, DLQ) with no duplicate effect and the downstream never over its
-capacity; 1 when a row is missing; 3 when every row is accounted for but the run is not clean
-(duplicate effects or the downstream's capacity exceeded); 2 for wrong flags.
+accounted for (failed-row sink, DLQ) with no duplicate effect, empty DLQs and the downstream never
+over its capacity; 1 when a row is missing; 3 when every row is accounted for but the run is not
+clean (duplicate effects, messages left in a DLQ, or the downstream's capacity exceeded); 2 for
+wrong flags.
 
 The defaults (100 files x 50 rows; downstream capacity C = 20 at L = 200 ms, so at most
 C / L = 100 rows/s; dispatcher budget 10 objects x 2 rows in flight each = 20 = C) keep the
@@ -33,13 +34,13 @@ from rich.table import Table
 from rich.text import Text
 
 from s3stagger.cli.console import fail, stderr_console
+from s3stagger.cli.downstream import latency_option
 from s3stagger.cli.local import quiet_emulator_logs, terraform_progress
 from s3stagger.errors import S3StaggerError
-from s3stagger.local.downstream_settings import LatencySpec, SimulatorSettingsError
 
 if TYPE_CHECKING:
+    from s3stagger.cli.pipeline_report import PipelineReport
     from s3stagger.cli.pipeline_run import PipelineProgress, PipelineRunResult
-    from s3stagger.domain.pipeline_report import PipelineReport
 
 EXIT_ROWS_MISSING = 1
 EXIT_NOT_CLEAN = 3
@@ -157,10 +158,11 @@ def sizing_note(budget: int, processor_concurrency: int, capacity: int) -> Text:
 
 
 def exit_status(report: PipelineReport) -> int:
-    """0 clean; 1 rows missing; 3 all accounted but duplicate effects or capacity exceeded."""
+    """The verdict as an exit status: 0 OK; 1 rows missing (FAILED); 3 every row accounted for but
+    not clean (duplicate effects, messages left in a DLQ, or the downstream over its capacity)."""
     if not report.all_rows_accounted:
         return EXIT_ROWS_MISSING
-    if report.duplicate_effects > 0 or report.peak_downstream_concurrency > report.downstream_capacity:
+    if not report.ok:
         return EXIT_NOT_CLEAN
     return 0
 
@@ -174,13 +176,11 @@ def demo(
         int, typer.Option(min=1, max=1000, help="Downstream capacity C (concurrent requests).")
     ] = 20,
     latency: Annotated[
-        str, typer.Option(help="Downstream latency L: fixed:SECONDS, uniform:LOW,HIGH or seed (5-30 s).")
+        str, typer.Option(help="Downstream latency L: fixed:SECONDS, uniform:LOW,HIGH or slow-api (5-30 s).")
     ] = "fixed:0.2",
     time_scale: Annotated[
         float,
-        typer.Option(
-            min=0.0001, max=100.0, help="Multiplies every downstream latency (seed latency: try 0.01)."
-        ),
+        typer.Option(min=0.0001, max=100.0, help="Multiplies every downstream latency (slow-api: try 0.01)."),
     ] = 1.0,
     error_rate: Annotated[
         float, typer.Option(min=0.0, max=1.0, help="Share of downstream requests answered 503.")
@@ -195,7 +195,7 @@ def demo(
         int | None,
         typer.Option(min=1, max=1000, help="Rows in flight per invocation (default: capacity // budget)."),
     ] = None,
-    seed: Annotated[int, typer.Option(help="Seed of the generated data and the simulator.")] = 1,
+    seed: Annotated[int, typer.Option(help="Random seed of the generated data and the simulator.")] = 1,
     timeout: Annotated[float, typer.Option(min=1.0, help="Give up after this many seconds.")] = 600.0,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the report as one JSON object (no live view).")
@@ -213,10 +213,7 @@ def demo(
     ] = None,
 ) -> None:
     """Run the pattern end to end on the embedded emulator and report."""
-    try:
-        latency_spec = LatencySpec.parse(latency)
-    except SimulatorSettingsError as error:
-        fail(f"--latency: {error}", code=2)
+    latency_spec = latency_option(latency)
     # Imported here: it loads the emulator, which `s3stagger --help` should not wait for.
     from s3stagger.cli.pipeline_run import PipelineRunSettings, run_pipeline  # noqa: PLC0415
 
@@ -275,6 +272,7 @@ def demo(
             "timed_out": result.timed_out,
             "concurrency_budget": settings.effective_budget(),
             "processor_concurrency": settings.sized_processor_concurrency(),
+            "sections": result.sections,
         }
         typer.echo(json.dumps(payload))
     else:

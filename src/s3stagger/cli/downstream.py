@@ -17,9 +17,10 @@ from typing import Annotated, TypeVar
 
 import typer
 
-from s3stagger.cli.console import fail, stderr_console
+from s3stagger.cli.console import BadOptionError, fail, stderr_console
 from s3stagger.local.downstream import DownstreamSimulator
-from s3stagger.local.downstream_settings import (
+from s3stagger.local.downstream.settings import (
+    DEPRECATED_LATENCY_NAMES,
     LATENCY_FORMS,
     OVERLOAD_MODES,
     SCHEDULE_FORM,
@@ -42,6 +43,19 @@ def _option(name: str, parse: Callable[[str], T], text: str) -> T:
         fail(f"invalid {name}: {error}", code=2)
 
 
+def latency_option(text: str) -> LatencySpec:
+    """The ``--latency`` value of any command; a deprecated name works and says its new one."""
+    replacement = DEPRECATED_LATENCY_NAMES.get(text.strip().lower())
+    if replacement is not None:
+        stderr_console().print(
+            f"warning: --latency {text.strip()} is deprecated; use --latency {replacement}", highlight=False
+        )
+    try:
+        return LatencySpec.parse(text)
+    except SimulatorSettingsError as error:
+        raise BadOptionError(f"invalid --latency: {error}") from None
+
+
 def _overload(text: str) -> OverloadMode:
     for mode in OVERLOAD_MODES:
         if text.strip().lower() == mode:
@@ -61,7 +75,7 @@ def downstream(
     time_scale: Annotated[
         float,
         typer.Option(
-            help="Multiplies latency and Retry-After (0.01: the seed's 5-30 s become 50-300 ms).", min=0.0
+            help="Multiplies latency and Retry-After (0.01: slow-api's 5-30 s become 50-300 ms).", min=0.0
         ),
     ] = 1.0,
     overload: Annotated[
@@ -80,7 +94,9 @@ def downstream(
             help=f"Capacity changes in wall-clock seconds since start: {SCHEDULE_FORM}.", metavar="AT:CAP,..."
         ),
     ] = "",
-    seed: Annotated[int | None, typer.Option(help="Seed of the random draws, for reproducible runs.")] = None,
+    seed: Annotated[
+        int | None, typer.Option(help="Random seed of the draws (latency, errors), for reproducible runs.")
+    ] = None,
     retry_after: Annotated[
         float | None,
         typer.Option(
@@ -100,7 +116,7 @@ def downstream(
     try:
         settings = SimulatorSettings(
             capacity=capacity,
-            latency=_option("--latency", LatencySpec.parse, latency),
+            latency=latency_option(latency),
             overload=_option("--overload", _overload, overload),
             error_rate=error_rate,
             time_scale=time_scale,

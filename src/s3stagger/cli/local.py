@@ -19,8 +19,8 @@ import typer
 from rich.console import Console
 
 from s3stagger.cli.console import fail, stderr_console
+from s3stagger.cli.downstream import latency_option
 from s3stagger.errors import S3StaggerError
-from s3stagger.local.downstream_settings import LatencySpec, SimulatorSettingsError
 
 app = typer.Typer(help="Local mode: the whole pipeline on an embedded AWS emulator.", no_args_is_help=True)
 
@@ -114,7 +114,7 @@ def up(
         int, typer.Option(min=1, max=1000, help="Simulator capacity (concurrent requests).")
     ] = 20,
     latency: Annotated[
-        str, typer.Option(help="Simulator latency: fixed:SECONDS, uniform:LOW,HIGH or seed (5-30 s).")
+        str, typer.Option(help="Simulator latency: fixed:SECONDS, uniform:LOW,HIGH or slow-api (5-30 s).")
     ] = "fixed:0.2",
     time_scale: Annotated[
         float, typer.Option(min=0.0001, max=100.0, help="Multiplies simulator latency.")
@@ -143,10 +143,7 @@ def up(
     """Start the local stack and the downstream simulator and keep them running."""
     if downstream_url is not None and not downstream_url.startswith(("http://", "https://")):
         fail(f"--downstream-url {downstream_url!r} must start with http:// or https://", code=2)
-    try:
-        latency_spec = LatencySpec.parse(latency)
-    except SimulatorSettingsError as error:
-        fail(f"--latency: {error}", code=2)
+    latency_spec = latency_option(latency)
     from s3stagger.local.downstream import DownstreamSimulator, SimulatorSettings  # noqa: PLC0415
     from s3stagger.local.pipeline import LocalPipeline, LocalPipelineSettings  # noqa: PLC0415
 

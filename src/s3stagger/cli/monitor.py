@@ -25,6 +25,7 @@ from rich.table import Table
 
 from s3stagger.cli.aws_clients import AwsSetupError, AwsTarget, error_code
 from s3stagger.cli.console import fail
+from s3stagger.errors import S3StaggerError
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudwatch import CloudWatchClient
@@ -37,7 +38,7 @@ EXECUTION_COUNT_CAP = 1000
 """Executions counted per status at most (the count reads "1000+" beyond)."""
 
 
-class MonitorTargetError(LookupError):
+class MonitorTargetError(S3StaggerError, LookupError):
     """A monitored resource does not exist; the message names it."""
 
 

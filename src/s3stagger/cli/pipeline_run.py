@@ -1,10 +1,11 @@
 """One run of the whole pipeline on the embedded emulator: the engine of ``s3stagger demo`` and of
 ``benchmarks/bench_pipeline.py``.
 
-:func:`run_pipeline` starts the downstream simulator and the local stack, uploads generated CSV
-files in parallel, follows the pipeline until every object is accounted for (or a time limit
-passes), then gathers what happened — the simulator's stats, the failed-row sink, the DLQs, the
-processor's answers — into a :class:`~s3stagger.domain.pipeline_report.PipelineReport`.
+:class:`PipelineRun` goes in steps: ``start`` the downstream simulator and the local stack,
+``upload`` generated CSV files in parallel, ``follow`` the pipeline until every object is accounted
+for (or a time limit passes), ``collect`` what happened — the simulator's stats, the failed-row
+sink, the DLQs, the processor's answers — into a :class:`~s3stagger.cli.pipeline_report.PipelineReport`,
+plus any named section a :class:`SectionCollector` adds. :func:`run_pipeline` does them all.
 
 The processor runs unchanged: :class:`ProcessorOutcomes` wraps the real handler
 (``s3stagger.handlers.process_object.handler``) in the local Lambda runtime only to note each
@@ -20,23 +21,24 @@ import json
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from s3stagger.cli.simulate import UploadedObject, upload_objects
-from s3stagger.definitions.model import Definitions
-from s3stagger.domain.pipeline_report import (
+from s3stagger.cli.pipeline_report import (
     PipelineObservation,
     PipelineReport,
     percentile,
     summarize_pipeline_run,
 )
-from s3stagger.domain.sample_data import SampleObject, sample_objects
+from s3stagger.cli.sample_data import SampleObject, sample_objects
+from s3stagger.cli.simulate import UploadedObject, upload_objects
+from s3stagger.definitions.model import Definitions
+from s3stagger.errors import S3StaggerError
 from s3stagger.handlers import process_object
 from s3stagger.local.downstream import DownstreamSimulator, SimulatorSettings
-from s3stagger.local.downstream_settings import LatencySpec
+from s3stagger.local.downstream.settings import LatencySpec
 from s3stagger.local.pipeline import LocalPipeline, LocalPipelineSettings
 
 if TYPE_CHECKING:
@@ -49,6 +51,10 @@ if TYPE_CHECKING:
 HIGH_PREFIX = "high/"
 NORMAL_PREFIX = "normal/"
 POLL_INTERVAL_S = 0.25
+
+
+class PipelineRunSettingsError(S3StaggerError, ValueError):
+    """A run setting is out of range; the message names it."""
 
 
 @dataclass(frozen=True)
@@ -79,6 +85,9 @@ class PipelineRunSettings:
     via_terraform: bool = False
     """Build the resources with ``terraform apply`` of ``terraform/examples/local`` instead of local
     provisioning (:class:`~s3stagger.local.terraform_stack.TerraformPipeline`)."""
+    pipeline_options: Mapping[str, Any] = field(default_factory=dict)
+    """More :class:`~s3stagger.local.pipeline.LocalPipelineSettings` fields (e.g. ``dispatcher``,
+    ``stagger``): what a comparison of dispatcher settings varies between runs."""
 
     def effective_budget(self) -> int:
         """The concurrency budget in force: the setting, else ``budget.json``'s default."""
@@ -99,13 +108,15 @@ class PipelineRunSettings:
 
     def __post_init__(self) -> None:
         if self.files < 1:
-            raise ValueError(f"files must be >= 1, got {self.files}")
+            raise PipelineRunSettingsError(f"files must be >= 1, got {self.files}")
         if self.rows < 0:
-            raise ValueError(f"rows must be >= 0, got {self.rows}")
+            raise PipelineRunSettingsError(f"rows must be >= 0, got {self.rows}")
         if not 0.0 <= self.high_priority_share <= 1.0:
-            raise ValueError(f"high_priority_share must be within 0..1, got {self.high_priority_share}")
+            raise PipelineRunSettingsError(
+                f"high_priority_share must be within 0..1, got {self.high_priority_share}"
+            )
         if self.timeout_s <= 0:
-            raise ValueError(f"timeout_s must be > 0, got {self.timeout_s}")
+            raise PipelineRunSettingsError(f"timeout_s must be > 0, got {self.timeout_s}")
 
 
 DEFAULT_LATENCY_S = 0.2
@@ -211,7 +222,7 @@ class PipelineProgress:
 
 @dataclass
 class PipelineRunResult:
-    """What a run produced: the report and the figures the benchmark adds to it."""
+    """What a run produced: the report, the figures the benchmark adds to it, and named sections."""
 
     report: PipelineReport
     upload_to_complete_s: list[float]
@@ -221,7 +232,15 @@ class PipelineRunResult:
     answers: dict[str, int]
     timed_out: bool
     endpoint_url: str
-    extra: dict[str, Any] = field(default_factory=dict)
+    sections: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Figures a :class:`SectionCollector` added, by section name (e.g. ``"alarms"``)."""
+
+    def section(self, name: str) -> dict[str, Any]:
+        """The figures of section ``name``; raise ``KeyError`` naming the sections there are."""
+        try:
+            return self.sections[name]
+        except KeyError:
+            raise KeyError(f"no section {name!r} in this result; there are {sorted(self.sections)}") from None
 
     def benchmark_figures(self) -> dict[str, Any]:
         """The figures of ``make bench-pipeline``: per-object costs and latencies."""
@@ -346,158 +365,264 @@ def rows_of(uploaded: list[UploadedObject], keys: list[str] | set[str]) -> int:
 ProgressListener = Callable[[PipelineProgress], None]
 
 
-def run_pipeline(
-    settings: PipelineRunSettings,
-    on_progress: ProgressListener | None = None,
-    on_terraform_output: Callable[[str], None] | None = None,
-) -> PipelineRunResult:
-    """Run the workload through the local pipeline and report; see the module docstring.
+class SectionCollector(Protocol):
+    """Adds one named section of figures to a run's result (e.g. alarms raised, mail sent).
 
-    ``on_terraform_output`` receives Terraform's lines when ``settings.via_terraform``.
+    Called once the pipeline is settled (or timed out), while the emulator and the simulator still
+    run, so it can read them through :class:`PipelineRun`'s ``stack`` and ``simulator``.
     """
-    latency = settings.latency or LatencySpec.fixed(DEFAULT_LATENCY_S)
-    with ExitStack() as resources:
-        simulator = resources.enter_context(
-            DownstreamSimulator(
-                SimulatorSettings(
-                    capacity=settings.capacity,
-                    latency=latency,
-                    overload="reject",
-                    error_rate=settings.error_rate,
-                    time_scale=settings.time_scale,
-                    seed=settings.seed,
+
+    name: str
+
+    def collect(self, run: PipelineRun) -> dict[str, Any]: ...
+
+
+class PipelineRun:
+    """One run, in steps: :meth:`start`, :meth:`upload`, :meth:`follow`, :meth:`collect`.
+
+    ``with PipelineRun(settings) as run:`` starts the simulator and the local stack and stops both on
+    the way out; :meth:`run` does every step. A caller that needs more than the report passes
+    ``collectors`` (each adds a named section to the result) or reads ``run.stack`` and
+    ``run.simulator`` between the steps.
+    """
+
+    def __init__(
+        self,
+        settings: PipelineRunSettings,
+        on_progress: ProgressListener | None = None,
+        collectors: Sequence[SectionCollector] = (),
+        on_terraform_output: Callable[[str], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.on_terraform_output = on_terraform_output
+        """Receives Terraform's lines when ``settings.via_terraform``."""
+        self.latency = settings.latency or LatencySpec.fixed(DEFAULT_LATENCY_S)
+        self.on_progress = on_progress
+        self.collectors = tuple(collectors)
+        self.outcomes = ProcessorOutcomes(process_object.handler)
+        self._resources = ExitStack()
+        self._simulator: DownstreamSimulator | None = None
+        self._stack: LocalPipeline | None = None
+        self._uploaded: list[UploadedObject] = []
+        self._uploaded_lock = threading.Lock()
+        self._upload_errors: list[BaseException] = []
+        self._uploader: threading.Thread | None = None
+        self._started = 0.0
+        self._elapsed_s: float | None = None
+        self.timed_out = False
+
+    # -- steps ------------------------------------------------------------------------------------
+
+    def start(self) -> PipelineRun:
+        """Start the downstream simulator and the local stack; note the processor's answers."""
+        settings = self.settings
+        try:
+            self._simulator = self._resources.enter_context(
+                DownstreamSimulator(
+                    SimulatorSettings(
+                        capacity=settings.capacity,
+                        latency=self.latency,
+                        overload="reject",
+                        error_rate=settings.error_rate,
+                        time_scale=settings.time_scale,
+                        seed=settings.seed,
+                    )
                 )
             )
-        )
-        environment = {"S3STAGGER_MAX_CONCURRENCY": str(settings.sized_processor_concurrency())}
-        stack_settings = LocalPipelineSettings(
-            downstream_url=simulator.rows_url,
-            concurrency_budget=settings.concurrency_budget,
-            processor_environment=environment,
-        )
-        if settings.via_terraform:
+            self._stack = self._resources.enter_context(self._pipeline())
+            self._started = time.monotonic()
+            if self._stack.runtime is None:  # pragma: no cover - start() sets it or raises
+                raise RuntimeError("the local stack has no Lambda runtime")
+            self._stack.runtime.register(self._stack.names.function_name, self.outcomes)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _pipeline(self) -> LocalPipeline:
+        if self.settings.via_terraform:
             from s3stagger.local.terraform_stack import TerraformPipeline  # noqa: PLC0415
 
-            stack: LocalPipeline = resources.enter_context(
-                TerraformPipeline(stack_settings, on_terraform_output)
-            )
-        else:
-            stack = resources.enter_context(LocalPipeline(stack_settings))
-        names = stack.names
-        outcomes = ProcessorOutcomes(process_object.handler)
-        if stack.runtime is None:  # pragma: no cover - start() sets it or raises
-            raise RuntimeError("the local stack has no Lambda runtime")
-        stack.runtime.register(names.function_name, outcomes)
-        s3 = stack.client("s3")
-        sqs = stack.client("sqs")
-        queues = dict(names.queue_urls)
-        dlqs = list(names.all_dlq_urls)
+            return TerraformPipeline(self.pipeline_settings(), self.on_terraform_output)
+        return LocalPipeline(self.pipeline_settings())
 
-        # generated lazily as the uploads go, so a large run does not hold every file in memory
+    def pipeline_settings(self) -> LocalPipelineSettings:
+        """The local stack's settings: the simulator's URL, the sizing, then ``pipeline_options``."""
+        settings = self.settings
+        environment = {"S3STAGGER_MAX_CONCURRENCY": str(settings.sized_processor_concurrency())}
+        options: dict[str, Any] = {
+            "concurrency_budget": settings.concurrency_budget,
+            "processor_environment": environment,
+            **settings.pipeline_options,
+        }
+        return LocalPipelineSettings(downstream_url=self.simulator.rows_url, **options)
+
+    def upload(self) -> None:
+        """Start uploading the workload in the background (files are generated as they go)."""
+        names = self.stack.names
         # the high share goes to the first (highest) priority, the rest to the last (lowest)
         files = workload(
-            settings, names.key_prefix(names.priorities[0]), names.key_prefix(names.priorities[-1])
+            self.settings, names.key_prefix(names.priorities[0]), names.key_prefix(names.priorities[-1])
         )
-        objects_total = settings.files
-        rows_total = settings.files * settings.rows
-        uploaded: list[UploadedObject] = []
-        uploaded_lock = threading.Lock()
+        s3 = self.stack.client("s3")
 
-        def note_upload(item: UploadedObject) -> None:
-            with uploaded_lock:
-                uploaded.append(item)
-
-        upload_errors: list[BaseException] = []
+        def note(item: UploadedObject) -> None:
+            with self._uploaded_lock:
+                self._uploaded.append(item)
 
         def upload() -> None:
             try:
-                upload_objects(s3, names.bucket, files, settings.workers, note_upload)
-            except BaseException as error:  # handed to the main thread
-                upload_errors.append(error)
+                upload_objects(s3, names.bucket, files, self.settings.workers, note)
+            except BaseException as error:  # handed to the thread that follows the run
+                self._upload_errors.append(error)
 
-        started = time.monotonic()
-        uploader = threading.Thread(target=upload, name="s3stagger-pipeline-upload", daemon=True)
-        uploader.start()
+        self._started = time.monotonic()
+        self._uploader = threading.Thread(target=upload, name="s3stagger-pipeline-upload", daemon=True)
+        self._uploader.start()
 
-        def look() -> PipelineProgress:
-            stats: SimulatorStats = simulator.stats()
-            visible: dict[str, int] = {}
-            in_flight: dict[str, int] = {}
-            for priority, url in queues.items():
-                attributes = sqs.get_queue_attributes(
-                    QueueUrl=url,
-                    AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-                )["Attributes"]
-                visible[priority] = int(attributes.get("ApproximateNumberOfMessages", "0"))
-                in_flight[priority] = int(attributes.get("ApproximateNumberOfMessagesNotVisible", "0"))
-            dlq_depth = sum(
-                int(
-                    sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])[
-                        "Attributes"
-                    ].get("ApproximateNumberOfMessages", "0")
-                )
-                for url in dlqs
-            )
-            with uploaded_lock:
-                uploaded_count = len(uploaded)
-            return PipelineProgress(
-                elapsed_s=time.monotonic() - started,
-                objects_total=objects_total,
-                objects_uploaded=uploaded_count,
-                objects_complete=len(outcomes.complete_keys),
-                objects_rejected=len(outcomes.rejected_keys),
-                rows_total=rows_total,
-                rows_applied=stats.effects_applied - stats.duplicate_effects,
-                queue_visible=visible,
-                queue_in_flight=in_flight,
-                dlq_messages=dlq_depth,
-                downstream_in_flight=stats.in_flight,
-                downstream_capacity=stats.capacity,
-                peak_downstream_concurrency=stats.peak_concurrency,
-                throttled_429=stats.throttled_429,
-                errors_5xx=stats.errors_5xx,
-                processor_invocations=stack.processor_counters().invocations,
-            )
-
-        timed_out = False
+    def follow(self, poll_interval_s: float = POLL_INTERVAL_S) -> bool:
+        """Look at the pipeline until every object is accounted for or the time limit passes;
+        True when it settled. An upload failure is raised here."""
         while True:
-            progress = look()
-            if on_progress is not None:
-                on_progress(progress)
-            settled = (
-                not uploader.is_alive()
-                and progress.objects_uploaded == objects_total
-                and sum(progress.queue_visible.values()) == 0
-                and sum(progress.queue_in_flight.values()) == 0
-                and progress.objects_done + progress.dlq_messages >= objects_total
-            )
-            if upload_errors:
-                raise upload_errors[0]
-            if settled:
+            progress = self.progress()
+            if self.on_progress is not None:
+                self.on_progress(progress)
+            if self._upload_errors:
+                raise self._upload_errors[0]
+            if self._settled(progress):
                 break
-            if progress.elapsed_s > settings.timeout_s:
-                timed_out = True
+            if progress.elapsed_s > self.settings.timeout_s:
+                self.timed_out = True
                 break
-            time.sleep(POLL_INTERVAL_S)
-        elapsed = time.monotonic() - started
-        uploader.join(timeout=30)
+            time.sleep(poll_interval_s)
+        self._elapsed_s = time.monotonic() - self._started
+        if self._uploader is not None:
+            self._uploader.join(timeout=30)
+        return not self.timed_out
 
-        stats = simulator.stats()
-        failed_rows, quarantined = count_sink_rows(s3, names.failed_rows_bucket, names.failed_rows_prefix)
-        dlq_messages, dlq_object_keys = dead_letter_keys(sqs, dlqs)
-        rejected = outcomes.rejected_keys | quarantined
-        complete = outcomes.complete_keys
+    def collect(self) -> PipelineRunResult:
+        """Gather the report (simulator stats, failed-row sink, DLQs, answers) and every section."""
+        stack, names = self.stack, self.stack.names
         transitions: int | None = None
         executions: int | None = None
-        if settings.collect_history:
+        if self.settings.collect_history:
             transitions, executions = count_state_transitions(
                 stack.client("stepfunctions"), names.state_machine_arn
             )
-        upload_times = {item.key: item.uploaded_at for item in uploaded}
-        latencies = [done - upload_times[key] for key, done in complete.items() if key in upload_times]
-        observation = PipelineObservation(
-            objects_total=objects_total,
-            rows_total=rows_total,
+        complete = self.outcomes.complete_keys
+        upload_times = {item.key: item.uploaded_at for item in self.uploaded}
+        return PipelineRunResult(
+            report=summarize_pipeline_run(self.observe()),
+            upload_to_complete_s=[
+                done - upload_times[key] for key, done in complete.items() if key in upload_times
+            ],
+            processor_invocations=stack.processor_counters().invocations,
+            state_transitions=transitions,
+            executions=executions,
+            answers=self.outcomes.answers,
+            timed_out=self.timed_out,
+            endpoint_url=stack.endpoint_url,
+            sections={collector.name: collector.collect(self) for collector in self.collectors},
+        )
+
+    def stop(self) -> None:
+        """Stop the local stack and the simulator (safe to call twice)."""
+        self._resources.close()
+        self._simulator = self._stack = None
+
+    def run(self) -> PipelineRunResult:
+        """Every step: start, upload, follow, collect, stop."""
+        with self:
+            self.upload()
+            self.follow()
+            return self.collect()
+
+    def __enter__(self) -> PipelineRun:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    # -- what the steps read ----------------------------------------------------------------------
+
+    @property
+    def simulator(self) -> DownstreamSimulator:
+        """The running downstream simulator."""
+        if self._simulator is None:
+            raise RuntimeError("the run is not started")
+        return self._simulator
+
+    @property
+    def stack(self) -> LocalPipeline:
+        """The running local stack."""
+        if self._stack is None:
+            raise RuntimeError("the run is not started")
+        return self._stack
+
+    @property
+    def uploaded(self) -> list[UploadedObject]:
+        """The objects uploaded so far."""
+        with self._uploaded_lock:
+            return list(self._uploaded)
+
+    def dead_letter_queue_urls(self) -> list[str]:
+        """Every DLQ of the stack: one per priority queue, and the ingest DLQ."""
+        return list(self.stack.names.all_dlq_urls)
+
+    def progress(self) -> PipelineProgress:
+        """One look at the run (queues, DLQs, downstream, answers) for the live view."""
+        stats: SimulatorStats = self.simulator.stats()
+        sqs = self.stack.client("sqs")
+        depths = {
+            priority: _queue_attributes(sqs, url) for priority, url in self.stack.names.queue_urls.items()
+        }
+        dlq_depth = sum(_queue_attributes(sqs, url)[0] for url in self.dead_letter_queue_urls())
+        return PipelineProgress(
+            elapsed_s=time.monotonic() - self._started,
+            objects_total=self.settings.files,
+            objects_uploaded=len(self.uploaded),
+            objects_complete=len(self.outcomes.complete_keys),
+            objects_rejected=len(self.outcomes.rejected_keys),
+            rows_total=self.settings.files * self.settings.rows,
+            rows_applied=stats.effects_applied - stats.duplicate_effects,
+            queue_visible={priority: visible for priority, (visible, _) in depths.items()},
+            queue_in_flight={priority: in_flight for priority, (_, in_flight) in depths.items()},
+            dlq_messages=dlq_depth,
+            downstream_in_flight=stats.in_flight,
+            downstream_capacity=stats.capacity,
+            peak_downstream_concurrency=stats.peak_concurrency,
+            throttled_429=stats.throttled_429,
+            errors_5xx=stats.errors_5xx,
+            processor_invocations=self.stack.processor_counters().invocations,
+        )
+
+    def _settled(self, progress: PipelineProgress) -> bool:
+        uploading = self._uploader is not None and self._uploader.is_alive()
+        return (
+            not uploading
+            and progress.objects_uploaded == progress.objects_total
+            and sum(progress.queue_visible.values()) == 0
+            and sum(progress.queue_in_flight.values()) == 0
+            and progress.objects_done + progress.dlq_messages >= progress.objects_total
+        )
+
+    def observe(self) -> PipelineObservation:
+        """The figures of the report, read from the simulator, the failed-row sink and the DLQs."""
+        settings, names = self.settings, self.stack.names
+        stats = self.simulator.stats()
+        failed_rows, quarantined = count_sink_rows(
+            self.stack.client("s3"), names.failed_rows_bucket, names.failed_rows_prefix
+        )
+        dlq_messages, dlq_object_keys = dead_letter_keys(
+            self.stack.client("sqs"), self.dead_letter_queue_urls()
+        )
+        rejected = self.outcomes.rejected_keys | quarantined
+        complete = self.outcomes.complete_keys
+        uploaded = self.uploaded
+        elapsed = self._elapsed_s if self._elapsed_s is not None else time.monotonic() - self._started
+        return PipelineObservation(
+            objects_total=settings.files,
+            rows_total=settings.files * settings.rows,
             elapsed_s=elapsed,
             objects_complete=len(complete),
             objects_rejected=len(rejected),
@@ -515,15 +640,27 @@ def run_pipeline(
             downstream_errors_5xx=stats.errors_5xx,
             peak_downstream_concurrency=stats.peak_concurrency,
             downstream_capacity=settings.capacity,
-            downstream_latency_s=simulator_latency_s(latency, settings.time_scale),
+            downstream_latency_s=simulator_latency_s(self.latency, settings.time_scale),
         )
-        return PipelineRunResult(
-            report=summarize_pipeline_run(observation),
-            upload_to_complete_s=latencies,
-            processor_invocations=stack.processor_counters().invocations,
-            state_transitions=transitions,
-            executions=executions,
-            answers=outcomes.answers,
-            timed_out=timed_out,
-            endpoint_url=stack.endpoint_url,
-        )
+
+
+def _queue_attributes(sqs: SQSClient, url: str) -> tuple[int, int]:
+    """Visible and in-flight messages of a queue."""
+    attributes = sqs.get_queue_attributes(
+        QueueUrl=url,
+        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+    )["Attributes"]
+    return (
+        int(attributes.get("ApproximateNumberOfMessages", "0")),
+        int(attributes.get("ApproximateNumberOfMessagesNotVisible", "0")),
+    )
+
+
+def run_pipeline(
+    settings: PipelineRunSettings,
+    on_progress: ProgressListener | None = None,
+    collectors: Sequence[SectionCollector] = (),
+    on_terraform_output: Callable[[str], None] | None = None,
+) -> PipelineRunResult:
+    """Run the workload through the local pipeline and report: :meth:`PipelineRun.run`."""
+    return PipelineRun(settings, on_progress, collectors, on_terraform_output).run()

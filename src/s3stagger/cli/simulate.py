@@ -20,9 +20,10 @@ import botocore.exceptions
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from s3stagger.cli.aws_clients import AwsSetupError, AwsTarget, error_code
+from s3stagger.cli.aws_clients import AwsTarget, error_code
 from s3stagger.cli.console import fail, stderr_console
-from s3stagger.domain.sample_data import SampleObject, run_id_for_seed, sample_objects
+from s3stagger.cli.sample_data import SampleObject, run_id_for_seed, sample_objects
+from s3stagger.errors import S3StaggerError
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -30,7 +31,7 @@ if TYPE_CHECKING:
 MAX_WORKERS = 256
 
 
-class BucketNotFoundError(LookupError):
+class BucketNotFoundError(S3StaggerError, LookupError):
     """The target bucket does not exist (or is not visible to these credentials)."""
 
     def __init__(self, bucket: str, where: str) -> None:
@@ -41,7 +42,7 @@ class BucketNotFoundError(LookupError):
         self.bucket = bucket
 
 
-class BucketAccessDeniedError(PermissionError):
+class BucketAccessDeniedError(S3StaggerError, PermissionError):
     """The credentials may not use the target bucket."""
 
     def __init__(self, bucket: str, where: str) -> None:
@@ -157,7 +158,7 @@ def simulate(
         typer.Option(help="Key prefix, i.e. the route: 'normal/' or 'high/'; other keys go unrouted."),
     ] = "normal/",
     seed: Annotated[
-        int | None, typer.Option(help="Seed of the generated data (default: random, printed).")
+        int | None, typer.Option(help="Random seed of the generated data (default: random, printed).")
     ] = None,
     region: Annotated[str | None, typer.Option(help="AWS region (default: from the environment).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON object.")] = False,
@@ -188,8 +189,6 @@ def simulate(
                 workers,
                 on_uploaded=lambda _: progress.advance(task),
             )
-    except (BucketNotFoundError, BucketAccessDeniedError, AwsSetupError) as error:
-        fail(str(error))
     except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as error:
         fail(f"upload to {target.describe()} failed: {error}")
     result = {

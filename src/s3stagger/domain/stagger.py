@@ -25,11 +25,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from s3stagger.errors import S3StaggerError
+
 MAX_OFFSETS = 1000
 """``States.ArrayRange`` returns at most 1,000 items, so ``max_delay_s // spacing_s`` must stay below it."""
 
 
-class StaggerPolicyError(ValueError):
+class StaggerPolicyError(S3StaggerError, ValueError):
     """The stagger settings are not usable; the message says which one and why."""
 
 

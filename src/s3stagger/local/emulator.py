@@ -18,6 +18,7 @@ from typing import Any
 
 from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 
+from s3stagger.errors import S3StaggerError
 from s3stagger.local import (
     s3_bucket_policy_conditions,
     sfn_parameter_casing,
@@ -42,10 +43,10 @@ EMULATOR_PATCHES = (
 integration parameter casing (the dispatcher's ``states:startExecution``), and what Terraform's
 resources need: the Step Functions actions the provider calls, a DLQ's ``RedriveAllowPolicy`` read
 back, the TLS-only conditions of the buckets' policies (``docs/local-mode.md`` lists them all)."""
-FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}  # nosec B105
+FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}  # nosec B105 - moto takes any key
 
 
-class EmulatorError(RuntimeError):
+class EmulatorError(S3StaggerError, RuntimeError):
     """The emulator could not be started or configured."""
 
 

@@ -1,4 +1,4 @@
-"""The local Lambda runtime: the one place local mode hooks into moto.
+"""The local Lambda runtime: where local mode hooks into moto's Lambda.
 
 Without Docker, moto's Lambda (``LambdaSimpleBackend``) answers every ``Invoke`` with a canned
 string. :class:`LocalLambdaRuntime` replaces that one method, ``LambdaSimpleBackend.invoke``, so an
@@ -19,8 +19,9 @@ invocation of a created function runs the project's handler in this process, as 
 - an exception in the handler becomes an ``Unhandled`` function error with
   ``errorType``/``errorMessage``, which Step Functions sees as the error name.
 
-moto is pinned (5.2.5); ``tests/local/test_lambda_runtime.py`` fails loudly if an upgrade moves the
-hook point.
+This is one of local mode's two hooks into moto; the other, :mod:`s3stagger.local.sfn_parameter_casing`,
+fills a stub of its Step Functions interpreter. moto is pinned (5.2.5);
+``tests/local/test_local_lambda_runtime.py`` fails loudly if an upgrade moves the hook point.
 """
 
 from __future__ import annotations
@@ -41,13 +42,16 @@ import moto
 from moto.awslambda.exceptions import LambdaClientError
 from moto.awslambda_simple.models import LambdaSimpleBackend
 
+from s3stagger.errors import S3StaggerError
+
 SUPPORTED_MOTO_VERSION = "5.2.5"
 
 Handler = Callable[[Any, Any], Any]
 
 
-class TooManyRequestsException(LambdaClientError):
-    """Lambda's answer to an invocation over the function's reserved concurrency."""
+class TooManyRequestsException(LambdaClientError, S3StaggerError):
+    """Lambda's answer to an invocation over the function's reserved concurrency (moto renders a
+    ``LambdaClientError`` as the HTTP error the client sees)."""
 
     code = 429
 
@@ -58,7 +62,7 @@ class TooManyRequestsException(LambdaClientError):
         )
 
 
-class LambdaRuntimeError(RuntimeError):
+class LambdaRuntimeError(S3StaggerError, RuntimeError):
     """The local runtime cannot be installed or cannot resolve a handler."""
 
 

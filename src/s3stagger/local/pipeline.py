@@ -10,6 +10,8 @@ executions and shuts the emulator down.
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import logging
 import threading
@@ -236,7 +238,9 @@ class LocalPipeline(LocalService):
         return False
 
     def failed_row_records(self) -> list[dict[str, Any]]:
-        """Every object in the failed-rows location, parsed as JSON (or JSON lines) when possible."""
+        """Every object in the failed-rows location as ``{"key", "body"}``: the sink's row files
+        (``.csv``) as a list of rows (dicts by column), its quarantine records (``.json``) parsed,
+        anything else as text."""
         s3 = self.client("s3")
         records: list[dict[str, Any]] = []
         paginator = s3.get_paginator("list_objects_v2")
@@ -245,20 +249,13 @@ class LocalPipeline(LocalService):
         ):
             for item in page.get("Contents", []):
                 body = s3.get_object(Bucket=self.names.failed_rows_bucket, Key=item["Key"])["Body"].read()
-                records.append({"key": item["Key"], "body": _parse_json_or_lines(body.decode("utf-8"))})
+                records.append({"key": item["Key"], "body": _sink_object(item["Key"], body.decode("utf-8"))})
         return records
 
 
-def _parse_json_or_lines(text: str) -> Any:
-    try:
+def _sink_object(key: str, text: str) -> Any:
+    if key.endswith(".json"):
         return json.loads(text)
-    except json.JSONDecodeError:
-        lines = []
-        for line in text.splitlines():
-            if not line.strip():
-                continue
-            try:
-                lines.append(json.loads(line))
-            except json.JSONDecodeError:
-                lines.append(line)
-        return lines
+    if key.endswith(".csv"):
+        return list(csv.DictReader(io.StringIO(text)))
+    return text

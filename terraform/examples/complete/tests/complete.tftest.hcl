@@ -1,5 +1,6 @@
 # `terraform test` (Terraform >= 1.7) with a mocked AWS provider: the example wires both modules,
-# the key and the alerting together. Needs the package: run `make package` in the repository root.
+# the key and the alerting together. The Lambda package is a small fixture zip (terraform/tests/fixtures):
+# no `make package` needed.
 
 mock_provider "aws" {
   mock_data "aws_caller_identity" {
@@ -50,6 +51,7 @@ variables {
   region         = "eu-west-1"
   downstream_url = "https://api.example.com/v1/rows"
   alert_email    = "oncall@example.com"
+  package_path   = "../../tests/fixtures/processor.zip"
 }
 
 run "deploys_the_pattern_with_a_customer_key_and_alerting" {

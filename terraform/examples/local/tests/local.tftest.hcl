@@ -1,5 +1,6 @@
 # `terraform test` (Terraform >= 1.7) with a mocked AWS provider: the root local mode applies to the
-# emulator (tests/iac/test_iac_parity.py applies it for real). Needs the package: `make package`.
+# emulator (tests/iac/test_iac_parity.py applies it for real). The Lambda package is the small
+# fixture zip (terraform/tests/fixtures): no `make package` needed.
 
 mock_provider "aws" {
   mock_data "aws_caller_identity" {
@@ -23,7 +24,7 @@ variables {
   endpoint_url     = "http://127.0.0.1:5000"
   definitions_path = "../../../src/s3stagger/definitions"
   downstream_url   = "http://127.0.0.1:8000/rows"
-  package_path     = "../../../dist/s3stagger-lambda-arm64.zip"
+  package_path     = "../../tests/fixtures/processor.zip"
 }
 
 run "names_what_it_builds_as_local_mode_does" {

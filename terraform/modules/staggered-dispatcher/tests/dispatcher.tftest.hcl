@@ -1,5 +1,5 @@
 # `terraform test` (Terraform >= 1.7) with a mocked AWS provider: no account, no credentials.
-# Needs the package: run `make package` in the repository root first.
+# The Lambda package is a small fixture zip (terraform/tests/fixtures): no `make package` needed.
 
 mock_provider "aws" {
   mock_data "aws_caller_identity" {
@@ -54,7 +54,7 @@ variables {
   source_bucket_name      = "s3stagger-uploads-123456789012-eu-west-1"
   failed_rows_bucket_name = "s3stagger-failed-rows-123456789012-eu-west-1"
   downstream_url          = "https://api.example.com/v1/rows"
-  package_path            = "../../../dist/s3stagger-lambda-arm64.zip"
+  package_path            = "../../tests/fixtures/processor.zip"
 }
 
 run "renders_the_shared_state_machine_and_processor" {

@@ -1,4 +1,4 @@
-"""Deterministic sample CSV objects for demos, benchmarks and ``s3stagger simulate``.
+"""Deterministic sample CSV objects for ``s3stagger demo``/``simulate`` and the benchmarks.
 
 Pure: no I/O. Every row carries a ``record_id`` that is unique across the files of one run
 (``<run_id>-<file>-<row>``), so two distinct rows never share a body and a downstream that
@@ -31,7 +31,8 @@ class SampleObject:
 
 def run_id_for_seed(seed: int) -> str:
     """A short identifier of a generation run, derived from its seed (same seed, same id)."""
-    return f"r{random.Random(seed).getrandbits(32):08x}"
+    # Reproducible test data, not a secret: a seeded PRNG is the point (same seed, same files).
+    return f"r{random.Random(seed).getrandbits(32):08x}"  # nosec B311
 
 
 def sample_object_key(prefix: str, run_id: str, file_index: int) -> str:
@@ -43,7 +44,8 @@ def sample_csv(run_id: str, file_index: int, rows: int, seed: int) -> str:
     """CSV text (header + ``rows`` data rows) of file ``file_index``; deterministic in its inputs."""
     if rows < 0:
         raise ValueError(f"rows must be >= 0, got {rows}")
-    rng = random.Random(f"{seed}:{file_index}")
+    # Reproducible test data, not a secret: a seeded PRNG is the point (same seed, same rows).
+    rng = random.Random(f"{seed}:{file_index}")  # nosec B311
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(SAMPLE_HEADER)

@@ -12,22 +12,28 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
+from s3stagger.errors import S3StaggerError
+
 OverloadMode = Literal["reject", "queue"]
 """What the simulator does with a request over capacity: answer 429 at once, or make it wait."""
 
 OVERLOAD_MODES: tuple[OverloadMode, ...] = ("reject", "queue")
 
-LATENCY_FORMS = "fixed:SECONDS, uniform:LOW,HIGH or seed (uniform 5-30 s)"
+LATENCY_FORMS = "fixed:SECONDS, uniform:LOW,HIGH or slow-api (uniform 5-30 s)"
 SCHEDULE_FORM = "AT_SECONDS:CAPACITY[,AT_SECONDS:CAPACITY...], e.g. 30:10,60:50"
 
-SEED_LATENCY_LOW_S = 5.0
-SEED_LATENCY_HIGH_S = 30.0
+SLOW_API = "slow-api"
+"""The latency of the slow downstream API the pattern was designed for: uniform 5-30 s."""
+SLOW_API_LATENCY_LOW_S = 5.0
+SLOW_API_LATENCY_HIGH_S = 30.0
+DEPRECATED_LATENCY_NAMES = {"seed": SLOW_API}
+"""Old spellings still read, with the name that replaced them (``seed`` also meant a random seed)."""
 
 CapacitySchedule = tuple[tuple[float, int], ...]
 """Capacity changes: ``(seconds since start, capacity from then on)``, times strictly increasing."""
 
 
-class SimulatorSettingsError(ValueError):
+class SimulatorSettingsError(S3StaggerError, ValueError):
     """A simulator setting is malformed; the message says which one and the expected form."""
 
 
@@ -62,16 +68,19 @@ class LatencySpec:
         return cls("uniform", low_s, high_s)
 
     @classmethod
-    def seed(cls) -> LatencySpec:
-        """The seed project's downstream: uniform between 5 and 30 seconds."""
-        return cls.uniform(SEED_LATENCY_LOW_S, SEED_LATENCY_HIGH_S)
+    def slow_api(cls) -> LatencySpec:
+        """The slow downstream API the pattern was designed for: uniform between 5 and 30 seconds."""
+        return cls.uniform(SLOW_API_LATENCY_LOW_S, SLOW_API_LATENCY_HIGH_S)
 
     @classmethod
     def parse(cls, text: str) -> LatencySpec:
-        """Parse ``fixed:0.2``, ``uniform:0.1,0.3`` or ``seed``; raise with the expected form."""
+        """Parse ``fixed:0.2``, ``uniform:0.1,0.3`` or ``slow-api``; raise with the expected form.
+
+        The deprecated names of :data:`DEPRECATED_LATENCY_NAMES` are still read.
+        """
         raw = text.strip().lower()
-        if raw == "seed":
-            return cls.seed()
+        if DEPRECATED_LATENCY_NAMES.get(raw, raw) == SLOW_API:
+            return cls.slow_api()
         kind, sep, values = raw.partition(":")
         try:
             if sep and kind == "fixed":
@@ -181,9 +190,9 @@ class SimulatorSettings:
     error_rate: float = 0.0
     """Share of admitted row requests answered 503 (retryable) instead of being applied."""
     time_scale: float = 1.0
-    """Multiplies every latency and Retry-After; 0.01 turns the seed's 5-30 s into 50-300 ms."""
+    """Multiplies every latency and Retry-After; 0.01 turns the slow API's 5-30 s into 50-300 ms."""
     seed: int | None = None
-    """Seed of the random draws (latency, injected errors); ``None`` draws differently each run."""
+    """Random seed of the draws (latency, injected errors); ``None`` draws differently each run."""
     capacity_schedule: CapacitySchedule = ()
     """``(seconds since start, capacity)`` pairs, in wall-clock seconds (not scaled)."""
     retry_after_s: float | None = None
