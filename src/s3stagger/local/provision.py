@@ -183,6 +183,9 @@ def _placeholder_code_zip() -> bytes:
     return buffer.getvalue()
 
 
+MAXIMUM_MESSAGE_SIZE = 262_144
+"""Of every queue: the AWS provider's ``aws_sqs_queue`` ``max_message_size`` default, which the
+modules keep (an emulator's own default differs)."""
 PROCESSOR_LOG_LEVEL = "INFO"
 """``POWERTOOLS_LOG_LEVEL`` of the processor: the staggered-dispatcher module's ``processor.log_level``
 default."""
@@ -217,7 +220,14 @@ class Provisioner:
         queue_urls: dict[str, str] = {}
         dlq_urls: dict[str, str] = {}
         for priority in d.priorities:
-            dlq_urls[priority] = self._create_queue(f"{prefix}-{priority}-dlq", queues.dlq)
+            # only its own queue may move messages into a DLQ (StartMessageMoveTask redrive), as the
+            # event-ingest module's aws_sqs_queue_redrive_allow_policy; set at creation, since moto
+            # forgets a queue's Policy when another attribute is set on its own
+            source_arn = f"arn:aws:sqs:{self.region}:{account_id}:{prefix}-{priority}"
+            redrive_allow = {"redrivePermission": "byQueue", "sourceQueueArns": [source_arn]}
+            dlq_urls[priority] = self._create_queue(
+                f"{prefix}-{priority}-dlq", queues.dlq, RedriveAllowPolicy=json.dumps(redrive_allow)
+            )
             redrive = {
                 "deadLetterTargetArn": self._queue_arn(dlq_urls[priority]),
                 "maxReceiveCount": queues.queue.max_receive_count,
@@ -228,13 +238,6 @@ class Provisioner:
                 VisibilityTimeout=str(queues.queue.visibility_timeout_s),
                 ReceiveMessageWaitTimeSeconds=str(queues.queue.receive_wait_time_s),
                 RedrivePolicy=json.dumps(redrive),
-            )
-            redrive_allow = {
-                "redrivePermission": "byQueue",
-                "sourceQueueArns": [self._queue_arn(queue_urls[priority])],
-            }
-            self.client("sqs").set_queue_attributes(
-                QueueUrl=dlq_urls[priority], Attributes={"RedriveAllowPolicy": json.dumps(redrive_allow)}
             )
         lease_queue_url = self._create_lease_queue(f"{prefix}-{queues.lease_queue.name_suffix}")
         rule_names = self._create_rules(prefix, buckets["uploads"], queue_urls, ingest_dlq_url)
@@ -309,6 +312,7 @@ class Provisioner:
     ) -> str:
         """A queue EventBridge may deliver to; ``attributes`` beyond retention and encryption."""
         attributes["MessageRetentionPeriod"] = str(settings.message_retention_s)
+        attributes["MaximumMessageSize"] = str(MAXIMUM_MESSAGE_SIZE)
         if settings.sqs_managed_sse:
             attributes["SqsManagedSseEnabled"] = "true"
         sqs = self.client("sqs")

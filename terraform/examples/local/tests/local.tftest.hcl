@@ -18,6 +18,27 @@ mock_provider "aws" {
   mock_resource "aws_sfn_state_machine" {
     defaults = { arn = "arn:aws:states:us-east-1:123456789012:stateMachine:s3stagger-dispatcher" }
   }
+  mock_resource "aws_iam_role" {
+    defaults = { arn = "arn:aws:iam::123456789012:role/mock" }
+  }
+  mock_resource "aws_cloudwatch_log_group" {
+    defaults = { arn = "arn:aws:logs:us-east-1:123456789012:log-group:mock" }
+  }
+  mock_resource "aws_lambda_function" {
+    defaults = { arn = "arn:aws:lambda:us-east-1:123456789012:function:s3stagger-processor" }
+  }
+  mock_resource "aws_sqs_queue" {
+    defaults = { arn = "arn:aws:sqs:us-east-1:123456789012:mock", id = "https://sqs.us-east-1.amazonaws.com/123456789012/mock" }
+  }
+  mock_resource "aws_ssm_parameter" {
+    defaults = { arn = "arn:aws:ssm:us-east-1:123456789012:parameter/mock" }
+  }
+  mock_resource "aws_cloudwatch_event_rule" {
+    defaults = { arn = "arn:aws:events:us-east-1:123456789012:rule/mock" }
+  }
+  mock_resource "aws_s3_bucket" {
+    defaults = { arn = "arn:aws:s3:::mock" }
+  }
 }
 
 variables {
@@ -31,8 +52,8 @@ run "names_what_it_builds_as_local_mode_does" {
   command = apply
 
   assert {
-    condition     = output.resource_names.bucket == "s3stagger-uploads" && output.resource_names.failed_rows_bucket == "s3stagger-failed-rows"
-    error_message = "Bucket names must be local mode's (no account-region qualifier)."
+    condition     = output.resource_names.state_machine_name == "s3stagger-dispatcher" && output.resource_names.function_name == "s3stagger-processor"
+    error_message = "Names must be local mode's (<name_prefix>-<suffix of the definitions>)."
   }
 
   assert {
