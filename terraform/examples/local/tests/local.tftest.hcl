@@ -62,7 +62,7 @@ run "names_what_it_builds_as_local_mode_does" {
   }
 
   assert {
-    condition     = output.resource_names.rule_names == ["s3stagger-object-created-high", "s3stagger-object-created-normal", "s3stagger-object-unrouted"]
+    condition     = jsonencode(output.resource_names.rule_names) == jsonencode(["s3stagger-object-created-high", "s3stagger-object-created-normal", "s3stagger-object-unrouted"])
     error_message = "Rule names must follow event_rules.json."
   }
 }
