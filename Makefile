@@ -28,7 +28,7 @@ DEMO_ARGS ?=
 ENDPOINT ?=
 ENDPOINT_FLAG := $(if $(ENDPOINT),--endpoint-url $(ENDPOINT))
 
-.PHONY: help install node-tools lock test unit functional local e2e iac repo lint format format-check typecheck demo local-terraform bench-processor bench-downstream bench-pipeline simulate monitor package terraform-docs checkov clean
+.PHONY: help install node-tools lock test unit functional local e2e iac repo lint format format-check typecheck demo local-terraform bench-processor bench-downstream bench-pipeline simulate monitor package terraform-docs checkov security clean
 
 help: ## list targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-18s %s\n", $$1, $$2}'
@@ -58,6 +58,15 @@ $(CHECKOV): $(UV) requirements/checkov.txt
 	$(UV) pip sync --python $(CHECKOV_VENV)/bin/python --require-hashes requirements/checkov.txt
 
 checkov: $(CHECKOV) ## install checkov into its own venv
+
+security: $(STAMP) $(CHECKOV) ## bandit on src/, checkov on terraform/, trivy config + fs when a trivy binary exists
+	$(BIN)/bandit -q -r src -c pyproject.toml
+	$(CHECKOV) -d terraform --compact --quiet
+	@if command -v trivy >/dev/null 2>&1; then \
+		trivy config --exit-code 1 terraform/ && trivy fs --exit-code 1 --scanners vuln,secret,misconfig .; \
+	else \
+		echo "trivy: skipped (no trivy binary on PATH; bandit and checkov ran)"; \
+	fi
 
 $(NODE_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund

@@ -26,6 +26,8 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from s3stagger.api_config import AuthMode
+from s3stagger.cli.demo_auth import DemoAuth
 from s3stagger.cli.pipeline_report import (
     PipelineObservation,
     PipelineReport,
@@ -39,6 +41,7 @@ from s3stagger.errors import S3StaggerError
 from s3stagger.handlers import process_object
 from s3stagger.local.downstream import DownstreamSimulator, SimulatorSettings
 from s3stagger.local.downstream.settings import LatencySpec
+from s3stagger.local.emulator import DEFAULT_REGION
 from s3stagger.local.pipeline import LocalPipeline, LocalPipelineSettings
 
 if TYPE_CHECKING:
@@ -86,6 +89,8 @@ class PipelineRunSettings:
     """Build the resources with ``terraform apply`` of ``terraform/examples/local`` instead of local
     provisioning (:class:`~s3stagger.local.terraform_stack.TerraformPipeline`)."""
     pipeline_options: Mapping[str, Any] = field(default_factory=dict)
+    auth: AuthMode = AuthMode.NONE
+    """Credentials the simulated API requires (``demo --auth``; :mod:`s3stagger.cli.demo_auth`)."""
     """More :class:`~s3stagger.local.pipeline.LocalPipelineSettings` fields (e.g. ``dispatcher``,
     ``stagger``): what a comparison of dispatcher settings varies between runs."""
 
@@ -149,6 +154,7 @@ class ProcessorOutcomes:
         self._complete_at: dict[str, float] = {}
         self._rejected: set[str] = set()
         self._raised = 0
+        self._auth_refreshes = 0
 
     def __call__(self, event: Any, context: Any) -> Any:
         try:
@@ -169,10 +175,17 @@ class ProcessorOutcomes:
         now = self._clock()
         with self._lock:
             self._statuses[status] += 1
+            self._auth_refreshes += int(answer.get("auth_refreshes") or 0)
             if status == "COMPLETE":
                 self._complete_at.setdefault(key, now)
             elif status == "REJECTED":
                 self._rejected.add(key)
+
+    @property
+    def auth_refreshes(self) -> int:
+        """Credential refreshes the answers report (a rotated secret picked up)."""
+        with self._lock:
+            return self._auth_refreshes
 
     @property
     def complete_keys(self) -> dict[str, float]:
@@ -398,7 +411,11 @@ class PipelineRun:
         """Receives Terraform's lines when ``settings.via_terraform``."""
         self.latency = settings.latency or LatencySpec.fixed(DEFAULT_LATENCY_S)
         self.on_progress = on_progress
-        self.collectors = tuple(collectors)
+        self.demo_auth: DemoAuth | None = None
+        if settings.auth is not AuthMode.NONE:
+            region = str(settings.pipeline_options.get("region", DEFAULT_REGION))
+            self.demo_auth = DemoAuth(settings.auth, region)
+        self.collectors = tuple(collectors) + ((self.demo_auth,) if self.demo_auth else ())
         self.outcomes = ProcessorOutcomes(process_object.handler)
         self._resources = ExitStack()
         self._simulator: DownstreamSimulator | None = None
@@ -426,10 +443,19 @@ class PipelineRun:
                         error_rate=settings.error_rate,
                         time_scale=settings.time_scale,
                         seed=settings.seed,
-                    )
+                    ),
+                    auth=self.demo_auth.simulator_auth if self.demo_auth else None,
                 )
             )
             self._stack = self._resources.enter_context(self._pipeline())
+            if self.demo_auth is not None:
+                secretsmanager = self._stack.client("secretsmanager")
+                self.demo_auth.store(secretsmanager)
+                simulator = self._simulator
+                threshold = max(1, settings.files * settings.rows // 3)
+                self.demo_auth.rotate_when(
+                    lambda: simulator.stats().effects_applied, threshold, secretsmanager
+                )
             self._started = time.monotonic()
             if self._stack.runtime is None:  # pragma: no cover - start() sets it or raises
                 raise RuntimeError("the local stack has no Lambda runtime")
@@ -450,6 +476,8 @@ class PipelineRun:
         """The local stack's settings: the simulator's URL, the sizing, then ``pipeline_options``."""
         settings = self.settings
         environment = {"S3STAGGER_MAX_CONCURRENCY": str(settings.sized_processor_concurrency())}
+        if self.demo_auth is not None:
+            environment |= self.demo_auth.processor_environment(self.simulator.token_url)
         options: dict[str, Any] = {
             "concurrency_budget": settings.concurrency_budget,
             "processor_environment": environment,
