@@ -6,7 +6,8 @@ One emulator per path, one after the other (moto keeps its state per process): l
 ``Provisioner`` on the first, ``terraform apply`` of ``terraform/examples/local`` on the second
 (one apply for the whole module: it is slow). Each side is read back the same way — bucket
 notifications and versioning, queue attributes, rules with their patterns and targets, the state
-machine's definition, the function's configuration and environment, the budget parameter — with
+machine's definition, the function's configuration, the processor settings its environment gives
+(``ProcessorSettings.from_env``) and its other variables, the budget parameter — with
 each emulator's endpoint replaced by ``<endpoint>``, and the two must be equal. Whatever both paths
 render is compared (no ASL or setting is fixed here), so the paths cannot drift apart.
 
@@ -26,6 +27,7 @@ from typing import Any
 import pytest
 from test_iac_terraform import HAS_AWS_PROVIDER, PLUGIN_DIR, TERRAFORM
 
+from s3stagger.config import ProcessorSettings
 from s3stagger.definitions.model import Definitions
 from s3stagger.local.downstream import DownstreamSimulator, LatencySpec, SimulatorSettings
 from s3stagger.local.pipeline import LocalPipeline, LocalPipelineSettings
@@ -98,6 +100,12 @@ def snapshot(client: Client, names: ResourceNames, endpoint_url: str) -> dict[st
     lam = client("lambda")
     function = lam.get_function_configuration(FunctionName=names.function_name)
     built["function"] = {name: function.get(name) for name in FUNCTION_SETTINGS}
+    # the processor's own settings as it reads them (a default may be spelt out on one side only)
+    environment = built["function"].pop("Environment")["Variables"]
+    built["function"]["ProcessorSettings"] = repr(ProcessorSettings.from_env(environment))
+    built["function"]["OtherEnvironment"] = {
+        name: value for name, value in environment.items() if not name.startswith("S3STAGGER_")
+    }
     built["function"]["ReservedConcurrentExecutions"] = lam.get_function_concurrency(
         FunctionName=names.function_name
     ).get("ReservedConcurrentExecutions")
@@ -167,7 +175,7 @@ def test_the_comparison_sees_every_resource(terraform_built: dict[str, Any]) -> 
     assert len(terraform_built["queues"]) == 2 * len(definitions.priorities) + 2  # + ingest DLQ, lease
     assert len(terraform_built["rules"]) == len(definitions.priorities) + 1  # + unrouted
     assert terraform_built["state_machine"]["definition"]["States"]
-    assert terraform_built["function"]["Environment"]["Variables"]["S3STAGGER_MAX_CONCURRENCY"] == "2"
+    assert "max_concurrency=2," in terraform_built["function"]["ProcessorSettings"]
 
 
 def test_the_schedule_terraform_made_starts_the_state_machine(terraform_stack: TerraformPipeline) -> None:
