@@ -17,6 +17,17 @@ from _iac_support import DEFINITIONS_DIR, TERRAFORM_ROOT
 from test_iac_terraform import PLUGIN_DIR, needs_offline_provider, run_terraform, terraform_env
 
 ROOT = """
+terraform {
+  required_providers {
+    aws = {
+      source  = "hashicorp/aws"
+      version = ">= 5.61, < 6.0"
+    }
+  }
+}
+
+provider "aws" {}
+
 module "ingest" {
   source           = "%(modules)s/event-ingest"
   definitions_path = "${path.root}/s3stagger-definitions"
