@@ -28,7 +28,7 @@ DEMO_ARGS ?=
 ENDPOINT ?=
 ENDPOINT_FLAG := $(if $(ENDPOINT),--endpoint-url $(ENDPOINT))
 
-.PHONY: help install node-tools lock test unit functional local e2e iac repo lint format format-check typecheck demo bench-processor bench-downstream bench-pipeline perf-test simulate monitor package terraform-docs checkov security clean
+.PHONY: help install node-tools lock test unit functional local e2e iac repo lint format format-check typecheck demo local-terraform bench-processor bench-downstream bench-pipeline perf-test simulate monitor package terraform-docs checkov security clean
 
 help: ## list targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-18s %s\n", $$1, $$2}'
@@ -111,6 +111,11 @@ test: lint format-check typecheck $(STAMP) $(CHECKOV) $(if $(HAVE_NPM),$(NODE_ST
 
 demo: $(STAMP) ## the main job on the embedded emulator
 	$(BIN)/s3stagger demo $(DEMO_ARGS)
+
+# The demo on the resources Terraform builds: terraform/examples/local applied to the emulator.
+# Terraform's progress and the live view go to stderr; the report is the last line, one JSON object.
+local-terraform: $(STAMP) ## the demo on what `terraform apply` builds on the emulator (needs terraform)
+	$(BIN)/s3stagger demo --via-terraform --json $(DEMO_ARGS)
 
 bench-processor: $(STAMP) ## processor benchmark: one JSON line of figures
 	$(BIN)/python benchmarks/bench_processor.py $(BENCH_ARGS)

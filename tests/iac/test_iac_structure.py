@@ -31,7 +31,7 @@ def test_the_repository_has_both_modules_and_both_examples() -> None:
         "splunk-logs",
         "staggered-dispatcher",
     ]
-    assert [path.name for path in EXAMPLE_DIRS] == ["complete", "minimal"]
+    assert [path.name for path in EXAMPLE_DIRS] == ["complete", "local", "minimal"]
 
 
 @pytest.mark.parametrize(

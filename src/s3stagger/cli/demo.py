@@ -38,7 +38,8 @@ from rich.text import Text
 from s3stagger.api_config import AuthMode
 from s3stagger.cli.console import fail, stderr_console
 from s3stagger.cli.downstream import latency_option
-from s3stagger.cli.local import quiet_emulator_logs
+from s3stagger.cli.local import quiet_emulator_logs, terraform_progress
+from s3stagger.errors import S3StaggerError
 
 if TYPE_CHECKING:
     from s3stagger.cli.pipeline_report import PipelineReport
@@ -218,6 +219,12 @@ def demo(
         bool, typer.Option("--json", help="Print the report as one JSON object (no live view).")
     ] = False,
     verbose: Annotated[bool, typer.Option(help="Show the emulator's own log lines.")] = False,
+    via_terraform: Annotated[
+        bool,
+        typer.Option(
+            help="Build the resources by applying terraform/examples/local to the emulator (needs terraform)."
+        ),
+    ] = False,
     lambda_log: Annotated[
         Path | None,
         typer.Option(help="File for the processor's log lines (default: a file in the temp directory)."),
@@ -260,6 +267,7 @@ def demo(
         concurrency_budget=budget,
         processor_max_concurrency=processor_concurrency,
         auth=auth,
+        via_terraform=via_terraform,
     )
     err = stderr_console()
     log_path = lambda_log or Path(tempfile.gettempdir()) / f"s3stagger-demo-{os.getpid()}.log"
@@ -284,7 +292,10 @@ def demo(
 
         def run(on_progress: Any = None) -> PipelineRunResult:
             return run_pipeline(
-                settings, on_progress, collectors=[CostSection(log_path), ObservabilityCollector()]
+                settings,
+                on_progress,
+                collectors=[CostSection(log_path), ObservabilityCollector()],
+                on_terraform_output=terraform_progress(err),
             )
 
     try:
@@ -307,6 +318,7 @@ def demo(
             ):
                 result = run(lambda progress: live.update(render_progress(progress)))
     except (
+        S3StaggerError,
         botocore.exceptions.BotoCoreError,
         botocore.exceptions.ClientError,
         RuntimeError,

@@ -11,15 +11,17 @@ import json
 import logging
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.console import Console
 
 from s3stagger.cli.console import fail, stderr_console
 from s3stagger.cli.downstream import latency_option
+from s3stagger.errors import S3StaggerError
 
 app = typer.Typer(help="Local mode: the whole pipeline on an embedded AWS emulator.", no_args_is_help=True)
 
@@ -60,6 +62,18 @@ def stop_on_signals(stop: threading.Event) -> Iterator[None]:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def terraform_progress(console: Console) -> Callable[[str], None]:
+    """Show what ``terraform apply`` finished (one dim line per resource) and its errors."""
+
+    def show(line: str) -> None:
+        if line.startswith(("Error", "Apply complete")) or "Creation complete" in line:
+            console.print(
+                f"terraform: {line.strip()}", style="dim", highlight=False, markup=False, soft_wrap=True
+            )
+
+    return show
 
 
 def describe_stack(endpoint_url: str, names: dict[str, Any], downstream_url: str) -> str:
@@ -148,6 +162,12 @@ def up(
     mailbox: Annotated[
         Path | None, typer.Option(help="Mailbox (mbox) of the local SMTP server; `s3stagger mail` reads it.")
     ] = None,
+    via_terraform: Annotated[
+        bool,
+        typer.Option(
+            help="Build the resources by applying terraform/examples/local to the emulator (needs terraform)."
+        ),
+    ] = False,
 ) -> None:
     """Start the local stack and the downstream simulator and keep them running."""
     if downstream_url is not None and not downstream_url.startswith(("http://", "https://")):
@@ -168,16 +188,22 @@ def up(
                 )
             )
             rows_url = simulator.rows_url
-        stack = resources.enter_context(
-            LocalPipeline(
-                LocalPipelineSettings(
-                    downstream_url=rows_url,
-                    schedule_interval_s=schedule_interval,
-                    alerting=LocalAlertingSettings(mailbox=mailbox),
-                    observability=LocalObservabilitySettings(),
-                )
-            )
+        stack_settings = LocalPipelineSettings(
+            downstream_url=rows_url,
+            schedule_interval_s=schedule_interval,
+            alerting=LocalAlertingSettings(mailbox=mailbox),
+            observability=LocalObservabilitySettings(),
         )
+        if via_terraform:
+            from s3stagger.local.terraform_stack import TerraformPipeline  # noqa: PLC0415
+
+            pipeline: LocalPipeline = TerraformPipeline(stack_settings, terraform_progress(stderr_console()))
+        else:
+            pipeline = LocalPipeline(stack_settings)
+        try:
+            stack = resources.enter_context(pipeline)
+        except S3StaggerError as error:
+            fail(str(error))
         names = stack.names.as_dict()
         if stack.alerting is not None and stack.alerting.names is not None:
             names["alerting"] = stack.alerting.names.as_dict()

@@ -87,6 +87,9 @@ class PipelineRunSettings:
     that budget x rows in flight fits the capacity (see :meth:`sized_processor_concurrency`)."""
     collect_history: bool = False
     """Read every dispatcher execution's history at the end (state transitions per object)."""
+    via_terraform: bool = False
+    """Build the resources with ``terraform apply`` of ``terraform/examples/local`` instead of local
+    provisioning (:class:`~s3stagger.local.terraform_stack.TerraformPipeline`)."""
     pipeline_options: Mapping[str, Any] = field(default_factory=dict)
     auth: AuthMode = AuthMode.NONE
     """Credentials the simulated API requires (``demo --auth``; :mod:`s3stagger.cli.demo_auth`)."""
@@ -403,8 +406,11 @@ class PipelineRun:
         settings: PipelineRunSettings,
         on_progress: ProgressListener | None = None,
         collectors: Sequence[SectionCollector] = (),
+        on_terraform_output: Callable[[str], None] | None = None,
     ) -> None:
         self.settings = settings
+        self.on_terraform_output = on_terraform_output
+        """Receives Terraform's lines when ``settings.via_terraform``."""
         self.latency = settings.latency or LatencySpec.fixed(DEFAULT_LATENCY_S)
         self.on_progress = on_progress
         self.demo_auth: DemoAuth | None = None
@@ -444,7 +450,7 @@ class PipelineRun:
                     auth=self.demo_auth.simulator_auth if self.demo_auth else None,
                 )
             )
-            self._stack = self._resources.enter_context(LocalPipeline(self.pipeline_settings()))
+            self._stack = self._resources.enter_context(self._pipeline())
             if self.demo_auth is not None:
                 secretsmanager = self._stack.client("secretsmanager")
                 self.demo_auth.store(secretsmanager)
@@ -463,6 +469,13 @@ class PipelineRun:
             self.stop()
             raise
         return self
+
+    def _pipeline(self) -> LocalPipeline:
+        if self.settings.via_terraform:
+            from s3stagger.local.terraform_stack import TerraformPipeline  # noqa: PLC0415
+
+            return TerraformPipeline(self.pipeline_settings(), self.on_terraform_output)
+        return LocalPipeline(self.pipeline_settings())
 
     def pipeline_settings(self) -> LocalPipelineSettings:
         """The local stack's settings: the simulator's URL, the sizing, then ``pipeline_options``."""
@@ -689,6 +702,7 @@ def run_pipeline(
     settings: PipelineRunSettings,
     on_progress: ProgressListener | None = None,
     collectors: Sequence[SectionCollector] = (),
+    on_terraform_output: Callable[[str], None] | None = None,
 ) -> PipelineRunResult:
     """Run the workload through the local pipeline and report: :meth:`PipelineRun.run`."""
-    return PipelineRun(settings, on_progress, collectors).run()
+    return PipelineRun(settings, on_progress, collectors, on_terraform_output).run()

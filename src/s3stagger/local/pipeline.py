@@ -86,15 +86,14 @@ class LocalPipeline(LocalService):
             ).install()
             for function_name, handler in self.settings.handlers.items():
                 self.runtime.register(function_name, handler)
-            provisioner = Provisioner(self.client, self.settings, self.settings.region)
-            self._names = provisioner.provision()
+            self._names = self._provision()
             if self.settings.alerting is not None:
                 self.alerting = LocalAlerting(
                     self.settings.alerting,
                     self.client,
                     self._names,
                     self.runtime.counters,
-                    provisioner.definitions,
+                    self.settings.load_definitions(),
                 ).start()
             if self.settings.observability is not None:
                 functions = [self._names.function_name]
@@ -110,6 +109,10 @@ class LocalPipeline(LocalService):
             self.stop()
             raise
         return self
+
+    def _provision(self) -> ResourceNames:
+        """Build the resources (local provisioning; ``TerraformPipeline`` applies Terraform)."""
+        return Provisioner(self.client, self.settings, self.settings.region).provision()
 
     def stop(self) -> None:
         if self.observability is not None:
@@ -170,9 +173,15 @@ class LocalPipeline(LocalService):
             name or f"manual-{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{time.monotonic_ns()}"
         )
         started = self.client("stepfunctions").start_execution(
-            stateMachineArn=self.names.state_machine_arn, name=execution_name, input="{}"
+            stateMachineArn=self.names.state_machine_arn,
+            name=execution_name,
+            input=self.execution_input(execution_name),
         )
         return str(started["executionArn"])
+
+    def execution_input(self, name: str) -> str:
+        """The input of a dispatcher execution the scheduler (or a person) starts."""
+        return "{}"
 
     def _start_dispatcher(self, name: str) -> None:
         try:
