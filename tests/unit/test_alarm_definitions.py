@@ -168,7 +168,10 @@ def test_load_reads_a_given_file(tmp_path: Path) -> None:
         ({"alarms": [one_alarm(threshold=True)]}, "alarms[0].threshold must be a number"),
         ({"alarms": [one_alarm(period_s=0)]}, "alarms[0].period_s must be a positive integer"),
         ({"alarms": [one_alarm(evaluation_periods=1.5)]}, "evaluation_periods must be a positive integer"),
-        ({"alarms": [one_alarm(applies_to="buckets")]}, "applies_to must be one of delivery_streams, dispatcher, dlqs"),
+        (
+            {"alarms": [one_alarm(applies_to="buckets")]},
+            "applies_to must be one of delivery_streams, dispatcher, dlqs",
+        ),
         ({"alarms": [one_alarm(comparison=">")]}, "comparison must be one of GreaterThanOrEqualToThreshold"),
         ({"alarms": [one_alarm(treat_missing_data="zero")]}, "treat_missing_data must be one of breaching"),
         ({"alarms": [one_alarm(severity="page")]}, "severity must be one of critical, info, warning"),
