@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from s3stagger.domain.autoscale import (
@@ -26,106 +28,102 @@ def state(rows: float, budget: int, **fields: object) -> AutoscaleState:
     return AutoscaleState(rows_target=rows, budget=budget, **fields)  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize(
-    ("name", "before", "backlog", "signals", "reason", "rows_after", "budget_after"),
-    [
-        # capacity unknown, work waiting, no loss: multiplicative growth; budget follows ⌈R/10⌉
-        ("grow", state(10, 2), BIG_BACKLOG, clean(), "grow", 15, 2),
-        # known capacity 20, far below it: halfway there
-        ("grow towards the estimate", state(10, 2, ceiling=20.0), BIG_BACKLOG, clean(), "grow", 15, 2),
-        # at the estimate: +1 per tick
-        ("probe", state(19, 4, ceiling=20.0), BIG_BACKLOG, clean(), "probe", 20, 4),
-        # 429s: cut to β x what the downstream served (Little: 100/s x 0.2 s = 20 at once)
-        (
-            "shrink on 429s",
-            state(30, 6),
-            BIG_BACKLOG,
-            DownstreamSignals(requests=125, throttled_429=25, latency_ms=200, interval_s=1),
-            "throttled",
-            18,
-            6,  # the budget only drops after holding lower for 3 ticks
-        ),
-        (
-            "timeouts",
-            state(20, 4),
-            BIG_BACKLOG,
-            DownstreamSignals(requests=100, timeouts=10, latency_ms=None, interval_s=1),
-            "timeouts",
-            18,
-            4,
-        ),
-        (
-            "a 5xx burst",
-            state(20, 4),
-            BIG_BACKLOG,
-            DownstreamSignals(requests=100, errors_5xx=20, latency_ms=None, interval_s=1),
-            "errors_5xx",
-            18,
-            4,
-        ),
-        (
-            "a stray 429 is not a trend",
-            state(20, 4, ceiling=20.0),
-            BIG_BACKLOG,
-            DownstreamSignals(requests=1000, throttled_429=1, latency_ms=20, interval_s=1),
-            "probe",
-            21,
-            4,
-        ),
-        # Lambda refused invocations: fewer objects at once, at once
-        (
-            "lambda throttled",
-            state(20, 4),
-            BIG_BACKLOG,
-            DownstreamSignals(requests=100, lambda_throttles=3, latency_ms=200, interval_s=1),
-            "lambda_throttled",
-            18,
-            2,
-        ),
-        # little work: R already covers it (1 object x 10 rows); hold
-        (
-            "hold",
-            state(10, 2),
-            Backlog(visible={"normal": 0}, in_flight={"normal": 1}),
-            clean(),
-            "hold",
-            10,
-            2,
-        ),
-        # no message left: the budget keeps the floor after holding; R (the capacity) is remembered
-        ("idle", state(20, 1), EMPTY, clean(requests=0), "idle", 20, 1),
-        ("cooldown after a cut", state(18, 4, cooldown_left=1), BIG_BACKLOG, clean(), "cooldown", 18, 4),
-        # latency 2x the baseline: the downstream queues; scale by 1.15 / 2
-        (
-            "queueing",
-            state(40, 8, baseline_latency_ms=100.0),
-            BIG_BACKLOG,
-            clean(latency_ms=200.0),
-            "queueing",
-            23,
-            8,
-        ),
-        # latency between 1.2x and 1.3x its baseline: neither grow nor cut (the hysteresis band)
-        (
-            "latency band",
-            state(20, 4, baseline_latency_ms=100.0),
-            BIG_BACKLOG,
-            clean(latency_ms=125.0),
-            "hold",
-            20,
-            4,
-        ),
-    ],
-)
-def test_one_tick(
-    name: str,
-    before: AutoscaleState,
-    backlog: Backlog,
-    signals: DownstreamSignals,
-    reason: str,
-    rows_after: int,
-    budget_after: int,
-) -> None:
+TickCase = tuple[str, AutoscaleState, Backlog, DownstreamSignals, str, int, int]
+"""name, state before, backlog, signals, reason, rows in flight target after, budget after"""
+
+TICK_CASES: list[TickCase] = [
+    # capacity unknown, work waiting, no loss: multiplicative growth; budget follows ⌈R/10⌉
+    ("grow", state(10, 2), BIG_BACKLOG, clean(), "grow", 15, 2),
+    # known capacity 20, far below it: halfway there
+    ("grow towards the estimate", state(10, 2, ceiling=20.0), BIG_BACKLOG, clean(), "grow", 15, 2),
+    # at the estimate: +1 per tick
+    ("probe", state(19, 4, ceiling=20.0), BIG_BACKLOG, clean(), "probe", 20, 4),
+    # 429s: cut to β x what the downstream served (Little: 100/s x 0.2 s = 20 at once)
+    (
+        "shrink on 429s",
+        state(30, 6),
+        BIG_BACKLOG,
+        DownstreamSignals(requests=125, throttled_429=25, latency_ms=200, interval_s=1),
+        "throttled",
+        18,
+        6,  # the budget only drops after holding lower for 3 ticks
+    ),
+    (
+        "timeouts",
+        state(20, 4),
+        BIG_BACKLOG,
+        DownstreamSignals(requests=100, timeouts=10, latency_ms=None, interval_s=1),
+        "timeouts",
+        18,
+        4,
+    ),
+    (
+        "a 5xx burst",
+        state(20, 4),
+        BIG_BACKLOG,
+        DownstreamSignals(requests=100, errors_5xx=20, latency_ms=None, interval_s=1),
+        "errors_5xx",
+        18,
+        4,
+    ),
+    (
+        "a stray 429 is not a trend",
+        state(20, 4, ceiling=20.0),
+        BIG_BACKLOG,
+        DownstreamSignals(requests=1000, throttled_429=1, latency_ms=20, interval_s=1),
+        "probe",
+        21,
+        4,
+    ),
+    # Lambda refused invocations: fewer objects at once, at once
+    (
+        "lambda throttled",
+        state(20, 4),
+        BIG_BACKLOG,
+        DownstreamSignals(requests=100, lambda_throttles=3, latency_ms=200, interval_s=1),
+        "lambda_throttled",
+        18,
+        2,
+    ),
+    # little work: R already covers it (1 object x 10 rows); hold
+    (
+        "hold",
+        state(10, 2),
+        Backlog(visible={"normal": 0}, in_flight={"normal": 1}),
+        clean(),
+        "hold",
+        10,
+        2,
+    ),
+    # no message left: the budget keeps the floor after holding; R (the capacity) is remembered
+    ("idle", state(20, 1), EMPTY, clean(requests=0), "idle", 20, 1),
+    ("cooldown after a cut", state(18, 4, cooldown_left=1), BIG_BACKLOG, clean(), "cooldown", 18, 4),
+    # latency 2x the baseline: the downstream queues; scale by 1.15 / 2
+    (
+        "queueing",
+        state(40, 8, baseline_latency_ms=100.0),
+        BIG_BACKLOG,
+        clean(latency_ms=200.0),
+        "queueing",
+        23,
+        8,
+    ),
+    # latency between 1.2x and 1.3x its baseline: neither grow nor cut (the hysteresis band)
+    (
+        "latency band",
+        state(20, 4, baseline_latency_ms=100.0),
+        BIG_BACKLOG,
+        clean(latency_ms=125.0),
+        "hold",
+        20,
+        4,
+    ),
+]
+
+
+@pytest.mark.parametrize("case", TICK_CASES, ids=[case[0] for case in TICK_CASES])
+def test_one_tick(case: TickCase) -> None:
+    name, before, backlog, signals, reason, rows_after, budget_after = case
     decision = decide(before, backlog, signals, POLICY)
     assert (decision.reason, decision.rows_in_flight_target, decision.plan.objects_in_flight) == (
         reason,
@@ -184,9 +182,7 @@ def test_flapping_loss_cuts_at_most_every_other_tick() -> None:
         reasons.append(decision.reason)
         current = decision.state
     assert reasons.count("throttled") <= 4
-    assert all(
-        not (a == "throttled" and b == "throttled") for a, b in zip(reasons, reasons[1:], strict=False)
-    )
+    assert all(not (a == "throttled" and b == "throttled") for a, b in itertools.pairwise(reasons))
 
 
 def test_pinned_policy_keeps_the_pinned_figures() -> None:
