@@ -16,6 +16,7 @@ are CloudWatch EMF (Powertools), one set per invocation. The boto3 endpoint come
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import threading
 from typing import TYPE_CHECKING, Any
@@ -26,6 +27,7 @@ from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 
 from s3stagger.adapters.downstream_client import HttpDownstream, build_http_transports
 from s3stagger.adapters.failed_rows_sink import S3FailedRowsSink
+from s3stagger.adapters.flight_parameter import FlightParameterReader
 from s3stagger.adapters.s3_object_source import S3ObjectSource
 from s3stagger.config import ConfigError, ProcessorSettings
 from s3stagger.definitions import read_json
@@ -60,6 +62,43 @@ def s3_client() -> S3Client:
             client = boto3.session.Session().client("s3")
             _s3_clients[endpoint] = client
         return client
+
+
+FLIGHT_PARAMETER_VARIABLE = "S3STAGGER_FLIGHT_PARAMETER"
+FLIGHT_CACHE_VARIABLE = "S3STAGGER_FLIGHT_CACHE_S"
+ROWS_IN_FLIGHT_KEY = "rows_in_flight_per_object"
+"""Invoke-payload key: rows in flight for this invocation (the dispatcher may pass the autoscaler's)."""
+_flight_readers: dict[tuple[str | None, str], FlightParameterReader] = {}
+
+
+def autoscaled_rows_in_flight(event: Any) -> int | None:
+    """Rows in flight per object the autoscaler set (:mod:`s3stagger.domain.flight`'s seam): the
+    invoke payload's ``rows_in_flight_per_object``, else the flight parameter named by
+    ``S3STAGGER_FLIGHT_PARAMETER`` (cached ``S3STAGGER_FLIGHT_CACHE_S``); None: neither is set."""
+    if isinstance(event, dict):
+        rows = event.get(ROWS_IN_FLIGHT_KEY)
+        if isinstance(rows, int) and not isinstance(rows, bool) and rows >= 1:
+            return rows
+    name = os.environ.get(FLIGHT_PARAMETER_VARIABLE)
+    if not name:
+        return None
+    endpoint = os.environ.get("AWS_ENDPOINT_URL")
+    with _clients_lock:
+        reader = _flight_readers.get((endpoint, name))
+        if reader is None:
+            ttl_s = float(os.environ.get(FLIGHT_CACHE_VARIABLE) or 10)
+            reader = FlightParameterReader(boto3.session.Session().client("ssm"), name, ttl_s)
+            _flight_readers[(endpoint, name)] = reader
+    return reader.rows_in_flight_per_object()
+
+
+def with_rows_in_flight(settings: ProcessorSettings, rows: int | None) -> ProcessorSettings:
+    """``settings`` with ``rows`` as the ceiling of the adaptive limit (unchanged when None)."""
+    if rows is None:
+        return settings
+    return dataclasses.replace(
+        settings, max_concurrency=rows, initial_concurrency=min(settings.initial_concurrency, rows)
+    )
 
 
 def remaining_time_of(context: Any) -> RemainingTime | None:
@@ -122,8 +161,8 @@ def handler(event: Any, context: Any) -> dict[str, Any]:
         logger.error("event is not an object reference", extra={"error": str(error)})
         raise
     try:
-        settings = ProcessorSettings.from_env()
-    except ConfigError as error:
+        settings = with_rows_in_flight(ProcessorSettings.from_env(), autoscaled_rows_in_flight(event))
+    except (ConfigError, ValueError) as error:
         logger.error("processor settings are invalid", extra={"error": str(error)})
         raise
     logger.thread_safe_append_keys(
