@@ -34,10 +34,16 @@ from s3stagger.cli.pipeline_report import (
 )
 from s3stagger.cli.sample_data import SampleObject, sample_objects
 from s3stagger.cli.simulate import UploadedObject, upload_objects
-from s3stagger.definitions.model import Definitions
+from s3stagger.definitions.model import DEFAULT_NAME_PREFIX, Definitions
 from s3stagger.domain.flight import plan_flight
 from s3stagger.errors import S3StaggerError
 from s3stagger.handlers import process_object
+from s3stagger.local.autoscaler import (
+    LocalAutoscalerRunner,
+    autoscaled_processor_environment,
+    autoscaler_progress,
+    start_local_autoscaler,
+)
 from s3stagger.local.downstream import DownstreamSimulator, SimulatorSettings
 from s3stagger.local.downstream.settings import LatencySpec
 from s3stagger.local.pipeline import LocalPipeline, LocalPipelineSettings
@@ -83,6 +89,14 @@ class PipelineRunSettings:
     that budget x rows in flight fits the capacity (see :meth:`sized_processor_concurrency`)."""
     collect_history: bool = False
     """Read every dispatcher execution's history at the end (state transitions per object)."""
+    autoscale_interval_s: float | None = None
+    """Run the autoscaler (:mod:`s3stagger.local.autoscaler`) at this interval; ``None``: the
+    budget and rows in flight stay as set (pinned)."""
+    autoscale_initial: tuple[int, int] | None = None
+    """(budget, total rows in flight) the autoscaler starts from; ``None``: ``autoscaler.json``'s."""
+    simulator_options: Mapping[str, Any] = field(default_factory=dict)
+    """More :class:`~s3stagger.local.downstream.SimulatorSettings` fields (``overload``,
+    ``capacity_schedule``)."""
     pipeline_options: Mapping[str, Any] = field(default_factory=dict)
     """More :class:`~s3stagger.local.pipeline.LocalPipelineSettings` fields (e.g. ``dispatcher``,
     ``stagger``): what a comparison of dispatcher settings varies between runs."""
@@ -211,6 +225,9 @@ class PipelineProgress:
     throttled_429: int
     errors_5xx: int
     processor_invocations: int
+    autoscaler_budget: int | None = None
+    """The autoscaler's last budget (None: no autoscaler)."""
+    rows_in_flight_target: int | None = None
 
     @property
     def objects_done(self) -> int:
@@ -405,6 +422,7 @@ class PipelineRun:
         self._started = 0.0
         self._elapsed_s: float | None = None
         self.timed_out = False
+        self.autoscaler: LocalAutoscalerRunner | None = None
 
     # -- steps ------------------------------------------------------------------------------------
 
@@ -415,12 +433,15 @@ class PipelineRun:
             self._simulator = self._resources.enter_context(
                 DownstreamSimulator(
                     SimulatorSettings(
-                        capacity=settings.capacity,
-                        latency=self.latency,
-                        overload="reject",
-                        error_rate=settings.error_rate,
-                        time_scale=settings.time_scale,
-                        seed=settings.seed,
+                        **{
+                            "capacity": settings.capacity,
+                            "latency": self.latency,
+                            "overload": "reject",
+                            "error_rate": settings.error_rate,
+                            "time_scale": settings.time_scale,
+                            "seed": settings.seed,
+                            **settings.simulator_options,
+                        }
                     )
                 )
             )
@@ -429,6 +450,11 @@ class PipelineRun:
             if self._stack.runtime is None:  # pragma: no cover - start() sets it or raises
                 raise RuntimeError("the local stack has no Lambda runtime")
             self._stack.runtime.register(self._stack.names.function_name, self.outcomes)
+            if settings.autoscale_interval_s is not None:
+                self.autoscaler = start_local_autoscaler(
+                    self._stack, self._simulator, settings.autoscale_interval_s, settings.autoscale_initial
+                )
+                self._resources.callback(self.autoscaler.stop)
         except BaseException:
             self.stop()
             raise
@@ -438,6 +464,11 @@ class PipelineRun:
         """The local stack's settings: the simulator's URL, the sizing, then ``pipeline_options``."""
         settings = self.settings
         environment = {"S3STAGGER_MAX_CONCURRENCY": str(settings.sized_processor_concurrency())}
+        if settings.autoscale_interval_s is not None:
+            environment |= autoscaled_processor_environment(
+                settings.autoscale_interval_s,
+                settings.pipeline_options.get("name_prefix", DEFAULT_NAME_PREFIX),
+            )
         options: dict[str, Any] = {
             "concurrency_budget": settings.concurrency_budget,
             "processor_environment": environment,
@@ -582,6 +613,7 @@ class PipelineRun:
             throttled_429=stats.throttled_429,
             errors_5xx=stats.errors_5xx,
             processor_invocations=self.stack.processor_counters().invocations,
+            **autoscaler_progress(self.autoscaler),
         )
 
     def _settled(self, progress: PipelineProgress) -> bool:

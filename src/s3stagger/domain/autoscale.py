@@ -219,7 +219,7 @@ def _next_rows(
         if served is not None and served > 0 and loss != "lambda_throttled":
             # the downstream served `served` at once: go just under it, but never below half of R
             shrunk = max(rows * 0.5, min(shrunk, served * policy.backoff_ratio))
-        ceiling = max(shrunk, served or 0.0) if loss != "lambda_throttled" else state.ceiling
+        ceiling = (served or shrunk) if loss != "lambda_throttled" else state.ceiling
         return replace(
             cut, rows_target=_clampf(shrunk, policy.rows_floor, policy.rows_cap), ceiling=ceiling
         ), loss
@@ -230,6 +230,8 @@ def _next_rows(
         return replace(cut, rows_target=shrunk, ceiling=shrunk), "queueing"
     wanted = backlog.objects * policy.rows_per_object
     served = signals.served_concurrency()
+    if signals.requests == 0:
+        return state, "no_signal"  # objects wait (stagger, a new execution): nothing to learn from
     if (
         wanted <= rows
         or (ratio is not None and ratio > policy.latency_grow_below_ratio)

@@ -10,7 +10,9 @@ Every tick is kept (:attr:`LocalAutoscalerRunner.history`) for the live view and
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -18,9 +20,11 @@ from dataclasses import dataclass
 
 from s3stagger.adapters.autoscaler_inputs import SqsBacklog
 from s3stagger.adapters.flight_parameter import SsmFlightStore
-from s3stagger.autoscaler import Autoscaler, Tick
+from s3stagger.autoscaler import Autoscaler, Tick, initial_state
+from s3stagger.definitions.autoscaler import AutoscalerDefinition
+from s3stagger.definitions.model import DEFAULT_NAME_PREFIX, Definitions
 from s3stagger.domain.autoscale import AutoscalePolicy, AutoscaleState, DownstreamSignals
-from s3stagger.local.downstream import SimulatorStats
+from s3stagger.local.downstream import DownstreamSimulator, SimulatorStats
 from s3stagger.local.pipeline import LocalPipeline
 
 LOGGER = logging.getLogger(__name__)
@@ -136,3 +140,60 @@ class LocalAutoscalerRunner:
     def _run(self) -> None:
         while not self._stop.wait(self.interval_s):
             self.tick()
+
+
+def autoscaled_processor_environment(
+    interval_s: float, name_prefix: str = DEFAULT_NAME_PREFIX
+) -> dict[str, str]:
+    """The processor reads the flight parameter, keeping it for half an autoscaler interval."""
+    suffix = AutoscalerDefinition.load().flight_parameter_suffix
+    budget_parameter = f"/{name_prefix}/{Definitions.load().budget.parameter_name_suffix}"
+    return {
+        "S3STAGGER_FLIGHT_PARAMETER": flight_parameter_name(budget_parameter, suffix),
+        "S3STAGGER_FLIGHT_CACHE_S": str(interval_s / 2),
+    }
+
+
+def start_local_autoscaler(
+    stack: LocalPipeline,
+    simulator: DownstreamSimulator,
+    interval_s: float,
+    initial: tuple[int, int] | None = None,
+) -> LocalAutoscalerRunner:
+    """Run the autoscaler on ``stack`` every ``interval_s`` (policy from ``autoscaler.json``).
+
+    A lowered budget reaches the dispatcher at its next execution, at most the dispatcher's
+    ``time_budget_s`` later: the law keeps sharing rows as if the old budget ran that long.
+    """
+    definitions = stack.settings.load_definitions()
+    definition = AutoscalerDefinition.load()
+    policy = definition.policy(definitions.budget)
+    settle_ticks = math.ceil(definitions.dispatcher.time_budget_s / interval_s) + 1
+    policy = dataclasses.replace(policy, budget_settle_ticks=settle_ticks)
+    state = (
+        initial_state(policy)
+        if initial is None
+        else AutoscaleState.initial(policy, budget=initial[0], rows_target=initial[1])
+    )
+    return LocalAutoscalerRunner(
+        stack,
+        simulator.stats,
+        policy,
+        state,
+        flight_parameter=flight_parameter_name(
+            stack.names.budget_parameter, definition.flight_parameter_suffix
+        ),
+        interval_s=interval_s,
+    ).start()
+
+
+def autoscaler_progress(runner: LocalAutoscalerRunner | None) -> dict[str, int | None]:
+    """The live view's figures: the last budget and rows-in-flight target (None without one)."""
+    last = runner.last if runner is not None else None
+    if last is None:
+        return {"autoscaler_budget": None, "rows_in_flight_target": None}
+    decision = last.tick.decision
+    return {
+        "autoscaler_budget": decision.plan.objects_in_flight,
+        "rows_in_flight_target": decision.rows_in_flight_target,
+    }
