@@ -97,6 +97,8 @@ TICK_CASES: list[TickCase] = [
     ),
     # no message left: the budget keeps the floor after holding; R (the capacity) is remembered
     ("idle", state(20, 1), EMPTY, clean(requests=0), "idle", 20, 1),
+    # objects wait (stagger delays, a new execution): no request answered, nothing to learn
+    ("no signal", state(10, 2), BIG_BACKLOG, clean(requests=0), "no_signal", 10, 2),
     ("cooldown after a cut", state(18, 4, cooldown_left=1), BIG_BACKLOG, clean(), "cooldown", 18, 4),
     # latency 2x the baseline: the downstream queues; scale by 1.15 / 2
     (
