@@ -129,8 +129,9 @@ class AutoscalerSettings:
             except ValueError:
                 raise AutoscalerSettingsError(f"{name}={value!r} is not an integer") from None
 
+        queue_urls_text = required("S3STAGGER_QUEUE_URLS")
         try:
-            queue_urls = json.loads(required("S3STAGGER_QUEUE_URLS"))
+            queue_urls = json.loads(queue_urls_text)
         except ValueError:
             raise AutoscalerSettingsError("S3STAGGER_QUEUE_URLS is not JSON") from None
         if not isinstance(queue_urls, dict) or not queue_urls:

@@ -53,7 +53,7 @@ def test_sqs_backlog_counts_visible_and_in_flight_per_priority(endpoint_url: str
 def test_cloudwatch_signals_read_the_processor_metrics(endpoint_url: str) -> None:
     cloudwatch = moto_client(endpoint_url, "cloudwatch")
     now = datetime.now(UTC)
-    service = [{"Name": "service", "Value": "s3stagger-processor"}]
+    service = [{"Name": "service", "Value": "as-test-processor"}]
     figures = {
         "RowsApplied": 90,
         "RowsFailed": 2,
@@ -74,7 +74,7 @@ def test_cloudwatch_signals_read_the_processor_metrics(endpoint_url: str) -> Non
     signals = CloudWatchSignals(
         cloudwatch,
         "as-test",
-        "s3stagger-processor",
+        "as-test-processor",
         "s3stagger-processor",
         queue_names=["as-high"],
         clock=lambda: now + timedelta(seconds=30),
@@ -134,7 +134,10 @@ def autoscaler_env(monkeypatch: pytest.MonkeyPatch, urls: dict[str, str], **extr
 
 
 def test_handler_decides_writes_logs_and_emits(
-    aws_env: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    aws_env: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     urls = queues(aws_env, "hhigh", "hnormal")
     sqs = moto_client(aws_env, "sqs")
@@ -153,7 +156,7 @@ def test_handler_decides_writes_logs_and_emits(
     emf = [line for line in lines if "_aws" in line]
     assert emf
     assert (emf[0]["budget"], emf[0]["reason"]) == ([answer["budget"]], "no_signal")
-    assert any(line.get("message") == "autoscaler decision" for line in lines)
+    assert any(record.getMessage() == "autoscaler decision" for record in caplog.records)
 
 
 @pytest.mark.parametrize(
