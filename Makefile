@@ -23,7 +23,7 @@ DEMO_ARGS ?=
 ENDPOINT ?=
 ENDPOINT_FLAG := $(if $(ENDPOINT),--endpoint-url $(ENDPOINT))
 
-.PHONY: help install lock test unit lint format format-check typecheck demo bench-processor bench-downstream bench-pipeline simulate monitor package terraform-docs checkov clean
+.PHONY: help install lock test unit lint format format-check typecheck demo bench-processor bench-downstream bench-pipeline bench-autoscale simulate monitor package terraform-docs checkov clean
 
 help: ## list targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-18s %s\n", $$1, $$2}'
@@ -84,6 +84,9 @@ bench-downstream: $(STAMP) ## simulator throughput against C / L: one JSON line 
 
 bench-pipeline: $(STAMP) ## whole-pipeline benchmark on the demo workload: one JSON line of figures
 	$(BIN)/python benchmarks/bench_pipeline.py $(BENCH_ARGS)
+
+bench-autoscale: $(STAMP) ## autoscaler scenarios (capacity step, unknown capacity, queue mode, priority): PNG plots + one JSON line
+	$(BIN)/python benchmarks/bench_autoscale.py $(BENCH_ARGS)
 
 simulate: $(STAMP) ## upload generated CSV files: make simulate BUCKET= FILES= ROWS= WORKERS= [ENDPOINT=]
 	$(BIN)/s3stagger simulate --bucket "$(BUCKET)" --files $(FILES) --rows $(ROWS) --workers $(WORKERS) $(ENDPOINT_FLAG)

@@ -166,8 +166,7 @@ def start_local_autoscaler(
     ``time_budget_s`` later: the law keeps sharing rows as if the old budget ran that long.
     """
     definitions = stack.settings.load_definitions()
-    definition = AutoscalerDefinition.load()
-    policy = definition.policy(definitions.budget)
+    policy = AutoscalerDefinition.load().policy(definitions.budget)
     settle_ticks = math.ceil(definitions.dispatcher.time_budget_s / interval_s) + 1
     policy = dataclasses.replace(policy, budget_settle_ticks=settle_ticks)
     state = (
@@ -180,9 +179,7 @@ def start_local_autoscaler(
         simulator.stats,
         policy,
         state,
-        flight_parameter=flight_parameter_name(
-            stack.names.budget_parameter, definition.flight_parameter_suffix
-        ),
+        flight_parameter=stack.names.flight_parameter,
         interval_s=interval_s,
     ).start()
 
