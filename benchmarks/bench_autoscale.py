@@ -50,8 +50,9 @@ LATENCY_S = 0.5
 TICK_S = 1.0
 SAMPLE_S = 0.5
 WINDOW_S = 3.0
-DISPATCHER = {"time_budget_s": 10}
-"""A lowered budget reaches the dispatcher at its next execution: short executions locally."""
+DISPATCHER = {"time_budget_s": 30}
+"""A lowered budget reaches the dispatcher at its next execution: short executions locally (the
+processor stops taking rows S3STAGGER_DEADLINE_MARGIN_S = 10 s before the execution's deadline)."""
 
 console = Console(stderr=True)
 
