@@ -237,3 +237,15 @@ def test_closed_loop_follows_a_capacity_step_down_then_up() -> None:
     assert max(after_down) <= 12
     assert sum(after_up) / len(after_up) >= 0.85 * 40
     assert max(after_up) <= 46
+
+
+def test_limiter_follows_a_new_ceiling_down_and_grows_to_a_higher_one() -> None:
+    from s3stagger.domain.limiter import AimdLimiter
+
+    limiter = AimdLimiter(initial=8, maximum=10)
+    limiter.set_maximum(4)
+    assert (limiter.limit, limiter.lowest) == (4, 4)
+    limiter.set_maximum(12)
+    for _ in range(20):
+        limiter.on_success(in_flight=limiter.limit)
+    assert limiter.limit == 12

@@ -19,6 +19,7 @@ import asyncio
 import dataclasses
 import os
 import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import boto3
@@ -79,6 +80,12 @@ def autoscaled_rows_in_flight(event: Any) -> int | None:
         rows = event.get(ROWS_IN_FLIGHT_KEY)
         if isinstance(rows, int) and not isinstance(rows, bool) and rows >= 1:
             return rows
+    reader = flight_reader()
+    return None if reader is None else reader.rows_in_flight_per_object()
+
+
+def flight_reader() -> FlightParameterReader | None:
+    """The cached reader of the flight parameter ``S3STAGGER_FLIGHT_PARAMETER`` (None: unset)."""
     name = os.environ.get(FLIGHT_PARAMETER_VARIABLE)
     if not name:
         return None
@@ -89,7 +96,7 @@ def autoscaled_rows_in_flight(event: Any) -> int | None:
             ttl_s = float(os.environ.get(FLIGHT_CACHE_VARIABLE) or 10)
             reader = FlightParameterReader(boto3.session.Session().client("ssm"), name, ttl_s)
             _flight_readers[(endpoint, name)] = reader
-    return reader.rows_in_flight_per_object()
+    return reader
 
 
 def with_rows_in_flight(settings: ProcessorSettings, rows: int | None) -> ProcessorSettings:
@@ -109,12 +116,23 @@ def remaining_time_of(context: Any) -> RemainingTime | None:
     return lambda: float(get_remaining()) / 1000.0
 
 
+AUTOSCALED_POOL_SIZE = 40
+"""Connections kept when the autoscaler may raise the ceiling mid-invocation
+(``autoscaler.json`` ``law.max_rows_per_object``)."""
+
+
 async def _process(
-    settings: ProcessorSettings, request: ProcessRequest, remaining: RemainingTime | None
+    settings: ProcessorSettings,
+    request: ProcessRequest,
+    remaining: RemainingTime | None,
+    ceiling: Callable[[], int | None] | None = None,
 ) -> tuple[RunSummary, RunMetrics]:
     s3 = s3_client()
+    pool = (
+        settings.max_concurrency if ceiling is None else max(settings.max_concurrency, AUTOSCALED_POOL_SIZE)
+    )
     async with HttpDownstream(
-        build_http_transports(settings.max_concurrency),
+        build_http_transports(pool),
         settings.downstream_url,
         settings.connect_timeout_s,
         settings.read_timeout_s,
@@ -124,6 +142,7 @@ async def _process(
             S3ObjectSource(s3),
             S3FailedRowsSink(s3, settings.failed_rows_bucket, settings.failed_rows_prefix),
             downstream,
+            ceiling=ceiling,
         )
         return await processor.run(request, remaining)
 
@@ -174,7 +193,11 @@ def handler(event: Any, context: Any) -> dict[str, Any]:
         logger.info("processing object", extra={"version_id": request.object.version_id})
         try:
             remaining = bounded_remaining(remaining_time_of(context), deadline)
-            summary, figures = asyncio.run(_process(settings, request, remaining))
+            # the autoscaler's figure may change mid-invocation: asked again before every request,
+            # unless the invoke payload fixed it for this invocation
+            reader = None if isinstance(event, dict) and ROWS_IN_FLIGHT_KEY in event else flight_reader()
+            ceiling = None if reader is None else reader.rows_in_flight_per_object
+            summary, figures = asyncio.run(_process(settings, request, remaining, ceiling))
         except Exception:
             logger.exception("processing failed; the caller retries")
             raise

@@ -18,7 +18,7 @@ locals {
   autoscaler_rows_cap     = coalesce(var.autoscaler.rows_cap, local.autoscaler_settings.rows_cap)
 
   autoscaler_environment = {
-    S3STAGGER_QUEUE_URLS              = jsonencode({ for priority in local.priorities : priority => var.queues[priority].url })
+    S3STAGGER_QUEUE_URLS              = jsonencode({ for priority, queue in var.queues : priority => queue.url })
     S3STAGGER_BUDGET_PARAMETER        = aws_ssm_parameter.concurrency_budget.name
     S3STAGGER_FLIGHT_PARAMETER        = local.autoscaler_flight_parameter
     S3STAGGER_PROCESSOR_FUNCTION_NAME = local.function_name
@@ -72,7 +72,7 @@ data "aws_iam_policy_document" "autoscaler" {
   statement {
     sid       = "ReadQueueDepths"
     actions   = ["sqs:GetQueueAttributes"]
-    resources = [for priority in local.priorities : var.queues[priority].arn]
+    resources = [for queue in values(var.queues) : queue.arn]
   }
 
   statement {
