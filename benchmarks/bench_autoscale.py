@@ -172,7 +172,7 @@ def run_scenario(
 
 def base_settings(**changes: Any) -> PipelineRunSettings:
     values: dict[str, Any] = {
-        "files": 24,
+        "files": 16,
         "rows": 200,
         "workers": 4,
         "high_priority_share": 0.0,
@@ -189,7 +189,7 @@ def base_settings(**changes: Any) -> PipelineRunSettings:
 def capacity_step(out: Path) -> dict[str, Any]:
     steps = ((40.0, 10), (80.0, 40))
     settings = base_settings(
-        files=40, simulator_options={"capacity_schedule": steps}, autoscale_initial=(2, 20)
+        files=30, simulator_options={"capacity_schedule": steps}, autoscale_initial=(2, 20)
     )
     _, trace, busy_s = run_scenario("capacity_step", settings, out)
     end = trace.samples[-1].at_s if trace.samples else 0.0

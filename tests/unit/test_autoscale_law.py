@@ -132,8 +132,9 @@ def test_one_tick(case: TickCase) -> None:
         rows_after,
         budget_after,
     ), name
-    # the objects there are, each with its share, never exceed R (at least one row per object)
-    sharing = max(1, min(decision.plan.objects_in_flight, backlog.objects))
+    # the objects held now, each with its share, never exceed R (at least one row per object)
+    held = sum(backlog.in_flight.values()) or backlog.objects
+    sharing = max(1, min(decision.plan.objects_in_flight, held))
     assert sharing * decision.plan.rows_in_flight_per_object <= max(decision.rows_in_flight_target, sharing)
 
 
@@ -148,15 +149,17 @@ def test_budget_shrinks_only_after_holding_lower_then_settles() -> None:
     assert budgets == [8, 8, 2, 2]
 
 
-def test_lowered_budget_shares_rows_as_if_the_old_one_still_ran() -> None:
+def test_rows_are_shared_among_the_objects_held_within_the_budget_in_force() -> None:
     policy = AutoscalePolicy(rows_per_object=5, budget_hold_ticks=1, budget_settle_ticks=2)
     decision = decide(state(10, 8), BIG_BACKLOG, clean(), policy)
-    # R grows to 15 → B = 4 (15 / (5 x 0.8)), but a running execution may still use 8 slots: 15 // 8 rows each
+    # R grows to 15 → B = 4 (15 / (5 x 0.8)), but a running execution may still use 8 slots: the
+    # 4 objects held now share R, never more than 8 of them
     assert decision.plan.objects_in_flight == 4
-    assert decision.plan.rows_in_flight_per_object == 1
+    assert decision.plan.rows_in_flight_per_object == 15 // 4
     later = decide(decision.state, BIG_BACKLOG, clean(), policy)
     later = decide(later.state, BIG_BACKLOG, clean(), policy)
-    assert later.plan.rows_in_flight_per_object == later.rows_in_flight_target // later.plan.objects_in_flight
+    # the settling is over: the 4 objects held share R
+    assert later.plan.rows_in_flight_per_object == later.rows_in_flight_target // 4
 
 
 def test_flapping_backlog_does_not_flap_the_budget() -> None:
@@ -192,7 +195,8 @@ def test_pinned_policy_keeps_the_pinned_figures() -> None:
     current = AutoscaleState.initial(policy)
     for signals in (clean(), DownstreamSignals(requests=100, throttled_429=50, interval_s=1)):
         decision = decide(current, BIG_BACKLOG, signals, policy)
-        assert (decision.plan.objects_in_flight, decision.plan.rows_in_flight_per_object) == (10, 2)
+        # 4 objects held now share the pinned 20 rows
+        assert (decision.plan.objects_in_flight, decision.plan.rows_in_flight_per_object) == (10, 5)
         assert decision.reason == "pinned"
 
 
@@ -213,13 +217,17 @@ def reject_mode_tick(rows_in_flight: int, capacity: int, latency_s: float = 0.2)
 
 
 def run_closed_loop(capacities: list[int], start: AutoscaleState) -> list[Decision]:
-    decisions = []
+    decisions: list[Decision] = []
     current = start
+    plan = None
     for capacity in capacities:
-        rows = current.budget * max(1, int(current.rows_target) // max(1, current.budget))
-        decision = decide(current, BIG_BACKLOG, reject_mode_tick(rows, capacity), POLICY)
+        # the slots hold `budget` objects (the dispatcher read the budget), each with its share
+        held = plan.objects_in_flight if decisions else start.budget
+        rows = held * (plan.rows_in_flight_per_object if decisions else 1)
+        backlog = Backlog(visible={"normal": 100}, in_flight={"normal": held})
+        decision = decide(current, backlog, reject_mode_tick(rows, capacity), POLICY)
         decisions.append(decision)
-        current = decision.state
+        current, plan = decision.state, decision.plan
     return decisions
 
 

@@ -296,7 +296,10 @@ def decide(
     state = _next_budget(state, backlog, policy, reason == "lambda_throttled")
     rows_target = max(policy.rows_floor, math.floor(state.rows_target))
     budget_in_force = max(state.budget, state.settle_budget)
-    sharing = max(1, min(budget_in_force, backlog.objects))
+    # objects held by slots now (in-flight messages): a raised budget reaches the dispatcher only
+    # at its next execution, so until then the slots running share all of R
+    held = sum(backlog.in_flight.values())
+    sharing = max(1, min(budget_in_force, held or backlog.objects))
     per_object = _clamp(rows_target // sharing, 1, policy.max_rows_per_object)
     if policy.pinned:
         reason = "pinned"
