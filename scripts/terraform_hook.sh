@@ -3,8 +3,9 @@
 #
 #   fmt       rewrites the given .tf files in canonical style (pre-commit then reports the change)
 #   validate  runs `terraform init -backend=false` + `terraform validate` in every module or example
-#             directory that holds one of the given files (downloads providers once, or takes
-#             them from S3STAGGER_TF_PLUGIN_DIR, a local mirror)
+#             directory that holds one of the given files. Providers come from the local mirror
+#             S3STAGGER_TF_PLUGIN_DIR (default /opt/tf-plugins, as for tests/iac) when it holds
+#             the AWS provider; with no mirror, `terraform init` downloads them once.
 #
 # Without a `terraform` binary the hook says so and passes: CI checks the same files without
 # Terraform (python-hcl2 parsing, checkov and tests/iac via `make test`).
@@ -46,8 +47,13 @@ if [[ $command_name == fmt ]]; then
 fi
 
 init_options=(-backend=false -input=false -no-color)
-if [[ -n ${S3STAGGER_TF_PLUGIN_DIR:-} ]]; then
-  init_options+=("-plugin-dir=${S3STAGGER_TF_PLUGIN_DIR}") # offline: providers from a local mirror
+plugin_dir=${S3STAGGER_TF_PLUGIN_DIR:-/opt/tf-plugins}
+if compgen -G "${plugin_dir}/registry.terraform.io/hashicorp/aws/*/*/terraform-provider-aws*" >/dev/null; then
+  echo "terraform providers from the local mirror ${plugin_dir}"
+  init_options+=("-plugin-dir=${plugin_dir}") # offline
+elif [[ -n ${S3STAGGER_TF_PLUGIN_DIR:-} ]]; then
+  echo "S3STAGGER_TF_PLUGIN_DIR=${S3STAGGER_TF_PLUGIN_DIR} holds no hashicorp/aws provider" >&2
+  exit 1
 fi
 
 mapfile -t directories < <(for file in "${files[@]}"; do dirname "$file"; done | sort -u)

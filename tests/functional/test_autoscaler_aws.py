@@ -202,9 +202,9 @@ def test_processor_takes_rows_in_flight_from_payload_then_parameter(
     )
     monkeypatch.setenv("S3STAGGER_FLIGHT_PARAMETER", f"{FLIGHT}-proc")
     assert process_object.autoscaled_rows_in_flight({"object": {}}) == 6
-    settings = process_object.ProcessorSettings(
-        downstream_url="http://x", max_concurrency=10, initial_concurrency=8
-    )
-    narrowed = process_object.with_rows_in_flight(settings, 6)
-    assert (narrowed.max_concurrency, narrowed.initial_concurrency) == (6, 6)
-    assert process_object.with_rows_in_flight(settings, None) is settings
+    ceiling = process_object.rows_in_flight_ceiling({"object": {}})
+    assert ceiling is not None
+    assert ceiling() == 6  # asked before every request: the parameter's figure
+    fixed = process_object.rows_in_flight_ceiling(event)
+    assert fixed is not None
+    assert fixed() == 3  # the payload's figure holds for the invocation

@@ -6,6 +6,7 @@ The scripts under ``scripts/`` are loaded by path (they are tools, not part of t
 from __future__ import annotations
 
 import importlib.util
+import os
 import re
 import sys
 from collections.abc import Iterator
@@ -21,6 +22,14 @@ MODULE_DIRS = sorted(path for path in (TERRAFORM_ROOT / "modules").iterdir() if 
 EXAMPLE_DIRS = sorted(path for path in (TERRAFORM_ROOT / "examples").iterdir() if path.is_dir())
 TF_FILES = sorted(TERRAFORM_ROOT.rglob("*.tf"))
 TFTEST_FILES = sorted(TERRAFORM_ROOT.rglob("*.tftest.hcl"))
+# Terraform providers come from a local mirror only (`terraform providers mirror` layout), never the
+# network; scripts/terraform_hook.sh has the same default.
+DEFAULT_TF_PLUGIN_DIR = Path("/opt/tf-plugins")
+TF_PLUGIN_DIR = Path(os.environ.get("S3STAGGER_TF_PLUGIN_DIR", DEFAULT_TF_PLUGIN_DIR))
+
+
+def holds_aws_provider(plugin_dir: Path) -> bool:
+    return any(plugin_dir.glob("registry.terraform.io/hashicorp/aws/*/*/terraform-provider-aws*"))
 
 
 def load_script(name: str) -> ModuleType:

@@ -23,6 +23,8 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -33,9 +35,11 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from s3stagger.api_config import AuthMode
 from s3stagger.cli.console import fail, stderr_console
 from s3stagger.cli.downstream import latency_option
-from s3stagger.cli.local import quiet_emulator_logs
+from s3stagger.cli.local import quiet_emulator_logs, terraform_progress
+from s3stagger.errors import S3StaggerError
 
 if TYPE_CHECKING:
     from s3stagger.cli.pipeline_report import PipelineReport
@@ -111,6 +115,16 @@ def render_report(report: PipelineReport, result: PipelineRunResult | None = Non
     table.add_row("elapsed", f"{report.elapsed_s:.1f} s")
     if result is not None:
         table.add_row("processor invocations", str(result.processor_invocations))
+        cost = result.sections.get("cost")
+        if cost:
+            top = ", ".join(
+                f"{i['name']} ${i['usd']:.2f}"
+                for i in sorted(cost["line_items"], key=lambda i: -i["usd"])[:2]
+            )
+            table.add_row(
+                "cost per million objects (reference workload)",
+                f"${cost['cost_per_million_objects_usd']:.2f} ({top})",
+            )
     if report.ok:
         verdict = Text(
             "OK: every row applied or accounted for, no duplicate effect, DLQs empty, "
@@ -171,6 +185,11 @@ def exit_status(report: PipelineReport) -> int:
     return 0
 
 
+class Scenario(StrEnum):
+    DEFAULT = "default"
+    FAILURES = "failures"
+
+
 def demo(
     *,
     files: Annotated[int, typer.Option(min=1, max=100_000, help="CSV files to upload.")] = 100,
@@ -211,15 +230,39 @@ def demo(
         bool, typer.Option("--json", help="Print the report as one JSON object (no live view).")
     ] = False,
     verbose: Annotated[bool, typer.Option(help="Show the emulator's own log lines.")] = False,
+    via_terraform: Annotated[
+        bool,
+        typer.Option(
+            help="Build the resources by applying terraform/examples/local to the emulator (needs terraform)."
+        ),
+    ] = False,
     lambda_log: Annotated[
         Path | None,
         typer.Option(help="File for the processor's log lines (default: a file in the temp directory)."),
+    ] = None,
+    auth: Annotated[
+        AuthMode,
+        typer.Option(
+            help="Credentials the simulated API requires, kept in the emulator's Secrets Manager and "
+            "rotated once mid-run; rows are mapped by the example request hook."
+        ),
+    ] = AuthMode.NONE,
+    scenario: Annotated[
+        Scenario,
+        typer.Option(
+            help="failures: add poison messages, stray uploads and a downstream outage; alert by email."
+        ),
+    ] = Scenario.DEFAULT,
+    mailbox: Annotated[
+        Path | None,
+        typer.Option(help="failures: the local SMTP server's mbox (default: in the temp directory)."),
     ] = None,
 ) -> None:
     """Run the pattern end to end on the embedded emulator and report."""
     latency_spec = latency_option(latency)
     # Imported here: it loads the emulator, which `s3stagger --help` should not wait for.
     from s3stagger.cli.pipeline_run import PipelineRunSettings, run_pipeline  # noqa: PLC0415
+    from s3stagger.perf.counting import CostSection  # noqa: PLC0415
 
     settings = PipelineRunSettings(
         files=files,
@@ -235,13 +278,42 @@ def demo(
         concurrency_budget=budget,
         processor_max_concurrency=processor_concurrency,
         autoscale_interval_s=1.0 if autoscale and budget is None and processor_concurrency is None else None,
+        auth=auth,
+        via_terraform=via_terraform,
     )
     err = stderr_console()
     log_path = lambda_log or Path(tempfile.gettempdir()) / f"s3stagger-demo-{os.getpid()}.log"
+    if scenario is Scenario.FAILURES:
+        from s3stagger.cli import demo_failures  # noqa: PLC0415
+
+        mbox = mailbox or Path(tempfile.gettempdir()) / f"s3stagger-demo-{os.getpid()}.mbox"
+
+        def run(on_progress: Any = None) -> PipelineRunResult:
+            scenario_settings = demo_failures.FailureScenario()
+            return demo_failures.run_failures(
+                settings, scenario_settings, mbox, log_path, on_progress, collectors=[CostSection(log_path)]
+            )
+    else:
+        from s3stagger.cli.observability_report import ObservabilityCollector  # noqa: PLC0415
+        from s3stagger.local.observability import LocalObservabilitySettings  # noqa: PLC0415
+
+        settings = replace(
+            settings,
+            pipeline_options={**settings.pipeline_options, "observability": LocalObservabilitySettings()},
+        )
+
+        def run(on_progress: Any = None) -> PipelineRunResult:
+            return run_pipeline(
+                settings,
+                on_progress,
+                collectors=[CostSection(log_path), ObservabilityCollector()],
+                on_terraform_output=terraform_progress(err),
+            )
+
     try:
         if as_json:
             with quiet_emulator_logs(verbose), lambda_output_to(log_path):
-                result = run_pipeline(settings)
+                result = run()
         else:
             err.print(
                 f"demo: {files} files x {rows} rows, {workers} upload workers; "
@@ -256,10 +328,9 @@ def demo(
                 lambda_output_to(log_path),
                 Live(console=err, refresh_per_second=4, transient=False) as live,
             ):
-                result = run_pipeline(
-                    settings, on_progress=lambda progress: live.update(render_progress(progress))
-                )
+                result = run(lambda progress: live.update(render_progress(progress)))
     except (
+        S3StaggerError,
         botocore.exceptions.BotoCoreError,
         botocore.exceptions.ClientError,
         RuntimeError,
@@ -275,9 +346,22 @@ def demo(
             "processor_concurrency": settings.sized_processor_concurrency(),
             "sections": result.sections,
         }
+        if scenario is Scenario.FAILURES:
+            payload |= demo_failures.alerting_figures(result)
         typer.echo(json.dumps(payload))
     else:
         err.print()
         Console().print(render_report(report, result))
+        if scenario is Scenario.FAILURES:
+            Console().print(
+                demo_failures.render_alerting(demo_failures.alerting_figures(result)), highlight=False
+            )
+        from s3stagger.cli.observability_report import print_observability  # noqa: PLC0415
+
+        print_observability(result.sections, Console())
         err.print(f"processor logs (JSON lines and EMF metrics): {log_path}", highlight=False)
+    if scenario is Scenario.FAILURES:
+        raise typer.Exit(
+            code=demo_failures.failures_exit_status(report, demo_failures.alerting_figures(result))
+        )
     raise typer.Exit(code=exit_status(report))

@@ -214,15 +214,7 @@ def _next_rows(
     cut = replace(state, cooldown_left=policy.cooldown_ticks)
     loss = _loss_reason(signals, policy)
     if loss is not None:
-        shrunk = rows * policy.backoff_ratio
-        served = signals.served_concurrency()
-        if served is not None and served > 0 and loss != "lambda_throttled":
-            # the downstream served `served` at once: go just under it, but never below half of R
-            shrunk = max(rows * 0.5, min(shrunk, served * policy.backoff_ratio))
-        ceiling = (served or shrunk) if loss != "lambda_throttled" else state.ceiling
-        return replace(
-            cut, rows_target=_clampf(shrunk, policy.rows_floor, policy.rows_cap), ceiling=ceiling
-        ), loss
+        return _cut_on_loss(cut, signals, policy, loss), loss
     ratio = None if latency is None or not baseline else latency / baseline
     if ratio is not None and ratio > policy.latency_high_ratio:
         shrunk = rows * max(0.5, policy.latency_target_ratio / ratio)
@@ -238,7 +230,27 @@ def _next_rows(
         or (served is not None and served < rows * 0.5)  # R is not what holds throughput back
     ):
         return state, "hold"
-    ceiling = state.ceiling
+    return _grow(state, served, wanted, policy)
+
+
+def _cut_on_loss(
+    cut: AutoscaleState, signals: DownstreamSignals, policy: AutoscalePolicy, loss: str
+) -> AutoscaleState:
+    """R after a loss: x backoff, and just under what the downstream served (never below R/2)."""
+    rows = cut.rows_target
+    shrunk = rows * policy.backoff_ratio
+    served = signals.served_concurrency()
+    if served is not None and served > 0 and loss != "lambda_throttled":
+        shrunk = max(rows * 0.5, min(shrunk, served * policy.backoff_ratio))
+    ceiling = (served or shrunk) if loss != "lambda_throttled" else cut.ceiling
+    return replace(cut, rows_target=_clampf(shrunk, policy.rows_floor, policy.rows_cap), ceiling=ceiling)
+
+
+def _grow(
+    state: AutoscaleState, served: float | None, wanted: int, policy: AutoscalePolicy
+) -> tuple[AutoscaleState, str]:
+    """R grown: slow start while C is unknown, halfway to the estimate, +1 near it."""
+    rows, ceiling = state.rows_target, state.ceiling
     if (
         ceiling is not None
         and (served if served is not None else rows) > ceiling * policy.ceiling_forget_ratio

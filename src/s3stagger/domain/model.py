@@ -107,6 +107,8 @@ class RunSummary:
     """``s3://bucket/key`` of the failed-rows (or quarantine) record written, if any."""
     concurrency_limit: int = 0
     """Adaptive concurrency limit at the end of the invocation."""
+    auth_refreshes: int = 0
+    """Credentials refreshed after the downstream refused them (a rotated secret): 0 or 1."""
 
     def as_dict(self) -> dict[str, Any]:
         """The handler's JSON-serialisable answer."""
@@ -124,4 +126,5 @@ class RunSummary:
             "error": self.error,
             "failed_rows_object": self.failed_rows_object,
             "concurrency_limit": self.concurrency_limit,
+            "auth_refreshes": self.auth_refreshes,
         }

@@ -16,7 +16,6 @@ are CloudWatch EMF (Powertools), one set per invocation. The boto3 endpoint come
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import os
 import threading
 from collections.abc import Callable
@@ -26,6 +25,7 @@ import boto3
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 
+from s3stagger.adapters.api_setup import ApiSetup, build_api_setup
 from s3stagger.adapters.downstream_client import HttpDownstream, build_http_transports
 from s3stagger.adapters.failed_rows_sink import S3FailedRowsSink
 from s3stagger.adapters.flight_parameter import FlightParameterReader
@@ -35,7 +35,7 @@ from s3stagger.definitions import read_json
 from s3stagger.domain.deadline import DispatchDeadline, bounded_remaining
 from s3stagger.domain.events import parse_process_request
 from s3stagger.domain.model import InvalidRequestError, ProcessRequest, RunStatus, RunSummary
-from s3stagger.processor import ObjectProcessor, RemainingTime, RunMetrics
+from s3stagger.processor import ObjectProcessor, RemainingTime, RunMetrics, SystemicRejectionError
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -52,6 +52,7 @@ logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME", SERVICE))
 
 _clients_lock = threading.Lock()
 _s3_clients: dict[str | None, S3Client] = {}
+_api_setups: dict[tuple[ProcessorSettings, str | None], ApiSetup] = {}
 
 
 def s3_client() -> S3Client:
@@ -84,6 +85,16 @@ def autoscaled_rows_in_flight(event: Any) -> int | None:
     return None if reader is None else reader.rows_in_flight_per_object()
 
 
+def rows_in_flight_ceiling(event: Any) -> Callable[[], int | None] | None:
+    """What the processor asks before every request for its rows in flight (the autoscaler's figure
+    may change mid-invocation); a figure in the invoke payload holds for the whole invocation."""
+    if isinstance(event, dict) and ROWS_IN_FLIGHT_KEY in event:
+        rows = autoscaled_rows_in_flight(event)
+        return lambda: rows
+    reader = flight_reader()
+    return None if reader is None else reader.rows_in_flight_per_object
+
+
 def flight_reader() -> FlightParameterReader | None:
     """The cached reader of the flight parameter ``S3STAGGER_FLIGHT_PARAMETER`` (None: unset)."""
     name = os.environ.get(FLIGHT_PARAMETER_VARIABLE)
@@ -99,13 +110,17 @@ def flight_reader() -> FlightParameterReader | None:
     return reader
 
 
-def with_rows_in_flight(settings: ProcessorSettings, rows: int | None) -> ProcessorSettings:
-    """``settings`` with ``rows`` as the ceiling of the adaptive limit (unchanged when None)."""
-    if rows is None:
-        return settings
-    return dataclasses.replace(
-        settings, max_concurrency=rows, initial_concurrency=min(settings.initial_concurrency, rows)
-    )
+def api_setup(settings: ProcessorSettings) -> ApiSetup:
+    """One :class:`ApiSetup` per settings and endpoint, reused across invocations (secrets, tokens)."""
+    key = (settings, os.environ.get("AWS_ENDPOINT_URL"))
+    with _clients_lock:
+        setup = _api_setups.get(key)
+    if setup is None:
+        session = boto3.session.Session()
+        setup = build_api_setup(settings, session.client, session.get_credentials)  # type: ignore[arg-type]
+        with _clients_lock:
+            setup = _api_setups.setdefault(key, setup)
+    return setup
 
 
 def remaining_time_of(context: Any) -> RemainingTime | None:
@@ -128,23 +143,28 @@ async def _process(
     ceiling: Callable[[], int | None] | None = None,
 ) -> tuple[RunSummary, RunMetrics]:
     s3 = s3_client()
-    pool = (
-        settings.max_concurrency if ceiling is None else max(settings.max_concurrency, AUTOSCALED_POOL_SIZE)
-    )
+    setup = api_setup(settings)
+    pool = settings.max_concurrency
+    if ceiling is not None:
+        pool = max(pool, AUTOSCALED_POOL_SIZE)
     async with HttpDownstream(
-        build_http_transports(pool),
-        settings.downstream_url,
+        build_http_transports(pool, setup.tls()),
+        setup.mapping,
         settings.connect_timeout_s,
         settings.read_timeout_s,
+        auth=setup.auth,
     ) as downstream:
         processor = ObjectProcessor(
             settings,
             S3ObjectSource(s3),
             S3FailedRowsSink(s3, settings.failed_rows_bucket, settings.failed_rows_prefix),
             downstream,
+            mapping=setup.mapping,
             ceiling=ceiling,
         )
-        return await processor.run(request, remaining)
+        summary, figures = await processor.run(request, remaining)
+        summary.auth_refreshes = downstream.auth_refreshes
+        return summary, figures
 
 
 def _emit_metrics(summary: RunSummary, figures: RunMetrics) -> None:
@@ -157,6 +177,7 @@ def _emit_metrics(summary: RunSummary, figures: RunMetrics) -> None:
     metrics.add_metric(name="RowsRetried", unit=count, value=summary.retries)
     metrics.add_metric(name="Throttled429", unit=count, value=summary.throttled)
     metrics.add_metric(name="DownstreamTimeouts", unit=count, value=summary.timeouts)
+    metrics.add_metric(name="AuthRefreshes", unit=count, value=summary.auth_refreshes)
     metrics.add_metric(name=f"Objects{summary.status.value.title()}", unit=count, value=1)
     metrics.add_metric(name="ConcurrencyLimit", unit=count, value=summary.concurrency_limit)
     metrics.add_metric(name="PeakConcurrencyLimit", unit=count, value=figures.peak_limit)
@@ -180,8 +201,8 @@ def handler(event: Any, context: Any) -> dict[str, Any]:
         logger.error("event is not an object reference", extra={"error": str(error)})
         raise
     try:
-        settings = with_rows_in_flight(ProcessorSettings.from_env(), autoscaled_rows_in_flight(event))
-    except (ConfigError, ValueError) as error:
+        settings = ProcessorSettings.from_env()
+    except ConfigError as error:
         logger.error("processor settings are invalid", extra={"error": str(error)})
         raise
     logger.thread_safe_append_keys(
@@ -193,11 +214,11 @@ def handler(event: Any, context: Any) -> dict[str, Any]:
         logger.info("processing object", extra={"version_id": request.object.version_id})
         try:
             remaining = bounded_remaining(remaining_time_of(context), deadline)
-            # the autoscaler's figure may change mid-invocation: asked again before every request,
-            # unless the invoke payload fixed it for this invocation
-            reader = None if isinstance(event, dict) and ROWS_IN_FLIGHT_KEY in event else flight_reader()
-            ceiling = None if reader is None else reader.rows_in_flight_per_object
+            ceiling = rows_in_flight_ceiling(event)
             summary, figures = asyncio.run(_process(settings, request, remaining, ceiling))
+        except SystemicRejectionError as error:
+            logger.error("object stopped: the downstream refuses its rows", extra={"error": str(error)})
+            raise
         except Exception:
             logger.exception("processing failed; the caller retries")
             raise

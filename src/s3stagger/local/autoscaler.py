@@ -179,7 +179,10 @@ def start_local_autoscaler(
         simulator.stats,
         policy,
         state,
-        flight_parameter=stack.names.flight_parameter,
+        flight_parameter=stack.names.flight_parameter
+        or flight_parameter_name(
+            stack.names.budget_parameter, AutoscalerDefinition.load().flight_parameter_suffix
+        ),
         interval_s=interval_s,
     ).start()
 

@@ -1,5 +1,5 @@
 # `terraform test` (Terraform >= 1.7) with a mocked AWS provider: the two modules with defaults only.
-# Needs the package: run `make package` in the repository root.
+# The Lambda package is a small fixture zip (terraform/tests/fixtures): no `make package` needed.
 
 mock_provider "aws" {
   mock_data "aws_caller_identity" {
@@ -18,6 +18,7 @@ mock_provider "aws" {
 
 variables {
   downstream_url = "https://api.example.com/v1/rows"
+  package_path   = "../../tests/fixtures/processor.zip"
 }
 
 run "plans_with_only_the_required_inputs" {

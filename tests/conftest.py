@@ -1,0 +1,45 @@
+"""Test layers: every test is marked with the folder it lives in, so a layer runs alone.
+
+``make unit`` (or ``pytest -m unit``) runs the pure tests in seconds; ``make functional``, ``make local``,
+``make e2e``, ``make iac`` and ``make repo`` run the others; ``make test`` runs them all with the coverage
+gate. The markers are registered here, from ``LAYERS`` (pytest runs with ``--strict-markers``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+TESTS_ROOT = Path(__file__).resolve().parent
+
+# folder under tests/ -> what its tests need
+LAYERS = {
+    "unit": "pure logic: no server, no subprocess, no emulator",
+    "functional": "one component against real local servers (moto server, the downstream simulator)",
+    "local": "local mode's pieces: provisioning, the dispatcher and Lambda runtime on the embedded emulator",
+    "e2e": "the whole local pipeline and the operator CLI",
+    "iac": "Terraform sources, the Lambda package, checkov and terraform test",
+    "repo": "the repository's own tooling: pre-commit hooks, Mermaid diagrams, repository files",
+}
+
+
+def layer_of(path: Path) -> str:
+    """The layer of a test file: the first folder under tests/."""
+    parts = path.resolve().relative_to(TESTS_ROOT).parts
+    if len(parts) < 2 or parts[0] not in LAYERS:  # a folder, then the file
+        raise pytest.UsageError(
+            f"{path}: every test lives in one of tests/{{{','.join(LAYERS)}}}/ (its layer); "
+            "a new folder needs its entry in LAYERS in tests/conftest.py"
+        )
+    return parts[0]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for layer, description in LAYERS.items():
+        config.addinivalue_line("markers", f"{layer}: {description}")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        item.add_marker(getattr(pytest.mark, layer_of(item.path)))
