@@ -28,7 +28,7 @@ DEMO_ARGS ?=
 ENDPOINT ?=
 ENDPOINT_FLAG := $(if $(ENDPOINT),--endpoint-url $(ENDPOINT))
 
-.PHONY: help install node-tools lock test unit functional local e2e iac repo lint format format-check typecheck demo local-terraform bench-processor bench-downstream bench-pipeline perf-test simulate monitor package terraform-docs checkov security clean
+.PHONY: help install node-tools lock test unit functional local e2e iac repo lint format format-check typecheck demo local-terraform bench-processor bench-downstream bench-pipeline bench-autoscale perf-test simulate monitor package terraform-docs checkov security clean
 
 help: ## list targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-18s %s\n", $$1, $$2}'
@@ -125,6 +125,9 @@ bench-downstream: $(STAMP) ## simulator throughput against C / L: one JSON line 
 
 bench-pipeline: $(STAMP) ## whole-pipeline benchmark on the demo workload: one JSON line of figures
 	$(BIN)/python benchmarks/bench_pipeline.py $(BENCH_ARGS)
+
+bench-autoscale: $(STAMP) ## autoscaler scenarios (capacity step, unknown capacity, queue mode, priority): PNG plots + one JSON line
+	$(BIN)/python benchmarks/bench_autoscale.py $(BENCH_ARGS)
 
 PERF_ARGS ?=
 perf-test: $(STAMP) ## dispatchers x scenarios, plots + report [PERF_ARGS=--quick]; existing: BUCKET= QUEUE= STATE_MACHINE= FUNCTION= [ENDPOINT=]

@@ -321,7 +321,11 @@ class ObjectProcessor:
         mapping: RequestMapping | None = None,
         rng: random.Random | None = None,
         sleep: Sleep = asyncio.sleep,
+        ceiling: Callable[[], int | None] | None = None,
     ) -> None:
+        """``ceiling``: the autoscaler's rows in flight per object, asked before every request
+        (None: keep ``settings.max_concurrency``); the adaptive limit never exceeds it."""
+        self._ceiling = ceiling
         self._settings = settings
         self._source = source
         self._sink = sink
@@ -512,6 +516,9 @@ class ObjectProcessor:
             invocation.remaining(), settings.read_timeout_s, settings.deadline_margin_s
         )
         load = invocation.load
+        ceiling = self._ceiling() if self._ceiling is not None else None
+        if ceiling is not None:
+            load.limiter.set_maximum(ceiling)
         await load.slots.acquire()
         try:
             deliveries = await self._downstream.deliver(rows, timeout)

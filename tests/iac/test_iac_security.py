@@ -17,6 +17,7 @@ ACTIONS_WITHOUT_RESOURCE_LEVEL_PERMISSIONS = frozenset(
     {
         "xray:PutTraceSegments",
         "xray:PutTelemetryRecords",
+        "cloudwatch:GetMetricData",
         "xray:GetSamplingRules",
         "xray:GetSamplingTargets",
         "logs:CreateLogDelivery",
@@ -213,7 +214,16 @@ def test_lambda_and_state_machine_trace_and_log_with_retention() -> None:
     variables = dict(module_blocks(DISPATCHER, "variable"))
     assert variables["tracing_enabled"]["default"] is True
     assert variables["log_retention_days"]["default"] >= 365
-    (function,) = _resource_bodies(DISPATCHER, "aws_lambda_function")
+    functions = {
+        name: body for kind, name, body in resources(DISPATCHER, "resource") if kind == "aws_lambda_function"
+    }
+    assert set(functions) == {"processor", "autoscaler"}
+    for function in functions.values():
+        assert (
+            unwrap(function["tracing_config"][0]["mode"]) == 'var.tracing_enabled ? "Active" : "PassThrough"'
+        )
+        assert unwrap(function["source_code_hash"]) == "filebase64sha256(var.package_path)"
+    function = functions["processor"]
     assert unwrap(function["runtime"]) == "local.processor_settings.runtime"
     assert unwrap(function["architectures"][0]) == "local.architecture"
     assert unwrap(function["tracing_config"][0]["mode"]) == 'var.tracing_enabled ? "Active" : "PassThrough"'
@@ -230,8 +240,10 @@ def test_lambda_and_state_machine_trace_and_log_with_retention() -> None:
 
 
 def test_the_budget_parameter_value_belongs_to_the_autoscaler() -> None:
-    (parameter,) = _resource_bodies(DISPATCHER, "aws_ssm_parameter")
-    assert [unwrap(item) for item in parameter["lifecycle"][0]["ignore_changes"]] == ["value"]
+    parameters = _resource_bodies(DISPATCHER, "aws_ssm_parameter")
+    assert len(parameters) == 2  # the budget and the autoscaler's flight parameter
+    for parameter in parameters:
+        assert [unwrap(item) for item in parameter["lifecycle"][0]["ignore_changes"]] == ["value"]
 
 
 def test_the_processor_can_tell_a_deleted_object_from_a_forbidden_one() -> None:

@@ -195,7 +195,11 @@ def test_shared_definitions_pass_the_modules_plan_time_checks() -> None:
 
 
 def test_the_visibility_precondition_names_what_to_change() -> None:
-    (body,) = [body for kind, name, body in resources(DISPATCHER) if kind == "aws_lambda_function"]
+    (body,) = [
+        body
+        for kind, name, body in resources(DISPATCHER)
+        if kind == "aws_lambda_function" and name == "processor"
+    ]
     preconditions = body["lifecycle"][0]["precondition"]
     visibility = [item for item in preconditions if "visibility_extension_s" in item["condition"]]
     assert visibility, "the processor has no visibility precondition"

@@ -76,6 +76,11 @@ def render_progress(progress: PipelineProgress) -> Table:
     )
     table.add_row("downstream 429 / 5xx", f"{progress.throttled_429} / {progress.errors_5xx}")
     table.add_row("processor invocations", str(progress.processor_invocations))
+    if progress.autoscaler_budget is not None:
+        table.add_row(
+            "autoscaler budget / rows target",
+            f"{progress.autoscaler_budget} / {progress.rows_in_flight_target}",
+        )
     return table
 
 
@@ -214,6 +219,12 @@ def demo(
         typer.Option(min=1, max=1000, help="Rows in flight per invocation (default: capacity // budget)."),
     ] = None,
     seed: Annotated[int, typer.Option(help="Random seed of the generated data and the simulator.")] = 1,
+    autoscale: Annotated[
+        bool,
+        typer.Option(
+            help="Run the autoscaler every second (off when --budget or --processor-concurrency pins)."
+        ),
+    ] = True,
     timeout: Annotated[float, typer.Option(min=1.0, help="Give up after this many seconds.")] = 600.0,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the report as one JSON object (no live view).")
@@ -266,6 +277,7 @@ def demo(
         timeout_s=timeout,
         concurrency_budget=budget,
         processor_max_concurrency=processor_concurrency,
+        autoscale_interval_s=1.0 if autoscale and budget is None and processor_concurrency is None else None,
         auth=auth,
         via_terraform=via_terraform,
     )

@@ -36,10 +36,16 @@ from s3stagger.cli.pipeline_report import (
 )
 from s3stagger.cli.sample_data import SampleObject, sample_objects
 from s3stagger.cli.simulate import UploadedObject, upload_objects
-from s3stagger.definitions.model import Definitions
+from s3stagger.definitions.model import DEFAULT_NAME_PREFIX, Definitions
 from s3stagger.domain.flight import plan_flight
 from s3stagger.errors import S3StaggerError
 from s3stagger.handlers import process_object
+from s3stagger.local.autoscaler import (
+    LocalAutoscalerRunner,
+    autoscaled_processor_environment,
+    autoscaler_progress,
+    start_local_autoscaler,
+)
 from s3stagger.local.downstream import DownstreamSimulator, SimulatorSettings
 from s3stagger.local.downstream.settings import LatencySpec
 from s3stagger.local.emulator import DEFAULT_REGION
@@ -87,6 +93,14 @@ class PipelineRunSettings:
     that budget x rows in flight fits the capacity (see :meth:`sized_processor_concurrency`)."""
     collect_history: bool = False
     """Read every dispatcher execution's history at the end (state transitions per object)."""
+    autoscale_interval_s: float | None = None
+    """Run the autoscaler (:mod:`s3stagger.local.autoscaler`) at this interval; ``None``: the
+    budget and rows in flight stay as set (pinned)."""
+    autoscale_initial: tuple[int, int] | None = None
+    """(budget, total rows in flight) the autoscaler starts from; ``None``: ``autoscaler.json``'s."""
+    simulator_options: Mapping[str, Any] = field(default_factory=dict)
+    """More :class:`~s3stagger.local.downstream.SimulatorSettings` fields (``overload``,
+    ``capacity_schedule``)."""
     via_terraform: bool = False
     """Build the resources with ``terraform apply`` of ``terraform/examples/local`` instead of local
     provisioning (:class:`~s3stagger.local.terraform_stack.TerraformPipeline`)."""
@@ -228,6 +242,9 @@ class PipelineProgress:
     throttled_429: int
     errors_5xx: int
     processor_invocations: int
+    autoscaler_budget: int | None = None
+    """The autoscaler's last budget (None: no autoscaler)."""
+    rows_in_flight_target: int | None = None
 
     @property
     def objects_done(self) -> int:
@@ -430,6 +447,7 @@ class PipelineRun:
         self._started = 0.0
         self._elapsed_s: float | None = None
         self.timed_out = False
+        self.autoscaler: LocalAutoscalerRunner | None = None
 
     # -- steps ------------------------------------------------------------------------------------
 
@@ -440,12 +458,15 @@ class PipelineRun:
             self._simulator = self._resources.enter_context(
                 DownstreamSimulator(
                     SimulatorSettings(
-                        capacity=settings.capacity,
-                        latency=self.latency,
-                        overload="reject",
-                        error_rate=settings.error_rate,
-                        time_scale=settings.time_scale,
-                        seed=settings.seed,
+                        **{
+                            "capacity": settings.capacity,
+                            "latency": self.latency,
+                            "overload": "reject",
+                            "error_rate": settings.error_rate,
+                            "time_scale": settings.time_scale,
+                            "seed": settings.seed,
+                            **settings.simulator_options,
+                        }
                     ),
                     auth=self.demo_auth.simulator_auth if self.demo_auth else None,
                 )
@@ -463,6 +484,11 @@ class PipelineRun:
             if self._stack.runtime is None:  # pragma: no cover - start() sets it or raises
                 raise RuntimeError("the local stack has no Lambda runtime")
             self._stack.runtime.register(self._stack.names.function_name, self.outcomes)
+            if settings.autoscale_interval_s is not None:
+                self.autoscaler = start_local_autoscaler(
+                    self._stack, self._simulator, settings.autoscale_interval_s, settings.autoscale_initial
+                )
+                self._resources.callback(self.autoscaler.stop)
             if self._stack.emulator.request_counter is not None:  # count the run's work, not provisioning
                 self._stack.emulator.request_counter.reset()
         except BaseException:
@@ -481,6 +507,11 @@ class PipelineRun:
         """The local stack's settings: the simulator's URL, the sizing, then ``pipeline_options``."""
         settings = self.settings
         environment = {"S3STAGGER_MAX_CONCURRENCY": str(settings.sized_processor_concurrency())}
+        if settings.autoscale_interval_s is not None:
+            environment |= autoscaled_processor_environment(
+                settings.autoscale_interval_s,
+                settings.pipeline_options.get("name_prefix", DEFAULT_NAME_PREFIX),
+            )
         if self.demo_auth is not None:
             environment |= self.demo_auth.processor_environment(self.simulator.token_url)
         options: dict[str, Any] = {
@@ -636,6 +667,7 @@ class PipelineRun:
             throttled_429=stats.throttled_429,
             errors_5xx=stats.errors_5xx,
             processor_invocations=self.stack.processor_counters().invocations,
+            **autoscaler_progress(self.autoscaler),
         )
 
     def _settled(self, progress: PipelineProgress) -> bool:

@@ -1,14 +1,16 @@
 """How much is in flight at once: objects (dispatcher slots) and rows per object (processor).
 
 The one place that sizes both, so the downstream's capacity C is shared out and never exceeded by
-design: ``objects_in_flight`` x ``rows_in_flight_per_object`` <= C whenever C >= the budget. Today
-it is a fixed share, ``C // budget`` rows per object; the autoscaler (a later issue) replaces this
-function with one that adapts both to the downstream's answers.
+design: ``objects_in_flight`` x ``rows_in_flight_per_object`` <= C whenever C >= the budget.
+:func:`plan_flight` is the pinned sizing (a known C, a fixed budget: ``C // budget`` rows per
+object); the autoscaler's control law (:func:`s3stagger.domain.autoscale.decide`) returns the same
+:class:`FlightPlan`, adapted every tick to the downstream's answers (docs/autoscaling.md).
 
 Where the figures go: ``objects_in_flight`` is the concurrency budget (the SSM parameter the
 dispatcher reads as its number of slots); ``rows_in_flight_per_object`` is the processor's
-``S3STAGGER_MAX_CONCURRENCY`` (its environment, read at each invocation), the ceiling of its
-adaptive (AIMD) limit.
+``S3STAGGER_MAX_CONCURRENCY`` (its environment), the ceiling of its adaptive (AIMD) limit — or,
+with the autoscaler, the flight parameter's ``rows_in_flight_per_object``, asked before every
+request.
 """
 
 from __future__ import annotations

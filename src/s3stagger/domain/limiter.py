@@ -62,6 +62,12 @@ class AimdLimiter:
         """How many times the limit was cut (throttles and timeouts)."""
         return self._decreases
 
+    def set_maximum(self, maximum: int) -> None:
+        """A new ceiling (the autoscaler's rows in flight per object); the limit follows it down."""
+        self._maximum = max(1, maximum)
+        self._limit = min(self._limit, self._maximum)
+        self._lowest = min(self._lowest, self._limit)
+
     def on_success(self, in_flight: int) -> None:
         """A request succeeded while ``in_flight`` requests (itself included) were outstanding."""
         if in_flight * 2 < self._limit or self._limit >= self._maximum:

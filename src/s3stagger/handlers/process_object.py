@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import boto3
@@ -27,6 +28,7 @@ from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 from s3stagger.adapters.api_setup import ApiSetup, build_api_setup
 from s3stagger.adapters.downstream_client import HttpDownstream, build_http_transports
 from s3stagger.adapters.failed_rows_sink import S3FailedRowsSink
+from s3stagger.adapters.flight_parameter import FlightParameterReader
 from s3stagger.adapters.s3_object_source import S3ObjectSource
 from s3stagger.config import ConfigError, ProcessorSettings
 from s3stagger.definitions import read_json
@@ -64,6 +66,50 @@ def s3_client() -> S3Client:
         return client
 
 
+FLIGHT_PARAMETER_VARIABLE = "S3STAGGER_FLIGHT_PARAMETER"
+FLIGHT_CACHE_VARIABLE = "S3STAGGER_FLIGHT_CACHE_S"
+ROWS_IN_FLIGHT_KEY = "rows_in_flight_per_object"
+"""Invoke-payload key: rows in flight for this invocation (the dispatcher may pass the autoscaler's)."""
+_flight_readers: dict[tuple[str | None, str], FlightParameterReader] = {}
+
+
+def autoscaled_rows_in_flight(event: Any) -> int | None:
+    """Rows in flight per object the autoscaler set (:mod:`s3stagger.domain.flight`'s seam): the
+    invoke payload's ``rows_in_flight_per_object``, else the flight parameter named by
+    ``S3STAGGER_FLIGHT_PARAMETER`` (cached ``S3STAGGER_FLIGHT_CACHE_S``); None: neither is set."""
+    if isinstance(event, dict):
+        rows = event.get(ROWS_IN_FLIGHT_KEY)
+        if isinstance(rows, int) and not isinstance(rows, bool) and rows >= 1:
+            return rows
+    reader = flight_reader()
+    return None if reader is None else reader.rows_in_flight_per_object()
+
+
+def rows_in_flight_ceiling(event: Any) -> Callable[[], int | None] | None:
+    """What the processor asks before every request for its rows in flight (the autoscaler's figure
+    may change mid-invocation); a figure in the invoke payload holds for the whole invocation."""
+    if isinstance(event, dict) and ROWS_IN_FLIGHT_KEY in event:
+        rows = autoscaled_rows_in_flight(event)
+        return lambda: rows
+    reader = flight_reader()
+    return None if reader is None else reader.rows_in_flight_per_object
+
+
+def flight_reader() -> FlightParameterReader | None:
+    """The cached reader of the flight parameter ``S3STAGGER_FLIGHT_PARAMETER`` (None: unset)."""
+    name = os.environ.get(FLIGHT_PARAMETER_VARIABLE)
+    if not name:
+        return None
+    endpoint = os.environ.get("AWS_ENDPOINT_URL")
+    with _clients_lock:
+        reader = _flight_readers.get((endpoint, name))
+        if reader is None:
+            ttl_s = float(os.environ.get(FLIGHT_CACHE_VARIABLE) or 10)
+            reader = FlightParameterReader(boto3.session.Session().client("ssm"), name, ttl_s)
+            _flight_readers[(endpoint, name)] = reader
+    return reader
+
+
 def api_setup(settings: ProcessorSettings) -> ApiSetup:
     """One :class:`ApiSetup` per settings and endpoint, reused across invocations (secrets, tokens)."""
     key = (settings, os.environ.get("AWS_ENDPOINT_URL"))
@@ -85,13 +131,24 @@ def remaining_time_of(context: Any) -> RemainingTime | None:
     return lambda: float(get_remaining()) / 1000.0
 
 
+AUTOSCALED_POOL_SIZE = 40
+"""Connections kept when the autoscaler may raise the ceiling mid-invocation
+(``autoscaler.json`` ``law.max_rows_per_object``)."""
+
+
 async def _process(
-    settings: ProcessorSettings, request: ProcessRequest, remaining: RemainingTime | None
+    settings: ProcessorSettings,
+    request: ProcessRequest,
+    remaining: RemainingTime | None,
+    ceiling: Callable[[], int | None] | None = None,
 ) -> tuple[RunSummary, RunMetrics]:
     s3 = s3_client()
     setup = api_setup(settings)
+    pool = settings.max_concurrency
+    if ceiling is not None:
+        pool = max(pool, AUTOSCALED_POOL_SIZE)
     async with HttpDownstream(
-        build_http_transports(settings.max_concurrency, setup.tls()),
+        build_http_transports(pool, setup.tls()),
         setup.mapping,
         settings.connect_timeout_s,
         settings.read_timeout_s,
@@ -103,6 +160,7 @@ async def _process(
             S3FailedRowsSink(s3, settings.failed_rows_bucket, settings.failed_rows_prefix),
             downstream,
             mapping=setup.mapping,
+            ceiling=ceiling,
         )
         summary, figures = await processor.run(request, remaining)
         summary.auth_refreshes = downstream.auth_refreshes
@@ -156,7 +214,8 @@ def handler(event: Any, context: Any) -> dict[str, Any]:
         logger.info("processing object", extra={"version_id": request.object.version_id})
         try:
             remaining = bounded_remaining(remaining_time_of(context), deadline)
-            summary, figures = asyncio.run(_process(settings, request, remaining))
+            ceiling = rows_in_flight_ceiling(event)
+            summary, figures = asyncio.run(_process(settings, request, remaining, ceiling))
         except SystemicRejectionError as error:
             logger.error("object stopped: the downstream refuses its rows", extra={"error": str(error)})
             raise

@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from s3stagger.definitions.autoscaler import AutoscalerDefinition
 from s3stagger.definitions.model import (
     DEFAULT_NAME_PREFIX,
     DeadLetterSettings,
@@ -58,6 +59,8 @@ class ResourceNames:
     budget_parameter: str
     schedule_name: str
     state_machine_type: str = "STANDARD"
+    flight_parameter: str = ""
+    """The autoscaler's flight parameter (``autoscaler.json``): rows in flight per object and its state."""
 
     def key_prefix(self, priority: str) -> str:
         """The key prefix that routes an upload to ``priority``'s queue."""
@@ -260,6 +263,14 @@ class Provisioner:
             Overwrite=True,
             Description="s3stagger concurrency budget: objects processed at once (the autoscaler sets it)",
         )
+        flight_parameter = f"/{prefix}/{AutoscalerDefinition.load().flight_parameter_suffix}"
+        self.client("ssm").put_parameter(
+            Name=flight_parameter,
+            Value="{}",
+            Type="String",
+            Overwrite=True,
+            Description="s3stagger rows in flight per object and the autoscaler's state",
+        )
         state_machine_name = f"{prefix}-{d.dispatcher.state_machine_name_suffix}"
         names = ResourceNames(
             name_prefix=prefix,
@@ -281,6 +292,7 @@ class Provisioner:
             function_arn=function_arn,
             budget_parameter=budget_parameter,
             schedule_name=f"{prefix}-{d.dispatcher.schedule_name_suffix}",
+            flight_parameter=flight_parameter,
         )
         definition = render_definition_json("dispatcher.asl.json", dispatcher_template_values(d, names))
         state_machine_arn = self.client("stepfunctions").create_state_machine(

@@ -46,6 +46,7 @@ locals {
       S3STAGGER_DOWNSTREAM_URL     = var.downstream_url
       S3STAGGER_FAILED_ROWS_BUCKET = var.failed_rows_bucket_name
       S3STAGGER_FAILED_ROWS_PREFIX = local.failed_rows_prefix
+      S3STAGGER_FLIGHT_PARAMETER   = local.autoscaler_flight_parameter
     },
   )
 

@@ -75,3 +75,18 @@ output "processor_metrics_namespace" {
   description = "CloudWatch namespace of the processor's metrics (case-sensitive): `POWERTOOLS_METRICS_NAMESPACE` of `processor.json`, unless `processor.environment` overrides it. Point dashboards and alarms at this."
   value       = local.processor_environment["POWERTOOLS_METRICS_NAMESPACE"]
 }
+
+output "autoscaler_function_name" {
+  description = "Name of the autoscaler Lambda."
+  value       = aws_lambda_function.autoscaler.function_name
+}
+
+output "flight_parameter_name" {
+  description = "Name of the flight parameter: rows in flight per object (read by every processor invocation) and the autoscaler's state."
+  value       = aws_ssm_parameter.autoscaler_flight.name
+}
+
+output "autoscaler_errors_alarm_name" {
+  description = "Name of the alarm on the autoscaler's errors."
+  value       = aws_cloudwatch_metric_alarm.autoscaler_errors.alarm_name
+}

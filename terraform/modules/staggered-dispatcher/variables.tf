@@ -299,3 +299,30 @@ variable "downstream_api" {
     error_message = "downstream_api: request_method POST, PUT or PATCH; rows_per_request 1-1000; retryable_statuses 4xx; breaker_window >= 1, 1 <= breaker_min_rows <= breaker_window, 0 < breaker_ratio <= 1; secret_ttl_seconds >= 0."
   }
 }
+
+variable "autoscaler" {
+  type = object({
+    enabled             = optional(bool, true)
+    schedule_expression = optional(string)
+    budget_floor        = optional(number)
+    budget_cap          = optional(number)
+    rows_floor          = optional(number)
+    rows_cap            = optional(number)
+    metrics_namespace   = optional(string)
+    alarm_actions       = optional(list(string), [])
+  })
+  description = "The autoscaler (docs/autoscaling.md); null attributes keep `autoscaler.json`'s values. `budget_floor`/`budget_cap` bound the objects in flight (default: the budget's minimum/maximum), `rows_floor`/`rows_cap` the total rows in flight; floor = cap pins a figure. `enabled = false` pauses its schedule: the budget and the flight parameter keep their last values (a budget set by hand works as before). `alarm_actions`: notified when it fails."
+  default     = {}
+  nullable    = false
+
+  validation {
+    condition = alltrue([
+      var.autoscaler.budget_floor == null || coalesce(var.autoscaler.budget_floor, 1) >= 1,
+      var.autoscaler.budget_cap == null || coalesce(var.autoscaler.budget_cap, 40) <= 40,
+      var.autoscaler.budget_floor == null || var.autoscaler.budget_cap == null || coalesce(var.autoscaler.budget_floor, 0) <= coalesce(var.autoscaler.budget_cap, 0),
+      var.autoscaler.rows_floor == null || coalesce(var.autoscaler.rows_floor, 1) >= 1,
+      var.autoscaler.rows_floor == null || var.autoscaler.rows_cap == null || coalesce(var.autoscaler.rows_floor, 0) <= coalesce(var.autoscaler.rows_cap, 0),
+    ])
+    error_message = "autoscaler: need 1 <= budget_floor <= budget_cap <= 40 (an inline Map runs at most 40 iterations at once) and 1 <= rows_floor <= rows_cap."
+  }
+}

@@ -268,3 +268,79 @@ run "rejects_an_unknown_state_machine_type" {
 
   expect_failures = [var.dispatcher]
 }
+
+run "schedules_the_autoscaler_with_the_shared_settings" {
+  command = apply
+
+  assert {
+    condition     = aws_lambda_function.autoscaler.handler == jsondecode(file("../../../src/s3stagger/definitions/autoscaler.json")).handler
+    error_message = "The autoscaler must run autoscaler.json's handler."
+  }
+
+  assert {
+    condition     = aws_lambda_function.autoscaler.reserved_concurrent_executions == 1
+    error_message = "One run at a time: each reads the state the previous one wrote."
+  }
+
+  assert {
+    condition     = jsondecode(aws_lambda_function.autoscaler.environment[0].variables.S3STAGGER_QUEUE_URLS).high == var.queues.high.url
+    error_message = "The queue URLs must reach the autoscaler by priority."
+  }
+
+  assert {
+    condition     = aws_lambda_function.autoscaler.environment[0].variables.S3STAGGER_BUDGET_CAP == "40"
+    error_message = "Without a cap the autoscaler's budget cap is budget.json's maximum."
+  }
+
+  assert {
+    condition     = aws_lambda_function.processor.environment[0].variables.S3STAGGER_FLIGHT_PARAMETER == aws_ssm_parameter.autoscaler_flight.name
+    error_message = "The processor must read the flight parameter the autoscaler writes."
+  }
+
+  assert {
+    condition     = aws_scheduler_schedule.autoscaler.schedule_expression == "rate(1 minute)" && aws_scheduler_schedule.autoscaler.state == "ENABLED"
+    error_message = "The autoscaler runs every minute by default."
+  }
+
+  assert {
+    condition     = aws_cloudwatch_metric_alarm.autoscaler_errors.metric_name == "Errors" && aws_cloudwatch_metric_alarm.autoscaler_errors.dimensions.FunctionName == aws_lambda_function.autoscaler.function_name
+    error_message = "The alarm watches the autoscaler's own errors."
+  }
+}
+
+run "pins_and_pauses_the_autoscaler" {
+  command = apply
+
+  variables {
+    autoscaler = {
+      budget_floor = 8
+      budget_cap   = 8
+      rows_floor   = 40
+      rows_cap     = 40
+      enabled      = false
+    }
+  }
+
+  assert {
+    condition     = aws_lambda_function.autoscaler.environment[0].variables.S3STAGGER_BUDGET_FLOOR == "8" && aws_lambda_function.autoscaler.environment[0].variables.S3STAGGER_ROWS_CAP == "40"
+    error_message = "The operator's floor and cap reach the autoscaler."
+  }
+
+  assert {
+    condition     = aws_scheduler_schedule.autoscaler.state == "DISABLED"
+    error_message = "enabled = false pauses the autoscaler's schedule."
+  }
+}
+
+run "refuses_a_floor_above_the_cap" {
+  command = plan
+
+  variables {
+    autoscaler = {
+      budget_floor = 9
+      budget_cap   = 3
+    }
+  }
+
+  expect_failures = [var.autoscaler]
+}

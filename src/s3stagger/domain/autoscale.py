@@ -1,0 +1,323 @@
+"""The autoscaler's control law: objects in flight (the budget) and rows in flight per object.
+
+Pure: no clock, no I/O. Each tick the autoscaler reads the backlog and the downstream's signals
+over the last interval and calls :func:`decide` with the state the previous tick returned.
+
+Two quantities, two loops (docs/autoscaling.md argues the choice):
+
+* **R, the rows in flight the downstream sees in total** — the quantity the downstream's capacity
+  C bounds. Loss-based AIMD for a downstream that refuses (429, timeouts, Lambda throttles, a 5xx
+  burst): on loss ``R <- max(R/2, min(R·β, β·served))`` where ``served = successes/s x latency``
+  (Little's law: the concurrency the downstream actually served); with no loss and work waiting
+  R grows — x``slow_start_factor`` while the capacity is unknown, halfway towards the last
+  capacity estimate below it, +1 per tick (probing) near it, and back to multiplicative growth once
+  it passed the estimate by ``ceiling_forget_ratio`` without loss (the capacity rose). A gradient
+  term handles a downstream that queues instead: latency over its no-load baseline by more than
+  ``latency_high_ratio`` scales R by ``latency_target_ratio / ratio``; no growth above
+  ``latency_grow_below_ratio``. One tick of cooldown after every cut: the signals of that tick
+  still describe the old R.
+* **B, the objects in flight (the dispatcher's slots)** — KEDA-like ``⌈R / rows_per_object⌉``
+  limited by the backlog (``⌈backlog / 1⌉``: one object per slot), clamped to the operator's floor
+  and cap. B grows at once and shrinks only after the lower value held ``budget_hold_ticks``
+  ticks (hysteresis: a flapping backlog does not flap the budget). When the queues are empty B
+  falls to the floor (the dispatcher then idles out: zero executions until the next object).
+
+Rows in flight per object ``r = ⌊R / B'⌋`` where B' is the larger of the new budget and the one
+still possibly in force (the dispatcher reads the budget once per execution, so a lowered budget
+takes effect up to ``budget_settle_ticks`` later), further limited by the objects there are:
+B x r ≤ R, so the downstream never sees more than R by design.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+
+from s3stagger.domain.flight import FlightPlan
+
+
+@dataclass(frozen=True)
+class Backlog:
+    """Messages of the priority queues now (one message = one object), and the oldest one's age."""
+
+    visible: Mapping[str, int]
+    in_flight: Mapping[str, int]
+    oldest_age_s: float = 0.0
+
+    @property
+    def objects(self) -> int:
+        return sum(self.visible.values()) + sum(self.in_flight.values())
+
+
+@dataclass(frozen=True)
+class DownstreamSignals:
+    """What the processors saw of the downstream over the last interval (counts, not rates)."""
+
+    requests: int
+    """Row requests answered (successes and refusals alike)."""
+    throttled_429: int = 0
+    timeouts: int = 0
+    errors_5xx: int = 0
+    lambda_throttles: int = 0
+    """Processor invocations Lambda refused (reserved concurrency reached)."""
+    latency_ms: float | None = None
+    """Mean latency of the row requests as the processor sees it (queueing included)."""
+    interval_s: float = 60.0
+
+    @property
+    def successes(self) -> int:
+        return max(0, self.requests - self.throttled_429 - self.timeouts - self.errors_5xx)
+
+    def served_concurrency(self) -> float | None:
+        """Little's law: requests the downstream served at once on average (None: no latency)."""
+        if self.latency_ms is None or self.interval_s <= 0:
+            return None
+        return self.successes / self.interval_s * self.latency_ms / 1000.0
+
+
+@dataclass(frozen=True)
+class AutoscalePolicy:
+    """The law's settings (``definitions/autoscaler.json``) and the operator's floor and cap."""
+
+    budget_floor: int = 1
+    budget_cap: int = 40
+    rows_floor: int = 1
+    rows_cap: int = 400
+    """Total rows in flight at most (the operator's pin when the downstream's capacity is known)."""
+    rows_per_object: int = 10
+    """Rows in flight one invocation aims at: B = ⌈R / this⌉."""
+    max_rows_per_object: int = 40
+    """The most rows in flight one invocation gets (few objects left: each takes a larger share)."""
+    backoff_ratio: float = 0.9
+    loss_tolerance: float = 0.002
+    """Share of 429s + timeouts below which a tick counts as clean (a stray refusal is not a trend)."""
+    errors_5xx_tolerance: float = 0.05
+    """Share of 5xx above which the downstream is taken as failing under load."""
+    slow_start_factor: float = 1.5
+    ceiling_forget_ratio: float = 1.1
+    latency_high_ratio: float = 1.3
+    latency_target_ratio: float = 1.15
+    latency_grow_below_ratio: float = 1.2
+    baseline_drift: float = 1.01
+    """The no-load latency baseline creeps up by this factor per tick, so it is re-learnt."""
+    budget_hold_ticks: int = 3
+    budget_tolerance: float = 0.2
+    """B shrinks only when R fits in B - 1 objects of ``rows_per_object`` x (1 - this)."""
+    budget_settle_ticks: int = 1
+    cooldown_ticks: int = 1
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.budget_floor <= self.budget_cap:
+            raise ValueError(
+                f"need 1 <= budget_floor ({self.budget_floor}) <= budget_cap ({self.budget_cap})"
+            )
+        if not 1 <= self.rows_floor <= self.rows_cap:
+            raise ValueError(f"need 1 <= rows_floor ({self.rows_floor}) <= rows_cap ({self.rows_cap})")
+        if not 1 <= self.rows_per_object <= self.max_rows_per_object:
+            raise ValueError(
+                f"need 1 <= rows_per_object ({self.rows_per_object}) <= max_rows_per_object "
+                f"({self.max_rows_per_object})"
+            )
+        if not 0 < self.backoff_ratio < 1:
+            raise ValueError(f"backoff_ratio={self.backoff_ratio} must be within (0, 1)")
+        if self.slow_start_factor <= 1:
+            raise ValueError(f"slow_start_factor={self.slow_start_factor} must be > 1")
+
+    @property
+    def pinned(self) -> bool:
+        """Floor equals cap for both: the operator fixed the figures, the law only follows them."""
+        return self.budget_floor == self.budget_cap and self.rows_floor == self.rows_cap
+
+
+@dataclass(frozen=True)
+class AutoscaleState:
+    """What the law remembers between ticks."""
+
+    rows_target: float
+    budget: int
+    ceiling: float | None = None
+    """Rows in flight at the last loss (the capacity estimate); None: unknown."""
+    baseline_latency_ms: float | None = None
+    cooldown_left: int = 0
+    lower_budget_ticks: int = 0
+    """Ticks in a row the wanted budget was below the current one."""
+    settle_budget: int = 0
+    """A higher budget that may still be in force (read by a running dispatcher execution)."""
+    settle_left: int = 0
+
+    @classmethod
+    def initial(
+        cls, policy: AutoscalePolicy, budget: int = 1, rows_target: float | None = None
+    ) -> AutoscaleState:
+        """Start at ``budget`` objects and ``rows_target`` rows (default: ``budget`` x 1 row)."""
+        budget = _clamp(budget, policy.budget_floor, policy.budget_cap)
+        rows = float(rows_target if rows_target is not None else budget)
+        return cls(rows_target=_clampf(rows, policy.rows_floor, policy.rows_cap), budget=budget)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One tick's answer: the plan to write, why, and the state for the next tick."""
+
+    plan: FlightPlan
+    rows_in_flight_target: int
+    reason: str
+    state: AutoscaleState
+
+    def as_dict(self) -> dict[str, object]:
+        """The JSON-able form logged and emitted as metrics."""
+        return {
+            "budget": self.plan.objects_in_flight,
+            "rows_in_flight_per_object": self.plan.rows_in_flight_per_object,
+            "rows_in_flight_target": self.rows_in_flight_target,
+            "reason": self.reason,
+            "capacity_estimate": None if self.state.ceiling is None else round(self.state.ceiling, 2),
+            "baseline_latency_ms": self.state.baseline_latency_ms,
+        }
+
+
+def _clamp(value: int, low: int, high: int) -> int:
+    return max(low, min(high, value))
+
+
+def _clampf(value: float, low: int, high: int) -> float:
+    return max(float(low), min(float(high), value))
+
+
+def _loss_reason(signals: DownstreamSignals, policy: AutoscalePolicy) -> str | None:
+    """Why the downstream (or Lambda) is overloaded, or None."""
+    if signals.lambda_throttles > 0:
+        return "lambda_throttled"
+    requests = max(1, signals.requests)
+    if (signals.throttled_429 + signals.timeouts) / requests > policy.loss_tolerance:
+        return "throttled" if signals.throttled_429 >= signals.timeouts else "timeouts"
+    if signals.errors_5xx / requests > policy.errors_5xx_tolerance:
+        return "errors_5xx"
+    return None
+
+
+def _next_rows(
+    state: AutoscaleState, backlog: Backlog, signals: DownstreamSignals, policy: AutoscalePolicy
+) -> tuple[AutoscaleState, str]:
+    """The new total rows in flight R and why."""
+    rows = state.rows_target
+    baseline = state.baseline_latency_ms
+    latency = signals.latency_ms if signals.requests > 0 else None
+    if latency is not None:
+        baseline = latency if baseline is None else min(baseline * policy.baseline_drift, latency)
+    state = replace(state, baseline_latency_ms=baseline)
+    if backlog.objects == 0:
+        return state, "idle"
+    if state.cooldown_left > 0:
+        return replace(state, cooldown_left=state.cooldown_left - 1), "cooldown"
+    cut = replace(state, cooldown_left=policy.cooldown_ticks)
+    loss = _loss_reason(signals, policy)
+    if loss is not None:
+        return _cut_on_loss(cut, signals, policy, loss), loss
+    ratio = None if latency is None or not baseline else latency / baseline
+    if ratio is not None and ratio > policy.latency_high_ratio:
+        shrunk = rows * max(0.5, policy.latency_target_ratio / ratio)
+        shrunk = _clampf(shrunk, policy.rows_floor, policy.rows_cap)
+        return replace(cut, rows_target=shrunk, ceiling=shrunk), "queueing"
+    wanted = backlog.objects * policy.rows_per_object
+    served = signals.served_concurrency()
+    if signals.requests == 0:
+        return state, "no_signal"  # objects wait (stagger, a new execution): nothing to learn from
+    if (
+        wanted <= rows
+        or (ratio is not None and ratio > policy.latency_grow_below_ratio)
+        or (served is not None and served < rows * 0.5)  # R is not what holds throughput back
+    ):
+        return state, "hold"
+    return _grow(state, served, wanted, policy)
+
+
+def _cut_on_loss(
+    cut: AutoscaleState, signals: DownstreamSignals, policy: AutoscalePolicy, loss: str
+) -> AutoscaleState:
+    """R after a loss: x backoff, and just under what the downstream served (never below R/2)."""
+    rows = cut.rows_target
+    shrunk = rows * policy.backoff_ratio
+    served = signals.served_concurrency()
+    if served is not None and served > 0 and loss != "lambda_throttled":
+        shrunk = max(rows * 0.5, min(shrunk, served * policy.backoff_ratio))
+    ceiling = (served or shrunk) if loss != "lambda_throttled" else cut.ceiling
+    return replace(cut, rows_target=_clampf(shrunk, policy.rows_floor, policy.rows_cap), ceiling=ceiling)
+
+
+def _grow(
+    state: AutoscaleState, served: float | None, wanted: int, policy: AutoscalePolicy
+) -> tuple[AutoscaleState, str]:
+    """R grown: slow start while C is unknown, halfway to the estimate, +1 near it."""
+    rows, ceiling = state.rows_target, state.ceiling
+    if (
+        ceiling is not None
+        and (served if served is not None else rows) > ceiling * policy.ceiling_forget_ratio
+    ):
+        ceiling = None  # served more than the old estimate without loss: the capacity rose
+    if ceiling is None:
+        grown, reason = rows * policy.slow_start_factor, "grow"
+    elif rows < ceiling * policy.backoff_ratio:
+        grown, reason = rows + max(1.0, (ceiling - rows) / 2), "grow"
+    else:
+        grown, reason = rows + 1.0, "probe"
+    grown = min(max(grown, rows + 1.0), float(wanted))
+    return replace(
+        state, rows_target=_clampf(grown, policy.rows_floor, policy.rows_cap), ceiling=ceiling
+    ), reason
+
+
+def _next_budget(
+    state: AutoscaleState, backlog: Backlog, policy: AutoscalePolicy, lambda_throttled: bool
+) -> AutoscaleState:
+    """The new objects in flight B: grows at once, shrinks after holding ``budget_hold_ticks``."""
+    wanted = min(math.ceil(state.rows_target / policy.rows_per_object), backlog.objects)
+    if wanted < state.budget and not lambda_throttled:
+        # shrink only past a tolerance (as the HPA's 10 %): R near a multiple does not flap B
+        roomy = math.ceil(state.rows_target / (policy.rows_per_object * (1 - policy.budget_tolerance)))
+        wanted = max(wanted, min(roomy, state.budget, backlog.objects))
+    if lambda_throttled:
+        wanted = min(wanted, state.budget - 1)
+    wanted = _clamp(wanted, policy.budget_floor, policy.budget_cap)
+    settle_left = max(0, state.settle_left - 1)
+    settle_budget = state.settle_budget if settle_left > 0 else 0
+    if wanted >= state.budget:
+        return replace(
+            state, budget=wanted, lower_budget_ticks=0, settle_left=settle_left, settle_budget=settle_budget
+        )
+    lower_ticks = state.lower_budget_ticks + 1
+    if lower_ticks < policy.budget_hold_ticks and not lambda_throttled:
+        return replace(
+            state, lower_budget_ticks=lower_ticks, settle_left=settle_left, settle_budget=settle_budget
+        )
+    return replace(
+        state,
+        budget=wanted,
+        lower_budget_ticks=0,
+        settle_budget=state.budget,
+        settle_left=policy.budget_settle_ticks,
+    )
+
+
+def decide(
+    state: AutoscaleState, backlog: Backlog, signals: DownstreamSignals, policy: AutoscalePolicy
+) -> Decision:
+    """One tick of the control law (see the module docstring)."""
+    state, reason = _next_rows(state, backlog, signals, policy)
+    state = _next_budget(state, backlog, policy, reason == "lambda_throttled")
+    rows_target = max(policy.rows_floor, math.floor(state.rows_target))
+    budget_in_force = max(state.budget, state.settle_budget)
+    # objects held by slots now (in-flight messages): a raised budget reaches the dispatcher only
+    # at its next execution, so until then the slots running share all of R
+    held = sum(backlog.in_flight.values())
+    sharing = max(1, min(budget_in_force, held or backlog.objects))
+    per_object = _clamp(rows_target // sharing, 1, policy.max_rows_per_object)
+    if policy.pinned:
+        reason = "pinned"
+    return Decision(
+        plan=FlightPlan(objects_in_flight=state.budget, rows_in_flight_per_object=per_object),
+        rows_in_flight_target=rows_target,
+        reason=reason,
+        state=state,
+    )

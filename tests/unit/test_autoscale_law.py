@@ -1,0 +1,259 @@
+"""The autoscaler's control law, tick by tick (pure: no clock, no I/O)."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from s3stagger.domain.autoscale import (
+    AutoscalePolicy,
+    AutoscaleState,
+    Backlog,
+    Decision,
+    DownstreamSignals,
+    decide,
+)
+
+POLICY = AutoscalePolicy(budget_floor=1, budget_cap=40, rows_per_object=10, budget_hold_ticks=3)
+BIG_BACKLOG = Backlog(visible={"high": 0, "normal": 100}, in_flight={"high": 0, "normal": 4})
+EMPTY = Backlog(visible={"high": 0, "normal": 0}, in_flight={"high": 0, "normal": 0})
+
+
+def clean(requests: int = 100, latency_ms: float = 200.0) -> DownstreamSignals:
+    return DownstreamSignals(requests=requests, latency_ms=latency_ms, interval_s=1.0)
+
+
+def state(rows: float, budget: int, **fields: object) -> AutoscaleState:
+    return AutoscaleState(rows_target=rows, budget=budget, **fields)  # type: ignore[arg-type]
+
+
+TickCase = tuple[str, AutoscaleState, Backlog, DownstreamSignals, str, int, int]
+"""name, state before, backlog, signals, reason, rows in flight target after, budget after"""
+
+TICK_CASES: list[TickCase] = [
+    # capacity unknown, work waiting, no loss: multiplicative growth; budget follows ⌈R/10⌉
+    ("grow", state(10, 2), BIG_BACKLOG, clean(), "grow", 15, 2),
+    # known capacity 20, far below it: halfway there
+    ("grow towards the estimate", state(10, 2, ceiling=20.0), BIG_BACKLOG, clean(), "grow", 15, 2),
+    # at the estimate: +1 per tick
+    ("probe", state(19, 4, ceiling=20.0), BIG_BACKLOG, clean(), "probe", 20, 4),
+    # 429s: cut to β x what the downstream served (Little: 100/s x 0.2 s = 20 at once)
+    (
+        "shrink on 429s",
+        state(30, 6),
+        BIG_BACKLOG,
+        DownstreamSignals(requests=125, throttled_429=25, latency_ms=200, interval_s=1),
+        "throttled",
+        18,
+        6,  # the budget only drops after holding lower for 3 ticks
+    ),
+    (
+        "timeouts",
+        state(20, 4),
+        BIG_BACKLOG,
+        DownstreamSignals(requests=100, timeouts=10, latency_ms=None, interval_s=1),
+        "timeouts",
+        18,
+        4,
+    ),
+    (
+        "a 5xx burst",
+        state(20, 4),
+        BIG_BACKLOG,
+        DownstreamSignals(requests=100, errors_5xx=20, latency_ms=None, interval_s=1),
+        "errors_5xx",
+        18,
+        4,
+    ),
+    (
+        "a stray 429 is not a trend",
+        state(20, 4, ceiling=20.0),
+        BIG_BACKLOG,
+        DownstreamSignals(requests=1000, throttled_429=1, latency_ms=20, interval_s=1),
+        "probe",
+        21,
+        4,
+    ),
+    # Lambda refused invocations: fewer objects at once, at once
+    (
+        "lambda throttled",
+        state(20, 4),
+        BIG_BACKLOG,
+        DownstreamSignals(requests=100, lambda_throttles=3, latency_ms=200, interval_s=1),
+        "lambda_throttled",
+        18,
+        2,
+    ),
+    # little work: R already covers it (1 object x 10 rows); hold
+    (
+        "hold",
+        state(10, 2),
+        Backlog(visible={"normal": 0}, in_flight={"normal": 1}),
+        clean(),
+        "hold",
+        10,
+        2,
+    ),
+    # no message left: the budget keeps the floor after holding; R (the capacity) is remembered
+    ("idle", state(20, 1), EMPTY, clean(requests=0), "idle", 20, 1),
+    # objects wait (stagger delays, a new execution): no request answered, nothing to learn
+    ("no signal", state(10, 2), BIG_BACKLOG, clean(requests=0), "no_signal", 10, 2),
+    ("cooldown after a cut", state(18, 4, cooldown_left=1), BIG_BACKLOG, clean(), "cooldown", 18, 4),
+    # latency 2x the baseline: the downstream queues; scale by 1.15 / 2
+    (
+        "queueing",
+        state(40, 8, baseline_latency_ms=100.0),
+        BIG_BACKLOG,
+        clean(latency_ms=200.0),
+        "queueing",
+        23,
+        8,
+    ),
+    # latency between 1.2x and 1.3x its baseline: neither grow nor cut (the hysteresis band)
+    (
+        "latency band",
+        state(20, 4, baseline_latency_ms=100.0),
+        BIG_BACKLOG,
+        clean(latency_ms=125.0),
+        "hold",
+        20,
+        4,
+    ),
+]
+
+
+@pytest.mark.parametrize("case", TICK_CASES, ids=[case[0] for case in TICK_CASES])
+def test_one_tick(case: TickCase) -> None:
+    name, before, backlog, signals, reason, rows_after, budget_after = case
+    decision = decide(before, backlog, signals, POLICY)
+    assert (decision.reason, decision.rows_in_flight_target, decision.plan.objects_in_flight) == (
+        reason,
+        rows_after,
+        budget_after,
+    ), name
+    # the objects held now, each with its share, never exceed R (at least one row per object)
+    held = sum(backlog.in_flight.values()) or backlog.objects
+    sharing = max(1, min(decision.plan.objects_in_flight, held))
+    assert sharing * decision.plan.rows_in_flight_per_object <= max(decision.rows_in_flight_target, sharing)
+
+
+def test_budget_shrinks_only_after_holding_lower_then_settles() -> None:
+    current = state(40, 8, ceiling=40.0)
+    few = Backlog(visible={"normal": 0}, in_flight={"normal": 2})
+    budgets = []
+    for _ in range(4):
+        decision = decide(current, few, clean(), POLICY)
+        budgets.append(decision.plan.objects_in_flight)
+        current = decision.state
+    assert budgets == [8, 8, 2, 2]
+
+
+def test_rows_are_shared_among_the_objects_held_within_the_budget_in_force() -> None:
+    policy = AutoscalePolicy(rows_per_object=5, budget_hold_ticks=1, budget_settle_ticks=2)
+    decision = decide(state(10, 8), BIG_BACKLOG, clean(), policy)
+    # R grows to 15 → B = 4 (15 / (5 x 0.8)), but a running execution may still use 8 slots: the
+    # 4 objects held now share R, never more than 8 of them
+    assert decision.plan.objects_in_flight == 4
+    assert decision.plan.rows_in_flight_per_object == 15 // 4
+    later = decide(decision.state, BIG_BACKLOG, clean(), policy)
+    later = decide(later.state, BIG_BACKLOG, clean(), policy)
+    # the settling is over: the 4 objects held share R
+    assert later.plan.rows_in_flight_per_object == later.rows_in_flight_target // 4
+
+
+def test_flapping_backlog_does_not_flap_the_budget() -> None:
+    current = state(80, 8, ceiling=80.0)
+    budgets = []
+    for tick in range(12):
+        backlog = BIG_BACKLOG if tick % 2 == 0 else EMPTY
+        decision = decide(current, backlog, clean(), POLICY)
+        budgets.append(decision.plan.objects_in_flight)
+        current = decision.state
+    # an empty tick between busy ones never lowers the budget (it must hold lower for 3 ticks)
+    assert budgets == sorted(budgets)
+    assert budgets[0] >= 8
+
+
+def test_flapping_loss_cuts_at_most_every_other_tick() -> None:
+    current = state(40, 8)
+    reasons = []
+    for tick in range(8):
+        loss = tick % 2 == 0
+        signals = DownstreamSignals(
+            requests=100, throttled_429=20 if loss else 0, latency_ms=None, interval_s=1
+        )
+        decision = decide(current, BIG_BACKLOG, signals, POLICY)
+        reasons.append(decision.reason)
+        current = decision.state
+    assert reasons.count("throttled") <= 4
+    assert all(not (a == "throttled" and b == "throttled") for a, b in itertools.pairwise(reasons))
+
+
+def test_pinned_policy_keeps_the_pinned_figures() -> None:
+    policy = AutoscalePolicy(budget_floor=10, budget_cap=10, rows_floor=20, rows_cap=20)
+    current = AutoscaleState.initial(policy)
+    for signals in (clean(), DownstreamSignals(requests=100, throttled_429=50, interval_s=1)):
+        decision = decide(current, BIG_BACKLOG, signals, policy)
+        # 4 objects held now share the pinned 20 rows
+        assert (decision.plan.objects_in_flight, decision.plan.rows_in_flight_per_object) == (10, 5)
+        assert decision.reason == "pinned"
+
+
+@pytest.mark.parametrize("field", ["budget_floor", "rows_floor", "backoff_ratio", "rows_per_object"])
+def test_policy_refuses_nonsense(field: str) -> None:
+    with pytest.raises(ValueError, match=field):
+        AutoscalePolicy(**{field: 0})
+
+
+def reject_mode_tick(rows_in_flight: int, capacity: int, latency_s: float = 0.2) -> DownstreamSignals:
+    """A downstream that serves `capacity` at once and refuses the rest (one 1-s interval)."""
+    served = min(rows_in_flight, capacity)
+    successes = round(served / latency_s)
+    refused = max(0, rows_in_flight - capacity) * 5
+    return DownstreamSignals(
+        requests=successes + refused, throttled_429=refused, latency_ms=latency_s * 1000, interval_s=1
+    )
+
+
+def run_closed_loop(capacities: list[int], start: AutoscaleState) -> list[Decision]:
+    decisions: list[Decision] = []
+    current = start
+    plan = None
+    for capacity in capacities:
+        # the slots hold `budget` objects (the dispatcher read the budget), each with its share
+        held = plan.objects_in_flight if decisions else start.budget
+        rows = held * (plan.rows_in_flight_per_object if decisions else 1)
+        backlog = Backlog(visible={"normal": 100}, in_flight={"normal": held})
+        decision = decide(current, backlog, reject_mode_tick(rows, capacity), POLICY)
+        decisions.append(decision)
+        current, plan = decision.state, decision.plan
+    return decisions
+
+
+def test_closed_loop_finds_an_unknown_capacity_from_one() -> None:
+    decisions = run_closed_loop([20] * 30, AutoscaleState.initial(POLICY, budget=1))
+    held = [d.plan.rows_in_flight for d in decisions[-10:]]
+    assert sum(held) / len(held) >= 0.9 * 20
+    assert max(held) <= 22
+
+
+def test_closed_loop_follows_a_capacity_step_down_then_up() -> None:
+    decisions = run_closed_loop([20] * 20 + [10] * 20 + [40] * 30, AutoscaleState.initial(POLICY))
+    after_down = [d.plan.rows_in_flight for d in decisions[25:40]]
+    after_up = [d.plan.rows_in_flight for d in decisions[-20:]]
+    assert max(after_down) <= 12
+    assert sum(after_up) / len(after_up) >= 0.85 * 40
+    assert max(after_up) <= 46
+
+
+def test_limiter_follows_a_new_ceiling_down_and_grows_to_a_higher_one() -> None:
+    from s3stagger.domain.limiter import AimdLimiter
+
+    limiter = AimdLimiter(initial=8, maximum=10)
+    limiter.set_maximum(4)
+    assert (limiter.limit, limiter.lowest) == (4, 4)
+    limiter.set_maximum(12)
+    for _ in range(20):
+        limiter.on_success(in_flight=limiter.limit)
+    assert limiter.limit == 12
