@@ -41,7 +41,14 @@ class AutoscalerDefinition:
 
     @classmethod
     def load(cls) -> AutoscalerDefinition:
-        data = dict(read_json(FILE))
+        return cls.from_data(read_json(FILE))
+
+    @classmethod
+    def from_data(cls, raw: Any) -> AutoscalerDefinition:
+        """Parse the structure of ``autoscaler.json`` (the definitions model reads it through here)."""
+        if not isinstance(raw, dict):
+            raise DefinitionError(f"{FILE}: the top level must be a JSON object")
+        data = dict(raw)
         data.pop("_comment", None)
         for ignored in ("runtime", "architecture", "timeout_s", "memory_mb"):  # Terraform's
             data.pop(ignored, None)

@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from s3stagger import definitions as package
 from s3stagger.definitions.alarms import AlarmDefinitionError, AlarmDefinitions, parse_alarm_definitions
@@ -33,6 +33,9 @@ from s3stagger.definitions.alerting import (
 from s3stagger.domain.cost import CostModelError, PriceTable
 from s3stagger.domain.stagger import PrioritySpacing, StaggerPolicy, StaggerPolicyError
 from s3stagger.errors import S3StaggerError
+
+if TYPE_CHECKING:
+    from s3stagger.definitions.autoscaler import AutoscalerDefinition
 
 DEFAULT_NAME_PREFIX = "s3stagger"
 
@@ -425,6 +428,13 @@ def _parse_prices(f: FieldReader) -> PriceTable:
         raise DefinitionError(f"prices.json: {error}") from error
 
 
+def _parse_autoscaler(f: FieldReader) -> AutoscalerDefinition:
+    """``autoscaler.json``: :class:`~s3stagger.definitions.autoscaler.AutoscalerDefinition` reads it."""
+    from s3stagger.definitions.autoscaler import AutoscalerDefinition  # noqa: PLC0415 (it imports this module)
+
+    return AutoscalerDefinition.from_data({key: f.value(key) for key in list(f.data)})
+
+
 def _parse_alerting(f: FieldReader) -> AlertingDefinition:
     """``alerting.json``: :mod:`s3stagger.definitions.alerting` reads and checks it."""
     fields = {key: f.value(key) for key in list(f.data) if key != "_comment"}
@@ -453,6 +463,7 @@ DEFINITION_FILES: tuple[DefinitionFile, ...] = (
     DefinitionFile("alarms.json", "alarms", _parse_alarms),
     DefinitionFile(ALERTING_FILE, "alerting", _parse_alerting),
     DefinitionFile("prices.json", "prices", _parse_prices),
+    DefinitionFile("autoscaler.json", "autoscaler", _parse_autoscaler),
 )
 """Every settings file of ``definitions/`` (the templates are rendered, not parsed)."""
 
@@ -496,6 +507,7 @@ class Definitions:
     alarms: AlarmDefinitions
     alerting: AlertingDefinition
     prices: PriceTable
+    autoscaler: AutoscalerDefinition
 
     @classmethod
     def load(
