@@ -13,10 +13,12 @@ Figures (one run, so read them together, never as an absolute time alone):
 - ``upload_to_complete_p50_s`` / ``_p95_s``: from an object's PUT returning to the processor's first
   ``COMPLETE`` answer for it;
 - ``state_transitions_per_object``: states entered across every dispatcher execution's history,
-  divided by the objects (Standard workflows bill per transition);
+  divided by the objects (Standard workflows bill per transition; the emulator keeps an Express
+  execution's history too, so the figure is there for both types);
 - ``lambda_invocations_per_object``: the local Lambda runtime's invocation counter / objects.
 
     make bench-pipeline        # or: .venv/bin/python benchmarks/bench_pipeline.py [--files N] [--rows N]
+                               #     [--dispatcher-type EXPRESS|STANDARD]
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from typing import Any
 from s3stagger.cli.demo import lambda_output_to
 from s3stagger.cli.local import quiet_emulator_logs
 from s3stagger.cli.pipeline_run import PipelineRunSettings, run_pipeline
+from s3stagger.definitions.model import Definitions
 from s3stagger.local.downstream.settings import LatencySpec
 
 
@@ -49,6 +52,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--budget", type=int, default=None, help="objects at once (default: budget.json)")
     parser.add_argument("--processor-concurrency", type=int, default=None, help="default: capacity // budget")
     parser.add_argument("--timeout", type=float, default=600.0)
+    parser.add_argument(
+        "--dispatcher-type",
+        choices=["EXPRESS", "STANDARD"],
+        default=None,
+        help="dispatcher state machine type (default: dispatcher.json state_machine_type)",
+    )
     args = parser.parse_args(argv)
 
     settings = PipelineRunSettings(
@@ -61,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         processor_max_concurrency=args.processor_concurrency,
         timeout_s=args.timeout,
         collect_history=True,
+        pipeline_options={"dispatcher_type": args.dispatcher_type} if args.dispatcher_type else {},
     )
     log_path = Path(tempfile.gettempdir()) / f"s3stagger-bench-pipeline-{os.getpid()}.log"
     started = time.monotonic()
@@ -89,6 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         "dispatcher_executions": result.executions,
         "lambda_invocations": result.processor_invocations,
         "processor_answers": result.answers,
+        "dispatcher_type": args.dispatcher_type or Definitions.load().dispatcher.state_machine_type,
         "concurrency_budget": settings.effective_budget(),
         "processor_concurrency": settings.sized_processor_concurrency(),
         "elapsed_s": report.elapsed_s,

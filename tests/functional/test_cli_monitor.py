@@ -204,3 +204,41 @@ def test_wrong_flags_are_usage_errors(endpoint_url: str, args: list[str], messag
     result = _monitor(endpoint_url, *args)
     assert result.exit_code == 2
     assert message in result.output
+
+
+def test_an_express_dispatcher_is_read_from_the_aws_states_metrics(endpoint_url: str) -> None:
+    """ListExecutions does not serve Express executions on AWS: the monitor reads AWS/States instead."""
+    sfn = moto_client(endpoint_url, "stepfunctions")
+    tag = uuid.uuid4().hex[:8]
+    definition = json.dumps({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}})
+    arn = sfn.create_state_machine(
+        name=f"mon-express-{tag}",
+        definition=definition,
+        roleArn="arn:aws:iam::123456789012:role/x",
+        type="EXPRESS",
+    )["stateMachineArn"]
+    cloudwatch = moto_client(endpoint_url, "cloudwatch")
+    for metric, value in (("ExecutionsStarted", 7.0), ("ExecutionsFailed", 1.0), ("ExecutionsFailed", 2.0)):
+        cloudwatch.put_metric_data(
+            Namespace="AWS/States",
+            MetricData=[
+                {
+                    "MetricName": metric,
+                    "Dimensions": [{"Name": "StateMachineArn", "Value": arn}],
+                    "Timestamp": dt.datetime.now(dt.UTC),
+                    "Value": value,
+                }
+            ],
+        )
+    result = _monitor(endpoint_url, "--state-machine", arn, "--once", "--json")
+    assert result.exit_code == 0, result.output
+    machine = json.loads(result.stdout)["state_machine"]
+    assert machine["type"] == "EXPRESS"
+    assert machine["source"] == "AWS/States, last 5 min"
+    assert (machine["started"], machine["failed"]) == (7.0, 3.0)
+    assert machine["running"] is None, "AWS cannot count running Express executions"
+    assert machine["timed_out"] is None, "no datapoint must read as unknown, not as zero"
+    table = _monitor(endpoint_url, "--state-machine", arn, "--once")
+    assert table.exit_code == 0, table.output
+    assert "EXPRESS" in table.stdout
+    assert "succeeded" in table.stdout

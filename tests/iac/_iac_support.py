@@ -142,11 +142,15 @@ def file_reads(module_dir: Path) -> list[tuple[str, str, str | None]]:
     return reads
 
 
-def object_keys(expression: str, collections: dict[str, list[str]], local_values: dict[str, Any]) -> set[str]:
+def object_keys(
+    expression: str | dict[str, Any], collections: dict[str, list[str]], local_values: dict[str, Any]
+) -> set[str]:
     """Keys of a Terraform object expression: a literal, ``merge(...)`` of them, ``for`` objects, or a local.
 
     ``collections`` gives, for each collection a ``for`` iterates (``local.priorities``), its keys.
     """
+    if isinstance(expression, dict):  # an object literal the HCL parser already read
+        return set(expression)
     expression = unwrap(expression.strip())
     if expression.startswith("local."):
         return object_keys(local_values[expression.removeprefix("local.")], collections, local_values)

@@ -165,8 +165,24 @@ TWINS: dict[tuple[str, str, str], Twin] = {
     ),
     (DISPATCHER, "aws_sqs_queue.lease", "${local.dispatcher.lease_s >= local.minimum_lease_s}"): Twin(
         "lease_outlasts_a_hold",
-        refused=(Case({"dispatcher.json": {"lease_s": 603}}),),  # 600 + the longest stagger delay, 4
-        accepted=(Case({"dispatcher.json": {"lease_s": 604}}),),
+        # 240 (time budget) + 600 (visibility extension) + the longest stagger delay, 4
+        refused=(Case({"dispatcher.json": {"lease_s": 843}}),),
+        accepted=(Case({"dispatcher.json": {"lease_s": 844}}),),
+    ),
+    (
+        DISPATCHER,
+        "aws_sfn_state_machine.dispatcher",
+        '${local.state_machine_type != "EXPRESS" || '
+        "local.dispatcher.time_budget_s <= local.express_max_time_budget_s}",
+    ): Twin(
+        "express_time_budget_fits",
+        refused=(Case({"dispatcher.json": {"time_budget_s": 271, "lease_s": 1000}}),),
+        accepted=(
+            Case({"dispatcher.json": {"time_budget_s": 270, "lease_s": 1000}}),
+            Case(
+                {"dispatcher.json": {"state_machine_type": "STANDARD", "time_budget_s": 271, "lease_s": 1000}}
+            ),
+        ),
     ),
     (
         DISPATCHER,

@@ -149,9 +149,11 @@ def test_the_state_machine_is_the_rendered_template(stack: LocalPipeline) -> Non
     asl = json.loads(definition)
     template = json.loads(definitions.read_text("dispatcher.asl.json"))
     assert set(asl["States"]) == set(template["States"])
-    receive = asl["States"]["ReceiveHigh"]["Parameters"]
-    assert receive["QueueUrl"] == stack.names.queue_urls["high"]
-    invoke = asl["States"]["ProcessBatch"]["ItemProcessor"]["States"]["InvokeProcessor"]
+    urls = ",".join(stack.names.queue_urls[priority] for priority in stack.names.priorities)
+    settings = asl["States"]["Setup"]["Parameters"]["settings"]
+    assert settings["queueUrls.$"] == f"States.StringSplit('{urls}', ',')"  # in priority order
+    assert described["type"] == Definitions.load().dispatcher.state_machine_type
+    invoke = asl["States"]["RunSlots"]["ItemProcessor"]["States"]["InvokeProcessor"]
     assert invoke["Parameters"]["FunctionName"] == stack.names.function_arn
     retrier = invoke["Retry"][0]
     assert set(retrier["ErrorEquals"]) == {
@@ -205,8 +207,11 @@ def test_every_asl_placeholder_gets_a_value_and_none_is_spare() -> None:
     loaded = load()
     values = dispatcher_template_values(loaded, names_for_template(loaded))
     assert set(values) == placeholders(definitions.read_text("dispatcher.asl.json"))
-    assert values["high_queue_url"] == "u-high"
-    assert values["stagger_normal_max_delay_s"] == loaded.dispatcher.stagger.priorities["normal"].max_delay_s
+    # one value per priority, in queues.json order, joined with ","
+    assert values["queue_urls"] == "u-high,u-normal"
+    spacing = loaded.dispatcher.stagger.priorities
+    assert values["stagger_max_delay_s"] == f"{spacing['high'].max_delay_s},{spacing['normal'].max_delay_s}"
+    assert values["max_calls_per_slot"] == loaded.dispatcher.max_calls_per_slot["EXPRESS"]
 
 
 def test_the_asl_needs_a_queue_for_every_priority() -> None:
@@ -255,6 +260,15 @@ def test_a_processor_timeout_the_visibility_extension_cannot_cover_is_refused() 
         DefinitionError, match=r"visibility_extension_s=600 must be >= processor\.json timeout_s=900"
     ):
         load(processor_timeout_s=900)
+
+
+def test_the_dispatcher_type_is_a_setting() -> None:
+    assert load(dispatcher_type="STANDARD").dispatcher.state_machine_type == "STANDARD"
+    assert load().dispatcher.state_machine_type == "EXPRESS"
+    with pytest.raises(
+        DefinitionError, match="state_machine_type must be one of EXPRESS, STANDARD, got 'SYNC'"
+    ):
+        load(dispatcher_type="SYNC")
 
 
 def test_a_stagger_override_replaces_the_priorities_whole() -> None:

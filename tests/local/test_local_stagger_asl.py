@@ -1,9 +1,10 @@
 """The dispatcher ASL computes the same stagger delay as StaggerPolicy (run in the emulator).
 
 The states under test are taken from the shipped template, rendered with each configuration, and
-wired into a small state machine: Setup → (per case) HighBatch/NormalBatch → StaggerMode →
-[StaggerOffsets] → (per index) a Map whose ItemSelector computes the delay with the
-shipped ProcessBatch ItemSelector's ``delayS`` expression.
+wired into a small state machine: the shipped Setup, then a Map over the grid whose iterations run
+the shipped rule of RouteMessage that picks a slot's first message, StaggerSpacing, StaggerMode,
+Backlog and StaggerDelay, with the queue depth given (QueueDepth reads it from SQS) and the calls
+that would extend visibility, wait and invoke replaced by a Pass that returns the delay.
 """
 
 import json
@@ -41,8 +42,18 @@ CONFIGS = [
             "normal": {"spacing_s": 5, "max_delay_s": 4},
         },
     },
+    {
+        "backlog_depth": 3,
+        "priorities": {
+            "urgent": {"spacing_s": 0, "max_delay_s": 0},
+            "high": {"spacing_s": 1, "max_delay_s": 2},
+            "bulk": {"spacing_s": 2, "max_delay_s": 9},
+        },
+    },
 ]
-INDICES = list(range(12))
+SLOTS = list(range(12))
+ROUNDS = [1, 2]
+"""The slot's processor call this message starts: 1 = its first message (staggered), 2 = a later one."""
 
 
 def depths_for(backlog: int) -> list[int]:
@@ -65,17 +76,20 @@ def render(stagger: dict[str, Any]) -> dict[str, Any]:
             if name.endswith(("_url", "_arn", "_name", "source"))
         }
     )
+    priorities = list(stagger["priorities"].values())
+    values["queue_urls"] = ",".join(f"x-queue-{index}" for index in range(len(priorities)))
     values["stagger_backlog_depth"] = stagger["backlog_depth"]
-    for priority, spacing in stagger["priorities"].items():
-        values[f"stagger_{priority}_spacing_s"] = spacing["spacing_s"]
-        values[f"stagger_{priority}_max_delay_s"] = spacing["max_delay_s"]
+    values["stagger_spacing_s"] = ",".join(str(p["spacing_s"]) for p in priorities)
+    values["stagger_max_delay_s"] = ",".join(str(p["max_delay_s"]) for p in priorities)
     return json.loads(render_template(template, values))
 
 
-def grid_machine(asl: dict[str, Any], cases: list[dict[str, Any]]) -> dict[str, Any]:
+def grid_machine(asl: dict[str, Any]) -> dict[str, Any]:
     top = asl["States"]
+    slot = top["RunSlots"]["ItemProcessor"]["States"]
+    rewire = {"ExtendVisibility": "NoDelay", "QueueDepth": "Backlog", "HoldForStagger": "Delayed"}
 
-    def take(states: dict[str, Any], name: str, rewire: dict[str, str]) -> dict[str, Any]:
+    def take(states: dict[str, Any], name: str) -> dict[str, Any]:
         state = json.loads(json.dumps(states[name]))
         for key in ("Next", "Default"):
             if state.get(key) in rewire:
@@ -85,33 +99,16 @@ def grid_machine(asl: dict[str, Any], cases: list[dict[str, Any]]) -> dict[str, 
                 choice["Next"] = rewire[choice["Next"]]
         return state
 
-    delay = top["ProcessBatch"]["ItemSelector"]["delayS.$"]
-    per_case = {
-        name: take(top, name, {"QueueDepth": "StaggerMode", "ProcessBatch": "Indices"})
-        for name in (
-            "HighBatch",
-            "NormalBatch",
-            "StaggerMode",
-            "StaggerOffsets",
-        )
-    }
-    per_case["ByPriority"] = {
-        "Type": "Choice",
-        "Choices": [{"Variable": "$.priority", "StringEquals": "high", "Next": "HighBatch"}],
-        "Default": "NormalBatch",
-    }
-    per_case["Indices"] = {
-        "Type": "Map",
-        "ItemsPath": "$.indices",
-        "ItemSelector": {"index.$": "$$.Map.Item.Index", "seconds.$": delay},
-        "ItemProcessor": {
-            "ProcessorConfig": {"Mode": "INLINE"},
-            "StartAt": "Delay",
-            "States": {"Delay": {"Type": "Pass", "End": True}},
-        },
-        "End": True,
-    }
-    setup = take(top, "Setup", {"ReadBudget": "Cases"})
+    first_message = take(slot, "RouteMessage")
+    first_message["Choices"] = [c for c in first_message["Choices"] if c["Next"] == "StaggerSpacing"]
+    assert len(first_message["Choices"]) == 1, "RouteMessage has one rule for a slot's first message"
+    tested = ("StaggerSpacing", "StaggerMode", "Backlog", "StaggerDelay")
+    per_case = {name: take(slot, name) for name in tested}
+    per_case["FirstMessage"] = first_message
+    per_case["NoDelay"] = {"Type": "Pass", "Result": 0, "End": True}
+    per_case["Delayed"] = {"Type": "Pass", "InputPath": "$.stagger.delayS", "End": True}
+    setup = json.loads(json.dumps(top["Setup"]))
+    setup["Next"] = "Cases"
     return {
         "StartAt": "Setup",
         "States": {
@@ -121,15 +118,17 @@ def grid_machine(asl: dict[str, Any], cases: list[dict[str, Any]]) -> dict[str, 
                 "ItemsPath": "$$.Execution.Input.cases",
                 "ItemSelector": {
                     "settings.$": "$.settings",
-                    "priority.$": "$$.Map.Item.Value.priority",
+                    "slotIndex.$": "$$.Map.Item.Value.slot",
                     "depth": {"value.$": "$$.Map.Item.Value.depth"},
-                    "indices.$": "$$.Map.Item.Value.indices",
-                    "received": {"Messages": []},
-                    "batch": {"iteration": 0},
+                    "work": {
+                        "queueIndex.$": "$$.Map.Item.Value.queueIndex",
+                        "queueUrl": "x-queue",
+                        "calls.$": "$$.Map.Item.Value.calls",
+                    },
                 },
                 "ItemProcessor": {
                     "ProcessorConfig": {"Mode": "INLINE"},
-                    "StartAt": "ByPriority",
+                    "StartAt": "FirstMessage",
                     "States": per_case,
                 },
                 "End": True,
@@ -138,38 +137,37 @@ def grid_machine(asl: dict[str, Any], cases: list[dict[str, Any]]) -> dict[str, 
     }
 
 
-@pytest.mark.parametrize("stagger", CONFIGS, ids=["shipped-like", "spaced", "zero-cap"])
+@pytest.mark.parametrize("stagger", CONFIGS, ids=["shipped-like", "spaced", "zero-cap", "three-priorities"])
 def test_asl_delay_equals_stagger_policy(sfn: Any, stagger: dict[str, Any]) -> None:
     policy = StaggerPolicy.from_definition(stagger)
+    priorities = list(stagger["priorities"])
     cases = [
-        {"priority": priority, "depth": depth, "indices": INDICES}
-        for priority in ("high", "normal")
+        {"queueIndex": index, "depth": depth, "slot": slot, "calls": calls}
+        for index in range(len(priorities))
         for depth in depths_for(stagger["backlog_depth"])
+        for slot in SLOTS
+        for calls in ROUNDS
     ]
-    machine = grid_machine(render(stagger), cases)
     arn = sfn.create_state_machine(
         name=f"grid-{CONFIGS.index(stagger)}",
-        definition=json.dumps(machine),
+        definition=json.dumps(grid_machine(render(stagger))),
         roleArn="arn:aws:iam::123456789012:role/x",
     )["stateMachineArn"]
-    execution = sfn.start_execution(
-        stateMachineArn=arn, input=json.dumps({"slot": "s", "generation": 0, "lease": {}, "cases": cases})
-    )["executionArn"]
-    deadline = time.monotonic() + 60
+    run = {"slot": "s", "generation": 0, "token": {"ReceiptHandle": "r"}}
+    execution = sfn.start_execution(stateMachineArn=arn, input=json.dumps({"run": run, "cases": cases}))[
+        "executionArn"
+    ]
+    deadline = time.monotonic() + 120
     while (described := sfn.describe_execution(executionArn=execution))["status"] == "RUNNING":
         assert time.monotonic() < deadline, "grid execution did not finish"
-        time.sleep(0.1)
+        time.sleep(0.2)
     assert described["status"] == "SUCCEEDED", described.get("cause")
-    results = json.loads(described["output"])
-    asl = {
-        (case["priority"], case["depth"], item["index"]): item["seconds"]
-        for case, items in zip(cases, results, strict=True)
-        for item in items
-    }
-    python = {
-        (case["priority"], case["depth"], index): policy.delay_s(index, case["depth"], case["priority"])
+    asl = [int(seconds) for seconds in json.loads(described["output"])]
+    python = [
+        policy.delay_s(
+            case["slot"], case["depth"], priorities[case["queueIndex"]], first_in_slot=case["calls"] == 1
+        )
         for case in cases
-        for index in INDICES
-    }
+    ]
     assert asl == python
-    assert len(set(python.values())) > 1 or stagger["backlog_depth"] == 0  # the grid is not trivial
+    assert len(set(python)) > 1 or stagger["backlog_depth"] == 0  # the grid is not trivial

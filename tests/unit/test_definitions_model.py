@@ -77,8 +77,12 @@ def test_a_definition_error_is_a_project_error() -> None:
         ({"queues.json": {"priorities": []}}, "queues.json: priorities must be a non-empty list"),
         ({"queues.json": {"priorities": ["high", "high"]}}, "queues.json: priorities lists a name twice"),
         (
-            {"dispatcher.json": {"receive_batch_size": 11}},
-            "dispatcher.json: receive_batch_size must be within",
+            {"dispatcher.json": {"state_machine_type": "SYNC"}},
+            "dispatcher.json: state_machine_type must be one of EXPRESS, STANDARD, got 'SYNC'",
+        ),
+        (
+            {"dispatcher.json": {"max_calls_per_slot": {"STANDARD": 0}}},
+            r"dispatcher.json: max_calls_per_slot\.STANDARD must be",
         ),
         (
             {"dispatcher.json": {"event_source": ""}},
@@ -206,8 +210,13 @@ REFUSED: dict[str, tuple[dict[str, dict[str, Any]], str]] = {
         "visibility_extension_s=455 must be >= processor.json timeout_s=300 .* = 456",
     ),
     "lease_outlasts_a_hold": (
-        {"dispatcher.json": {"lease_s": 603}},
-        r"lease_s=603 must be >= visibility_extension_s \+ the longest stagger delay \(604\)",
+        {"dispatcher.json": {"lease_s": 843}},  # 240 + 600 + the longest stagger delay, 4
+        r"lease_s=843 must be >= time_budget_s \+ visibility_extension_s \+ the longest stagger "
+        r"delay \(844\)",
+    ),
+    "express_time_budget_fits": (
+        {"dispatcher.json": {"time_budget_s": 271, "lease_s": 1000}},
+        "time_budget_s=271 must be <= 270 for an EXPRESS dispatcher",
     ),
     "budget_in_order_within_inline_map": (
         {"budget.json": {"maximum": 41}, "processor.json": {"reserved_concurrency": 50}},
@@ -239,10 +248,11 @@ def test_a_rule_refuses_its_case(rule: str) -> None:
     ("overrides", "accepted"),
     [
         (
-            {"dispatcher.json": {"visibility_extension_s": 456, "lease_s": 460}},
+            {"dispatcher.json": {"visibility_extension_s": 456, "lease_s": 700}},
             "visibility extension at the minimum",
         ),
-        ({"dispatcher.json": {"lease_s": 604}}, "lease at the minimum"),
+        ({"dispatcher.json": {"lease_s": 844}}, "lease at the minimum"),
+        ({"dispatcher.json": {"time_budget_s": 270, "lease_s": 874}}, "Express time budget at the maximum"),
         ({"queues.json": {"queue": {"visibility_timeout_s": 300}}}, "queue visibility equal to the timeout"),
         ({"processor.json": {"reserved_concurrency": None}}, "no reserved concurrency"),
         ({"budget.json": {"minimum": 40, "default": 40}}, "minimum = default = maximum = 40"),

@@ -60,10 +60,10 @@ def test_unknown_priority_names_the_known_ones() -> None:
         policy().delay_s(0, 0, "urgent")
 
 
-@pytest.mark.parametrize(("index", "depth"), [(-1, 0), (0, -1)])
-def test_negative_inputs_are_refused(index: int, depth: int) -> None:
+@pytest.mark.parametrize(("slot", "depth"), [(-1, 0), (0, -1)])
+def test_negative_inputs_are_refused(slot: int, depth: int) -> None:
     with pytest.raises(StaggerPolicyError, match="must be >= 0"):
-        policy().delay_s(index, depth, "normal")
+        policy().delay_s(slot, depth, "normal")
 
 
 @pytest.mark.parametrize(
@@ -101,3 +101,8 @@ def test_a_definition_missing_a_key_names_it() -> None:
         StaggerPolicy.from_definition({"priorities": {}})
     with pytest.raises(StaggerPolicyError, match="lacks 'max_delay_s'"):
         StaggerPolicy.from_definition({"backlog_depth": 1, "priorities": {"normal": {"spacing_s": 1}}})
+
+
+def test_only_a_slots_first_message_waits() -> None:
+    assert policy().delay_s(3, queue_depth=0, priority="normal") == 6
+    assert policy().delay_s(3, queue_depth=0, priority="normal", first_in_slot=False) == 0

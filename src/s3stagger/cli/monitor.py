@@ -1,8 +1,11 @@
 """``s3stagger monitor``: a live view of queues, dispatcher executions and the processor function.
 
 Each refresh reads, for every ``--queue`` (name or URL): visible, in-flight and delayed messages,
-and the depth of its redrive DLQ; for ``--state-machine`` (name or ARN): running executions and
-executions failed, timed out or aborted (bounded count); for ``--function``: its reserved
+and the depth of its redrive DLQ; for ``--state-machine`` (name or ARN): a STANDARD machine's
+running executions and executions failed, timed out or aborted (``ListExecutions``, bounded count),
+or, for an EXPRESS machine (which ``ListExecutions`` does not serve), the ``AWS/States``
+CloudWatch metrics over the last ``--window`` minutes (executions started, succeeded, failed,
+timed out, aborted, throttled; the execution details are in its log group); for ``--function``: its reserved
 concurrency and, from CloudWatch (``AWS/Lambda``), invocations, errors and throttles over the last
 ``--window`` minutes. A figure the service cannot give (e.g. no CloudWatch datapoints, as on the
 emulator) is shown as "-", never invented.
@@ -58,16 +61,24 @@ class QueueStatus:
 
 @dataclass(frozen=True)
 class StateMachineStatus:
-    """Execution counts of one state machine."""
+    """Executions of one state machine: counted (STANDARD) or from CloudWatch metrics (EXPRESS)."""
 
     name: str
     arn: str
-    running: int
-    failed: int
-    timed_out: int
-    aborted: int
+    running: int | None
+    """STANDARD: executions running now. EXPRESS: ``None`` (AWS does not list them)."""
+    failed: float | None
+    timed_out: float | None
+    aborted: float | None
     capped: bool
     """True when a count reached :data:`EXECUTION_COUNT_CAP`."""
+    type: str = "STANDARD"
+    source: str = "ListExecutions"
+    """Where the figures come from: ``ListExecutions`` (all time) or ``AWS/States`` (the window)."""
+    started: float | None = None
+    succeeded: float | None = None
+    throttled: float | None = None
+    """EXPRESS only: ``AWS/States`` sums over the window (``None``: no datapoint)."""
 
 
 @dataclass(frozen=True)
@@ -171,9 +182,51 @@ def _count_executions(sfn: SFNClient, arn: str, status: str) -> int:
     return count
 
 
-def read_state_machine_status(sfn: SFNClient, state_machine: str) -> StateMachineStatus:
-    """Running and unsuccessful execution counts of ``state_machine`` (name or ARN)."""
+EXPRESS_METRICS = {
+    "started": "ExecutionsStarted",
+    "succeeded": "ExecutionsSucceeded",
+    "failed": "ExecutionsFailed",
+    "timed_out": "ExecutionsTimedOut",
+    "aborted": "ExecutionsAborted",
+    "throttled": "ExecutionThrottled",
+}
+"""``AWS/States`` metrics (dimension ``StateMachineArn``) shown for an EXPRESS state machine."""
+
+
+def read_state_machine_status(
+    sfn: SFNClient,
+    state_machine: str,
+    cloudwatch: CloudWatchClient | None = None,
+    window_minutes: int = 5,
+    now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+) -> StateMachineStatus:
+    """Executions of ``state_machine`` (name or ARN): ``ListExecutions`` counts for STANDARD, the
+    ``AWS/States`` metrics over the window for EXPRESS (``cloudwatch`` needed then)."""
     arn = _state_machine_arn(sfn, state_machine)
+    try:
+        kind = sfn.describe_state_machine(stateMachineArn=arn).get("type", "STANDARD")
+    except botocore.exceptions.ClientError as error:
+        if error_code(error) == "StateMachineDoesNotExist":
+            raise MonitorTargetError(f"state machine {state_machine!r} does not exist") from None
+        raise
+    if kind == "EXPRESS":
+        if cloudwatch is None:
+            raise ValueError("an EXPRESS state machine is read from CloudWatch: pass a cloudwatch client")
+        end = now() + dt.timedelta(minutes=1)
+        start = end - dt.timedelta(minutes=window_minutes + 1)
+        sums = {
+            field: _cloudwatch_sum(cloudwatch, metric, ("AWS/States", "StateMachineArn", arn), (start, end))
+            for field, metric in EXPRESS_METRICS.items()
+        }
+        return StateMachineStatus(
+            name=arn.rsplit(":", 1)[-1],
+            arn=arn,
+            running=None,
+            capped=False,
+            type=kind,
+            source=f"AWS/States, last {window_minutes} min",
+            **sums,
+        )
     try:
         counts = {
             status: _count_executions(sfn, arn, status)
@@ -197,10 +250,23 @@ def read_state_machine_status(sfn: SFNClient, state_machine: str) -> StateMachin
 def _metric_sum(
     cloudwatch: CloudWatchClient, function: str, metric: str, start: dt.datetime, end: dt.datetime
 ) -> float | None:
+    return _cloudwatch_sum(cloudwatch, metric, ("AWS/Lambda", "FunctionName", function), (start, end))
+
+
+def _cloudwatch_sum(
+    cloudwatch: CloudWatchClient,
+    metric: str,
+    dimension: tuple[str, str, str],
+    window: tuple[dt.datetime, dt.datetime],
+) -> float | None:
+    """Sum of ``metric`` (``dimension`` = namespace, name, value) over ``window``; ``None`` when
+    CloudWatch has no datapoint."""
+    namespace, name, value = dimension
+    start, end = window
     answer = cloudwatch.get_metric_statistics(
-        Namespace="AWS/Lambda",
+        Namespace=namespace,
         MetricName=metric,
-        Dimensions=[{"Name": "FunctionName", "Value": function}],
+        Dimensions=[{"Name": name, "Value": value}],
         StartTime=start,
         EndTime=end,
         Period=max(60, int((end - start).total_seconds()) // 60 * 60),
@@ -255,7 +321,9 @@ def take_snapshot(aws: AwsTarget, targets: MonitorTargets) -> MonitorSnapshot:
     """Read every target once."""
     queues = tuple(read_queue_status(aws.sqs(), queue) for queue in targets.queues)
     state_machine = (
-        read_state_machine_status(aws.stepfunctions(), targets.state_machine)
+        read_state_machine_status(
+            aws.stepfunctions(), targets.state_machine, aws.cloudwatch(), targets.window_minutes
+        )
         if targets.state_machine
         else None
     )
@@ -270,6 +338,25 @@ def take_snapshot(aws: AwsTarget, targets: MonitorTargets) -> MonitorSnapshot:
         state_machine=state_machine,
         function=function,
     )
+
+
+def _executions_table(machine: StateMachineStatus) -> Table:
+    columns: tuple[str, ...]
+    if machine.type == "EXPRESS":
+        table = Table(title=f"dispatcher executions (EXPRESS, {machine.source})", title_justify="left")
+        columns = ("state machine", "started", "succeeded", "failed", "timed out", "aborted", "throttled")
+        figures = (machine.started, machine.succeeded, machine.failed, machine.timed_out, machine.aborted)
+        row = [machine.name, *(_figure(value) for value in (*figures, machine.throttled))]
+    else:
+        suffix = "+" if machine.capped else ""
+        table = Table(title="dispatcher executions", title_justify="left")
+        columns = ("state machine", "running", "failed", "timed out", "aborted")
+        counts = (machine.running, machine.failed, machine.timed_out, machine.aborted)
+        row = [machine.name, *(f"{_figure(value)}{suffix}" for value in counts)]
+    for column in columns:
+        table.add_column(column, justify="left" if column == "state machine" else "right")
+    table.add_row(*row)
+    return table
 
 
 def _figure(value: float | int | None) -> str:
@@ -297,19 +384,7 @@ def render_snapshot(snapshot: MonitorSnapshot) -> Group:
             )
         parts.append(queues)
     if snapshot.state_machine is not None:
-        machine = snapshot.state_machine
-        suffix = "+" if machine.capped else ""
-        executions = Table(title="dispatcher executions", title_justify="left")
-        for column in ("state machine", "running", "failed", "timed out", "aborted"):
-            executions.add_column(column, justify="left" if column == "state machine" else "right")
-        executions.add_row(
-            machine.name,
-            f"{machine.running}{suffix}",
-            f"{machine.failed}{suffix}",
-            f"{machine.timed_out}{suffix}",
-            f"{machine.aborted}{suffix}",
-        )
-        parts.append(executions)
+        parts.append(_executions_table(snapshot.state_machine))
     if snapshot.function is not None:
         function = snapshot.function
         table = Table(

@@ -35,6 +35,7 @@ from s3stagger.cli.pipeline_report import (
 from s3stagger.cli.sample_data import SampleObject, sample_objects
 from s3stagger.cli.simulate import UploadedObject, upload_objects
 from s3stagger.definitions.model import Definitions
+from s3stagger.domain.flight import plan_flight
 from s3stagger.errors import S3StaggerError
 from s3stagger.handlers import process_object
 from s3stagger.local.downstream import DownstreamSimulator, SimulatorSettings
@@ -101,7 +102,7 @@ class PipelineRunSettings:
         """
         if self.processor_max_concurrency is not None:
             return self.processor_max_concurrency
-        return max(1, self.capacity // self.effective_budget())
+        return plan_flight(self.capacity, self.effective_budget()).rows_in_flight_per_object
 
     def __post_init__(self) -> None:
         if self.files < 1:

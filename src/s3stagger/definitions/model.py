@@ -36,7 +36,9 @@ VISIBILITY_MARGIN_S = 30
 INLINE_MAP_MAX_CONCURRENCY = 40
 """An inline Map runs at most 40 iterations at once, whatever its MaxConcurrency says."""
 BUCKET_NAME_MAX_LENGTH = 63
-SQS_MAX_RECEIVE_BATCH = 10
+STATE_MACHINE_TYPES = ("EXPRESS", "STANDARD")
+EXPRESS_MAX_TIME_BUDGET_S = 270
+"""An Express execution lasts at most 300 s: its time budget leaves the rest for its last calls."""
 KEY_PREFIX_FORBIDDEN = ("*", "\\")
 """Characters an EventBridge wildcard pattern reads as pattern syntax."""
 
@@ -230,19 +232,29 @@ class EventRulesDefinition:
 class DispatcherDefinition:
     """``dispatcher.json``: the dispatcher state machine's settings and its stagger policy."""
 
+    state_machine_type: str
+    """``EXPRESS`` or ``STANDARD`` (:data:`STATE_MACHINE_TYPES`)."""
     state_machine_name_suffix: str
     schedule_name_suffix: str
     schedule_expression: str
-    receive_batch_size: int
     receive_claim_s: int
     visibility_extension_s: int
     failure_retry_delay_s: int
     lease_s: int
-    max_iterations_per_execution: int
+    time_budget_s: int
+    max_calls_per_slot: Mapping[str, int]
+    """Per state machine type; :attr:`calls_per_slot` is the one in force."""
     max_partials_per_object: int
+    idle_polls: int
+    idle_wait_s: int
     event_bus_name: str
     event_source: str
     stagger: StaggerPolicy
+
+    @property
+    def calls_per_slot(self) -> int:
+        """Processor calls per slot and execution for this state machine type."""
+        return self.max_calls_per_slot[self.state_machine_type]
 
 
 @dataclass(frozen=True)
@@ -334,17 +346,24 @@ def _parse_stagger(f: FieldReader) -> StaggerPolicy:
 
 
 def _parse_dispatcher(f: FieldReader) -> DispatcherDefinition:
+    kind = f.text("state_machine_type")
+    if kind not in STATE_MACHINE_TYPES:
+        raise f.error("state_machine_type", f"must be one of {', '.join(STATE_MACHINE_TYPES)}, got {kind!r}")
+    calls = f.section("max_calls_per_slot")
     return DispatcherDefinition(
+        state_machine_type=kind,
         state_machine_name_suffix=f.text("state_machine_name_suffix"),
         schedule_name_suffix=f.text("schedule_name_suffix"),
         schedule_expression=f.text("schedule_expression"),
-        receive_batch_size=f.integer("receive_batch_size", 1, SQS_MAX_RECEIVE_BATCH),
         receive_claim_s=f.integer("receive_claim_s", 1, 43200),
         visibility_extension_s=f.integer("visibility_extension_s", 1, 43200),
         failure_retry_delay_s=f.integer("failure_retry_delay_s", 0, 43200),
         lease_s=f.integer("lease_s", 1, 43200),
-        max_iterations_per_execution=f.integer("max_iterations_per_execution", 1),
+        time_budget_s=f.integer("time_budget_s", 1),
+        max_calls_per_slot={name: calls.integer(name, 1) for name in STATE_MACHINE_TYPES},
         max_partials_per_object=f.integer("max_partials_per_object", 1),
+        idle_polls=f.integer("idle_polls", 0),
+        idle_wait_s=f.integer("idle_wait_s", 0, 3600),
         event_bus_name=f.text("event_bus_name"),
         event_source=f.text("event_source"),
         stagger=_parse_stagger(f.section("stagger")),
@@ -594,9 +613,11 @@ def _visibility_extension_outlasts_call(d: Deployment) -> str | None:
 
 
 def minimum_lease_s(definitions: Definitions) -> int:
-    """The longest hold between lease renewals: a stagger wait plus one processor call."""
-    longest_delay = max(spacing.max_delay_s for spacing in definitions.dispatcher.stagger.priorities.values())
-    return definitions.dispatcher.visibility_extension_s + longest_delay
+    """How long one execution holds the lease without renewal: its time budget, a stagger wait and
+    one processor call (begun just before the budget ran out)."""
+    dispatcher = definitions.dispatcher
+    longest_delay = max(spacing.max_delay_s for spacing in dispatcher.stagger.priorities.values())
+    return dispatcher.time_budget_s + dispatcher.visibility_extension_s + longest_delay
 
 
 def _lease_outlasts_a_hold(d: Deployment) -> str | None:
@@ -604,8 +625,20 @@ def _lease_outlasts_a_hold(d: Deployment) -> str | None:
     needed = minimum_lease_s(d.definitions)
     if lease < needed:
         return (
-            f"dispatcher.json lease_s={lease} must be >= visibility_extension_s + the longest stagger delay "
-            f"({needed}), or the lease lapses during a batch and a second dispatcher starts"
+            f"dispatcher.json lease_s={lease} must be >= time_budget_s + visibility_extension_s + the "
+            f"longest stagger delay ({needed}), or the lease lapses while its execution runs and a second "
+            "dispatcher starts"
+        )
+    return None
+
+
+def _express_time_budget_fits(d: Deployment) -> str | None:
+    dispatcher = d.definitions.dispatcher
+    if dispatcher.state_machine_type == "EXPRESS" and dispatcher.time_budget_s > EXPRESS_MAX_TIME_BUDGET_S:
+        return (
+            f"dispatcher.json time_budget_s={dispatcher.time_budget_s} must be <= "
+            f"{EXPRESS_MAX_TIME_BUDGET_S} for an EXPRESS dispatcher: an execution lasts at most 300 s and "
+            "its last calls need the rest"
         )
     return None
 
@@ -650,6 +683,7 @@ RULES: tuple[Rule, ...] = (
     Rule("queue_visibility_covers_processor_timeout", _queue_visibility_covers_timeout),
     Rule("visibility_extension_outlasts_processor_call", _visibility_extension_outlasts_call),
     Rule("lease_outlasts_a_hold", _lease_outlasts_a_hold),
+    Rule("express_time_budget_fits", _express_time_budget_fits),
     Rule("budget_in_order_within_inline_map", _budget_in_order),
     Rule("budget_within_reserved_concurrency", _budget_within_reserved_concurrency),
     Rule("bucket_names_fit", _bucket_names_fit),

@@ -1,22 +1,29 @@
-"""The stagger policy: how long an item of a dispatched batch waits before its processor call.
+"""The stagger policy: how long a dispatcher slot waits before the processor call of its first message.
+
+The dispatcher runs ``budget`` slots at once; each takes one message after another. Only a slot's
+first message of an execution waits, offset by the slot's index, so the slots' first starts are
+spread; afterwards a slot takes its next message the moment the previous object is done (the
+budget is what limits the load then). A continuation message (one carrying a cursor) is never
+delayed again.
 
 The dispatcher state machine computes the same thing with ASL intrinsic functions (it has
 addition but no multiplication, so it builds the table ``States.ArrayRange(0, max_delay_s,
-spacing_s)`` and picks ``offsets[min(index, len - 1)]``); a test runs the ASL over a grid of
-inputs in the emulator and checks that it equals :meth:`StaggerPolicy.delay_s`.
+spacing_s)`` and picks ``offsets[min(slot, len - 1)]``); a test runs the shipped states over a grid
+of inputs in the emulator and checks that they equal :meth:`StaggerPolicy.delay_s`.
 
-The formula, for item ``index`` (0-based position in the batch) of a batch received from the queue
-of ``priority`` when ``queue_depth`` messages were still waiting::
+The formula, for the first message of slot ``slot`` (0-based), received from the queue of
+``priority`` when ``queue_depth`` messages were still waiting::
 
-    delay_s = 0                                              if queue_depth >= backlog_depth
+    delay_s = 0                                              if not its slot's first message
+            = 0                                              if queue_depth >= backlog_depth
             = 0                                              if spacing_s(priority) == 0
-            = min(index, max_delay_s // spacing_s) * spacing_s   otherwise
+            = min(slot, max_delay_s // spacing_s) * spacing_s    otherwise
 
 Why: when the queue is shallow a burst of uploads would otherwise hit the downstream all at once,
-so starts are spread ``spacing_s`` apart (never longer than ``max_delay_s``). Behind a backlog the
-downstream is busy anyway and the concurrency budget is what limits load, so waiting would only
-lower throughput. A priority whose spacing is 0 (default: ``high``) is never delayed. Delays are
-whole seconds because an ASL Wait state counts whole seconds.
+so first starts are spread ``spacing_s`` apart (never longer than ``max_delay_s``). Behind a
+backlog the downstream is busy anyway and the concurrency budget is what limits load, so waiting
+would only lower throughput. A priority whose spacing is 0 (default: ``high``) is never delayed.
+Delays are whole seconds because an ASL Wait state counts whole seconds.
 """
 
 from __future__ import annotations
@@ -56,7 +63,7 @@ class PrioritySpacing:
 
 @dataclass(frozen=True)
 class StaggerPolicy:
-    """Delay before an item's processor call, from its index, the queue depth and its priority."""
+    """Delay before a slot's first processor call, from the slot index, the queue depth and the priority."""
 
     backlog_depth: int
     priorities: Mapping[str, PrioritySpacing] = field(default_factory=dict)
@@ -80,22 +87,23 @@ class StaggerPolicy:
             raise StaggerPolicyError(f"stagger definition lacks {missing}") from None
 
     def offsets(self, priority: str) -> list[int]:
-        """The delays an item may get, by index: what the ASL's ``States.ArrayRange`` builds."""
+        """The delays a slot may get, by slot index: what the ASL's ``States.ArrayRange`` builds."""
         spacing = self._spacing(priority)
         if spacing.spacing_s == 0:
             return [0]
         return list(range(0, spacing.max_delay_s + 1, spacing.spacing_s))
 
-    def delay_s(self, index: int, queue_depth: int, priority: str) -> int:
-        """Seconds item ``index`` of a batch from ``priority``'s queue waits, ``queue_depth`` waiting."""
-        if index < 0:
-            raise StaggerPolicyError(f"index={index} must be >= 0")
+    def delay_s(self, slot: int, queue_depth: int, priority: str, *, first_in_slot: bool = True) -> int:
+        """Seconds slot ``slot`` waits before calling the processor for a message from ``priority``'s
+        queue, ``queue_depth`` messages waiting; only a slot's first message waits."""
+        if slot < 0:
+            raise StaggerPolicyError(f"slot={slot} must be >= 0")
         if queue_depth < 0:
             raise StaggerPolicyError(f"queue_depth={queue_depth} must be >= 0")
         spacing = self._spacing(priority)
-        if queue_depth >= self.backlog_depth or spacing.spacing_s == 0:
+        if not first_in_slot or queue_depth >= self.backlog_depth or spacing.spacing_s == 0:
             return 0
-        return min(index, spacing.max_delay_s // spacing.spacing_s) * spacing.spacing_s
+        return min(slot, spacing.max_delay_s // spacing.spacing_s) * spacing.spacing_s
 
     def _spacing(self, priority: str) -> PrioritySpacing:
         try:

@@ -2,9 +2,11 @@
 
 Thin: parse the event, build the collaborators, run :class:`~s3stagger.processor.ObjectProcessor`,
 log and emit metrics, shape the answer. Input: an S3 EventBridge "Object Created" event, or
-``{"object": <that event or {"bucket", "key", ...}>, "cursor": null | <cursor>}``. Output: the
-summary of :meth:`~s3stagger.domain.model.RunSummary.as_dict`. A malformed event, a bad setting, a
-transient S3 error or an unreachable downstream raise, so the caller's retry/Catch handles them.
+``{"object": <that event or {"bucket", "key", ...}>, "cursor": null | <cursor>}``, optionally with
+the dispatcher's ``"deadline"`` (:mod:`s3stagger.domain.deadline`). Output: the summary of
+:meth:`~s3stagger.domain.model.RunSummary.as_dict` and ``deadline_reached``. A malformed event, a
+bad setting, a transient S3 error or an unreachable downstream raise, so the caller's retry/Catch
+handles them.
 
 Logs are JSON lines (Powertools Logger) carrying the bucket and object key on every line; metrics
 are CloudWatch EMF (Powertools), one set per invocation. The boto3 endpoint comes from the standard
@@ -27,6 +29,7 @@ from s3stagger.adapters.failed_rows_sink import S3FailedRowsSink
 from s3stagger.adapters.s3_object_source import S3ObjectSource
 from s3stagger.config import ConfigError, ProcessorSettings
 from s3stagger.definitions import read_json
+from s3stagger.domain.deadline import DispatchDeadline, bounded_remaining
 from s3stagger.domain.events import parse_process_request
 from s3stagger.domain.model import InvalidRequestError, ProcessRequest, RunStatus, RunSummary
 from s3stagger.processor import ObjectProcessor, RemainingTime, RunMetrics
@@ -114,6 +117,7 @@ def handler(event: Any, context: Any) -> dict[str, Any]:
     """Lambda entry point (``s3stagger.handlers.process_object.handler``)."""
     try:
         request = parse_process_request(event)
+        deadline = DispatchDeadline.from_event(event)
     except InvalidRequestError as error:
         logger.error("event is not an object reference", extra={"error": str(error)})
         raise
@@ -130,11 +134,15 @@ def handler(event: Any, context: Any) -> dict[str, Any]:
     try:
         logger.info("processing object", extra={"version_id": request.object.version_id})
         try:
-            summary, figures = asyncio.run(_process(settings, request, remaining_time_of(context)))
+            remaining = bounded_remaining(remaining_time_of(context), deadline)
+            summary, figures = asyncio.run(_process(settings, request, remaining))
         except Exception:
             logger.exception("processing failed; the caller retries")
             raise
         answer = summary.as_dict()
+        # the dispatcher's slot takes no further message once its execution's deadline is this close
+        margin_s = settings.deadline_margin_s
+        answer["deadline_reached"] = deadline is not None and deadline.remaining_s() < margin_s
         if summary.status is RunStatus.REJECTED:
             logger.warning("object rejected", extra={"summary": answer})
         else:

@@ -57,6 +57,7 @@ class ResourceNames:
     function_arn: str
     budget_parameter: str
     schedule_name: str
+    state_machine_type: str = "STANDARD"
 
     def key_prefix(self, priority: str) -> str:
         """The key prefix that routes an upload to ``priority``'s queue."""
@@ -101,6 +102,8 @@ class ProvisionSettings:
     """Overrides of top-level ``dispatcher.json`` keys (e.g. ``failure_retry_delay_s``)."""
     stagger: Mapping[str, Any] | None = None
     """Replaces ``dispatcher.json`` ``stagger``."""
+    dispatcher_type: str | None = None
+    """``EXPRESS`` or ``STANDARD``; default ``dispatcher.json`` ``state_machine_type``."""
 
     def definition_overrides(self) -> dict[str, dict[str, Any]]:
         """These settings as :meth:`Definitions.load` overrides, by definition file."""
@@ -116,6 +119,8 @@ class ProvisionSettings:
         dispatcher = dict(self.dispatcher)
         if self.stagger is not None:
             dispatcher["stagger"] = self.stagger
+        if self.dispatcher_type is not None:
+            dispatcher["state_machine_type"] = self.dispatcher_type
         return {
             "queues.json": {"queue": _set(queue)} if _set(queue) else {},
             "processor.json": _set(processor),
@@ -146,19 +151,22 @@ def dispatcher_template_values(d: Definitions, names: ResourceNames) -> dict[str
         "event_bus_name": dispatcher.event_bus_name,
         "event_source": dispatcher.event_source,
         "stagger_backlog_depth": dispatcher.stagger.backlog_depth,
-        "receive_batch_size": dispatcher.receive_batch_size,
         "receive_claim_s": dispatcher.receive_claim_s,
         "visibility_extension_s": dispatcher.visibility_extension_s,
         "failure_retry_delay_s": dispatcher.failure_retry_delay_s,
         "lease_s": dispatcher.lease_s,
-        "max_iterations_per_execution": dispatcher.max_iterations_per_execution,
+        "time_budget_s": dispatcher.time_budget_s,
+        "max_calls_per_slot": dispatcher.calls_per_slot,
         "max_partials_per_object": dispatcher.max_partials_per_object,
+        "idle_polls": dispatcher.idle_polls,
+        "idle_wait_s": dispatcher.idle_wait_s,
     }
-    for priority in d.priorities:
-        values[f"{priority}_queue_url"] = names.queue_urls[priority]
-        spacing = dispatcher.stagger.priorities[priority]
-        values[f"stagger_{priority}_spacing_s"] = spacing.spacing_s
-        values[f"stagger_{priority}_max_delay_s"] = spacing.max_delay_s
+    # One value per priority, in queues.json order (first = highest), joined with ",": the ASL
+    # splits them (States.StringSplit, States.StringToJson), so any number of priorities works.
+    spacings = [dispatcher.stagger.priorities[priority] for priority in d.priorities]
+    values["queue_urls"] = ",".join(names.queue_urls[priority] for priority in d.priorities)
+    values["stagger_spacing_s"] = ",".join(str(spacing.spacing_s) for spacing in spacings)
+    values["stagger_max_delay_s"] = ",".join(str(spacing.max_delay_s) for spacing in spacings)
     return values
 
 
@@ -266,9 +274,11 @@ class Provisioner:
             name=state_machine_name,
             definition=json.dumps(definition),
             roleArn=self._role(f"{prefix}-dispatcher", "states"),
-            type="STANDARD",
+            type=d.dispatcher.state_machine_type,
         )["stateMachineArn"]
-        return replace(names, state_machine_arn=state_machine_arn)
+        return replace(
+            names, state_machine_arn=state_machine_arn, state_machine_type=d.dispatcher.state_machine_type
+        )
 
     # -- pieces -----------------------------------------------------------------------------------
     def _create_bucket(self, bucket: str, *, notifications: bool) -> None:

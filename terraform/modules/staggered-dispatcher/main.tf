@@ -48,16 +48,23 @@ locals {
     },
   )
 
+  state_machine_type = coalesce(var.dispatcher.state_machine_type, local.dispatcher_settings.state_machine_type)
+
   dispatcher = {
-    schedule_expression          = coalesce(var.dispatcher.schedule_expression, local.dispatcher_settings.schedule_expression)
-    receive_batch_size           = local.dispatcher_settings.receive_batch_size
-    receive_claim_s              = coalesce(var.dispatcher.receive_claim_s, local.dispatcher_settings.receive_claim_s)
-    visibility_extension_s       = coalesce(var.dispatcher.visibility_extension_s, local.dispatcher_settings.visibility_extension_s)
-    failure_retry_delay_s        = coalesce(var.dispatcher.failure_retry_delay_s, local.dispatcher_settings.failure_retry_delay_s)
-    lease_s                      = coalesce(var.dispatcher.lease_s, local.dispatcher_settings.lease_s)
-    max_iterations_per_execution = coalesce(var.dispatcher.max_iterations_per_execution, local.dispatcher_settings.max_iterations_per_execution)
-    max_partials_per_object      = coalesce(var.dispatcher.max_partials_per_object, local.dispatcher_settings.max_partials_per_object)
+    schedule_expression     = coalesce(var.dispatcher.schedule_expression, local.dispatcher_settings.schedule_expression)
+    receive_claim_s         = coalesce(var.dispatcher.receive_claim_s, local.dispatcher_settings.receive_claim_s)
+    visibility_extension_s  = coalesce(var.dispatcher.visibility_extension_s, local.dispatcher_settings.visibility_extension_s)
+    failure_retry_delay_s   = coalesce(var.dispatcher.failure_retry_delay_s, local.dispatcher_settings.failure_retry_delay_s)
+    lease_s                 = coalesce(var.dispatcher.lease_s, local.dispatcher_settings.lease_s)
+    time_budget_s           = coalesce(var.dispatcher.time_budget_s, local.dispatcher_settings.time_budget_s)
+    max_calls_per_slot      = coalesce(var.dispatcher.max_calls_per_slot, local.dispatcher_settings.max_calls_per_slot[local.state_machine_type])
+    max_partials_per_object = coalesce(var.dispatcher.max_partials_per_object, local.dispatcher_settings.max_partials_per_object)
+    idle_polls              = local.dispatcher_settings.idle_polls
+    idle_wait_s             = local.dispatcher_settings.idle_wait_s
   }
+
+  # An Express execution lasts at most 300 s: time_budget_s leaves the rest for its last calls.
+  express_max_time_budget_s = 270
 
   budget = {
     initial = coalesce(var.concurrency_budget.initial, local.budget_settings.default)
@@ -66,29 +73,31 @@ locals {
   }
 
   # Every ${placeholder} of dispatcher.asl.json (definitions/README.md lists where each comes from).
-  state_machine_template_values = merge(
-    {
-      processor_function_arn       = aws_lambda_function.processor.arn
-      budget_parameter_name        = aws_ssm_parameter.concurrency_budget.name
-      budget_default               = local.budget.initial
-      budget_minimum               = local.budget.minimum
-      budget_maximum               = local.budget.maximum
-      event_bus_name               = local.dispatcher_settings.event_bus_name
-      event_source                 = local.dispatcher_settings.event_source
-      receive_batch_size           = local.dispatcher.receive_batch_size
-      receive_claim_s              = local.dispatcher.receive_claim_s
-      visibility_extension_s       = local.dispatcher.visibility_extension_s
-      failure_retry_delay_s        = local.dispatcher.failure_retry_delay_s
-      lease_s                      = local.dispatcher.lease_s
-      lease_queue_url              = aws_sqs_queue.lease.id
-      max_iterations_per_execution = local.dispatcher.max_iterations_per_execution
-      max_partials_per_object      = local.dispatcher.max_partials_per_object
-      stagger_backlog_depth        = local.dispatcher_settings.stagger.backlog_depth
-    },
-    { for priority in local.priorities : "${priority}_queue_url" => var.queues[priority].url },
-    { for priority in local.priorities : "stagger_${priority}_spacing_s" => local.dispatcher_settings.stagger.priorities[priority].spacing_s },
-    { for priority in local.priorities : "stagger_${priority}_max_delay_s" => local.dispatcher_settings.stagger.priorities[priority].max_delay_s },
-  )
+  # Per-priority values are joined with "," in queues.json order (first = highest); the ASL splits
+  # them, so any number of priorities runs on the same states.
+  state_machine_template_values = {
+    processor_function_arn  = aws_lambda_function.processor.arn
+    budget_parameter_name   = aws_ssm_parameter.concurrency_budget.name
+    budget_default          = local.budget.initial
+    budget_minimum          = local.budget.minimum
+    budget_maximum          = local.budget.maximum
+    event_bus_name          = local.dispatcher_settings.event_bus_name
+    event_source            = local.dispatcher_settings.event_source
+    receive_claim_s         = local.dispatcher.receive_claim_s
+    visibility_extension_s  = local.dispatcher.visibility_extension_s
+    failure_retry_delay_s   = local.dispatcher.failure_retry_delay_s
+    lease_s                 = local.dispatcher.lease_s
+    lease_queue_url         = aws_sqs_queue.lease.id
+    time_budget_s           = local.dispatcher.time_budget_s
+    max_calls_per_slot      = local.dispatcher.max_calls_per_slot
+    max_partials_per_object = local.dispatcher.max_partials_per_object
+    idle_polls              = local.dispatcher.idle_polls
+    idle_wait_s             = local.dispatcher.idle_wait_s
+    stagger_backlog_depth   = local.dispatcher_settings.stagger.backlog_depth
+    queue_urls              = join(",", [for priority in local.priorities : var.queues[priority].url])
+    stagger_spacing_s       = join(",", [for priority in local.priorities : local.dispatcher_settings.stagger.priorities[priority].spacing_s])
+    stagger_max_delay_s     = join(",", [for priority in local.priorities : local.dispatcher_settings.stagger.priorities[priority].max_delay_s])
+  }
 
   # A message is invisible for visibility_extension_s before each processor call: it must outlast
   # the call and the ASL's retrier for Lambda service errors (2 s, 6 attempts, backoff 2: 126 s of
@@ -97,9 +106,10 @@ locals {
   visibility_margin_s            = 30
   minimum_visibility_extension_s = local.timeout_seconds + local.lambda_retry_window_s + local.visibility_margin_s
 
-  # The lease must outlast the longest hold between renewals: a stagger wait plus one call.
+  # The lease is taken at the start of each execution and not renewed: it must outlast the
+  # execution's time budget, a stagger wait and one call.
   longest_stagger_delay_s = max([for priority in local.priorities : local.dispatcher_settings.stagger.priorities[priority].max_delay_s]...)
-  minimum_lease_s         = local.dispatcher.visibility_extension_s + local.longest_stagger_delay_s
+  minimum_lease_s         = local.dispatcher.time_budget_s + local.dispatcher.visibility_extension_s + local.longest_stagger_delay_s
 }
 
 # --- Dispatcher lease: a FIFO queue whose single token a running dispatcher holds ---------------
@@ -118,7 +128,7 @@ resource "aws_sqs_queue" "lease" {
   lifecycle {
     precondition {
       condition     = local.dispatcher.lease_s >= local.minimum_lease_s
-      error_message = "dispatcher.lease_s (${local.dispatcher.lease_s} s) must be at least visibility_extension_s + the longest stagger delay (${local.minimum_lease_s} s), or the lease expires while its dispatcher still runs and a second one starts. Raise dispatcher.lease_s."
+      error_message = "dispatcher.lease_s (${local.dispatcher.lease_s} s) must be at least time_budget_s + visibility_extension_s + the longest stagger delay (${local.minimum_lease_s} s), or the lease expires while its dispatcher still runs and a second one starts. Raise dispatcher.lease_s or lower dispatcher.time_budget_s."
     }
   }
 }
@@ -439,15 +449,18 @@ resource "aws_iam_role_policy" "dispatcher" {
 }
 
 resource "aws_sfn_state_machine" "dispatcher" {
+  #checkov:skip=CKV_AWS_285:Execution logging is on (level state_machine_log_level); execution data (message bodies, object keys, cursors) stays out of the logs: it is not needed to see a failure, and an Express dispatcher pays for every logged byte.
   name       = local.state_machine_name
-  type       = "STANDARD"
+  type       = local.state_machine_type
   role_arn   = aws_iam_role.dispatcher.arn
   definition = templatefile("${local.definitions_path}/dispatcher.asl.json", local.state_machine_template_values)
   tags       = var.tags
 
+  # Express keeps no history: its executions are observed through this log group (and the AWS/States
+  # metrics). Execution data stays out of the logs (object keys and cursors are not needed to alert).
   logging_configuration {
     log_destination        = "${aws_cloudwatch_log_group.dispatcher.arn}:*"
-    include_execution_data = true
+    include_execution_data = false
     level                  = var.state_machine_log_level
   }
 
@@ -462,6 +475,13 @@ resource "aws_sfn_state_machine" "dispatcher" {
       type                              = "CUSTOMER_MANAGED_KMS_KEY"
       kms_key_id                        = encryption_configuration.value
       kms_data_key_reuse_period_seconds = 300
+    }
+  }
+
+  lifecycle {
+    precondition {
+      condition     = local.state_machine_type != "EXPRESS" || local.dispatcher.time_budget_s <= local.express_max_time_budget_s
+      error_message = "dispatcher.time_budget_s (${local.dispatcher.time_budget_s} s) must be at most ${local.express_max_time_budget_s} s for an EXPRESS dispatcher: an execution lasts at most 300 s and its last calls need the rest. Lower it, or use state_machine_type = \"STANDARD\"."
     }
   }
 

@@ -96,16 +96,18 @@ variable "processor" {
 
 variable "dispatcher" {
   type = object({
-    schedule_expression          = optional(string)
-    schedule_enabled             = optional(bool, true)
-    receive_claim_s              = optional(number)
-    visibility_extension_s       = optional(number)
-    failure_retry_delay_s        = optional(number)
-    lease_s                      = optional(number)
-    max_iterations_per_execution = optional(number)
-    max_partials_per_object      = optional(number)
+    state_machine_type      = optional(string)
+    schedule_expression     = optional(string)
+    schedule_enabled        = optional(bool, true)
+    receive_claim_s         = optional(number)
+    visibility_extension_s  = optional(number)
+    failure_retry_delay_s   = optional(number)
+    lease_s                 = optional(number)
+    time_budget_s           = optional(number)
+    max_calls_per_slot      = optional(number)
+    max_partials_per_object = optional(number)
   })
-  description = "Dispatcher settings that replace those of `dispatcher.json` (null attributes keep the shared value). `schedule_enabled = false` creates the schedule disabled (nothing is dispatched until it is enabled)."
+  description = "Dispatcher settings that replace those of `dispatcher.json` (null attributes keep the shared value). `state_machine_type`: `EXPRESS` (the shared default: billed per execution and duration, at most 5 minutes, observed through its log group and the AWS/States metrics) or `STANDARD` (billed per state transition, execution history kept). `max_calls_per_slot` null: the shared value for the type. `schedule_enabled = false` creates the schedule disabled (nothing is dispatched until it is enabled)."
   default     = {}
   nullable    = false
 
@@ -115,10 +117,16 @@ variable "dispatcher" {
       var.dispatcher.receive_claim_s == null ? true : var.dispatcher.receive_claim_s >= 0 && var.dispatcher.receive_claim_s <= 43200,
       var.dispatcher.failure_retry_delay_s == null ? true : var.dispatcher.failure_retry_delay_s >= 0 && var.dispatcher.failure_retry_delay_s <= 43200,
       var.dispatcher.lease_s == null ? true : var.dispatcher.lease_s >= 1 && var.dispatcher.lease_s <= 43200,
-      var.dispatcher.max_iterations_per_execution == null ? true : var.dispatcher.max_iterations_per_execution >= 1,
+      var.dispatcher.time_budget_s == null ? true : var.dispatcher.time_budget_s >= 1,
+      var.dispatcher.max_calls_per_slot == null ? true : var.dispatcher.max_calls_per_slot >= 1,
       var.dispatcher.max_partials_per_object == null ? true : var.dispatcher.max_partials_per_object >= 1,
     ])
-    error_message = "dispatcher: visibility settings and lease_s must be 0-43200 s (SQS limit), max_iterations_per_execution and max_partials_per_object at least 1."
+    error_message = "dispatcher: visibility settings and lease_s must be 0-43200 s (SQS limit), time_budget_s, max_calls_per_slot and max_partials_per_object at least 1."
+  }
+
+  validation {
+    condition     = var.dispatcher.state_machine_type == null || contains(["EXPRESS", "STANDARD"], coalesce(var.dispatcher.state_machine_type, "EXPRESS"))
+    error_message = "dispatcher.state_machine_type must be EXPRESS or STANDARD."
   }
 }
 

@@ -74,8 +74,13 @@ run "renders_the_shared_state_machine_and_processor" {
   }
 
   assert {
-    condition     = jsondecode(aws_sfn_state_machine.dispatcher.definition).States.ReceiveHigh.Parameters.QueueUrl == var.queues.high.url
-    error_message = "The high queue URL did not reach the state machine."
+    condition     = jsondecode(aws_sfn_state_machine.dispatcher.definition).States.Setup.Parameters.settings["queueUrls.$"] == "States.StringSplit('${var.queues.high.url},${var.queues.normal.url}', ',')"
+    error_message = "The priority queue URLs must reach the state machine in queues.json order (high first)."
+  }
+
+  assert {
+    condition     = aws_sfn_state_machine.dispatcher.type == "EXPRESS" && !aws_sfn_state_machine.dispatcher.logging_configuration[0].include_execution_data
+    error_message = "The dispatcher is EXPRESS by default (dispatcher.json) and logs without execution data."
   }
 
   assert {
@@ -147,4 +152,37 @@ run "rejects_a_downstream_url_that_is_not_http" {
   }
 
   expect_failures = [var.downstream_url]
+}
+
+run "runs_a_standard_dispatcher_on_request" {
+  command = plan
+
+  variables {
+    dispatcher = { state_machine_type = "STANDARD", time_budget_s = 280 }
+  }
+
+  assert {
+    condition     = aws_sfn_state_machine.dispatcher.type == "STANDARD"
+    error_message = "dispatcher.state_machine_type must choose the state machine type."
+  }
+}
+
+run "rejects_an_express_time_budget_without_room_for_the_last_calls" {
+  command = plan
+
+  variables {
+    dispatcher = { time_budget_s = 280 }
+  }
+
+  expect_failures = [aws_sfn_state_machine.dispatcher]
+}
+
+run "rejects_an_unknown_state_machine_type" {
+  command = plan
+
+  variables {
+    dispatcher = { state_machine_type = "SYNC" }
+  }
+
+  expect_failures = [var.dispatcher]
 }

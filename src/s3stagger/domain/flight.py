@@ -1,0 +1,39 @@
+"""How much is in flight at once: objects (dispatcher slots) and rows per object (processor).
+
+The one place that sizes both, so the downstream's capacity C is shared out and never exceeded by
+design: ``objects_in_flight`` x ``rows_in_flight_per_object`` <= C whenever C >= the budget. Today
+it is a fixed share, ``C // budget`` rows per object; the autoscaler (a later issue) replaces this
+function with one that adapts both to the downstream's answers.
+
+Where the figures go: ``objects_in_flight`` is the concurrency budget (the SSM parameter the
+dispatcher reads as its number of slots); ``rows_in_flight_per_object`` is the processor's
+``S3STAGGER_MAX_CONCURRENCY`` (its environment, read at each invocation), the ceiling of its
+adaptive (AIMD) limit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class FlightPlan:
+    objects_in_flight: int
+    """Dispatcher slots: objects processed at once (the concurrency budget)."""
+    rows_in_flight_per_object: int
+    """Requests one processor invocation keeps in flight at most."""
+
+    @property
+    def rows_in_flight(self) -> int:
+        """The most requests the downstream can see at once."""
+        return self.objects_in_flight * self.rows_in_flight_per_object
+
+
+def plan_flight(downstream_capacity: int, budget: int) -> FlightPlan:
+    """``budget`` objects at once, each with an equal share of ``downstream_capacity`` (at least 1)."""
+    if downstream_capacity < 1:
+        raise ValueError(f"downstream_capacity={downstream_capacity} must be >= 1")
+    if budget < 1:
+        raise ValueError(f"budget={budget} must be >= 1")
+    share = max(1, downstream_capacity // budget)
+    return FlightPlan(objects_in_flight=budget, rows_in_flight_per_object=share)

@@ -1,0 +1,64 @@
+"""The processor honours the dispatcher's deadline (the execution's time budget) as well as its own."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from _processor_support import BUCKET, csv_bytes, invoke, moto_s3, processor_env
+
+from s3stagger.local.downstream import DownstreamSimulator, LatencySpec, SimulatorSettings
+
+MARGIN_S = 5
+
+
+@pytest.fixture
+def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    with moto_s3(monkeypatch) as client:
+        yield client
+
+
+def deadline_in(seconds: float) -> dict[str, Any]:
+    """A dispatcher deadline ``seconds`` from now, as the dispatcher sends it."""
+    budget_s = 240
+    started = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=budget_s - seconds)
+    return {"started_at": started.isoformat(), "after_s": budget_s}
+
+
+def test_a_near_deadline_ends_the_invocation_partial_and_says_so(
+    s3: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    body = csv_bytes(50)
+    etag = s3.put_object(Bucket=BUCKET, Key="normal/late.csv", Body=body)["ETag"]
+    ref = {"bucket": BUCKET, "key": "normal/late.csv", "etag": etag, "size": len(body)}
+    with DownstreamSimulator(SimulatorSettings(capacity=5, latency=LatencySpec.fixed(0.003))) as sim:
+        processor_env(monkeypatch, sim.rows_url, DEADLINE_MARGIN_S=MARGIN_S)
+        late = invoke({"object": ref, "cursor": None, "deadline": deadline_in(MARGIN_S - 1)})
+        assert late["status"] == "PARTIAL"
+        assert late["cursor"]["next_row"] == 1  # nothing taken: the next dispatch resumes at row 1
+        assert late["deadline_reached"] is True
+        early = invoke({"object": ref, "cursor": late["cursor"], "deadline": deadline_in(200)})
+        stats = sim.stats()
+    assert early["status"] == "COMPLETE"
+    assert early["deadline_reached"] is False
+    assert stats.effects_applied == 50
+
+
+def test_an_invocation_without_a_deadline_never_reaches_one(s3: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    body = csv_bytes(3)
+    etag = s3.put_object(Bucket=BUCKET, Key="normal/direct.csv", Body=body)["ETag"]
+    with DownstreamSimulator(SimulatorSettings(capacity=5, latency=LatencySpec.fixed(0.003))) as sim:
+        processor_env(monkeypatch, sim.rows_url)
+        answer = invoke(
+            {"object": {"bucket": BUCKET, "key": "normal/direct.csv", "etag": etag}, "cursor": None}
+        )
+    assert answer["status"] == "COMPLETE"
+    assert answer["deadline_reached"] is False
+
+
+def test_a_malformed_deadline_is_refused(s3: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    processor_env(monkeypatch, "http://127.0.0.1:9/rows")
+    with pytest.raises(ValueError, match="deadline"):
+        invoke({"object": {"bucket": BUCKET, "key": "k.csv"}, "cursor": None, "deadline": {"after_s": 1}})
