@@ -23,6 +23,7 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -166,6 +167,11 @@ def exit_status(report: PipelineReport) -> int:
     return 0
 
 
+class Scenario(StrEnum):
+    DEFAULT = "default"
+    FAILURES = "failures"
+
+
 def demo(
     *,
     files: Annotated[int, typer.Option(min=1, max=100_000, help="CSV files to upload.")] = 100,
@@ -204,6 +210,16 @@ def demo(
         Path | None,
         typer.Option(help="File for the processor's log lines (default: a file in the temp directory)."),
     ] = None,
+    scenario: Annotated[
+        Scenario,
+        typer.Option(
+            help="failures: add poison messages, stray uploads and a downstream outage; alert by email."
+        ),
+    ] = Scenario.DEFAULT,
+    mailbox: Annotated[
+        Path | None,
+        typer.Option(help="failures: the local SMTP server's mbox (default: in the temp directory)."),
+    ] = None,
 ) -> None:
     """Run the pattern end to end on the embedded emulator and report."""
     latency_spec = latency_option(latency)
@@ -226,10 +242,23 @@ def demo(
     )
     err = stderr_console()
     log_path = lambda_log or Path(tempfile.gettempdir()) / f"s3stagger-demo-{os.getpid()}.log"
+    if scenario is Scenario.FAILURES:
+        from s3stagger.cli import demo_failures  # noqa: PLC0415
+
+        mbox = mailbox or Path(tempfile.gettempdir()) / f"s3stagger-demo-{os.getpid()}.mbox"
+
+        def run(on_progress: Any = None) -> PipelineRunResult:
+            scenario_settings = demo_failures.FailureScenario()
+            return demo_failures.run_failures(settings, scenario_settings, mbox, log_path, on_progress)
+    else:
+
+        def run(on_progress: Any = None) -> PipelineRunResult:
+            return run_pipeline(settings, on_progress)
+
     try:
         if as_json:
             with quiet_emulator_logs(verbose), lambda_output_to(log_path):
-                result = run_pipeline(settings)
+                result = run()
         else:
             err.print(
                 f"demo: {files} files x {rows} rows, {workers} upload workers; "
@@ -244,9 +273,7 @@ def demo(
                 lambda_output_to(log_path),
                 Live(console=err, refresh_per_second=4, transient=False) as live,
             ):
-                result = run_pipeline(
-                    settings, on_progress=lambda progress: live.update(render_progress(progress))
-                )
+                result = run(lambda progress: live.update(render_progress(progress)))
     except (
         botocore.exceptions.BotoCoreError,
         botocore.exceptions.ClientError,
@@ -263,9 +290,19 @@ def demo(
             "processor_concurrency": settings.sized_processor_concurrency(),
             "sections": result.sections,
         }
+        if scenario is Scenario.FAILURES:
+            payload |= demo_failures.alerting_figures(result)
         typer.echo(json.dumps(payload))
     else:
         err.print()
         Console().print(render_report(report, result))
+        if scenario is Scenario.FAILURES:
+            Console().print(
+                demo_failures.render_alerting(demo_failures.alerting_figures(result)), highlight=False
+            )
         err.print(f"processor logs (JSON lines and EMF metrics): {log_path}", highlight=False)
+    if scenario is Scenario.FAILURES:
+        raise typer.Exit(
+            code=demo_failures.failures_exit_status(report, demo_failures.alerting_figures(result))
+        )
     raise typer.Exit(code=exit_status(report))

@@ -13,6 +13,7 @@ import signal
 import threading
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -77,6 +78,7 @@ def describe_stack(endpoint_url: str, names: dict[str, Any], downstream_url: str
         f"state machine:   {names['state_machine_arn']}",
         f"function:        {names['function_name']}",
         f"budget:          {names['budget_parameter']}",
+        *_alerting_lines(names.get("alerting")),
         "",
         "try:",
         "  export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_DEFAULT_REGION=us-east-1",
@@ -91,6 +93,17 @@ def describe_stack(endpoint_url: str, names: dict[str, Any], downstream_url: str
         "Ctrl-C stops everything.",
     ]
     return "\n".join(lines)
+
+
+def _alerting_lines(alerting: dict[str, Any] | None) -> list[str]:
+    if not alerting:
+        return []
+    return [
+        f"alert queue:     {alerting['alert_queue_url']}   (DLQ {alerting['alert_dlq_url']})",
+        f"alarms:          {len(alerting['alarm_names'])} evaluated locally "
+        f"(periods x {alerting['time_scale']:g}: a minute lasts {60 * alerting['time_scale']:g} s)",
+        f"mail (SMTP):     {alerting['mailbox']}   read it with: s3stagger mail --mbox {alerting['mailbox']}",
+    ]
 
 
 @app.command(name="up")
@@ -119,11 +132,15 @@ def up(
         bool, typer.Option("--json", help="Print endpoint and names as one JSON line.")
     ] = False,
     verbose: Annotated[bool, typer.Option(help="Show the emulator's own log lines.")] = False,
+    mailbox: Annotated[
+        Path | None, typer.Option(help="Mailbox (mbox) of the local SMTP server; `s3stagger mail` reads it.")
+    ] = None,
 ) -> None:
     """Start the local stack and the downstream simulator and keep them running."""
     if downstream_url is not None and not downstream_url.startswith(("http://", "https://")):
         fail(f"--downstream-url {downstream_url!r} must start with http:// or https://", code=2)
     latency_spec = latency_option(latency)
+    from s3stagger.local.alerting import LocalAlertingSettings  # noqa: PLC0415
     from s3stagger.local.downstream import DownstreamSimulator, SimulatorSettings  # noqa: PLC0415
     from s3stagger.local.pipeline import LocalPipeline, LocalPipelineSettings  # noqa: PLC0415
 
@@ -139,10 +156,16 @@ def up(
             rows_url = simulator.rows_url
         stack = resources.enter_context(
             LocalPipeline(
-                LocalPipelineSettings(downstream_url=rows_url, schedule_interval_s=schedule_interval)
+                LocalPipelineSettings(
+                    downstream_url=rows_url,
+                    schedule_interval_s=schedule_interval,
+                    alerting=LocalAlertingSettings(mailbox=mailbox),
+                )
             )
         )
         names = stack.names.as_dict()
+        if stack.alerting is not None and stack.alerting.names is not None:
+            names["alerting"] = stack.alerting.names.as_dict()
         if as_json:
             typer.echo(
                 json.dumps({"endpoint_url": stack.endpoint_url, "downstream_url": rows_url, "names": names})

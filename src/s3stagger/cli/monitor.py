@@ -28,6 +28,7 @@ from rich.table import Table
 
 from s3stagger.cli.aws_clients import AwsSetupError, AwsTarget, error_code
 from s3stagger.cli.console import fail
+from s3stagger.cli.monitor_alarms import AlarmStatus, read_alarm_states, render_alarm_states
 from s3stagger.errors import S3StaggerError
 
 if TYPE_CHECKING:
@@ -102,6 +103,7 @@ class MonitorSnapshot:
     queues: tuple[QueueStatus, ...]
     state_machine: StateMachineStatus | None
     function: FunctionStatus | None
+    alarms: tuple[AlarmStatus, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         """The snapshot as a JSON-serialisable dict."""
@@ -315,6 +317,7 @@ class MonitorTargets:
     state_machine: str | None
     function: str | None
     window_minutes: int = 5
+    alarm_prefix: str | None = None
 
 
 def take_snapshot(aws: AwsTarget, targets: MonitorTargets) -> MonitorSnapshot:
@@ -337,6 +340,7 @@ def take_snapshot(aws: AwsTarget, targets: MonitorTargets) -> MonitorSnapshot:
         queues=queues,
         state_machine=state_machine,
         function=function,
+        alarms=read_alarm_states(aws.cloudwatch(), targets.alarm_prefix) if targets.alarm_prefix else (),
     )
 
 
@@ -400,6 +404,8 @@ def render_snapshot(snapshot: MonitorSnapshot) -> Group:
             _figure(function.throttles),
         )
         parts.append(table)
+    if snapshot.alarms:
+        parts.append(render_alarm_states(snapshot.alarms))
     return Group(*parts)
 
 
@@ -416,6 +422,9 @@ def monitor(
     region: Annotated[str | None, typer.Option(help="AWS region (default: from the environment).")] = None,
     interval: Annotated[float, typer.Option(min=0.2, max=3600, help="Seconds between refreshes.")] = 2.0,
     window: Annotated[int, typer.Option(min=1, max=1440, help="CloudWatch window in minutes.")] = 5,
+    alarms: Annotated[
+        str | None, typer.Option(help="Show the alarms whose name starts with this (e.g. `s3stagger-`).")
+    ] = None,
     once: Annotated[bool, typer.Option("--once", help="Print one snapshot and exit.")] = False,
     count: Annotated[int, typer.Option(min=0, help="Stop after this many refreshes (0: until Ctrl-C).")] = 0,
     as_json: Annotated[
@@ -428,9 +437,10 @@ def monitor(
         state_machine=state_machine or None,
         function=function or None,
         window_minutes=window,
+        alarm_prefix=alarms or None,
     )
-    if not (targets.queues or targets.state_machine or targets.function):
-        fail("nothing to watch: pass --queue, --state-machine and/or --function", code=2)
+    if not (targets.queues or targets.state_machine or targets.function or targets.alarm_prefix):
+        fail("nothing to watch: pass --queue, --state-machine, --function and/or --alarms", code=2)
     if as_json and not once:
         fail("--json needs --once (the live view is for people)", code=2)
     aws = AwsTarget(endpoint_url=endpoint_url, region=region)

@@ -24,6 +24,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from s3stagger.local.alerting import LocalAlerting, LocalAlertingSettings
 from s3stagger.local.emulator import DEFAULT_REGION, FAKE_CREDENTIALS, Emulator
 from s3stagger.local.lambda_runtime import FunctionCounters, Handler, LocalLambdaRuntime
 from s3stagger.local.lifecycle import LocalService
@@ -44,6 +45,8 @@ class LocalPipelineSettings(ProvisionSettings):
     start_scheduler: bool = True
     handlers: Mapping[str, Handler] = field(default_factory=dict)
     """Handlers to run instead of a function's ``Handler`` setting, by function name (tests)."""
+    alerting: LocalAlertingSettings | None = None
+    """Alarms, alert rules, notifier and the local SMTP server (:mod:`s3stagger.local.alerting`)."""
 
 
 @dataclass(frozen=True)
@@ -67,6 +70,7 @@ class LocalPipeline(LocalService):
         self._names: ResourceNames | None = None
         self._clients: dict[str, Any] = {}
         self._clients_lock = threading.Lock()
+        self.alerting: LocalAlerting | None = None
 
     # -- lifecycle ------------------------------------------------------------------------------
     def start(self) -> LocalPipeline:
@@ -80,6 +84,14 @@ class LocalPipeline(LocalService):
                 self.runtime.register(function_name, handler)
             provisioner = Provisioner(self.client, self.settings, self.settings.region)
             self._names = provisioner.provision()
+            if self.settings.alerting is not None:
+                self.alerting = LocalAlerting(
+                    self.settings.alerting,
+                    self.client,
+                    self._names,
+                    self.runtime.counters,
+                    provisioner.definitions,
+                ).start()
             self.scheduler = DispatcherScheduler(self._start_dispatcher, self.settings.schedule_interval_s)
             if self.settings.start_scheduler:
                 self.scheduler.start()
@@ -89,6 +101,8 @@ class LocalPipeline(LocalService):
         return self
 
     def stop(self) -> None:
+        if self.alerting is not None:
+            self.alerting.stop()
         if self.scheduler is not None:
             self.scheduler.stop()
         if self._names is not None:
