@@ -13,8 +13,11 @@ one invocation. What each attempt means for its row is decided by the pure
   a 429 is counted apart (``max_throttled_attempts``) and never sends a row to the sink: a row
   throttled that often stops the invocation taking rows, and the answer is ``PARTIAL`` at it;
   a request slot is held only while a request is on the wire, not while a row backs off;
-* rows that fail permanently (other 4xx), exhaust their attempts, or are invalid go to the
-  failed-rows sink with their reason — ``rows_applied + rows_failed`` is every data row taken;
+* rows that fail permanently (other 4xx), exhaust their attempts on 5xx answers (503 aside), or
+  are invalid go to the failed-rows sink with their reason — ``rows_applied + rows_failed`` is
+  every data row taken; a downstream away (timeouts, refused connections) or busy (503) after it had
+  answered pauses the object instead (PARTIAL at the row), as a saturating 429 does;
+* a row task that crashes ends the others; each one's outcome is read before the crash propagates;
 * deadline-aware: no new row is taken once less than ``deadline_margin_s`` remains (nor beyond
   ``max_rows_per_invocation``); rows in flight are drained and the answer is ``PARTIAL`` with a
   cursor at the lowest row not finished. Rows after that row that did finish are sent again by
@@ -376,12 +379,21 @@ class ObjectProcessor:
     async def _take_rows(self, start: _Start, invocation: _Invocation) -> _ReadPosition:
         """Take rows while time, the row limit and the downstream allow; deliver each in a task."""
         pending: set[asyncio.Task[None]] = set()
+        crashes: list[BaseException] = []
         read_ahead = asyncio.Semaphore(2 * self._settings.max_concurrency)
         position = _ReadPosition(start.first_row, start.first_offset)
         rows: Iterator[CsvRow] = start.reader.rows(start.columns, start.first_row)
+
+        def finished(task: asyncio.Task[None]) -> None:
+            pending.discard(task)
+            read_ahead.release()
+            error = None if task.cancelled() else task.exception()  # retrieved here, raised below
+            if error is not None:
+                crashes.append(error)
+
         try:
             for _ in range(self._settings.max_rows_per_invocation):
-                if invocation.stop_taking(self._settings.deadline_margin_s):
+                if crashes or invocation.stop_taking(self._settings.deadline_margin_s):
                     break
                 row = next(rows, None)
                 if row is None:
@@ -395,13 +407,14 @@ class ObjectProcessor:
                 invocation.unfinished[row.number] = row_start
                 task = asyncio.create_task(self._deliver_row(invocation, row))
                 pending.add(task)
-                task.add_done_callback(pending.discard)
-                task.add_done_callback(lambda _: read_ahead.release())
-            if pending:
-                await asyncio.gather(*pending)
+                task.add_done_callback(finished)
+            await _until_done_or_crashed(pending, crashes)
         except BaseException:
+            # A crash ends every other row task too, and reads what each ended with, so none is left
+            # with an exception nobody retrieved.
             for task in pending:
                 task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
             raise
         return position
 
@@ -438,6 +451,14 @@ class ObjectProcessor:
         load.add_latency(delivery.latency_s)
         invocation.any_answer = invocation.any_answer or delivery.status is not None
         return delivery
+
+
+async def _until_done_or_crashed(pending: set[asyncio.Task[None]], crashes: list[BaseException]) -> None:
+    """Wait for the row tasks still running; raise the first exception one of them ended with."""
+    while pending and not crashes:
+        await asyncio.wait(set(pending), return_when=asyncio.FIRST_EXCEPTION)
+    if crashes:
+        raise crashes[0]
 
 
 @dataclass(frozen=True)
