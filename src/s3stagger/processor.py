@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from s3stagger.config import ProcessorSettings
-from s3stagger.domain.csv_rows import BadRow, CsvFormat, CsvObjectReader, CsvRow, DataRow
+from s3stagger.domain.csv_rows import BadRow, CsvFormat, CsvHeader, CsvObjectReader, CsvRow, DataRow
 from s3stagger.domain.delivery import (
     Delivery,
     DeliveryOutcome,
@@ -78,6 +78,7 @@ def csv_format(settings: ProcessorSettings) -> CsvFormat:
         max_object_bytes=settings.max_object_bytes,
         max_field_bytes=settings.max_field_bytes,
         max_line_bytes=settings.max_line_bytes,
+        reject_other_delimiter=settings.reject_other_delimiter,
     )
 
 
@@ -211,8 +212,8 @@ class _Invocation:
     unreachable: str | None = None
     """Why the invocation is abandoned: :class:`DownstreamUnavailableError` is raised."""
 
-    def record_failed(self, number: int, reason: str, cells: tuple[str, ...]) -> None:
-        self.failed.add(number, reason, cells)
+    def record_failed(self, row: CsvRow, reason: str, cells: tuple[str, ...], byte_offset: int) -> None:
+        self.failed.add(row.number, reason, cells, byte_offset=byte_offset, line=row.raw)
         self.summary.rows_failed += 1
 
     def settle(self, row: DataRow, decision: RowDecision) -> None:
@@ -221,7 +222,7 @@ class _Invocation:
         if action is RowAction.APPLIED:
             self.summary.rows_applied += 1
         elif action is RowAction.FAILED:
-            self.record_failed(row.number, decision.reason, tuple(row.values.values()))
+            self.record_failed(row, decision.reason, tuple(row.values.values()), self.unfinished[row.number])
         elif action is RowAction.PAUSE:
             self.paused = self.paused or f"{decision.reason} (row {row.number})"
         elif action is RowAction.UNREACHABLE:
@@ -320,7 +321,7 @@ class ObjectProcessor:
         self._check_size(whole.object_size)
         reader = CsvObjectReader(whole.chunks, self._format)
         header = reader.read_header()
-        return _Start(whole, reader, header.columns, 1, header.end_offset, header.end_offset)
+        return _Start(whole, reader, header, 1, header.end_offset, header.end_offset)
 
     def _open_rest(self, ref: ObjectRef, cursor: Cursor, opened: list[OpenedObject]) -> _Start:
         head = self._source.open(
@@ -340,7 +341,7 @@ class ObjectProcessor:
         opened.append(rest)
         self._check_size(rest.object_size)
         reader = CsvObjectReader(rest.chunks, self._format, start_offset=cursor.byte_offset)
-        return _Start(rest, reader, header.columns, cursor.next_row, cursor.byte_offset, cursor.header_end)
+        return _Start(rest, reader, header, cursor.next_row, cursor.byte_offset, cursor.header_end)
 
     def _check_size(self, size: int) -> None:
         if size > self._format.max_object_bytes:
@@ -356,7 +357,8 @@ class ObjectProcessor:
         summary.key = start.opened.key or summary.key
         ref = ObjectRef(summary.bucket, summary.key, start.version_id, start.opened.etag)
         version = start.version_token
-        failed = self._sink.open_batch(ref, version, start.columns)
+        summary.warning = start.header.warning
+        failed = self._sink.open_batch(ref, version, start.header)
         invocation = _Invocation(ref, version, summary, failed, load, remaining)
         try:
             position = await self._take_rows(start, invocation)
@@ -382,7 +384,7 @@ class ObjectProcessor:
         crashes: list[BaseException] = []
         read_ahead = asyncio.Semaphore(2 * self._settings.max_concurrency)
         position = _ReadPosition(start.first_row, start.first_offset)
-        rows: Iterator[CsvRow] = start.reader.rows(start.columns, start.first_row)
+        rows: Iterator[CsvRow] = start.reader.rows(start.header.columns, start.first_row)
 
         def finished(task: asyncio.Task[None]) -> None:
             pending.discard(task)
@@ -401,7 +403,7 @@ class ObjectProcessor:
                     break
                 row_start, position.row, position.offset = position.offset, row.number + 1, row.next_offset
                 if isinstance(row, BadRow):
-                    invocation.record_failed(row.number, row.reason, row.cells)
+                    invocation.record_failed(row, row.reason, row.cells, row_start)
                     continue
                 await read_ahead.acquire()
                 invocation.unfinished[row.number] = row_start
@@ -465,7 +467,7 @@ async def _until_done_or_crashed(pending: set[asyncio.Task[None]], crashes: list
 class _Start:
     opened: OpenedObject
     reader: CsvObjectReader
-    columns: tuple[str, ...]
+    header: CsvHeader
     first_row: int
     first_offset: int
     header_end: int

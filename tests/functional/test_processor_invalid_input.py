@@ -202,7 +202,7 @@ def test_once_the_downstream_answered_rows_that_time_out_pause_the_object_and_ar
             monkeypatch,
             sim.rows_url,
             MAX_ATTEMPTS=2,
-            READ_TIMEOUT_S=0.05,
+            READ_TIMEOUT_S=0.3,
             MAX_CONCURRENCY=2,
             INITIAL_CONCURRENCY=1,
         )

@@ -6,7 +6,7 @@ import asyncio
 import dataclasses
 import gc
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,6 +14,7 @@ import pytest
 
 from s3stagger.adapters.failed_rows_sink import FailedRowsBatch, S3FailedRowsSink
 from s3stagger.config import ProcessorSettings
+from s3stagger.domain.csv_rows import CsvHeader
 from s3stagger.domain.delivery import Delivery, DeliveryOutcome
 from s3stagger.domain.model import Cursor, ObjectRef, ProcessRequest, RunStatus
 from s3stagger.domain.ports import OpenedObject
@@ -71,8 +72,8 @@ class KeptSink(S3FailedRowsSink):
         super().__init__(self.s3, None)  # type: ignore[arg-type]
         self.batches: list[FailedRowsBatch] = []
 
-    def open_batch(self, ref: ObjectRef, version: str, columns: Sequence[str]) -> FailedRowsBatch:
-        batch = super().open_batch(ref, version, columns)
+    def open_batch(self, ref: ObjectRef, version: str, header: CsvHeader) -> FailedRowsBatch:
+        batch = super().open_batch(ref, version, header)
         self.batches.append(batch)
         return batch
 

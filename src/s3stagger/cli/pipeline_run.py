@@ -258,7 +258,8 @@ class PipelineRunResult:
 
 
 def count_sink_rows(s3: S3Client, bucket: str, prefix: str) -> tuple[int, set[str]]:
-    """Failed rows written under ``prefix`` (``rows/...csv`` records) and quarantined object keys.
+    """Failed rows written under ``prefix`` (``rows/...csv`` records; row 0, the object's header line
+    kept for replays, is not one) and quarantined object keys.
 
     The quarantine records (``quarantine/<bucket>/<key>/<version>.json``) name the rejected objects.
     """
@@ -270,7 +271,7 @@ def count_sink_rows(s3: S3Client, bucket: str, prefix: str) -> tuple[int, set[st
             relative = key[len(prefix) :]
             if relative.startswith("rows/") and key.endswith(".csv"):
                 body = s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode("utf-8")
-                failed_rows += max(len(list(csv.reader(io.StringIO(body)))) - 1, 0)
+                failed_rows += sum(1 for row in list(csv.reader(io.StringIO(body)))[1:] if row[:1] != ["0"])
             elif relative.startswith("quarantine/") and key.endswith(".json"):
                 record = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
                 quarantined.add(str(record.get("key")))

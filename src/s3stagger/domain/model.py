@@ -107,6 +107,8 @@ class RunSummary:
     """``s3://bucket/key`` of the failed-rows (or quarantine) record written, if any."""
     concurrency_limit: int = 0
     """Adaptive concurrency limit at the end of the invocation."""
+    warning: str | None = None
+    """A surprise let through (a header that looks delimited by another character); answered only when set."""
 
     def as_dict(self) -> dict[str, Any]:
         """The handler's JSON-serialisable answer."""
@@ -124,4 +126,4 @@ class RunSummary:
             "error": self.error,
             "failed_rows_object": self.failed_rows_object,
             "concurrency_limit": self.concurrency_limit,
-        }
+        } | ({"warning": self.warning} if self.warning else {})
