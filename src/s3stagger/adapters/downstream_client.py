@@ -49,6 +49,11 @@ def shared_tls_context() -> ssl.SSLContext:
     return httpx.create_ssl_context()
 
 
+REPLAYED_HEADER = "Idempotent-Replayed"
+ALREADY_APPLIED = "ok, already applied"
+"""The detail of a 2xx whose Idempotency-Key the downstream had applied before (``Idempotent-Replayed``)."""
+
+
 class HttpDownstream:
     """POSTs rows as JSON to ``url`` through the transports it is given, one request on each at once.
 
@@ -129,7 +134,10 @@ class HttpDownstream:
         latency = _since(started)
         status = response.status_code
         if 200 <= status <= 299:
-            return Delivery(DeliveryOutcome.APPLIED, status, "ok", None, latency)
+            replayed = response.headers.get(REPLAYED_HEADER, "").lower() == "true"
+            return Delivery(
+                DeliveryOutcome.APPLIED, status, ALREADY_APPLIED if replayed else "ok", None, latency
+            )
         retry_after = parse_retry_after(response.headers.get("Retry-After"))
         detail = f"HTTP {status}: {response.text[:200]}"
         if status == 429:

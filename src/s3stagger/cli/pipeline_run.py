@@ -36,6 +36,7 @@ from s3stagger.cli.sample_data import SampleObject, sample_objects
 from s3stagger.cli.simulate import UploadedObject, upload_objects
 from s3stagger.definitions.model import Definitions
 from s3stagger.domain.flight import plan_flight
+from s3stagger.domain.redrive import object_key_of_message
 from s3stagger.errors import S3StaggerError
 from s3stagger.handlers import process_object
 from s3stagger.local.downstream import DownstreamSimulator, SimulatorSettings
@@ -276,26 +277,6 @@ def count_sink_rows(s3: S3Client, bucket: str, prefix: str) -> tuple[int, set[st
                 record = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
                 quarantined.add(str(record.get("key")))
     return failed_rows, quarantined
-
-
-def object_key_of_message(body: str) -> str | None:
-    """The S3 object key a queue message is about (S3 event, dispatcher continuation, plain ref)."""
-    try:
-        message = json.loads(body)
-    except ValueError:
-        return None
-    if not isinstance(message, dict):
-        return None
-    if isinstance(message.get("continuation"), dict):
-        message = message["continuation"].get("object", {})
-    if isinstance(message.get("object"), dict) and "detail" not in message:
-        message = message["object"]
-    detail = message.get("detail")
-    if isinstance(detail, dict) and isinstance(detail.get("object"), dict):
-        key = detail["object"].get("key")
-        return str(key) if key is not None else None
-    key = message.get("key")
-    return str(key) if key is not None else None
 
 
 def dead_letter_keys(sqs: SQSClient, queue_urls: list[str]) -> tuple[int, list[str]]:
