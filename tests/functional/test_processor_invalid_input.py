@@ -249,3 +249,26 @@ def test_failed_rows_go_to_a_configured_bucket_and_prefix(
         f"s3://s3stagger-test-failures/quarantine-zone/rows/{BUCKET}/normal/one-bad.csv/"
     )
     assert [row["row_number"] for row in read_failed_rows(s3, answer["failed_rows_object"])] == ["2"]
+
+
+def test_deleting_an_object_what_it_means_by_bucket_versioning(s3: Any, sim: DownstreamSimulator) -> None:
+    """docs/processor.md, "Deleted objects": an upload is a fact, a delete is not a retraction."""
+    # Unversioned: the bytes are gone with the key; the object is quarantined as gone, nothing applied.
+    s3.put_object(Bucket=BUCKET, Key="normal/plain.csv", Body=csv_bytes(3))
+    s3.delete_object(Bucket=BUCKET, Key="normal/plain.csv")
+    gone = invoke(event_for("normal/plain.csv"))
+    assert (gone["status"], gone["error"]["type"]) == ("REJECTED", "object_gone")
+    assert "quarantine" in gone["failed_rows_object"]
+    # Versioned: a delete marker hides the key, but the version the event names still holds its
+    # bytes: it is processed in full.
+    s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+    version = s3.put_object(Bucket=BUCKET, Key="normal/kept.csv", Body=csv_bytes(3))["VersionId"]
+    s3.delete_object(Bucket=BUCKET, Key="normal/kept.csv")
+    kept = invoke(event_for("normal/kept.csv", version_id=version))
+    assert (kept["status"], kept["rows_applied"]) == ("COMPLETE", 3)
+    # Deleting the version itself (permanent) is what removes it: then it is gone too.
+    version = s3.put_object(Bucket=BUCKET, Key="normal/purged.csv", Body=csv_bytes(3))["VersionId"]
+    s3.delete_object(Bucket=BUCKET, Key="normal/purged.csv", VersionId=version)
+    purged = invoke(event_for("normal/purged.csv", version_id=version))
+    assert (purged["status"], purged["error"]["type"]) == ("REJECTED", "object_gone")
+    assert sim.stats().effects_applied == 3
