@@ -123,6 +123,8 @@ def main(argv: list[str] | None = None) -> int:
         def progress(result: KindResult) -> None:
             results.append(result)
             live.update(table_of(results))
+            if not console.is_terminal:  # a log, not a screen: one line per kind
+                console.print(f"{result.kind}: {result.seconds} s, lost {result.lost_rows}", highlight=False)
 
         summary = run_chaos(
             boto3.client("s3", region_name="us-east-1"),
