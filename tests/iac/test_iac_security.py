@@ -167,7 +167,9 @@ def test_buckets_block_public_access_are_versioned_encrypted_and_tls_only() -> N
     assert conditions(bucket_denies[0]) == {"aws:SecureTransport": ["false"]}
 
 
-@pytest.mark.parametrize("module_dir", MODULE_DIRS, ids=lambda path: path.name)
+@pytest.mark.parametrize(
+    "module_dir", [path for path in MODULE_DIRS if path.name != "monitoring"], ids=lambda path: path.name
+)
 def test_every_queue_is_encrypted(module_dir: Path) -> None:
     queues = _resource_bodies(module_dir, "aws_sqs_queue")
     assert queues

@@ -93,7 +93,9 @@ def test_terraform_reads_the_asl_event_patterns_and_queue_settings() -> None:
     readers = terraform_definition_reads()
     assert readers["dispatcher.asl.json"] == {"staggered-dispatcher"}
     assert readers["event_pattern.json"] == {"event-ingest"}
-    assert readers["event_pattern_unrouted.json"] == {"event-ingest"}
+    assert readers["event_pattern_unrouted.json"] == {"event-ingest", "alerting"}
+    assert readers["alarms.json"] == {"monitoring"}
+    assert readers["alerting.json"] == {"alerting", "monitoring"}
     assert "event-ingest" in readers["queues.json"]
     assert "event-ingest" in readers["event_rules.json"]
 
@@ -114,7 +116,14 @@ def is_template(name: str) -> bool:
 def test_templates_are_rendered_only_with_templatefile() -> None:
     """A template read with file() would reach AWS with its ${placeholders} unreplaced."""
     templates = {name for name in terraform_definition_reads() if is_template(name)}
-    assert templates == {"dispatcher.asl.json", "event_pattern.json", "event_pattern_unrouted.json"}
+    assert templates == {
+        "dispatcher.asl.json",
+        "event_pattern.json",
+        "event_pattern_unrouted.json",
+        "alert_pattern_alarm_state_change.json",
+        "alert_pattern_execution_status_change.json",
+        "alert_pattern_object_failed.json",
+    }
     for module_dir in MODULE_DIRS:
         for function, path, _ in file_reads(module_dir):
             if path.removeprefix(DEFINITIONS_PREFIX) in templates:
@@ -140,7 +149,7 @@ def test_templatefile_provides_exactly_the_template_placeholders(module_dir: Pat
 
 
 def test_module_priorities_come_from_queues_json() -> None:
-    for module_dir in MODULE_DIRS:
+    for module_dir in (INGEST, DISPATCHER):
         assert unwrap(module_locals(module_dir)["priorities"]) == "local.queue_definitions.priorities"
     queue_definitions = unwrap(module_locals(INGEST)["queue_definitions"])
     assert queue_definitions == 'jsondecode(file("${local.definitions_path}/queues.json"))'
@@ -204,10 +213,17 @@ def definition_files_read(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]
     return read
 
 
-def test_local_mode_provisions_from_the_files_terraform_reads(definition_files_read: list[str]) -> None:
+def test_local_mode_provisions_from_the_files_terraform_reads(
+    definition_files_read: list[str], tmp_path: Path
+) -> None:
+    from s3stagger.local.alerting import LocalAlertingSettings
     from s3stagger.local.pipeline import LocalPipeline, LocalPipelineSettings
 
-    settings = LocalPipelineSettings(downstream_url="http://127.0.0.1:9/rows", start_scheduler=False)
+    settings = LocalPipelineSettings(
+        downstream_url="http://127.0.0.1:9/rows",
+        start_scheduler=False,
+        alerting=LocalAlertingSettings(mailbox=tmp_path / "alerts.mbox"),
+    )
     with LocalPipeline(settings) as stack:
         definition = stack.client("stepfunctions").describe_state_machine(
             stateMachineArn=stack.names.state_machine_arn
@@ -251,4 +267,4 @@ def test_every_setting_the_module_reads_exists_in_its_definition_file(module_dir
                 )
                 value = value[attribute]
             checked += 1
-    assert checked >= 10
+    assert checked >= (10 if module_dir in (INGEST, DISPATCHER) else 1)

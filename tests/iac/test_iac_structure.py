@@ -18,7 +18,12 @@ from _iac_support import (
 
 
 def test_the_repository_has_both_modules_and_both_examples() -> None:
-    assert [path.name for path in MODULE_DIRS] == ["event-ingest", "staggered-dispatcher"]
+    assert [path.name for path in MODULE_DIRS] == [
+        "alerting",
+        "event-ingest",
+        "monitoring",
+        "staggered-dispatcher",
+    ]
     assert [path.name for path in EXAMPLE_DIRS] == ["complete", "minimal"]
 
 

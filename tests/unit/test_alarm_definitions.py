@@ -100,6 +100,31 @@ def test_the_shipped_alarms_load_and_cover_the_recommended_metrics() -> None:
     }
 
 
+REPOSITORY = Path(__file__).resolve().parents[2]
+RUNBOOK_SECTIONS = ("## What it means", "## What to look at", "## How to fix", "## How to redrive")
+
+
+def test_every_alarm_and_alert_has_a_runbook_with_the_four_sections() -> None:
+    alarms = load_alarm_definitions()
+    validate(alarms, runbooks_root=REPOSITORY)
+    alert_runbooks = [
+        rule["runbook"] for rule in definitions.read_json("alerting.json")["rules"] if rule["runbook"]
+    ]
+    for runbook in [alarm.runbook for alarm in alarms.alarms] + alert_runbooks:
+        text = (REPOSITORY / runbook).read_text(encoding="utf-8")
+        missing = [section for section in RUNBOOK_SECTIONS if section not in text]
+        assert missing == [], f"{runbook} lacks {missing}"
+
+
+def test_the_alerting_page_lists_every_alarm_with_its_runbook() -> None:
+    page = (REPOSITORY / "docs" / "alerting.md").read_text(encoding="utf-8")
+    rows = {line.split("|")[1].strip(" `"): line for line in page.splitlines() if line.startswith("| `")}
+    for alarm in load_alarm_definitions().alarms:
+        assert alarm.id in rows, f"docs/alerting.md does not list {alarm.id}"
+        assert f"]({alarm.runbook.removeprefix('docs/')})" in rows[alarm.id]
+        assert f"| {alarm.treat_missing_data} | {alarm.severity} |" in rows[alarm.id]
+
+
 def test_the_emf_alarms_watch_the_namespace_the_processor_publishes_to() -> None:
     processor = definitions.read_json("processor.json")
     namespaces = {a.namespace for a in load_alarm_definitions().alarms if a.applies_to == "processor_metrics"}
@@ -293,3 +318,15 @@ def test_pipeline_resources_follow_the_shipped_definitions() -> None:
     names = [alarm.name for alarm in expand(load_alarm_definitions(), found)]
     assert "s3stagger-dlq-not-empty-alert-dlq" in names
     assert "s3stagger-notifier-errors" in names
+
+
+def test_the_definitions_model_loads_the_alarms_and_names_their_errors_as_its_own() -> None:
+    from s3stagger.definitions.model import DefinitionError, Definitions
+
+    assert Definitions.load().alarms == load_alarm_definitions()
+    broken = copy.deepcopy(SHIPPED["alarms"])
+    broken[0]["datapoints_to_alarm"] = 99
+    with pytest.raises(
+        DefinitionError, match=r"alarms\[0\] \(queue-oldest-message-age\).datapoints_to_alarm"
+    ):
+        Definitions.load({"alarms.json": {"alarms": broken}})

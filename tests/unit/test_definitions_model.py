@@ -109,7 +109,7 @@ def test_a_definition_error_is_a_project_error() -> None:
             "processor.json: environment must be an object of strings",
         ),
         ({"budget.json": {"nope": 1}}, "budget.json: override of unknown field nope"),
-        ({"alarms.json": {}}, r"overrides name unknown definition file\(s\) alarms.json"),
+        ({"colours.json": {}}, r"overrides name unknown definition file\(s\) colours.json"),
     ],
 )
 def test_a_malformed_field_is_named_with_its_file(overrides: dict[str, dict[str, Any]], message: str) -> None:

@@ -259,3 +259,28 @@ def test_lambda_figures_are_put_into_cloudwatch_for_monitor() -> None:
     assert cloudwatch.metric_data[0]["Dimensions"] == [
         {"Name": "FunctionName", "Value": "s3stagger-processor"}
     ]
+
+
+def test_a_sampling_gap_of_a_gauge_holds_its_last_value_not_missing_data() -> None:
+    sqs, cloudwatch, clock = FakeSqs(), FakeCloudWatch(), Clock()
+    evaluator = LocalAlarmEvaluator(
+        [DLQ_ALARM],
+        [SqsQueueMetrics(sqs, {"s3stagger-normal-dlq": "http://q"})],
+        cloudwatch=cloudwatch,
+        events=FakeEvents(),
+        region="r",
+        account_id="a",
+        description=str,
+        time_scale=1 / 20,  # 3 s periods, ticks every 1.5 s
+        clock=clock,
+    )
+    sqs.visible = 2
+    for _ in range(6):
+        clock.now += 1.5
+        evaluator.tick()
+    assert evaluator.states()[DLQ_ALARM.name] is AlarmState.ALARM
+    before = list(cloudwatch.states)
+    clock.now += 10  # a slow tick: no sample for more than three periods
+    evaluator.tick()
+    assert evaluator.states()[DLQ_ALARM.name] is AlarmState.ALARM
+    assert cloudwatch.states == before  # no flap to OK over the gap

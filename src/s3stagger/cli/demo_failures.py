@@ -34,7 +34,7 @@ from s3stagger.cli.pipeline_run import (
     ProgressListener,
     SectionCollector,
 )
-from s3stagger.local.alerting import LocalAlerting, LocalAlertingSettings
+from s3stagger.local.alerting import LocalAlertingSettings
 from s3stagger.local.outage_proxy import DownstreamOutageProxy
 from s3stagger.local.pipeline import LocalPipelineSettings
 
@@ -69,7 +69,10 @@ class AlertingCollector:
         alerting = run.stack.alerting
         if alerting is None or alerting.names is None or alerting.evaluator is None:
             return {"alarms_fired": [], "emails_received": 0, "emails_via_starttls": 0}
-        _wait_for_alert_queue(run, alerting, self.settle_timeout_s)
+        quiet_s = max(2.0, 2 * alerting.evaluator.shortest_period_s + alerting.evaluator.tick_s)
+        _wait_for_alert_queue(
+            run.stack.client("sqs"), alerting.names.alert_queue_url, quiet_s, self.settle_timeout_s
+        )
         depth = run.stack.queue_depth(alerting.names.alert_dlq_url)
         counters = alerting.smtp.counters
         return {
@@ -82,15 +85,15 @@ class AlertingCollector:
         }
 
 
-def _wait_for_alert_queue(run: PipelineRun, alerting: LocalAlerting, timeout_s: float) -> None:
-    """Until the alert queue (and its delayed digest timers) stays empty for two evaluator periods."""
-    assert alerting.names is not None  # noqa: S101 - collect() checked it
-    sqs = run.stack.client("sqs")
+def _wait_for_alert_queue(sqs: Any, queue_url: str, quiet_s: float, timeout_s: float) -> None:
+    """Until the alert queue (and its delayed digest timers) stays empty for ``quiet_s``: long enough
+    for the alarms to see the last messages that reached a DLQ (two of the shortest periods plus a
+    tick)."""
     deadline = time.monotonic() + timeout_s
     quiet_since: float | None = None
     while time.monotonic() < deadline:
         attributes = sqs.get_queue_attributes(
-            QueueUrl=alerting.names.alert_queue_url,
+            QueueUrl=queue_url,
             AttributeNames=[
                 "ApproximateNumberOfMessages",
                 "ApproximateNumberOfMessagesNotVisible",
@@ -103,7 +106,7 @@ def _wait_for_alert_queue(run: PipelineRun, alerting: LocalAlerting, timeout_s: 
             quiet_since = None
         elif quiet_since is None:
             quiet_since = now
-        elif now - quiet_since >= 2.0:
+        elif now - quiet_since >= quiet_s:
             return
         time.sleep(0.25)
 

@@ -58,7 +58,7 @@ def mail(
         row = {
             "n": number,
             "date": str(parsed.get("Date", "")),
-            "subject": str(parsed.get("Subject", "")),
+            "subject": " ".join(str(parsed.get("Subject", "")).split()),  # unfolded
             "starttls_auth": "with ESMTPSA" in str(parsed.get("Received", "")),
         }
         if as_json:

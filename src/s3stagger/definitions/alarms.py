@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -153,23 +153,8 @@ class ConcreteAlarm:
     severity: str
     summary: str
     runbook: str
-    extended_statistic: bool = field(default=False)
-
-    def as_dict(self) -> dict[str, Any]:
-        """A plain, JSON-ready form (what the Terraform equivalence test compares)."""
-        return {
-            "name": self.name,
-            "namespace": self.namespace,
-            "metric_name": self.metric_name,
-            "dimensions": dict(self.dimensions),
-            "statistic": self.statistic,
-            "period_s": self.period_s,
-            "evaluation_periods": self.evaluation_periods,
-            "datapoints_to_alarm": self.datapoints_to_alarm,
-            "comparison": self.comparison,
-            "threshold": self.threshold,
-            "treat_missing_data": self.treat_missing_data,
-        }
+    extended_statistic: bool = False
+    """``statistic`` is a percentile (Terraform's ``extended_statistic``)."""
 
 
 # -- strict reading ----------------------------------------------------------------------------
@@ -301,6 +286,10 @@ def _validate_one(alarm: AlarmDefinition, where: str) -> None:
             f"{where}.statistic",
             f"must be one of {', '.join(sorted(STATISTICS))} or a percentile (p99), got {alarm.statistic!r}",
         )
+    _validate_evaluation(alarm, where)
+
+
+def _validate_evaluation(alarm: AlarmDefinition, where: str) -> None:
     if alarm.period_s not in HIGH_RESOLUTION_PERIODS and alarm.period_s % 60:
         raise _fail(f"{where}.period_s", f"must be 10, 20, 30 or a multiple of 60, got {alarm.period_s}")
     if alarm.datapoints_to_alarm > alarm.evaluation_periods:

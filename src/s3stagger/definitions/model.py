@@ -23,6 +23,13 @@ from types import MappingProxyType
 from typing import Any
 
 from s3stagger import definitions as package
+from s3stagger.definitions.alarms import AlarmDefinitionError, AlarmDefinitions, parse_alarm_definitions
+from s3stagger.definitions.alerting import (
+    ALERTING_FILE,
+    AlertingDefinition,
+    AlertingDefinitionError,
+    load_alerting_definition,
+)
 from s3stagger.domain.stagger import PrioritySpacing, StaggerPolicy, StaggerPolicyError
 from s3stagger.errors import S3StaggerError
 
@@ -400,6 +407,23 @@ def _parse_storage(f: FieldReader) -> StorageDefinition:
     )
 
 
+def _parse_alarms(f: FieldReader) -> AlarmDefinitions:
+    """``alarms.json``: :mod:`s3stagger.definitions.alarms` reads and validates it strictly."""
+    try:
+        return parse_alarm_definitions({"alarms": f.value("alarms")})
+    except AlarmDefinitionError as error:
+        raise DefinitionError(str(error)) from error
+
+
+def _parse_alerting(f: FieldReader) -> AlertingDefinition:
+    """``alerting.json``: :mod:`s3stagger.definitions.alerting` reads and checks it."""
+    fields = {key: f.value(key) for key in list(f.data) if key != "_comment"}
+    try:
+        return load_alerting_definition(fields)
+    except AlertingDefinitionError as error:
+        raise DefinitionError(str(error)) from error
+
+
 @dataclass(frozen=True)
 class DefinitionFile:
     """One settings file: its name, the :class:`Definitions` field it fills, its parser."""
@@ -416,6 +440,8 @@ DEFINITION_FILES: tuple[DefinitionFile, ...] = (
     DefinitionFile("processor.json", "processor", _parse_processor),
     DefinitionFile("budget.json", "budget", _parse_budget),
     DefinitionFile("storage.json", "storage", _parse_storage),
+    DefinitionFile("alarms.json", "alarms", _parse_alarms),
+    DefinitionFile(ALERTING_FILE, "alerting", _parse_alerting),
 )
 """Every settings file of ``definitions/`` (the templates are rendered, not parsed)."""
 
@@ -456,6 +482,8 @@ class Definitions:
     processor: ProcessorDefinition
     budget: BudgetDefinition
     storage: StorageDefinition
+    alarms: AlarmDefinitions
+    alerting: AlertingDefinition
 
     @classmethod
     def load(

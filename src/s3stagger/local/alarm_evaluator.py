@@ -84,11 +84,17 @@ def metric_key(namespace: str, name: str, dimensions: Mapping[str, str]) -> Metr
 
 
 class MetricSource(Protocol):
+    gauge: bool
+    """True: a level that lasts until the next sample (queue depth), so a sampling gap is filled with
+    the last value; False: events counted when they happen (a gap means none happened)."""
+
     def sample(self, now: float) -> Iterable[tuple[MetricKey, float]]: ...
 
 
 class SqsQueueMetrics:
     """Queue gauges sampled from the emulator's queue attributes."""
+
+    gauge = True
 
     def __init__(self, client: Any, queue_urls: Mapping[str, str]) -> None:
         self._client = client
@@ -115,6 +121,8 @@ class SqsQueueMetrics:
 
 class LambdaRuntimeMetrics:
     """Function metrics from the local Lambda runtime's counters (deltas per tick)."""
+
+    gauge = False
 
     def __init__(self, counters: Callable[[str], FunctionCounters], function_names: Sequence[str]) -> None:
         self._counters = counters
@@ -147,6 +155,8 @@ TERMINAL_FAILURES = {
 class DispatcherExecutionMetrics:
     """New failed / timed-out / aborted dispatcher executions; each also becomes a status-change event."""
 
+    gauge = False
+
     def __init__(
         self, client: Any, state_machine_arn: str, on_terminal: Callable[[Mapping[str, Any]], None]
     ) -> None:
@@ -177,6 +187,8 @@ class DispatcherExecutionMetrics:
 class EmfLogMetrics:
     """The processor's EMF lines, read as they are appended to its log file (what CloudWatch Logs
     would extract); lines written before the evaluator started are skipped."""
+
+    gauge = False
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -247,8 +259,8 @@ class LocalAlarmEvaluator:
                 f"arn:aws:cloudwatch:{region}:{account_id}:alarm:{alarm.name}",
                 AlarmStateRecord(AlarmState.INSUFFICIENT_DATA, "Unchecked: Initial alarm creation", "", now),
             )
-        shortest = min((t.rule.period_s for t in self.alarms.values()), default=1.0)
-        self.tick_s = tick_s or max(0.25, shortest / 2)
+        self.shortest_period_s = min((t.rule.period_s for t in self.alarms.values()), default=1.0)
+        self.tick_s = tick_s or max(0.25, self.shortest_period_s / 2)
         horizon = max(
             (t.rule.period_s * (t.rule.range_periods + 1) for t in self.alarms.values()), default=60
         )
@@ -288,7 +300,7 @@ class LocalAlarmEvaluator:
             if self._stop.is_set():
                 return []
             for key, value in source.sample(now):
-                self.record(key, value, now)
+                self.record(key, value, now, gauge=source.gauge)
                 if key[0] in PUBLISHED_NAMESPACES:
                     published.append((key, value))
         self._publish_metrics(published, now)
@@ -317,9 +329,17 @@ class LocalAlarmEvaluator:
             self.put_events(entries[start : start + PUT_EVENTS_MAX_ENTRIES])
         return changes
 
-    def record(self, key: MetricKey, value: float, now: float) -> None:
+    def record(self, key: MetricKey, value: float, now: float, *, gauge: bool = False) -> None:
+        """Keep a sample; for a gauge, first fill a gap since its last sample (a tick that took long
+        on a busy machine) with the last value, which held until now — not with missing data."""
         with self._lock:
             series = self._samples[key]
+            if gauge and series:
+                last_time, last_value = series[-1]
+                filled = last_time + self.tick_s
+                while filled < now - self.tick_s / 2:
+                    series.append((filled, last_value))
+                    filled += self.tick_s
             series.append((now, value))
             while series and series[0][0] < now - self._horizon_s:
                 series.popleft()

@@ -303,7 +303,8 @@ class LocalAlerting(LocalService):
 
     # -- running --------------------------------------------------------------------------------
     def _evaluator(self) -> LocalAlarmEvaluator:
-        assert self.names is not None  # noqa: S101 - provision() ran
+        if self.names is None:
+            raise RuntimeError("provision() first: the evaluator needs the alerting resources")
         sqs = self.client("sqs")
         queue_urls = {
             url.rsplit("/", 1)[-1]: url

@@ -1,5 +1,6 @@
-# The whole pattern with realistic settings: one customer KMS key for data and logs, both
-# modules, and alerting (failed objects and non-empty DLQs) through an encrypted SNS topic.
+# The whole pattern with realistic settings: one customer KMS key for data, logs and alerts, the
+# ingest and dispatcher modules, health alarms and a dashboard (monitoring), and event-driven
+# alerting by email through the central SMTP server (alerting).
 
 data "aws_caller_identity" "current" {}
 data "aws_region" "current" {}
@@ -16,6 +17,8 @@ locals {
   rows_in_flight_max = max(1, floor(var.downstream_capacity / local.budget_maximum))
 
   package_path = coalesce(var.package_path, "${path.root}/../../../dist/s3stagger-lambda-${var.architecture}.zip")
+
+  processor_timeout_seconds = 300
 }
 
 # --- One customer-managed key for buckets, queues, logs, state machine and alerts --------------
@@ -45,30 +48,13 @@ data "aws_iam_policy_document" "pipeline_key" {
   }
 
   statement {
-    sid       = "EventBridgeDeliversToEncryptedQueuesAndTopic"
+    sid       = "EventBridgeDeliversToEncryptedQueues"
     actions   = ["kms:GenerateDataKey", "kms:Decrypt"]
     resources = ["*"]
 
     principals {
       type        = "Service"
       identifiers = ["events.amazonaws.com"]
-    }
-
-    condition {
-      test     = "StringEquals"
-      variable = "aws:SourceAccount"
-      values   = [local.account_id]
-    }
-  }
-
-  statement {
-    sid       = "CloudWatchAlarmsPublishToEncryptedTopic"
-    actions   = ["kms:GenerateDataKey", "kms:Decrypt"]
-    resources = ["*"]
-
-    principals {
-      type        = "Service"
-      identifiers = ["cloudwatch.amazonaws.com"]
     }
 
     condition {
@@ -154,7 +140,7 @@ module "dispatcher" {
   log_retention_days      = 365
 
   processor = {
-    timeout_seconds      = 300
+    timeout_seconds      = local.processor_timeout_seconds
     memory_mb            = 512
     reserved_concurrency = local.budget_maximum
     environment = {
@@ -169,154 +155,57 @@ module "dispatcher" {
   }
 }
 
-# --- Alerting: failed objects (dispatcher events) and messages in a DLQ -------------------------
+# --- Alerting: alarm state changes, failed executions and objects, unrouted uploads -> email ----
 
-resource "aws_sns_topic" "alerts" {
-  name              = "${var.name_prefix}-alerts"
-  kms_master_key_id = aws_kms_key.pipeline.arn
-}
+module "alerting" {
+  source = "../../modules/alerting"
 
-resource "aws_sns_topic_subscription" "alert_email" {
-  count = var.alert_email == null ? 0 : 1
+  name_prefix         = var.name_prefix
+  package_path        = local.package_path
+  architecture        = var.architecture
+  state_machine_arn   = module.dispatcher.state_machine_arn
+  uploads_bucket_name = module.ingest.uploads_bucket_name
+  unrouted_key_wildcards = [
+    for priority in module.ingest.priorities : "${module.ingest.key_prefixes[priority]}*${module.ingest.object_suffix}"
+  ]
+  kms_key_arn        = aws_kms_key.pipeline.arn
+  log_retention_days = 365
+  runbook_base_url   = var.runbook_base_url
 
-  topic_arn = aws_sns_topic.alerts.arn
-  protocol  = "email"
-  endpoint  = var.alert_email
-}
-
-resource "aws_cloudwatch_event_rule" "processing_failed" {
-  name          = "${var.name_prefix}-processing-failed"
-  description   = "Objects the dispatcher could not process (the message is retried, then moves to its DLQ)."
-  event_pattern = module.dispatcher.failure_event_pattern
-}
-
-resource "aws_cloudwatch_event_target" "processing_failed" {
-  rule      = aws_cloudwatch_event_rule.processing_failed.name
-  target_id = "${var.name_prefix}-alerts"
-  arn       = aws_sns_topic.alerts.arn
-
-  retry_policy {
-    maximum_retry_attempts       = 185
-    maximum_event_age_in_seconds = 86400
+  smtp = {
+    host     = var.smtp.host
+    port     = var.smtp.port
+    security = var.smtp.security
+    from     = var.alert_from
+    to       = var.alert_emails
   }
-
-  dead_letter_config {
-    arn = aws_sqs_queue.alerts_dead_letter.arn
-  }
+  smtp_secret_arn = var.smtp.secret_arn
+  vpc_config      = var.smtp.vpc_config
 }
 
-# Failure events EventBridge could not publish to the topic: kept 14 days, alarmed below.
-resource "aws_sqs_queue" "alerts_dead_letter" {
-  name                              = "${var.name_prefix}-alerts-dlq"
-  message_retention_seconds         = 1209600
-  kms_master_key_id                 = aws_kms_key.pipeline.arn
-  kms_data_key_reuse_period_seconds = 300
-}
+# --- Health alarms (alarms.json) and the dashboard; their state changes reach alerting by ----------
+# --- EventBridge, so they need no action.
 
-data "aws_iam_policy_document" "alerts_dead_letter" {
-  statement {
-    sid       = "UndeliverableFailureEvents"
-    actions   = ["sqs:SendMessage"]
-    resources = [aws_sqs_queue.alerts_dead_letter.arn]
+module "monitoring" {
+  source = "../../modules/monitoring"
 
-    principals {
-      type        = "Service"
-      identifiers = ["events.amazonaws.com"]
-    }
-
-    condition {
-      test     = "ArnEquals"
-      variable = "aws:SourceArn"
-      values   = [aws_cloudwatch_event_rule.processing_failed.arn]
-    }
-  }
-
-  statement {
-    sid       = "DenyInsecureTransport"
-    effect    = "Deny"
-    actions   = ["sqs:*"]
-    resources = [aws_sqs_queue.alerts_dead_letter.arn]
-
-    principals {
-      type        = "*"
-      identifiers = ["*"]
-    }
-
-    condition {
-      test     = "Bool"
-      variable = "aws:SecureTransport"
-      values   = ["false"]
-    }
-  }
-}
-
-resource "aws_sqs_queue_policy" "alerts_dead_letter" {
-  queue_url = aws_sqs_queue.alerts_dead_letter.id
-  policy    = data.aws_iam_policy_document.alerts_dead_letter.json
-}
-
-locals {
+  name_prefix = var.name_prefix
+  queues      = { for priority, queue in module.ingest.queues : priority => queue.name }
   dead_letter_queues = merge(
     { for priority, queue in module.ingest.queues : priority => queue.dlq_name },
-    { ingest = module.ingest.ingest_dlq_name, alerts = aws_sqs_queue.alerts_dead_letter.name },
+    { ingest-dlq = module.ingest.ingest_dlq_name, alert-dlq = module.alerting.alert_dlq_name },
   )
-}
-
-resource "aws_cloudwatch_metric_alarm" "dead_letter_not_empty" {
-  for_each = local.dead_letter_queues
-
-  alarm_name          = "${each.value}-not-empty"
-  alarm_description   = "Messages wait in ${each.value}: inspect them, fix the cause, then redrive (StartMessageMoveTask)."
-  namespace           = "AWS/SQS"
-  metric_name         = "ApproximateNumberOfMessagesVisible"
-  dimensions          = { QueueName = each.value }
-  statistic           = "Maximum"
-  period              = 300
-  evaluation_periods  = 1
-  comparison_operator = "GreaterThanThreshold"
-  threshold           = 0
-  treat_missing_data  = "notBreaching"
-  alarm_actions       = [aws_sns_topic.alerts.arn]
-  ok_actions          = [aws_sns_topic.alerts.arn]
-}
-
-data "aws_iam_policy_document" "alerts_topic" {
-  statement {
-    sid       = "FailureEventsFromTheRule"
-    actions   = ["sns:Publish"]
-    resources = [aws_sns_topic.alerts.arn]
-
-    principals {
-      type        = "Service"
-      identifiers = ["events.amazonaws.com"]
-    }
-
-    condition {
-      test     = "ArnEquals"
-      variable = "aws:SourceArn"
-      values   = [aws_cloudwatch_event_rule.processing_failed.arn]
-    }
+  event_rules = merge(
+    { for name, arn in module.ingest.event_rule_arns : trimprefix(name, "${var.name_prefix}-") => name },
+    module.alerting.event_rules,
+  )
+  processor = {
+    function_name        = module.dispatcher.processor_function_name
+    timeout_seconds      = local.processor_timeout_seconds
+    reserved_concurrency = local.budget_maximum
   }
-
-  statement {
-    sid       = "DeadLetterAlarms"
-    actions   = ["sns:Publish"]
-    resources = [aws_sns_topic.alerts.arn]
-
-    principals {
-      type        = "Service"
-      identifiers = ["cloudwatch.amazonaws.com"]
-    }
-
-    condition {
-      test     = "ArnLike"
-      variable = "aws:SourceArn"
-      values   = ["arn:${local.partition}:cloudwatch:${local.region}:${local.account_id}:alarm:${var.name_prefix}-*"]
-    }
-  }
-}
-
-resource "aws_sns_topic_policy" "alerts" {
-  arn    = aws_sns_topic.alerts.arn
-  policy = data.aws_iam_policy_document.alerts_topic.json
+  state_machine_arn      = module.dispatcher.state_machine_arn
+  notifier_function_name = module.alerting.notifier_function_name
+  runbook_base_url       = var.runbook_base_url
+  alarm_actions          = compact([var.alarm_topic_arn])
 }

@@ -43,9 +43,34 @@ output "budget_parameter_name" {
   value       = module.dispatcher.budget_parameter_name
 }
 
-output "alerts_topic_arn" {
-  description = "SNS topic of the alerts (failed objects, messages in a DLQ); subscribe more endpoints to it."
-  value       = aws_sns_topic.alerts.arn
+output "alert_queue_url" {
+  description = "The alert queue: events of the alert rules wait here for the notifier."
+  value       = module.alerting.alert_queue_url
+}
+
+output "alert_dlq_url" {
+  description = "Alerts the notifier could not send after every retry (alarmed); redrive with `aws sqs start-message-move-task`."
+  value       = module.alerting.alert_dlq_url
+}
+
+output "smtp_secret_arn" {
+  description = "Put the SMTP user and password here after apply: `aws secretsmanager put-secret-value --secret-id <arn> --secret-string '{\"username\":\"...\",\"password\":\"...\"}'`."
+  value       = module.alerting.smtp_secret_arn
+}
+
+output "notifier_log_group_name" {
+  description = "Log group of the notifier (SMTP errors such as a refused login appear here)."
+  value       = module.alerting.notifier_log_group_name
+}
+
+output "alarm_names" {
+  description = "Every health alarm (alarms.json expanded for this deployment)."
+  value       = sort(keys(module.monitoring.alarms))
+}
+
+output "dashboard_url" {
+  description = "The CloudWatch dashboard of the pipeline."
+  value       = module.monitoring.dashboard_url
 }
 
 output "kms_key_arn" {

@@ -8,9 +8,38 @@ variable "downstream_url" {
   description = "Full URL the processor POSTs rows to, for example `https://api.example.com/v1/rows`. The API must accept a JSON row per request with an `Idempotency-Key` header."
 }
 
-variable "alert_email" {
+variable "alert_from" {
   type        = string
-  description = "Address that receives alerts (failed objects, messages in a DLQ) through SNS; AWS sends it a confirmation mail first. Null: alerts go to the SNS topic only."
+  description = "Sender address of the alert emails; with Amazon SES it must be a verified identity."
+}
+
+variable "alert_emails" {
+  type        = list(string)
+  description = "Addresses that receive the alert emails (alarms, failed executions and objects, unrouted uploads)."
+}
+
+variable "smtp" {
+  type = object({
+    host       = optional(string)
+    port       = optional(number)
+    security   = optional(string)
+    secret_arn = optional(string)
+    vpc_config = optional(object({ subnet_ids = list(string), security_group_ids = list(string) }))
+  })
+  description = "The central SMTP server. Defaults: Amazon SES's SMTP interface in this region, STARTTLS on 587, a new empty secret `<name_prefix>/alerting/smtp` for the SMTP user and password (put them after apply), no VPC. A corporate relay: host, port 465 with security `tls` or 587 with `starttls`, its secret, and the subnets that reach it."
+  default     = {}
+  nullable    = false
+}
+
+variable "alarm_topic_arn" {
+  type        = string
+  description = "An SNS topic the alarms also notify (a pager, for example), a second path beside the email alerts: the alarms of the alerting path itself cannot reach you by email when that path is broken. Null: none."
+  default     = null
+}
+
+variable "runbook_base_url" {
+  type        = string
+  description = "URL the runbook paths (`docs/runbooks/...`) are appended to in alarm descriptions and emails, for example your repository's web view of the main branch. Null: the path alone."
   default     = null
 }
 

@@ -1,5 +1,5 @@
-# `terraform test` (Terraform >= 1.7) with a mocked AWS provider: the example wires both modules,
-# the key and the alerting together. The Lambda package is a small fixture zip (terraform/tests/fixtures):
+# `terraform test` (Terraform >= 1.7) with a mocked AWS provider: the example wires the four
+# modules and the key together. The Lambda package is a small fixture zip (terraform/tests/fixtures):
 # no `make package` needed.
 
 mock_provider "aws" {
@@ -36,8 +36,11 @@ mock_provider "aws" {
   mock_resource "aws_ssm_parameter" {
     defaults = { arn = "arn:aws:ssm:eu-west-1:123456789012:parameter/s3stagger/concurrency-budget" }
   }
-  mock_resource "aws_sns_topic" {
-    defaults = { arn = "arn:aws:sns:eu-west-1:123456789012:s3stagger-alerts" }
+  mock_resource "aws_secretsmanager_secret" {
+    defaults = { arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:s3stagger/alerting/smtp-AbCdEf" }
+  }
+  mock_resource "aws_cloudwatch_metric_alarm" {
+    defaults = { arn = "arn:aws:cloudwatch:eu-west-1:123456789012:alarm:mock" }
   }
   mock_resource "aws_cloudwatch_event_rule" {
     defaults = { arn = "arn:aws:events:eu-west-1:123456789012:rule/mock" }
@@ -50,7 +53,8 @@ mock_provider "aws" {
 variables {
   region         = "eu-west-1"
   downstream_url = "https://api.example.com/v1/rows"
-  alert_email    = "oncall@example.com"
+  alert_from     = "s3stagger@example.com"
+  alert_emails   = ["oncall@example.com"]
   package_path   = "../../tests/fixtures/processor.zip"
 }
 
@@ -63,17 +67,51 @@ run "deploys_the_pattern_with_a_customer_key_and_alerting" {
   }
 
   assert {
-    condition     = toset(keys(aws_cloudwatch_metric_alarm.dead_letter_not_empty)) == toset(["high", "normal", "ingest", "alerts"])
-    error_message = "Every dead-letter queue needs an alarm."
+    condition     = toset([for name in output.alarm_names : name if startswith(name, "s3stagger-dlq-not-empty-")]) == toset(["s3stagger-dlq-not-empty-high", "s3stagger-dlq-not-empty-normal", "s3stagger-dlq-not-empty-ingest-dlq", "s3stagger-dlq-not-empty-alert-dlq"])
+    error_message = "Every dead-letter queue, the alert DLQ included, needs an alarm."
   }
 
   assert {
-    condition     = length(aws_sns_topic_subscription.alert_email) == 1
-    error_message = "alert_email must subscribe to the alerts topic."
+    condition     = contains(output.alarm_names, "s3stagger-notifier-errors") && contains(output.alarm_names, "s3stagger-rule-failed-invocations-alert-alarm-state-change") && contains(output.alarm_names, "s3stagger-rule-invocations-sent-to-dlq-object-created-high")
+    error_message = "The notifier and every rule (ingest and alerting) must be alarmed."
+  }
+
+  assert {
+    condition     = module.monitoring.alarms["s3stagger-processor-concurrency-near-limit"].threshold == 9
+    error_message = "The concurrency alarm must follow the deployed reserved concurrency (10)."
+  }
+
+  assert {
+    condition     = alltrue([for alarm in module.monitoring.alarms : alarm.id != "processor-duration-near-timeout" || alarm.threshold == 294000])
+    error_message = "The duration alarm must follow the deployed timeout (300 s)."
+  }
+
+  assert {
+    condition     = length(module.alerting.event_rules) == 4
+    error_message = "The dispatcher is a Standard workflow: all four alert rules are needed."
   }
 
   assert {
     condition     = output.budget_parameter_name == "/s3stagger/concurrency-budget"
     error_message = "The budget parameter must follow budget.json."
+  }
+}
+
+run "a_corporate_relay_and_a_pager_topic" {
+  command = plan
+
+  variables {
+    smtp = {
+      host       = "relay.corp.example"
+      port       = 465
+      security   = "tls"
+      secret_arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:corp/relay-XyZ123"
+    }
+    alarm_topic_arn = "arn:aws:sns:eu-west-1:123456789012:pager"
+  }
+
+  assert {
+    condition     = module.alerting.smtp_secret_arn == "arn:aws:secretsmanager:eu-west-1:123456789012:secret:corp/relay-XyZ123"
+    error_message = "An existing secret must be used."
   }
 }
