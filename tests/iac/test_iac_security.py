@@ -209,7 +209,10 @@ def test_lambda_and_state_machine_trace_and_log_with_retention() -> None:
     assert unwrap(function["source_code_hash"]) == "filebase64sha256(var.package_path)"
     (state_machine,) = _resource_bodies(DISPATCHER, "aws_sfn_state_machine")
     assert unwrap(state_machine["tracing_configuration"][0]["enabled"]) == "var.tracing_enabled"
-    assert state_machine["logging_configuration"][0]["include_execution_data"] is True
+    logging = state_machine["logging_configuration"][0]
+    assert unwrap(logging["level"]) == "var.state_machine_log_level"
+    # an Express dispatcher is observed through its log group; bodies and cursors stay out of it
+    assert logging["include_execution_data"] is False
     for log_group in _resource_bodies(DISPATCHER, "aws_cloudwatch_log_group"):
         assert unwrap(log_group["retention_in_days"]) == "var.log_retention_days"
         assert unwrap(log_group["kms_key_id"]) == "var.kms_key_arn"
