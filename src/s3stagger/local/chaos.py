@@ -37,11 +37,12 @@ from s3stagger.adapters.failed_rows_sink import S3FailedRowsSink
 from s3stagger.adapters.s3_object_source import S3ObjectSource
 from s3stagger.config import ProcessorSettings
 from s3stagger.domain.delivery import Delivery
+from s3stagger.domain.failed_row_record import parse_record
 from s3stagger.domain.idempotency import object_version_token, row_idempotency_key
 from s3stagger.domain.model import Cursor, ObjectRef, ProcessRequest, RunStatus
 from s3stagger.local.downstream import DownstreamSimulator, LatencySpec, SimulatorSettings
 from s3stagger.local.outage_proxy import DownstreamOutageProxy
-from s3stagger.processor import ObjectProcessor
+from s3stagger.processor import ObjectProcessor, csv_format
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -329,14 +330,19 @@ class ChaosRun:
     async def _replay(self, settings: ProcessorSettings, rows_url: str) -> int:
         async with HttpDownstream(build_http_transports(2), rows_url) as http:
             target = ReplayTarget(BUCKET, settings.failed_rows_prefix or SINK_PREFIX)
-            replay = FailedRowsReplay(self._s3, target, http, _format_of(settings))
+            replay = FailedRowsReplay(self._s3, target, http, csv_format(settings))
             report = await replay.run(ReplayOptions())
         return report.applied + report.already_applied
 
     def _sink_rows(self, settings: ProcessorSettings) -> int:
-        from s3stagger.cli.pipeline_run import count_sink_rows  # noqa: PLC0415 — the report's own count
-
-        return count_sink_rows(self._s3, BUCKET, f"{settings.failed_rows_prefix}rows/")[0]
+        """Rows outstanding in the failed-rows sink (replayed records have moved out of ``rows/``)."""
+        prefix = f"{settings.failed_rows_prefix}rows/"
+        count = 0
+        for page in self._s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=prefix):
+            for item in page.get("Contents", []):
+                text = self._s3.get_object(Bucket=BUCKET, Key=item["Key"])["Body"].read().decode("utf-8")
+                count += len(parse_record(text, item["Key"]).rows)
+        return count
 
     def _account(self, settings: ProcessorSettings, objects: list[_Object], sim: DownstreamSimulator) -> None:
         applied = sim.applied_keys()
@@ -356,12 +362,6 @@ class ChaosRun:
         result.duplicate_effects = sim.stats().duplicate_effects
         times = sorted(self._applied_at)
         result.max_stall_s = round(max((b - a for a, b in itertools.pairwise(times)), default=0.0), 2)
-
-
-def _format_of(settings: ProcessorSettings) -> Any:
-    from s3stagger.processor import csv_format  # noqa: PLC0415
-
-    return csv_format(settings)
 
 
 def run_chaos(
