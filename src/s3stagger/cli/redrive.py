@@ -34,6 +34,7 @@ from s3stagger.adapters.dlq_redrive import (
     SqsMessageMoveTasks,
 )
 from s3stagger.adapters.downstream_client import HttpDownstream, build_http_transports
+from s3stagger.adapters.execution_redrive import ExecutionRedrive
 from s3stagger.adapters.failed_rows_replay import FailedRowsReplay, ReplayOptions, ReplayTarget
 from s3stagger.cli.aws_clients import AwsTarget, error_code
 from s3stagger.config import ProcessorSettings
@@ -44,12 +45,15 @@ from s3stagger.errors import S3StaggerError
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
+    from mypy_boto3_stepfunctions import SFNClient
 
 
 class RedriveSource(StrEnum):
     DLQS = "dlqs"
     INGEST = "ingest"
+    EXECUTIONS = "executions"
     ALL = "all"
+    """The DLQs and the ingest DLQ (executions only when asked: a Standard redrive restarts work)."""
 
 
 class RedriveError(S3StaggerError):
@@ -120,6 +124,14 @@ def redrive_queues(
     return reports
 
 
+def dispatcher_arn(sfn: SFNClient, name: str) -> str:
+    for page in sfn.get_paginator("list_state_machines").paginate():
+        for machine in page["stateMachines"]:
+            if machine["name"] == name:
+                return machine["stateMachineArn"]
+    raise RedriveError(f"state machine {name!r} not found: is --name-prefix right?")
+
+
 def _to(queue_url: str) -> Destination:
     return lambda _letter: queue_url
 
@@ -171,7 +183,12 @@ AsJson = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
 def redrive(
     *,
     source: Annotated[
-        RedriveSource, typer.Option("--from", help="dlqs: priority DLQs; ingest: the ingest DLQ; all: both.")
+        RedriveSource,
+        typer.Option(
+            "--from",
+            help="dlqs: priority DLQs; ingest: the ingest DLQ; all: both; executions: failed dispatcher "
+            "executions (Standard: RedriveExecution; Express: one new execution).",
+        ),
     ] = RedriveSource.ALL,
     name_prefix: NamePrefix = DEFAULT_NAME_PREFIX,
     endpoint_url: Endpoint = None,
@@ -199,7 +216,17 @@ def redrive(
             )
         _move_task_status(native, sqs, name_prefix, cancel, as_json)
         return
-    queues = PipelineQueues.find(sqs, Definitions.load(name_prefix=name_prefix), name_prefix)
+    definitions = Definitions.load(name_prefix=name_prefix)
+    if source is RedriveSource.EXECUTIONS:
+        arn = dispatcher_arn(
+            aws.stepfunctions(), f"{name_prefix}-{definitions.dispatcher.state_machine_name_suffix}"
+        )
+        report = ExecutionRedrive(aws.stepfunctions(), arn).run(
+            min_age_s=min_age_s, limit=limit, dry_run=dry_run
+        )
+        typer.echo(json.dumps({"executions": report.as_dict()}, sort_keys=True))
+        return
+    queues = PipelineQueues.find(sqs, definitions, name_prefix)
     selection = RedriveFilter(key_prefix, reason, min_age_s)
     reports = redrive_queues(
         sqs, queues, source, selection, limit=limit, dry_run=dry_run, native_move=native, rate_per_s=rate
