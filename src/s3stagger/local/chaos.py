@@ -51,6 +51,8 @@ BUCKET = "chaos-uploads"
 SINK_PREFIX = "failed-rows/"
 ROWS_PER_OBJECT = 5
 TRANSIENT_KINDS = ("downstream_outage", "storm_503", "slow_downstream", "capacity_drop")
+MAX_CALLS_PER_OBJECT = 100
+"""A run is bounded: an object not done after this many calls is dead-lettered (then redriven)."""
 NOT_COVERED = ("lambda_throttling", "dispatcher_stopped")
 
 
@@ -243,7 +245,9 @@ class ChaosRun:
     def _one(self, settings: ProcessorSettings, item: _Object, max_receives: int, delay_s: float) -> bool:
         """Drive one object; ``True`` if it ended in the dead-letter list."""
         first = True
-        while not item.done:
+        for _ in range(MAX_CALLS_PER_OBJECT):
+            if item.done:
+                break
             try:
                 self._call(settings, item, first)
             except Exception:  # the dispatcher's retry: any failure is retried, then dead-lettered
@@ -252,6 +256,8 @@ class ChaosRun:
                     return True
                 time.sleep(delay_s)
             first = False
+        if not item.done:
+            return True  # bounded: still paused after that many calls, it waits in the DLQ
         if self._fault.twice or self._fault.concurrently:
             self._again(settings, item)
         return False
@@ -284,7 +290,9 @@ class ChaosRun:
 
     def _again(self, settings: ProcessorSettings, item: _Object) -> None:
         repeat = _Object(item.ref, item.body)
-        while not repeat.done:
+        for _ in range(MAX_CALLS_PER_OBJECT):
+            if repeat.done:
+                return
             self._invoke(settings, repeat, crash=False, timeout_s=0.0)
 
     def _invoke(self, settings: ProcessorSettings, item: _Object, *, crash: bool, timeout_s: float) -> None:
