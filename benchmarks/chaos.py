@@ -59,6 +59,8 @@ def markdown(summary: dict[str, Any], command: str) -> str:
         f"Command: `{command}`. Processor-level harness (`src/s3stagger/local/chaos.py`): the real",
         "processor, failed-rows sink, downstream simulator and outage proxy, S3 on moto, driven as the",
         "dispatcher drives it; then the dead-lettered objects are redriven and the sink replayed.",
+        "max stall s: the longest gap between two invocations that applied rows, within a kind (the",
+        "processor's stall; the dispatcher's own stall after its death is not measured here).",
         "Not covered by this harness (they need the local stack's dispatcher and Lambda service): "
         f"{', '.join(NOT_COVERED)}.",
         "",
