@@ -172,3 +172,19 @@ def test_replay_failed_rows_dry_run_refusals_original_keys_and_twice(endpoint_ur
         again = run_cli(*common, "--source-encoding", "latin-1")
         assert (again["rows_selected"], again["applied"], again["already_applied"]) == (1, 0, 0)
         assert sim.stats().duplicate_effects == 0
+
+
+def test_the_table_names_what_would_move_and_move_tasks_are_refused_on_the_emulator(
+    endpoint_url: str, pipeline: Any
+) -> None:
+    sqs, prefix, urls = pipeline
+    sqs.send_message(QueueUrl=urls["high-dlq"], MessageBody=s3_event("high/t.csv"))
+    args = ["redrive", "--name-prefix", prefix, "--endpoint-url", endpoint_url, "--dry-run"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "would move" in result.output
+    assert "high-dlq" in result.output
+    assert depth(sqs, urls["high-dlq"]) == 1
+    status = CliRunner().invoke(app, ["redrive", "--status", "--endpoint-url", endpoint_url])
+    assert status.exit_code != 0
+    assert "for SQS move tasks on AWS" in status.output
