@@ -55,3 +55,44 @@ def test_start_list_and_cancel_a_move_task() -> None:
         assert tasks.list(DLQ) == [MoveTask("handle-1", "RUNNING", 7, 20, "")]
         assert tasks.cancel("handle-1") == 9
         stub.assert_no_pending_responses()
+
+
+def test_an_unfiltered_redrive_on_aws_starts_one_move_task_per_priority_dlq() -> None:
+    from s3stagger.cli.redrive import PipelineQueues, RedriveSource, redrive_queues
+    from s3stagger.domain.redrive import RedriveFilter
+
+    sqs = boto3.client("sqs", region_name="eu-west-1", aws_access_key_id="x", aws_secret_access_key="x")
+    queues = PipelineQueues(
+        {"normal": SOURCE}, {"normal": DLQ}, DLQ + "-ingest", {"normal": "normal/"}, ".csv"
+    )
+    with Stubber(sqs) as stub:
+        arn_of(stub, DLQ, DLQ_ARN)
+        arn_of(stub, SOURCE, SOURCE_ARN)
+        stub.add_response(
+            "start_message_move_task",
+            {"TaskHandle": "h-2"},
+            {"SourceArn": DLQ_ARN, "DestinationArn": SOURCE_ARN},
+        )
+        reports = redrive_queues(
+            sqs,
+            queues,
+            RedriveSource.DLQS,
+            RedriveFilter(),
+            limit=None,
+            dry_run=False,
+            native_move=SqsMessageMoveTasks(sqs),
+        )
+        assert reports == {"normal-dlq": {"move_task": "h-2"}}
+        # a filter cannot be a move task: the message-by-message mover reads the DLQ instead
+        stub.add_response("receive_message", {"Messages": []})
+        filtered = redrive_queues(
+            sqs,
+            queues,
+            RedriveSource.DLQS,
+            RedriveFilter(key_prefix="normal/x"),
+            limit=None,
+            dry_run=False,
+            native_move=SqsMessageMoveTasks(sqs),
+        )
+        assert filtered["normal-dlq"].moved == 0
+        stub.assert_no_pending_responses()
