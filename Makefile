@@ -28,7 +28,7 @@ DEMO_ARGS ?=
 ENDPOINT ?=
 ENDPOINT_FLAG := $(if $(ENDPOINT),--endpoint-url $(ENDPOINT))
 
-.PHONY: help install node-tools lock test unit functional local e2e iac repo lint format format-check typecheck demo bench-processor bench-downstream bench-pipeline simulate monitor redrive chaos package terraform-docs checkov clean
+.PHONY: help install node-tools lock test unit functional local e2e iac repo lint format format-check typecheck demo local-terraform bench-processor bench-downstream bench-pipeline perf-test simulate monitor redrive chaos package terraform-docs checkov security clean
 
 help: ## list targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-18s %s\n", $$1, $$2}'
@@ -58,6 +58,15 @@ $(CHECKOV): $(UV) requirements/checkov.txt
 	$(UV) pip sync --python $(CHECKOV_VENV)/bin/python --require-hashes requirements/checkov.txt
 
 checkov: $(CHECKOV) ## install checkov into its own venv
+
+security: $(STAMP) $(CHECKOV) ## bandit on src/, checkov on terraform/, trivy config + fs when a trivy binary exists
+	$(BIN)/bandit -q -r src -c pyproject.toml
+	$(CHECKOV) -d terraform --compact --quiet
+	@if command -v trivy >/dev/null 2>&1; then \
+		trivy config --exit-code 1 terraform/ && trivy fs --exit-code 1 --scanners vuln,secret,misconfig .; \
+	else \
+		echo "trivy: skipped (no trivy binary on PATH; bandit and checkov ran)"; \
+	fi
 
 $(NODE_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund
@@ -103,6 +112,11 @@ test: lint format-check typecheck $(STAMP) $(CHECKOV) $(if $(HAVE_NPM),$(NODE_ST
 demo: $(STAMP) ## the main job on the embedded emulator
 	$(BIN)/s3stagger demo $(DEMO_ARGS)
 
+# The demo on the resources Terraform builds: terraform/examples/local applied to the emulator.
+# Terraform's progress and the live view go to stderr; the report is the last line, one JSON object.
+local-terraform: $(STAMP) ## the demo on what `terraform apply` builds on the emulator (needs terraform)
+	$(BIN)/s3stagger demo --via-terraform --json $(DEMO_ARGS)
+
 bench-processor: $(STAMP) ## processor benchmark: one JSON line of figures
 	$(BIN)/python benchmarks/bench_processor.py $(BENCH_ARGS)
 
@@ -111,6 +125,10 @@ bench-downstream: $(STAMP) ## simulator throughput against C / L: one JSON line 
 
 bench-pipeline: $(STAMP) ## whole-pipeline benchmark on the demo workload: one JSON line of figures
 	$(BIN)/python benchmarks/bench_pipeline.py $(BENCH_ARGS)
+
+PERF_ARGS ?=
+perf-test: $(STAMP) ## dispatchers x scenarios, plots + report [PERF_ARGS=--quick]; existing: BUCKET= QUEUE= STATE_MACHINE= FUNCTION= [ENDPOINT=]
+	$(BIN)/s3stagger perf-test $(if $(BUCKET),--bucket "$(BUCKET)" --queue "$(QUEUE)" --state-machine "$(STATE_MACHINE)" --function "$(FUNCTION)" $(ENDPOINT_FLAG)) $(PERF_ARGS)
 
 simulate: $(STAMP) ## upload generated CSV files: make simulate BUCKET= FILES= ROWS= WORKERS= [ENDPOINT=]
 	$(BIN)/s3stagger simulate --bucket "$(BUCKET)" --files $(FILES) --rows $(ROWS) --workers $(WORKERS) $(ENDPOINT_FLAG)

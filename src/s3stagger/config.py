@@ -8,57 +8,23 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from s3stagger.errors import S3StaggerError
+from s3stagger.api_config import ApiSettings, api_settings_from_env
+from s3stagger.env_settings import PREFIX, ConfigError, read, read_float, read_int
 
-PREFIX = "S3STAGGER_"
-
-
-class ConfigError(S3StaggerError, ValueError):
-    """A setting is missing or malformed; the message names the environment variable."""
-
-
-def _get(env: Mapping[str, str], name: str) -> str | None:
-    value = env.get(PREFIX + name)
-    return value if value not in (None, "") else None
-
-
-def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
-    raw = _get(env, name)
-    if raw is None:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigError(f"{PREFIX}{name}={raw!r} is not an integer") from None
-    if value < minimum:
-        raise ConfigError(f"{PREFIX}{name}={value} must be >= {minimum}")
-    return value
-
-
-def _float(env: Mapping[str, str], name: str, default: float, minimum: float = 0.0) -> float:
-    raw = _get(env, name)
-    if raw is None:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"{PREFIX}{name}={raw!r} is not a number") from None
-    if value < minimum:
-        raise ConfigError(f"{PREFIX}{name}={value} must be >= {minimum}")
-    return value
+__all__ = ["PREFIX", "ConfigError", "ProcessorSettings"]
 
 
 def _header(env: Mapping[str, str], name: str) -> tuple[str, ...] | None:
-    raw = _get(env, name)
+    raw = read(env, name)
     if raw is None:
         return None
     return tuple(column.strip() for column in raw.split(","))
 
 
 def _other_delimiter_rejected(env: Mapping[str, str]) -> bool:
-    value = (_get(env, "OTHER_DELIMITER") or "reject").lower()
+    value = (read(env, "OTHER_DELIMITER") or "reject").lower()
     if value not in ("reject", "warn"):
         raise ConfigError(f"{PREFIX}OTHER_DELIMITER={value!r} must be 'reject' or 'warn'")
     return value == "reject"
@@ -69,7 +35,8 @@ class ProcessorSettings:
     """Settings of the processor Lambda (``process_object``)."""
 
     downstream_url: str
-    """Full URL rows are POSTed to (``S3STAGGER_DOWNSTREAM_URL``)."""
+    """Full URL rows are sent to (``S3STAGGER_DOWNSTREAM_URL``); ``{column}`` placeholders take the
+    row's values (see :mod:`s3stagger.domain.request_mapping`)."""
     max_concurrency: int = 10
     """Upper bound on rows in flight inside one invocation; the adaptive limit never exceeds it."""
     initial_concurrency: int = 2
@@ -99,41 +66,45 @@ class ProcessorSettings:
     failed_rows_bucket: str | None = None
     """Bucket of the failed-rows sink; defaults to the source object's bucket."""
     failed_rows_prefix: str = "failed-rows/"
+    api: ApiSettings = field(default_factory=ApiSettings)
+    """Authentication, TLS, request mapping and the breaker (:mod:`s3stagger.api_config`)."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ProcessorSettings:
         """Read settings from ``env`` (default: the process environment)."""
         env = os.environ if env is None else env
-        url = _get(env, "DOWNSTREAM_URL")
+        url = read(env, "DOWNSTREAM_URL")
         if url is None:
             raise ConfigError(f"{PREFIX}DOWNSTREAM_URL is required: the URL rows are sent to")
         if not url.startswith(("http://", "https://")):
             raise ConfigError(f"{PREFIX}DOWNSTREAM_URL={url!r} must start with http:// or https://")
-        delimiter = _get(env, "CSV_DELIMITER") or ","
+        delimiter = read(env, "CSV_DELIMITER") or ","
         if len(delimiter) != 1 or delimiter in '\r\n"':
             raise ConfigError(
                 f"{PREFIX}CSV_DELIMITER={delimiter!r} must be a single character, "
                 "other than a quote or newline"
             )
-        max_concurrency = _int(env, "MAX_CONCURRENCY", 10, minimum=1)
+        max_concurrency = read_int(env, "MAX_CONCURRENCY", 10, minimum=1)
+        api = api_settings_from_env(env, url)
         return cls(
             downstream_url=url,
             max_concurrency=max_concurrency,
-            initial_concurrency=min(_int(env, "INITIAL_CONCURRENCY", 2, minimum=1), max_concurrency),
-            connect_timeout_s=_float(env, "CONNECT_TIMEOUT_S", 2.0, minimum=0.001),
-            read_timeout_s=_float(env, "READ_TIMEOUT_S", 30.0, minimum=0.001),
-            max_attempts=_int(env, "MAX_ATTEMPTS", 5, minimum=1),
-            max_throttled_attempts=_int(env, "MAX_THROTTLED_ATTEMPTS", 50, minimum=1),
-            backoff_base_s=_float(env, "BACKOFF_BASE_S", 0.1),
-            backoff_max_s=_float(env, "BACKOFF_MAX_S", 10.0),
+            initial_concurrency=min(read_int(env, "INITIAL_CONCURRENCY", 2, minimum=1), max_concurrency),
+            connect_timeout_s=read_float(env, "CONNECT_TIMEOUT_S", 2.0, minimum=0.001),
+            read_timeout_s=read_float(env, "READ_TIMEOUT_S", 30.0, minimum=0.001),
+            max_attempts=read_int(env, "MAX_ATTEMPTS", 5, minimum=1),
+            max_throttled_attempts=read_int(env, "MAX_THROTTLED_ATTEMPTS", 50, minimum=1),
+            backoff_base_s=read_float(env, "BACKOFF_BASE_S", 0.1),
+            backoff_max_s=read_float(env, "BACKOFF_MAX_S", 10.0),
             csv_delimiter=delimiter,
             expected_header=_header(env, "EXPECTED_HEADER"),
             reject_other_delimiter=_other_delimiter_rejected(env),
-            max_object_bytes=_int(env, "MAX_OBJECT_BYTES", 1024**3, minimum=1),
-            max_field_bytes=_int(env, "MAX_FIELD_BYTES", 128 * 1024, minimum=1),
-            max_line_bytes=_int(env, "MAX_LINE_BYTES", 1024 * 1024, minimum=1),
-            max_rows_per_invocation=_int(env, "MAX_ROWS_PER_INVOCATION", 1_000_000, minimum=1),
-            deadline_margin_s=_float(env, "DEADLINE_MARGIN_S", 10.0),
-            failed_rows_bucket=_get(env, "FAILED_ROWS_BUCKET"),
-            failed_rows_prefix=_get(env, "FAILED_ROWS_PREFIX") or "failed-rows/",
+            max_object_bytes=read_int(env, "MAX_OBJECT_BYTES", 1024**3, minimum=1),
+            max_field_bytes=read_int(env, "MAX_FIELD_BYTES", 128 * 1024, minimum=1),
+            max_line_bytes=read_int(env, "MAX_LINE_BYTES", 1024 * 1024, minimum=1),
+            max_rows_per_invocation=read_int(env, "MAX_ROWS_PER_INVOCATION", 1_000_000, minimum=1),
+            deadline_margin_s=read_float(env, "DEADLINE_MARGIN_S", 10.0),
+            failed_rows_bucket=read(env, "FAILED_ROWS_BUCKET"),
+            failed_rows_prefix=read(env, "FAILED_ROWS_PREFIX") or "failed-rows/",
+            api=api,
         )

@@ -23,6 +23,15 @@ one invocation. What each attempt means for its row is decided by the pure
   cursor at the lowest row not finished. Rows after that row that did finish are sent again by
   the continuation under the same Idempotency-Key, which the downstream recognises (duplicate
   delivery, never a duplicate effect);
+* a permanent status refusing most of the object's recent rows (the breaker,
+  :mod:`s3stagger.domain.breaker`: ``BREAKER_WINDOW``, ``BREAKER_RATIO``, ``BREAKER_MIN_ROWS``)
+  stops the object: :class:`SystemicRejectionError` names the status, the rows refused in the
+  window are not sent to the sink and the rows not sent wait for a redrive; an isolated refusal
+  still goes to the sink;
+* rows become requests through the :class:`~s3stagger.domain.request_mapping.RequestMapping`
+  (body, URL, rows per request); a row whose values do not fit it is a failed row, never sent.
+  With several rows per request, each row of the answer is decided on its own and the rows to
+  retry go again together;
 * if the downstream cannot be reached at all (no HTTP answer to any request in this invocation,
   and a row exhausted its attempts on connection errors or timeouts),
   :class:`DownstreamUnavailableError` is raised, so the caller's retry handles it and no row is
@@ -36,11 +45,12 @@ import asyncio
 import random
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from s3stagger.config import ProcessorSettings
+from s3stagger.domain.breaker import RejectionWindow
 from s3stagger.domain.csv_rows import BadRow, CsvFormat, CsvHeader, CsvObjectReader, CsvRow, DataRow
 from s3stagger.domain.delivery import (
     Delivery,
@@ -58,6 +68,7 @@ from s3stagger.domain.limiter import AimdLimiter
 from s3stagger.domain.model import Cursor, ObjectRef, ProcessRequest, RunStatus, RunSummary
 from s3stagger.domain.ports import Downstream, FailedRows, FailedRowsSink, ObjectSource, OpenedObject
 from s3stagger.domain.rejection import ObjectRejectedError, RejectionReason
+from s3stagger.domain.request_mapping import OutgoingRow, RequestMapping, RowMappingError, SourceRow
 from s3stagger.domain.retry import RetryPolicy
 from s3stagger.errors import S3StaggerError
 
@@ -69,6 +80,14 @@ Sleep = Callable[[float], Awaitable[None]]
 
 class DownstreamUnavailableError(S3StaggerError, RuntimeError):
     """The downstream could not be reached during the whole invocation: transient, retry later."""
+
+
+class SystemicRejectionError(S3StaggerError, RuntimeError):
+    """One permanent status refuses most rows of the object (the breaker): fix the cause, redrive.
+
+    The invocation fails, so the dispatcher's failure path alerts and the message ends in the DLQ;
+    no row was written to the failed-rows sink for that cause.
+    """
 
 
 def csv_format(settings: ProcessorSettings) -> CsvFormat:
@@ -92,9 +111,13 @@ def delivery_policy(settings: ProcessorSettings) -> DeliveryPolicy:
     )
 
 
-def row_body(ref: ObjectRef, row: DataRow) -> dict[str, Any]:
-    """What is POSTed for one row: where it comes from and its values by column name."""
-    return {"source": {"bucket": ref.bucket, "key": ref.key, "row": row.number}, "data": row.values}
+def request_outcome(deliveries: Sequence[Delivery]) -> DeliveryOutcome:
+    """What one request's rows say about the downstream's load: a 429 or timeout for any row counts."""
+    outcomes = {delivery.outcome for delivery in deliveries}
+    for signal in (DeliveryOutcome.THROTTLED, DeliveryOutcome.TIMED_OUT, DeliveryOutcome.APPLIED):
+        if signal in outcomes:
+            return signal
+    return deliveries[0].outcome
 
 
 def feed_limiter(limiter: AimdLimiter, outcome: DeliveryOutcome, in_flight: int) -> None:
@@ -193,6 +216,10 @@ class _Load:
         )
 
 
+HeldRow = tuple[int, str, tuple[str, ...], int, bytes | None]
+"""A failed row as the failed-rows sink records it: number, reason, cells, byte offset, its bytes."""
+
+
 @dataclass
 class _Invocation:
     """What the row tasks of one invocation share, and the bookkeeping of their outcomes."""
@@ -204,6 +231,8 @@ class _Invocation:
     failed: FailedRows
     load: _Load
     remaining: RemainingTime
+    breaker: RejectionWindow[HeldRow]
+    """The breaker's window; a refused row is held there as its failed-rows record."""
     unfinished: dict[int, int] = field(default_factory=dict)
     """Rows taken but not finished: row number → byte offset where its record starts."""
     any_answer: bool = False
@@ -211,24 +240,55 @@ class _Invocation:
     """Why no new row is taken (the downstream is saturated); the answer is PARTIAL."""
     unreachable: str | None = None
     """Why the invocation is abandoned: :class:`DownstreamUnavailableError` is raised."""
+    stopped: str | None = None
+    """Why the object is stopped (the breaker): :class:`SystemicRejectionError` is raised."""
 
-    def record_failed(self, row: CsvRow, reason: str, cells: tuple[str, ...], byte_offset: int) -> None:
-        self.failed.add(row.number, reason, cells, byte_offset=byte_offset, line=row.raw)
+    @property
+    def abandoned(self) -> bool:
+        return self.unreachable is not None or self.stopped is not None
+
+    def record_failed(
+        self, number: int, reason: str, cells: tuple[str, ...], byte_offset: int, line: bytes | None
+    ) -> None:
+        self.failed.add(number, reason, cells, byte_offset=byte_offset, line=line)
         self.summary.rows_failed += 1
 
-    def settle(self, row: DataRow, decision: RowDecision) -> None:
+    def refusing_status(self, delivery: Delivery) -> int | None:
+        """The breaker's fact for :func:`decide`: this refusal's status if it would trip the window."""
+        status = delivery.status
+        if delivery.outcome is DeliveryOutcome.REJECTED and status is not None:
+            return status if self.breaker.would_trip(status) else None
+        return None
+
+    def settle(self, row: DataRow, decision: RowDecision, delivery: Delivery) -> None:
         """Carry out a final decision about ``row`` (every action but ``RETRY``)."""
         action = decision.action
+        cells = tuple(row.values.values())
+        released: list[HeldRow] = []
         if action is RowAction.APPLIED:
             self.summary.rows_applied += 1
+            released = self.breaker.settle(None)
+        elif action is RowAction.FAILED and delivery.outcome is DeliveryOutcome.REJECTED:
+            held: HeldRow = (row.number, decision.reason, cells, self.unfinished[row.number], row.raw)
+            released = self.breaker.settle(delivery.status, held)
         elif action is RowAction.FAILED:
-            self.record_failed(row, decision.reason, tuple(row.values.values()), self.unfinished[row.number])
+            self.record_failed(row.number, decision.reason, cells, self.unfinished[row.number], row.raw)
+            released = self.breaker.settle(None)
         elif action is RowAction.PAUSE:
             self.paused = self.paused or f"{decision.reason} (row {row.number})"
         elif action is RowAction.UNREACHABLE:
             self.unreachable = self.unreachable or f"{decision.reason} (row {row.number})"
+        elif action is RowAction.STOP:
+            self.stopped = self.stopped or f"{decision.reason} (row {row.number})"
+        for held in released:
+            self.record_failed(*held)
         if action in (RowAction.APPLIED, RowAction.FAILED):
             del self.unfinished[row.number]
+
+    def finish(self) -> None:
+        """The object ended without a trip: the refusals still held are isolated ones."""
+        for held in self.breaker.release_all():
+            self.record_failed(*held)
 
     def count(self, outcome: DeliveryOutcome, decision: RowDecision) -> None:
         if outcome is DeliveryOutcome.THROTTLED:
@@ -239,7 +299,7 @@ class _Invocation:
             self.summary.retries += 1
 
     def stop_taking(self, margin_s: float) -> bool:
-        if self.unreachable is not None or self.paused is not None:
+        if self.abandoned or self.paused is not None:
             return True
         left = self.remaining()
         return left is not None and left < margin_s
@@ -269,6 +329,7 @@ class ObjectProcessor:
         sink: FailedRowsSink,
         downstream: Downstream,
         *,
+        mapping: RequestMapping | None = None,
         rng: random.Random | None = None,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
@@ -276,6 +337,7 @@ class ObjectProcessor:
         self._source = source
         self._sink = sink
         self._downstream = downstream
+        self._mapping = mapping or settings.api.request.mapping(settings.downstream_url)
         # Backoff jitter, not security.
         self._rng = rng or random.Random()  # nosec B311
         self._sleep = sleep
@@ -359,11 +421,18 @@ class ObjectProcessor:
         version = start.version_token
         summary.warning = start.header.warning
         failed = self._sink.open_batch(ref, version, start.header)
-        invocation = _Invocation(ref, version, summary, failed, load, remaining)
+        breaker: RejectionWindow[HeldRow] = RejectionWindow(self._settings.api.breaker)
+        invocation = _Invocation(ref, version, summary, failed, load, remaining, breaker)
         try:
             position = await self._take_rows(start, invocation)
             if invocation.unreachable is not None:
                 raise DownstreamUnavailableError(invocation.unreachable)
+            if invocation.stopped is not None:
+                raise SystemicRejectionError(
+                    f"{invocation.stopped}; no row went to the failed-rows sink for it: fix the cause "
+                    "(credentials, URL, permissions) and redrive the message"
+                )
+            invocation.finish()
         except BaseException:
             failed.discard()  # the caller retries, or the object is quarantined: no record of rows
             raise
@@ -379,23 +448,21 @@ class ObjectProcessor:
             )
 
     async def _take_rows(self, start: _Start, invocation: _Invocation) -> _ReadPosition:
-        """Take rows while time, the row limit and the downstream allow; deliver each in a task."""
-        pending: set[asyncio.Task[None]] = set()
-        crashes: list[BaseException] = []
-        read_ahead = asyncio.Semaphore(2 * self._settings.max_concurrency)
+        """Take rows while time, the row limit and the downstream allow; deliver each group in a task.
+
+        A group is ``rows_per_request`` rows (one request); the last group of a run may be smaller.
+        """
+        groups = _Groups(
+            lambda group: self._deliver_group(invocation, group),
+            self._mapping.rows_per_request,
+            2 * self._settings.max_concurrency * self._mapping.rows_per_request,
+        )
         position = _ReadPosition(start.first_row, start.first_offset)
         rows: Iterator[CsvRow] = start.reader.rows(start.header.columns, start.first_row)
 
-        def finished(task: asyncio.Task[None]) -> None:
-            pending.discard(task)
-            read_ahead.release()
-            error = None if task.cancelled() else task.exception()  # retrieved here, raised below
-            if error is not None:
-                crashes.append(error)
-
         try:
             for _ in range(self._settings.max_rows_per_invocation):
-                if crashes or invocation.stop_taking(self._settings.deadline_margin_s):
+                if groups.crashed or invocation.stop_taking(self._settings.deadline_margin_s):
                     break
                 row = next(rows, None)
                 if row is None:
@@ -403,41 +470,55 @@ class ObjectProcessor:
                     break
                 row_start, position.row, position.offset = position.offset, row.number + 1, row.next_offset
                 if isinstance(row, BadRow):
-                    invocation.record_failed(row, row.reason, row.cells, row_start)
+                    invocation.record_failed(row.number, row.reason, row.cells, row_start, row.raw)
                     continue
-                await read_ahead.acquire()
-                invocation.unfinished[row.number] = row_start
-                task = asyncio.create_task(self._deliver_row(invocation, row))
-                pending.add(task)
-                task.add_done_callback(finished)
-            await _until_done_or_crashed(pending, crashes)
+                outgoing = self._outgoing(invocation, row, row_start)
+                if outgoing is not None:
+                    await groups.reserve()
+                    invocation.unfinished[row.number] = row_start
+                    groups.add(row, outgoing)
+            await groups.finish()
         except BaseException:
-            # A crash ends every other row task too, and reads what each ended with, so none is left
-            # with an exception nobody retrieved.
-            for task in pending:
-                task.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
+            await groups.cancel()
             raise
         return position
 
-    async def _deliver_row(self, invocation: _Invocation, row: DataRow) -> None:
-        """Attempt, decide, and carry the decision out until the row is settled."""
+    def _outgoing(self, invocation: _Invocation, row: DataRow, row_start: int) -> OutgoingRow | None:
+        """The row as the mapping sends it, or ``None`` (recorded as failed) when it does not fit."""
         ref = invocation.ref
+        try:
+            request = self._mapping.map_row(SourceRow(ref.bucket, ref.key, row.number, row.values))
+        except RowMappingError as error:
+            invocation.record_failed(
+                row.number, f"request mapping: {error}", tuple(row.values.values()), row_start, row.raw
+            )
+            return None
         key = row_idempotency_key(ref.bucket, ref.key, invocation.version, row.number)
-        body = row_body(ref, row)
-        attempts = RowAttempts()
-        while invocation.unreachable is None:  # else: abandoned; the row stays unfinished
-            delivery = await self._attempt(invocation, body, key)
-            view = InvocationView(invocation.any_answer, invocation.remaining())
-            decision = decide(delivery, attempts, view, self._policy, self._rng)
-            invocation.count(delivery.outcome, decision)
-            if decision.action is not RowAction.RETRY:
-                invocation.settle(row, decision)
-                return
-            attempts = decision.attempts
-            await self._sleep(decision.delay_s)
+        return OutgoingRow(row.number, key, request)
 
-    async def _attempt(self, invocation: _Invocation, body: dict[str, Any], key: str) -> Delivery:
+    async def _deliver_group(self, invocation: _Invocation, group: list[tuple[DataRow, OutgoingRow]]) -> None:
+        """Attempt, decide for each row, carry the decisions out; the rows to retry go again together."""
+        waiting = {row.number: (row, outgoing, RowAttempts()) for row, outgoing in group}
+        while waiting and not invocation.abandoned:  # else: the rows left stay unfinished
+            entries = list(waiting.values())
+            deliveries = await self._attempt(invocation, [outgoing for _, outgoing, _ in entries])
+            delay_s = 0.0
+            for (row, outgoing, attempts), delivery in zip(entries, deliveries, strict=True):
+                view = InvocationView(
+                    invocation.any_answer, invocation.remaining(), invocation.refusing_status(delivery)
+                )
+                decision = decide(delivery, attempts, view, self._policy, self._rng)
+                invocation.count(delivery.outcome, decision)
+                if decision.action is RowAction.RETRY:
+                    waiting[row.number] = (row, outgoing, decision.attempts)
+                    delay_s = max(delay_s, decision.delay_s)
+                else:
+                    del waiting[row.number]
+                    invocation.settle(row, decision, delivery)
+            if waiting and not invocation.abandoned:
+                await self._sleep(delay_s)
+
+    async def _attempt(self, invocation: _Invocation, rows: list[OutgoingRow]) -> list[Delivery]:
         """One request, holding a slot only while it is on the wire; feeds the limiter."""
         settings = self._settings
         timeout = attempt_timeout_s(
@@ -446,21 +527,78 @@ class ObjectProcessor:
         load = invocation.load
         await load.slots.acquire()
         try:
-            delivery = await self._downstream.deliver(body, key, timeout)
-            feed_limiter(load.limiter, delivery.outcome, load.slots.in_flight)
+            deliveries = await self._downstream.deliver(rows, timeout)
+            feed_limiter(load.limiter, request_outcome(deliveries), load.slots.in_flight)
         finally:
             load.slots.release()
-        load.add_latency(delivery.latency_s)
-        invocation.any_answer = invocation.any_answer or delivery.status is not None
-        return delivery
+        load.add_latency(deliveries[0].latency_s)
+        invocation.any_answer = invocation.any_answer or any(d.status is not None for d in deliveries)
+        return deliveries
 
 
-async def _until_done_or_crashed(pending: set[asyncio.Task[None]], crashes: list[BaseException]) -> None:
-    """Wait for the row tasks still running; raise the first exception one of them ended with."""
-    while pending and not crashes:
-        await asyncio.wait(set(pending), return_when=asyncio.FIRST_EXCEPTION)
-    if crashes:
-        raise crashes[0]
+class _Groups:
+    """Rows gathered into groups of ``size`` (one request each), each delivered in its own task;
+    at most ``read_ahead`` rows are taken and not finished at once.
+
+    A group task that crashes ends the others: :meth:`finish` raises the first exception, and every
+    task's exception is retrieved, so none is left with an exception nobody read.
+    """
+
+    def __init__(
+        self,
+        deliver: Callable[[list[tuple[DataRow, OutgoingRow]]], Coroutine[Any, Any, None]],
+        size: int,
+        read_ahead: int,
+    ) -> None:
+        self._deliver = deliver
+        self._size = size
+        self._read_ahead = asyncio.Semaphore(read_ahead)
+        self._group: list[tuple[DataRow, OutgoingRow]] = []
+        self._pending: set[asyncio.Task[None]] = set()
+        self._crashes: list[BaseException] = []
+
+    @property
+    def crashed(self) -> bool:
+        return bool(self._crashes)
+
+    async def reserve(self) -> None:
+        """Wait for room for one more row."""
+        await self._read_ahead.acquire()
+
+    def add(self, row: DataRow, outgoing: OutgoingRow) -> None:
+        self._group.append((row, outgoing))
+        if len(self._group) == self._size:
+            self._launch()
+
+    async def finish(self) -> None:
+        """Send the last (smaller) group and wait for every group; raise the first crash."""
+        if self._group and not self._crashes:
+            self._launch()
+        while self._pending and not self._crashes:
+            await asyncio.wait(set(self._pending), return_when=asyncio.FIRST_EXCEPTION)
+        if self._crashes:
+            raise self._crashes[0]
+
+    async def cancel(self) -> None:
+        """End every group still running and read what each ended with."""
+        pending = set(self._pending)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+
+    def _launch(self) -> None:
+        group, self._group = self._group, []
+        task = asyncio.create_task(self._deliver(group))
+        self._pending.add(task)
+        task.add_done_callback(lambda done: self._finished(done, len(group)))
+
+    def _finished(self, task: asyncio.Task[None], rows: int) -> None:
+        self._pending.discard(task)
+        for _ in range(rows):
+            self._read_ahead.release()
+        error = None if task.cancelled() else task.exception()  # retrieved here, raised by finish()
+        if error is not None:
+            self._crashes.append(error)
 
 
 @dataclass(frozen=True)

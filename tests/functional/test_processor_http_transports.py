@@ -8,6 +8,7 @@ import httpx
 
 from s3stagger.adapters.downstream_client import HttpDownstream, build_http_transports
 from s3stagger.domain.delivery import DeliveryOutcome
+from s3stagger.domain.request_mapping import OutgoingRow, RowRequest
 from s3stagger.local.downstream import DownstreamSimulator, LatencySpec, SimulatorSettings
 
 SETTINGS = SimulatorSettings(capacity=20, latency=LatencySpec.fixed(0.02), seed=1)
@@ -50,9 +51,12 @@ def test_the_downstream_client_keeps_one_connection_per_transport_across_many_ro
         async def send() -> list[DeliveryOutcome]:
             async with HttpDownstream(build_http_transports(3), sim.rows_url) as client:
                 deliveries = await asyncio.gather(
-                    *(client.deliver({"data": {"id": n}}, f"key-{n}") for n in range(24))
+                    *(
+                        client.deliver([OutgoingRow(n + 1, f"key-{n}", RowRequest({"data": {"id": n}}))])
+                        for n in range(24)
+                    )
                 )
-            return [delivery.outcome for delivery in deliveries]
+            return [delivery.outcome for (delivery,) in deliveries]
 
         outcomes = asyncio.run(send())
         stats = sim.stats()

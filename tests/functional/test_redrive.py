@@ -19,6 +19,7 @@ from s3stagger.definitions.model import Definitions
 from s3stagger.domain.csv_rows import CsvFormat, CsvObjectReader
 from s3stagger.domain.idempotency import row_idempotency_key
 from s3stagger.domain.model import ObjectRef
+from s3stagger.domain.request_mapping import OutgoingRow, RowRequest
 from s3stagger.local.downstream import DownstreamSimulator, SimulatorSettings
 
 
@@ -141,7 +142,8 @@ def test_replay_failed_rows_dry_run_refusals_original_keys_and_twice(endpoint_ur
 
         async def deliver_once() -> None:
             async with HttpDownstream(build_http_transports(1), sim.rows_url) as http:
-                await http.deliver(landed, row_idempotency_key("up", ref.key, "v1", 4))
+                key = row_idempotency_key("up", ref.key, "v1", 4)
+                await http.deliver([OutgoingRow(4, key, RowRequest(landed))])
 
         asyncio.run(deliver_once())
         common = ("replay-failed-rows", "--downstream-url", sim.rows_url, "--bucket", bucket)

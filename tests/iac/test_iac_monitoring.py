@@ -8,6 +8,7 @@ copies a module given by absolute path, so the definitions are passed by ``defin
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -61,6 +62,7 @@ module "monitoring" {
   processor_metrics_dimensions = var.monitoring.processor_metrics_dimensions
   state_machine_arn            = var.monitoring.state_machine_arn
   notifier_function_name       = var.monitoring.notifier_function_name
+  delivery_streams             = var.monitoring.delivery_streams
 }
 """
 
@@ -81,6 +83,7 @@ def module_inputs(resources: AlarmResources) -> dict[str, Any]:
         "processor_metrics_dimensions": dict(resources.processor_metrics_dimensions),
         "state_machine_arn": resources.dispatcher_state_machine_arn,
         "notifier_function_name": resources.notifier_function_name,
+        "delivery_streams": dict(resources.delivery_streams),
     }
 
 
@@ -146,12 +149,25 @@ THREE_PRIORITIES_WITHOUT_ALERTING = AlarmResources(
     processor_metrics_dimensions={"service": "team-a-processor"},
 )
 
+WITH_DELIVERY_STREAMS = dataclasses.replace(
+    SHIPPED,
+    delivery_streams={"splunk": "s3stagger-splunk-logs", "dynatrace": "s3stagger-dynatrace-metrics"},
+)
+ONLY_THE_SPLUNK_STREAM = dataclasses.replace(
+    THREE_PRIORITIES_WITHOUT_ALERTING, delivery_streams={"splunk": "team-a-splunk-logs"}
+)
+
 
 @needs_offline_provider
 @pytest.mark.parametrize(
     "resources",
-    [SHIPPED, THREE_PRIORITIES_WITHOUT_ALERTING],
-    ids=["shipped definitions", "3 priorities without alerting"],
+    [SHIPPED, THREE_PRIORITIES_WITHOUT_ALERTING, WITH_DELIVERY_STREAMS, ONLY_THE_SPLUNK_STREAM],
+    ids=[
+        "shipped definitions",
+        "3 priorities without alerting",
+        "with the splunk and dynatrace streams",
+        "only the splunk stream",
+    ],
 )
 def test_terraform_plans_exactly_the_alarms_the_python_expansion_makes(
     resources: AlarmResources, tmp_path: Path

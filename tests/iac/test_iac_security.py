@@ -167,8 +167,19 @@ def test_buckets_block_public_access_are_versioned_encrypted_and_tls_only() -> N
     assert conditions(bucket_denies[0]) == {"aws:SecureTransport": ["false"]}
 
 
+QUEUELESS_MODULES = {
+    "monitoring",
+    "firehose-backup",
+    "splunk-logs",
+    "dynatrace-metrics",
+    "dynatrace-dashboard",
+}
+
+
 @pytest.mark.parametrize(
-    "module_dir", [path for path in MODULE_DIRS if path.name != "monitoring"], ids=lambda path: path.name
+    "module_dir",
+    [path for path in MODULE_DIRS if path.name not in QUEUELESS_MODULES],
+    ids=lambda path: path.name,
 )
 def test_every_queue_is_encrypted(module_dir: Path) -> None:
     queues = _resource_bodies(module_dir, "aws_sqs_queue")

@@ -16,15 +16,22 @@ from _iac_support import (
     parse_tf,
 )
 
+NON_AWS_MODULES = {"dynatrace-dashboard": "dynatrace"}
+"""Modules that use another provider than AWS, and that provider."""
+
 
 def test_the_repository_has_both_modules_and_both_examples() -> None:
     assert [path.name for path in MODULE_DIRS] == [
         "alerting",
+        "dynatrace-dashboard",
+        "dynatrace-metrics",
         "event-ingest",
+        "firehose-backup",
         "monitoring",
+        "splunk-logs",
         "staggered-dispatcher",
     ]
-    assert [path.name for path in EXAMPLE_DIRS] == ["complete", "minimal"]
+    assert [path.name for path in EXAMPLE_DIRS] == ["complete", "local", "minimal"]
 
 
 @pytest.mark.parametrize(
@@ -51,6 +58,9 @@ def test_versions_require_terraform_1_5_and_aws_provider_5(module_dir: Path) -> 
     required = re.fullmatch(r">=\s*(\d+)\.(\d+)(?:\.\d+)?", block["required_version"])
     assert required
     assert (int(required[1]), int(required[2])) >= (1, 5)
+    if module_dir.name in NON_AWS_MODULES:
+        assert "aws" not in block["required_providers"][0]
+        return
     aws = block["required_providers"][0]["aws"]
     assert aws["source"] == "hashicorp/aws"
     provider = re.fullmatch(r">=\s*(\d+)(?:\.\d+)*(?:\s*,\s*<\s*\d+(?:\.\d+)*)?", aws["version"])
@@ -64,8 +74,9 @@ def test_each_module_and_example_has_a_terraform_test_with_a_mocked_provider(dir
     assert tests, f"{directory.name}: add tests/<name>.tftest.hcl"
     for path in tests:
         parsed = parse_tf(path)
-        assert any("aws" in block for block in parsed.get("mock_provider", [])), (
-            f"{path.name} must mock the AWS provider"
+        provider = NON_AWS_MODULES.get(directory.name, "aws")
+        assert any(provider in block for block in parsed.get("mock_provider", [])), (
+            f"{path.name} must mock the {provider} provider"
         )
         assert parsed.get("run"), f"{path.name} has no run block"
 

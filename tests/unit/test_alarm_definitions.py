@@ -95,6 +95,9 @@ def test_the_shipped_alarms_load_and_cover_the_recommended_metrics() -> None:
         ("dispatcher", "ExecutionThrottled"),
         ("rules", "FailedInvocations"),
         ("rules", "InvocationsSentToDlq"),
+        ("delivery_streams", "DeliveryToSplunk.Success"),
+        ("delivery_streams", "DeliveryToHttpEndpoint.Success"),
+        ("delivery_streams", "ThrottledRecords"),
         ("processor_metrics", "Throttled429"),
         ("processor_metrics", "RowsFailed"),
     }
@@ -165,12 +168,16 @@ def test_load_reads_a_given_file(tmp_path: Path) -> None:
         ({"alarms": [one_alarm(threshold=True)]}, "alarms[0].threshold must be a number"),
         ({"alarms": [one_alarm(period_s=0)]}, "alarms[0].period_s must be a positive integer"),
         ({"alarms": [one_alarm(evaluation_periods=1.5)]}, "evaluation_periods must be a positive integer"),
-        ({"alarms": [one_alarm(applies_to="buckets")]}, "applies_to must be one of dispatcher, dlqs"),
+        (
+            {"alarms": [one_alarm(applies_to="buckets")]},
+            "applies_to must be one of delivery_streams, dispatcher, dlqs",
+        ),
         ({"alarms": [one_alarm(comparison=">")]}, "comparison must be one of GreaterThanOrEqualToThreshold"),
         ({"alarms": [one_alarm(treat_missing_data="zero")]}, "treat_missing_data must be one of breaching"),
         ({"alarms": [one_alarm(severity="page")]}, "severity must be one of critical, info, warning"),
         ({"alarms": [one_alarm(threshold_of="memory")]}, "threshold_of must be one of processor_reserved"),
         ({"alarms": [one_alarm(summary=" ")]}, "alarms[0].summary must be a non-empty string"),
+        ({"alarms": [one_alarm(stream="kinesis")]}, "alarms[0].stream must be one of dynatrace, splunk"),
     ],
 )
 def test_the_loader_refuses_malformed_input_in_one_line(data: object, expected: str) -> None:
@@ -191,6 +198,11 @@ def test_the_loader_refuses_malformed_input_in_one_line(data: object, expected: 
         ({"id": "DLQ_not_empty"}, "must be lower-case words joined by hyphens"),
         ({"runbook": "https://wiki/dlq"}, "runbook must be docs/runbooks/<name>.md"),
         ({"threshold_of": "processor_timeout_ms"}, "threshold_of is for processor alarms only, not dlqs"),
+        ({"stream": "splunk"}, "stream is for delivery_streams alarms only, not dlqs"),
+        (
+            {"applies_to": "delivery_streams"},
+            "namespace must be AWS/Firehose for applies_to delivery_streams",
+        ),
         (
             {
                 "applies_to": "processor_metrics",
@@ -330,3 +342,53 @@ def test_the_definitions_model_loads_the_alarms_and_names_their_errors_as_its_ow
         DefinitionError, match=r"alarms\[0\] \(queue-oldest-message-age\).datapoints_to_alarm"
     ):
         Definitions.load({"alarms.json": {"alarms": broken}})
+
+
+FIREHOSE_IDS = {"firehose-splunk-delivery", "firehose-dynatrace-delivery", "firehose-throttled"}
+STREAMS = {"splunk": "team-splunk-logs", "dynatrace": "team-dynatrace-metrics"}
+
+
+def firehose_alarms(delivery_streams: dict[str, str]) -> dict[str, Any]:
+    alarms = expand(load_alarm_definitions(), resources(["high"], delivery_streams=delivery_streams))
+    return {alarm.name: alarm for alarm in alarms if alarm.definition_id in FIREHOSE_IDS}
+
+
+def test_expand_makes_no_firehose_alarm_without_delivery_streams() -> None:
+    assert firehose_alarms({}) == {}
+    shipped = pipeline_alarm_resources("s3stagger", STATE_MACHINE_ARN)
+    assert not [a for a in expand(load_alarm_definitions(), shipped) if a.namespace == "AWS/Firehose"]
+
+
+def test_expand_alarms_each_delivery_stream_and_restricts_the_destination_metrics_to_their_stream() -> None:
+    by_name = firehose_alarms(STREAMS)
+    assert sorted(by_name) == [
+        "team-firehose-dynatrace-delivery-dynatrace",
+        "team-firehose-splunk-delivery-splunk",
+        "team-firehose-throttled-dynatrace",
+        "team-firehose-throttled-splunk",
+    ]
+    splunk = by_name["team-firehose-splunk-delivery-splunk"]
+    assert (splunk.namespace, splunk.metric_name, splunk.label) == (
+        "AWS/Firehose",
+        "DeliveryToSplunk.Success",
+        "splunk",
+    )
+    assert dict(splunk.dimensions) == {"DeliveryStreamName": "team-splunk-logs"}
+    assert (splunk.comparison, splunk.threshold, splunk.treat_missing_data, splunk.severity) == (
+        "LessThanThreshold",
+        1.0,
+        "breaching",
+        "critical",
+    )
+    dynatrace = by_name["team-firehose-dynatrace-delivery-dynatrace"]
+    assert dynatrace.metric_name == "DeliveryToHttpEndpoint.Success"
+    assert dict(dynatrace.dimensions) == {"DeliveryStreamName": "team-dynatrace-metrics"}
+    throttled = by_name["team-firehose-throttled-dynatrace"]
+    assert (throttled.statistic, throttled.period_s, throttled.evaluation_periods) == ("Sum", 60, 5)
+
+
+def test_expand_with_only_the_splunk_stream_makes_no_dynatrace_alarm() -> None:
+    assert sorted(firehose_alarms({"splunk": "team-splunk-logs"})) == [
+        "team-firehose-splunk-delivery-splunk",
+        "team-firehose-throttled-splunk",
+    ]

@@ -268,7 +268,9 @@ def test_the_demo_command_exits_with_its_verdict(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, changes: dict[str, Any], status: int, as_json: bool
 ) -> None:
     """A run that leaves messages in a DLQ says NOT CLEAN and exits 3, as the README promises."""
-    monkeypatch.setattr(pipeline_run, "run_pipeline", lambda settings, on_progress=None: _result(**changes))
+    monkeypatch.setattr(
+        pipeline_run, "run_pipeline", lambda settings, on_progress=None, **_: _result(**changes)
+    )
     args = ["demo", "--files", "4", "--rows", "10", "--lambda-log", str(tmp_path / "log")]
     result = CliRunner().invoke(app, [*args, "--json"] if as_json else args)
     assert result.exit_code == status, result.output

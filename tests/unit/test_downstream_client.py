@@ -12,6 +12,11 @@ import pytest
 
 from s3stagger.adapters.downstream_client import HttpDownstream, build_http_transports
 from s3stagger.domain.delivery import Delivery, DeliveryOutcome
+from s3stagger.domain.request_mapping import OutgoingRow, RowRequest
+
+
+def one_row(key: str, body: object = None) -> list[OutgoingRow]:
+    return [OutgoingRow(1, key, RowRequest(body if body is not None else {}))]
 
 
 def test_a_downstream_needs_a_transport() -> None:
@@ -46,7 +51,10 @@ def deliver_through(
 
     async def once() -> Delivery:
         async with HttpDownstream([httpx.MockTransport(recording)], "http://downstream.test/rows") as client:
-            return await client.deliver({"data": {"id": "1", "name": "café"}}, "key-1", timeout_s)
+            (delivery,) = await client.deliver(
+                one_row("key-1", {"data": {"id": "1", "name": "café"}}), timeout_s
+            )
+            return delivery
 
     return asyncio.run(once()), seen
 
@@ -173,8 +181,8 @@ def test_a_transport_is_given_back_after_a_failure_so_the_next_row_can_use_it() 
 
     async def twice() -> list[DeliveryOutcome]:
         async with HttpDownstream([httpx.MockTransport(flaky)], "http://downstream.test/rows") as client:
-            first = await asyncio.wait_for(client.deliver({}, "k1"), 5)
-            second = await asyncio.wait_for(client.deliver({}, "k2"), 5)
+            (first,) = await asyncio.wait_for(client.deliver(one_row("k1")), 5)
+            (second,) = await asyncio.wait_for(client.deliver(one_row("k2")), 5)
         return [first.outcome, second.outcome]
 
     assert asyncio.run(twice()) == [DeliveryOutcome.UNREACHABLE, DeliveryOutcome.APPLIED]

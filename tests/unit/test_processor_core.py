@@ -6,19 +6,23 @@ import asyncio
 import dataclasses
 import gc
 import random
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pytest
 
 from s3stagger.adapters.failed_rows_sink import FailedRowsBatch, S3FailedRowsSink
+from s3stagger.api_config import ApiSettings
 from s3stagger.config import ProcessorSettings
+from s3stagger.domain.breaker import BreakerSettings
 from s3stagger.domain.csv_rows import CsvHeader
 from s3stagger.domain.delivery import Delivery, DeliveryOutcome
+from s3stagger.domain.failed_row_record import parse_record
 from s3stagger.domain.model import Cursor, ObjectRef, ProcessRequest, RunStatus
 from s3stagger.domain.ports import OpenedObject
-from s3stagger.processor import DownstreamUnavailableError, ObjectProcessor
+from s3stagger.domain.request_mapping import FieldSpec, FieldType, OutgoingRow, RequestMapping
+from s3stagger.processor import DownstreamUnavailableError, ObjectProcessor, SystemicRejectionError
 
 REF = ObjectRef("bucket", "normal/rows.csv", etag="etag-1")
 
@@ -85,13 +89,14 @@ class ScriptedDownstream:
     script: Callable[[int, int], Delivery]
     attempts: dict[int, int] = field(default_factory=dict)
 
-    async def deliver(
-        self, body: dict[str, Any], idempotency_key: str, timeout_s: float | None = None
-    ) -> Delivery:
-        row = int(body["source"]["row"])
-        self.attempts[row] = self.attempts.get(row, 0) + 1
+    async def deliver(self, rows: Sequence[OutgoingRow], timeout_s: float | None = None) -> list[Delivery]:
+        answers = []
+        for outgoing in rows:
+            row = int(outgoing.request.body["source"]["row"])
+            self.attempts[row] = self.attempts.get(row, 0) + 1
+            answers.append(self.script(row, self.attempts[row]))
         await asyncio.sleep(0)
-        return self.script(row, self.attempts[row])
+        return answers
 
 
 def always(delivery: Delivery) -> Callable[[int, int], Delivery]:
@@ -240,9 +245,9 @@ def test_a_crashing_row_task_ends_the_others_and_leaves_no_exception_unretrieved
 
     class CrashingDownstream(ScriptedDownstream):
         async def deliver(
-            self, body: dict[str, Any], idempotency_key: str, timeout_s: float | None = None
-        ) -> Delivery:
-            return await crashing(int(body["source"]["row"]), 1)
+            self, rows: Sequence[OutgoingRow], timeout_s: float | None = None
+        ) -> list[Delivery]:
+            return [await crashing(rows[0].number, 1)]
 
     async def main() -> None:
         asyncio.get_running_loop().set_exception_handler(lambda _loop, context: unretrieved.append(context))
@@ -278,3 +283,97 @@ def test_a_cursor_whose_header_end_is_not_the_header_is_rejected() -> None:
     assert summary.error is not None
     assert summary.error["type"] == "invalid_cursor"
     assert "(it ends at 8)" in summary.error["message"]
+
+
+UNAUTHORIZED = Delivery(DeliveryOutcome.REJECTED, 401, "HTTP 401: invalid key")
+GONE = Delivery(DeliveryOutcome.REJECTED, 410, "HTTP 410: gone")
+BREAKER = replace(SETTINGS, api=ApiSettings(breaker=BreakerSettings(window=10, ratio=0.8, min_rows=5)))
+
+
+def test_a_status_refusing_most_rows_stops_the_object_and_sinks_none_of_its_rows() -> None:
+    source, sink = MemorySource(csv_object(200)), KeptSink()
+    downstream = ScriptedDownstream(always(UNAUTHORIZED))
+    with pytest.raises(SystemicRejectionError, match="refuses most rows of the object with HTTP 401"):
+        run(source, downstream, sink, BREAKER)
+    assert sink.s3.puts == {}  # nothing in the sink for that cause
+    assert len(downstream.attempts) < 200  # the rest stayed unsent
+    assert all(count == 1 for count in downstream.attempts.values())  # a refusal is never retried
+
+
+def test_a_breaker_trip_after_isolated_refusals_sinks_nothing_of_the_invocation() -> None:
+    # Row 3 is refused alone, early; from row 40 on every row is (a key rotated mid-object).
+    source, sink = MemorySource(csv_object(100)), KeptSink()
+    downstream = ScriptedDownstream(lambda row, _: UNAUTHORIZED if row >= 40 else (GONE if row == 3 else OK))
+    with pytest.raises(SystemicRejectionError, match="HTTP 401"):
+        run(source, downstream, sink, BREAKER)
+    assert sink.s3.puts == {}  # the raised invocation discards its failed rows; the redrive records row 3
+
+
+def test_isolated_permanent_refusals_still_go_to_the_sink() -> None:
+    source, sink = MemorySource(csv_object(60)), KeptSink()
+    downstream = ScriptedDownstream(lambda row, _: GONE if row % 7 == 0 else OK)
+    summary, _ = run(source, downstream, sink, BREAKER)
+    assert summary.status is RunStatus.COMPLETE
+    assert (summary.rows_applied, summary.rows_failed) == (52, 8)
+    (record,) = sink.s3.puts.values()
+    assert record.count(b"HTTP 410: gone") == 8
+    # the rows the breaker held and released are replayable: their offset and original bytes
+    data = csv_object(60)
+    recorded = parse_record(record.decode("utf-8"), "record").rows
+    assert [row.row_number for row in recorded] == list(range(7, 61, 7))
+    for row in recorded:
+        assert row.line
+        assert data[row.byte_offset : row.byte_offset + len(row.line)] == row.line
+
+
+def test_refusals_of_different_statuses_do_not_add_up_to_a_trip() -> None:
+    statuses = [GONE, UNAUTHORIZED, BAD]
+    source, sink = MemorySource(csv_object(30)), KeptSink()
+    summary, _ = run(source, ScriptedDownstream(lambda row, _: statuses[row % 3]), sink, BREAKER)
+    assert (summary.status, summary.rows_failed) == (RunStatus.COMPLETE, 30)
+
+
+@dataclass
+class BatchDownstream:
+    """A batch endpoint: ``script(row, attempt)`` per row; records the rows of each request."""
+
+    script: Callable[[int, int], Delivery]
+    requests: list[list[int]] = field(default_factory=list)
+    attempts: dict[int, int] = field(default_factory=dict)
+    bodies: list[Any] = field(default_factory=list)
+
+    async def deliver(self, rows: Sequence[OutgoingRow], timeout_s: float | None = None) -> list[Delivery]:
+        self.requests.append([row.number for row in rows])
+        self.bodies.extend(row.request.body for row in rows)
+        answers = []
+        for row in rows:
+            self.attempts[row.number] = self.attempts.get(row.number, 0) + 1
+            answers.append(self.script(row.number, self.attempts[row.number]))
+        await asyncio.sleep(0)
+        return answers
+
+
+def test_a_row_that_does_not_fit_the_field_map_is_failed_unsent_with_its_reason() -> None:
+    mapping = RequestMapping(SETTINGS.downstream_url, fields=(FieldSpec("id", "id", FieldType.INT),))
+    source, sink = MemorySource(b"id,name\n1,a\nx2,b\n3,c\n"), KeptSink()
+    downstream = BatchDownstream(always(OK))
+    processor = ObjectProcessor(SETTINGS, source, sink, downstream, mapping=mapping, sleep=no_wait)
+    summary, _ = asyncio.run(processor.run(ProcessRequest(REF)))
+    assert (summary.rows_applied, summary.rows_failed) == (2, 1)
+    assert downstream.bodies == [{"id": 1}, {"id": 3}]
+    (record,) = sink.s3.puts.values()
+    assert b"request mapping: column 'id': 'x2' is not a valid int" in record
+
+
+def test_rows_go_n_per_request_and_each_row_is_decided_on_its_own() -> None:
+    flaky = Delivery(DeliveryOutcome.RETRYABLE_ERROR, 503, "HTTP 503 (batch row)")
+    mapping = RequestMapping(SETTINGS.downstream_url, rows_per_request=4)
+    source, sink = MemorySource(csv_object(10)), KeptSink()
+    downstream = BatchDownstream(
+        lambda row, attempt: BAD if row == 2 else (flaky if row == 3 and attempt == 1 else OK)
+    )
+    processor = ObjectProcessor(SETTINGS, source, sink, downstream, mapping=mapping, sleep=no_wait)
+    summary, _ = asyncio.run(processor.run(ProcessRequest(REF)))
+    assert (summary.status, summary.rows_applied, summary.rows_failed) == (RunStatus.COMPLETE, 9, 1)
+    assert sorted(downstream.requests) == [[1, 2, 3, 4], [3], [5, 6, 7, 8], [9, 10]]
+    assert summary.retries == 1

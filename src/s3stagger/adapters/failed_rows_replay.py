@@ -32,6 +32,7 @@ from s3stagger.domain.failed_row_record import (
 )
 from s3stagger.domain.ports import Downstream
 from s3stagger.domain.redrive import DeadLetter, RedriveFilter
+from s3stagger.domain.request_mapping import OutgoingRow, RowRequest
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -160,7 +161,8 @@ class FailedRowsReplay:
             "source": {"bucket": source[0], "key": source[1], "row": row.row_number},
             "data": rebuilt.values,
         }
-        delivery = await self._downstream.deliver(body, row.idempotency_key)
+        outgoing = OutgoingRow(row.row_number, row.idempotency_key, RowRequest(body))
+        [delivery] = await self._downstream.deliver([outgoing])
         if delivery.outcome is DeliveryOutcome.APPLIED:
             return ("already_applied" if delivery.detail == ALREADY_APPLIED else "applied"), None
         return "failed_again", f"failed again: {delivery.detail}"

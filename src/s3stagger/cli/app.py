@@ -4,7 +4,18 @@ from __future__ import annotations
 
 import typer
 
-from s3stagger.cli import demo, downstream, local, mail, monitor, redrive, simulate
+from s3stagger.cli import (
+    cost,
+    demo,
+    downstream,
+    local,
+    logs,
+    mail,
+    monitor,
+    perf_test,
+    redrive,
+    simulate,
+)
 from s3stagger.cli.console import one_line_errors
 
 app = typer.Typer(
@@ -19,9 +30,12 @@ app.command(name="simulate")(simulate.simulate)
 app.command(name="downstream")(downstream.downstream)
 app.command(name="monitor")(monitor.monitor)
 app.command(name="demo")(demo.demo)
+app.command(name="logs")(logs.logs)
 app.command(name="mail")(mail.mail)
 app.command(name="redrive")(redrive.redrive)
 app.command(name="replay-failed-rows")(redrive.replay_failed_rows)
+app.command(name="perf-test")(perf_test.perf_test)
+app.command(name="cost")(cost.cost)
 app.add_typer(local.app, name="local")
 
 # The one place a project error becomes one line and an exit status, for every command.

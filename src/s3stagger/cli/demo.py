@@ -23,6 +23,7 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -34,9 +35,11 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from s3stagger.api_config import AuthMode
 from s3stagger.cli.console import fail, stderr_console
 from s3stagger.cli.downstream import latency_option
-from s3stagger.cli.local import quiet_emulator_logs
+from s3stagger.cli.local import quiet_emulator_logs, terraform_progress
+from s3stagger.errors import S3StaggerError
 
 if TYPE_CHECKING:
     from s3stagger.cli.pipeline_report import PipelineReport
@@ -107,6 +110,16 @@ def render_report(report: PipelineReport, result: PipelineRunResult | None = Non
     table.add_row("elapsed", f"{report.elapsed_s:.1f} s")
     if result is not None:
         table.add_row("processor invocations", str(result.processor_invocations))
+        cost = result.sections.get("cost")
+        if cost:
+            top = ", ".join(
+                f"{i['name']} ${i['usd']:.2f}"
+                for i in sorted(cost["line_items"], key=lambda i: -i["usd"])[:2]
+            )
+            table.add_row(
+                "cost per million objects (reference workload)",
+                f"${cost['cost_per_million_objects_usd']:.2f} ({top})",
+            )
     if report.ok:
         verdict = Text(
             "OK: every row applied or accounted for, no duplicate effect, DLQs empty, "
@@ -206,10 +219,23 @@ def demo(
         bool, typer.Option("--json", help="Print the report as one JSON object (no live view).")
     ] = False,
     verbose: Annotated[bool, typer.Option(help="Show the emulator's own log lines.")] = False,
+    via_terraform: Annotated[
+        bool,
+        typer.Option(
+            help="Build the resources by applying terraform/examples/local to the emulator (needs terraform)."
+        ),
+    ] = False,
     lambda_log: Annotated[
         Path | None,
         typer.Option(help="File for the processor's log lines (default: a file in the temp directory)."),
     ] = None,
+    auth: Annotated[
+        AuthMode,
+        typer.Option(
+            help="Credentials the simulated API requires, kept in the emulator's Secrets Manager and "
+            "rotated once mid-run; rows are mapped by the example request hook."
+        ),
+    ] = AuthMode.NONE,
     scenario: Annotated[
         Scenario,
         typer.Option(
@@ -225,6 +251,7 @@ def demo(
     latency_spec = latency_option(latency)
     # Imported here: it loads the emulator, which `s3stagger --help` should not wait for.
     from s3stagger.cli.pipeline_run import PipelineRunSettings, run_pipeline  # noqa: PLC0415
+    from s3stagger.perf.counting import CostSection  # noqa: PLC0415
 
     settings = PipelineRunSettings(
         files=files,
@@ -239,6 +266,8 @@ def demo(
         timeout_s=timeout,
         concurrency_budget=budget,
         processor_max_concurrency=processor_concurrency,
+        auth=auth,
+        via_terraform=via_terraform,
     )
     err = stderr_console()
     log_path = lambda_log or Path(tempfile.gettempdir()) / f"s3stagger-demo-{os.getpid()}.log"
@@ -249,11 +278,25 @@ def demo(
 
         def run(on_progress: Any = None) -> PipelineRunResult:
             scenario_settings = demo_failures.FailureScenario()
-            return demo_failures.run_failures(settings, scenario_settings, mbox, log_path, on_progress)
+            return demo_failures.run_failures(
+                settings, scenario_settings, mbox, log_path, on_progress, collectors=[CostSection(log_path)]
+            )
     else:
+        from s3stagger.cli.observability_report import ObservabilityCollector  # noqa: PLC0415
+        from s3stagger.local.observability import LocalObservabilitySettings  # noqa: PLC0415
+
+        settings = replace(
+            settings,
+            pipeline_options={**settings.pipeline_options, "observability": LocalObservabilitySettings()},
+        )
 
         def run(on_progress: Any = None) -> PipelineRunResult:
-            return run_pipeline(settings, on_progress)
+            return run_pipeline(
+                settings,
+                on_progress,
+                collectors=[CostSection(log_path), ObservabilityCollector()],
+                on_terraform_output=terraform_progress(err),
+            )
 
     try:
         if as_json:
@@ -275,6 +318,7 @@ def demo(
             ):
                 result = run(lambda progress: live.update(render_progress(progress)))
     except (
+        S3StaggerError,
         botocore.exceptions.BotoCoreError,
         botocore.exceptions.ClientError,
         RuntimeError,
@@ -300,6 +344,9 @@ def demo(
             Console().print(
                 demo_failures.render_alerting(demo_failures.alerting_figures(result)), highlight=False
             )
+        from s3stagger.cli.observability_report import print_observability  # noqa: PLC0415
+
+        print_observability(result.sections, Console())
         err.print(f"processor logs (JSON lines and EMF metrics): {log_path}", highlight=False)
     if scenario is Scenario.FAILURES:
         raise typer.Exit(

@@ -191,12 +191,14 @@ def run_failures(
     mailbox: Path,
     emf_log: Path | None = None,
     on_progress: ProgressListener | None = None,
+    *,
+    collectors: Sequence[SectionCollector] = (),
 ) -> PipelineRunResult:
     run = FailureRun(
         failure_settings(settings, scenario, mailbox, emf_log),
         scenario,
         on_progress,
-        [AlertingCollector(scenario.settle_timeout_s)],
+        [AlertingCollector(scenario.settle_timeout_s), *collectors],
     )
     with run:
         run.upload()

@@ -11,15 +11,17 @@ import json
 import logging
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.console import Console
 
 from s3stagger.cli.console import fail, stderr_console
 from s3stagger.cli.downstream import latency_option
+from s3stagger.errors import S3StaggerError
 
 app = typer.Typer(help="Local mode: the whole pipeline on an embedded AWS emulator.", no_args_is_help=True)
 
@@ -62,6 +64,18 @@ def stop_on_signals(stop: threading.Event) -> Iterator[None]:
             signal.signal(sig, handler)
 
 
+def terraform_progress(console: Console) -> Callable[[str], None]:
+    """Show what ``terraform apply`` finished (one dim line per resource) and its errors."""
+
+    def show(line: str) -> None:
+        if line.startswith(("Error", "Apply complete")) or "Creation complete" in line:
+            console.print(
+                f"terraform: {line.strip()}", style="dim", highlight=False, markup=False, soft_wrap=True
+            )
+
+    return show
+
+
 def describe_stack(endpoint_url: str, names: dict[str, Any], downstream_url: str) -> str:
     """What `local up` prints: endpoint, names, and commands to paste."""
     bucket = names["bucket"]
@@ -79,6 +93,7 @@ def describe_stack(endpoint_url: str, names: dict[str, Any], downstream_url: str
         f"function:        {names['function_name']}",
         f"budget:          {names['budget_parameter']}",
         *_alerting_lines(names.get("alerting")),
+        *_observability_lines(names.get("observability")),
         "",
         "try:",
         "  export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_DEFAULT_REGION=us-east-1",
@@ -103,6 +118,18 @@ def _alerting_lines(alerting: dict[str, Any] | None) -> list[str]:
         f"alarms:          {len(alerting['alarm_names'])} evaluated locally "
         f"(periods x {alerting['time_scale']:g}: a minute lasts {60 * alerting['time_scale']:g} s)",
         f"mail (SMTP):     {alerting['mailbox']}   read it with: s3stagger mail --mbox {alerting['mailbox']}",
+    ]
+
+
+def _observability_lines(observability: dict[str, Any] | None) -> list[str]:
+    if not observability:
+        return []
+    return [
+        f"Splunk HEC:      {observability['splunk_hec_url']}/services/collector/event   "
+        f"(token {observability['splunk_token']}); search it: s3stagger logs --object KEY",
+        f"Dynatrace:       {observability['dynatrace_ingest_url']}   "
+        f"(Api-Token {observability['dynatrace_token']})",
+        f"telemetry:       {observability['data_dir']}",
     ]
 
 
@@ -135,6 +162,12 @@ def up(
     mailbox: Annotated[
         Path | None, typer.Option(help="Mailbox (mbox) of the local SMTP server; `s3stagger mail` reads it.")
     ] = None,
+    via_terraform: Annotated[
+        bool,
+        typer.Option(
+            help="Build the resources by applying terraform/examples/local to the emulator (needs terraform)."
+        ),
+    ] = False,
 ) -> None:
     """Start the local stack and the downstream simulator and keep them running."""
     if downstream_url is not None and not downstream_url.startswith(("http://", "https://")):
@@ -142,6 +175,7 @@ def up(
     latency_spec = latency_option(latency)
     from s3stagger.local.alerting import LocalAlertingSettings  # noqa: PLC0415
     from s3stagger.local.downstream import DownstreamSimulator, SimulatorSettings  # noqa: PLC0415
+    from s3stagger.local.observability import LocalObservabilitySettings  # noqa: PLC0415
     from s3stagger.local.pipeline import LocalPipeline, LocalPipelineSettings  # noqa: PLC0415
 
     stop = threading.Event()
@@ -154,18 +188,27 @@ def up(
                 )
             )
             rows_url = simulator.rows_url
-        stack = resources.enter_context(
-            LocalPipeline(
-                LocalPipelineSettings(
-                    downstream_url=rows_url,
-                    schedule_interval_s=schedule_interval,
-                    alerting=LocalAlertingSettings(mailbox=mailbox),
-                )
-            )
+        stack_settings = LocalPipelineSettings(
+            downstream_url=rows_url,
+            schedule_interval_s=schedule_interval,
+            alerting=LocalAlertingSettings(mailbox=mailbox),
+            observability=LocalObservabilitySettings(),
         )
+        if via_terraform:
+            from s3stagger.local.terraform_stack import TerraformPipeline  # noqa: PLC0415
+
+            pipeline: LocalPipeline = TerraformPipeline(stack_settings, terraform_progress(stderr_console()))
+        else:
+            pipeline = LocalPipeline(stack_settings)
+        try:
+            stack = resources.enter_context(pipeline)
+        except S3StaggerError as error:
+            fail(str(error))
         names = stack.names.as_dict()
         if stack.alerting is not None and stack.alerting.names is not None:
             names["alerting"] = stack.alerting.names.as_dict()
+        if stack.observability is not None:
+            names["observability"] = stack.observability.endpoints()
         if as_json:
             typer.echo(
                 json.dumps({"endpoint_url": stack.endpoint_url, "downstream_url": rows_url, "names": names})

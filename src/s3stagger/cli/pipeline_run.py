@@ -26,6 +26,8 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from s3stagger.api_config import AuthMode
+from s3stagger.cli.demo_auth import DemoAuth
 from s3stagger.cli.pipeline_report import (
     PipelineObservation,
     PipelineReport,
@@ -41,7 +43,9 @@ from s3stagger.errors import S3StaggerError
 from s3stagger.handlers import process_object
 from s3stagger.local.downstream import DownstreamSimulator, SimulatorSettings
 from s3stagger.local.downstream.settings import LatencySpec
+from s3stagger.local.emulator import DEFAULT_REGION
 from s3stagger.local.pipeline import LocalPipeline, LocalPipelineSettings
+from s3stagger.local.request_counter import HARNESS_USER_AGENT, USER_USER_AGENT, client_as
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -84,7 +88,12 @@ class PipelineRunSettings:
     that budget x rows in flight fits the capacity (see :meth:`sized_processor_concurrency`)."""
     collect_history: bool = False
     """Read every dispatcher execution's history at the end (state transitions per object)."""
+    via_terraform: bool = False
+    """Build the resources with ``terraform apply`` of ``terraform/examples/local`` instead of local
+    provisioning (:class:`~s3stagger.local.terraform_stack.TerraformPipeline`)."""
     pipeline_options: Mapping[str, Any] = field(default_factory=dict)
+    auth: AuthMode = AuthMode.NONE
+    """Credentials the simulated API requires (``demo --auth``; :mod:`s3stagger.cli.demo_auth`)."""
     """More :class:`~s3stagger.local.pipeline.LocalPipelineSettings` fields (e.g. ``dispatcher``,
     ``stagger``): what a comparison of dispatcher settings varies between runs."""
 
@@ -148,6 +157,7 @@ class ProcessorOutcomes:
         self._complete_at: dict[str, float] = {}
         self._rejected: set[str] = set()
         self._raised = 0
+        self._auth_refreshes = 0
 
     def __call__(self, event: Any, context: Any) -> Any:
         try:
@@ -168,10 +178,17 @@ class ProcessorOutcomes:
         now = self._clock()
         with self._lock:
             self._statuses[status] += 1
+            self._auth_refreshes += int(answer.get("auth_refreshes") or 0)
             if status == "COMPLETE":
                 self._complete_at.setdefault(key, now)
             elif status == "REJECTED":
                 self._rejected.add(key)
+
+    @property
+    def auth_refreshes(self) -> int:
+        """Credential refreshes the answers report (a rotated secret picked up)."""
+        with self._lock:
+            return self._auth_refreshes
 
     @property
     def complete_keys(self) -> dict[str, float]:
@@ -371,17 +388,25 @@ class PipelineRun:
         settings: PipelineRunSettings,
         on_progress: ProgressListener | None = None,
         collectors: Sequence[SectionCollector] = (),
+        on_terraform_output: Callable[[str], None] | None = None,
     ) -> None:
         self.settings = settings
+        self.on_terraform_output = on_terraform_output
+        """Receives Terraform's lines when ``settings.via_terraform``."""
         self.latency = settings.latency or LatencySpec.fixed(DEFAULT_LATENCY_S)
         self.on_progress = on_progress
-        self.collectors = tuple(collectors)
+        self.demo_auth: DemoAuth | None = None
+        if settings.auth is not AuthMode.NONE:
+            region = str(settings.pipeline_options.get("region", DEFAULT_REGION))
+            self.demo_auth = DemoAuth(settings.auth, region)
+        self.collectors = tuple(collectors) + ((self.demo_auth,) if self.demo_auth else ())
         self.outcomes = ProcessorOutcomes(process_object.handler)
         self._resources = ExitStack()
         self._simulator: DownstreamSimulator | None = None
         self._stack: LocalPipeline | None = None
         self._uploaded: list[UploadedObject] = []
         self._uploaded_lock = threading.Lock()
+        self._clients: dict[str, Any] = {}
         self._upload_errors: list[BaseException] = []
         self._uploader: threading.Thread | None = None
         self._started = 0.0
@@ -403,23 +428,43 @@ class PipelineRun:
                         error_rate=settings.error_rate,
                         time_scale=settings.time_scale,
                         seed=settings.seed,
-                    )
+                    ),
+                    auth=self.demo_auth.simulator_auth if self.demo_auth else None,
                 )
             )
-            self._stack = self._resources.enter_context(LocalPipeline(self.pipeline_settings()))
+            self._stack = self._resources.enter_context(self._pipeline())
+            if self.demo_auth is not None:
+                secretsmanager = self._stack.client("secretsmanager")
+                self.demo_auth.store(secretsmanager)
+                simulator = self._simulator
+                threshold = max(1, settings.files * settings.rows // 3)
+                self.demo_auth.rotate_when(
+                    lambda: simulator.stats().effects_applied, threshold, secretsmanager
+                )
             self._started = time.monotonic()
             if self._stack.runtime is None:  # pragma: no cover - start() sets it or raises
                 raise RuntimeError("the local stack has no Lambda runtime")
             self._stack.runtime.register(self._stack.names.function_name, self.outcomes)
+            if self._stack.emulator.request_counter is not None:  # count the run's work, not provisioning
+                self._stack.emulator.request_counter.reset()
         except BaseException:
             self.stop()
             raise
         return self
 
+    def _pipeline(self) -> LocalPipeline:
+        if self.settings.via_terraform:
+            from s3stagger.local.terraform_stack import TerraformPipeline  # noqa: PLC0415
+
+            return TerraformPipeline(self.pipeline_settings(), self.on_terraform_output)
+        return LocalPipeline(self.pipeline_settings())
+
     def pipeline_settings(self) -> LocalPipelineSettings:
         """The local stack's settings: the simulator's URL, the sizing, then ``pipeline_options``."""
         settings = self.settings
         environment = {"S3STAGGER_MAX_CONCURRENCY": str(settings.sized_processor_concurrency())}
+        if self.demo_auth is not None:
+            environment |= self.demo_auth.processor_environment(self.simulator.token_url)
         options: dict[str, Any] = {
             "concurrency_budget": settings.concurrency_budget,
             "processor_environment": environment,
@@ -434,7 +479,7 @@ class PipelineRun:
         files = workload(
             self.settings, names.key_prefix(names.priorities[0]), names.key_prefix(names.priorities[-1])
         )
-        s3 = self.stack.client("s3")
+        s3 = self.client_as(USER_USER_AGENT, "s3")
 
         def note(item: UploadedObject) -> None:
             with self._uploaded_lock:
@@ -477,7 +522,7 @@ class PipelineRun:
         executions: int | None = None
         if self.settings.collect_history:
             transitions, executions = count_state_transitions(
-                stack.client("stepfunctions"), names.state_machine_arn
+                self.client_as(HARNESS_USER_AGENT, "stepfunctions"), names.state_machine_arn
             )
         complete = self.outcomes.complete_keys
         upload_times = {item.key: item.uploaded_at for item in self.uploaded}
@@ -515,6 +560,15 @@ class PipelineRun:
 
     # -- what the steps read ----------------------------------------------------------------------
 
+    def client_as(self, agent: str, service: str) -> Any:
+        """A client of the stack whose requests the emulator's request counter files under ``agent``
+        (the uploads are the user's, following and accounting the harness's: not the pattern's work)."""
+        with self._uploaded_lock:
+            key = f"{agent}/{service}"
+            if key not in self._clients:
+                self._clients[key] = client_as(agent, service, self.stack.emulator.client_settings())
+            return self._clients[key]
+
     @property
     def simulator(self) -> DownstreamSimulator:
         """The running downstream simulator."""
@@ -542,7 +596,7 @@ class PipelineRun:
     def progress(self) -> PipelineProgress:
         """One look at the run (queues, DLQs, downstream, answers) for the live view."""
         stats: SimulatorStats = self.simulator.stats()
-        sqs = self.stack.client("sqs")
+        sqs = self.client_as(HARNESS_USER_AGENT, "sqs")
         depths = {
             priority: _queue_attributes(sqs, url) for priority, url in self.stack.names.queue_urls.items()
         }
@@ -581,10 +635,10 @@ class PipelineRun:
         settings, names = self.settings, self.stack.names
         stats = self.simulator.stats()
         failed_rows, quarantined = count_sink_rows(
-            self.stack.client("s3"), names.failed_rows_bucket, names.failed_rows_prefix
+            self.client_as(HARNESS_USER_AGENT, "s3"), names.failed_rows_bucket, names.failed_rows_prefix
         )
         dlq_messages, dlq_object_keys = dead_letter_keys(
-            self.stack.client("sqs"), self.dead_letter_queue_urls()
+            self.client_as(HARNESS_USER_AGENT, "sqs"), self.dead_letter_queue_urls()
         )
         rejected = self.outcomes.rejected_keys | quarantined
         complete = self.outcomes.complete_keys
@@ -630,6 +684,7 @@ def run_pipeline(
     settings: PipelineRunSettings,
     on_progress: ProgressListener | None = None,
     collectors: Sequence[SectionCollector] = (),
+    on_terraform_output: Callable[[str], None] | None = None,
 ) -> PipelineRunResult:
     """Run the workload through the local pipeline and report: :meth:`PipelineRun.run`."""
-    return PipelineRun(settings, on_progress, collectors).run()
+    return PipelineRun(settings, on_progress, collectors, on_terraform_output).run()

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -31,6 +31,7 @@ APPLIES_TO: Mapping[str, str] = MappingProxyType(
         "notifier": "AWS/Lambda",
         "dispatcher": "AWS/States",
         "rules": "AWS/Events",
+        "delivery_streams": "AWS/Firehose",
         "processor_metrics": "",
     }
 )
@@ -45,12 +46,17 @@ RESOURCE_DIMENSION: Mapping[str, str] = MappingProxyType(
         "notifier": "FunctionName",
         "dispatcher": "StateMachineArn",
         "rules": "RuleName",
+        "delivery_streams": "DeliveryStreamName",
     }
 )
 """Kind of AWS resource -> the dimension that names the resource."""
 
-PER_RESOURCE_KINDS = frozenset({"queues", "dlqs", "rules"})
+PER_RESOURCE_KINDS = frozenset({"queues", "dlqs", "rules", "delivery_streams"})
 """Kinds with several resources: their alarm names end in ``-<label>``."""
+
+DELIVERY_STREAM_ROLES = frozenset({"splunk", "dynatrace"})
+"""The Firehose delivery streams the observability modules deploy, by role (the label of their alarms);
+an alarm with ``stream`` is made for that stream only (its metric exists for that destination only)."""
 
 STATISTICS = frozenset({"SampleCount", "Average", "Sum", "Minimum", "Maximum"})
 PERCENTILE = re.compile(r"^p(\d{1,2}(\.\d{1,2})?|100)$")
@@ -96,6 +102,8 @@ class AlarmDefinition:
     severity: str
     summary: str
     runbook: str
+    stream: str | None = None
+    """``delivery_streams`` alarms only: the one stream role (:data:`DELIVERY_STREAM_ROLES`) it is for."""
 
 
 @dataclass(frozen=True)
@@ -118,7 +126,9 @@ class AlarmResources:
     ``queues``, ``dlqs`` and ``rules`` map a label (priority, ``ingest-dlq``, ``alert-dlq``, rule
     name without ``<name_prefix>-``) to the resource's name. ``notifier_function_name`` None: no
     notifier alarms (monitoring without the alerting module). ``processor_reserved_concurrency``
-    None: alarms relative to it are not made.
+    None: alarms relative to it are not made. ``delivery_streams`` maps a role
+    (:data:`DELIVERY_STREAM_ROLES`) to the Firehose delivery stream's name; empty (no observability
+    module deployed): no Firehose alarms.
     """
 
     name_prefix: str
@@ -131,6 +141,7 @@ class AlarmResources:
     dispatcher_state_machine_arn: str
     processor_metrics_dimensions: Mapping[str, str]
     notifier_function_name: str | None = None
+    delivery_streams: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
 
 
 @dataclass(frozen=True)
@@ -176,9 +187,10 @@ _FIELDS = frozenset(
         "severity",
         "summary",
         "runbook",
+        "stream",
     }
 )
-_OPTIONAL_FIELDS = frozenset({"threshold_of"})
+_OPTIONAL_FIELDS = frozenset({"threshold_of", "stream"})
 
 
 def _fail(where: str, problem: str) -> AlarmDefinitionError:
@@ -221,6 +233,9 @@ def _parse_alarm(entry: object, where: str) -> AlarmDefinition:
     threshold_of = entry.get("threshold_of")
     if threshold_of is not None:
         threshold_of = _one_of(entry, "threshold_of", where, THRESHOLD_BASES)
+    stream = entry.get("stream")
+    if stream is not None:
+        stream = _one_of(entry, "stream", where, DELIVERY_STREAM_ROLES)
     return AlarmDefinition(
         id=_text(entry, "id", where),
         applies_to=_one_of(entry, "applies_to", where, frozenset(APPLIES_TO)),
@@ -237,6 +252,7 @@ def _parse_alarm(entry: object, where: str) -> AlarmDefinition:
         severity=_one_of(entry, "severity", where, SEVERITIES),
         summary=_text(entry, "summary", where),
         runbook=_text(entry, "runbook", where),
+        stream=stream,
     )
 
 
@@ -304,6 +320,8 @@ def _validate_evaluation(alarm: AlarmDefinition, where: str) -> None:
             raise _fail(f"{where}.threshold_of", f"is for processor alarms only, not {alarm.applies_to}")
         if not 0 < alarm.threshold <= 1:
             raise _fail(f"{where}.threshold", f"is a fraction of {alarm.threshold_of}: must be in (0, 1]")
+    if alarm.stream is not None and alarm.applies_to != "delivery_streams":
+        raise _fail(f"{where}.stream", f"is for delivery_streams alarms only, not {alarm.applies_to}")
     if not RUNBOOK.match(alarm.runbook):
         raise _fail(f"{where}.runbook", f"must be docs/runbooks/<name>.md, got {alarm.runbook!r}")
 
@@ -328,14 +346,24 @@ def validate(alarms: AlarmDefinitions, runbooks_root: Path | None = None) -> Non
 # -- expansion ---------------------------------------------------------------------------------
 
 
-def _subjects(kind: str, resources: AlarmResources) -> list[tuple[str | None, dict[str, str]]]:
-    """``(label, dimensions)`` of every resource of ``kind``."""
+def _subjects(alarm: AlarmDefinition, resources: AlarmResources) -> list[tuple[str | None, dict[str, str]]]:
+    """``(label, dimensions)`` of every resource ``alarm`` is made for."""
+    kind = alarm.applies_to
     if kind == "processor_metrics":
         return [(None, dict(resources.processor_metrics_dimensions))]
     dimension = RESOURCE_DIMENSION[kind]
     if kind in PER_RESOURCE_KINDS:
-        named = {"queues": resources.queues, "dlqs": resources.dlqs, "rules": resources.rules}[kind]
-        return [(label, {dimension: name}) for label, name in named.items()]
+        named = {
+            "queues": resources.queues,
+            "dlqs": resources.dlqs,
+            "rules": resources.rules,
+            "delivery_streams": resources.delivery_streams,
+        }[kind]
+        return [
+            (label, {dimension: name})
+            for label, name in named.items()
+            if alarm.stream is None or alarm.stream == label
+        ]
     single = {
         "processor": resources.processor_function_name,
         "notifier": resources.notifier_function_name,
@@ -366,7 +394,7 @@ def expand(alarms: AlarmDefinitions, resources: AlarmResources) -> tuple[Concret
         threshold = _threshold(alarm, resources)
         if threshold is None:
             continue
-        for label, dimensions in _subjects(alarm.applies_to, resources):
+        for label, dimensions in _subjects(alarm, resources):
             concrete.append(
                 ConcreteAlarm(
                     name=alarm_name(resources.name_prefix, alarm.id, label),

@@ -30,6 +30,7 @@ from s3stagger.definitions.alerting import (
     AlertingDefinitionError,
     load_alerting_definition,
 )
+from s3stagger.domain.cost import CostModelError, PriceTable
 from s3stagger.domain.stagger import PrioritySpacing, StaggerPolicy, StaggerPolicyError
 from s3stagger.errors import S3StaggerError
 
@@ -415,6 +416,15 @@ def _parse_alarms(f: FieldReader) -> AlarmDefinitions:
         raise DefinitionError(str(error)) from error
 
 
+def _parse_prices(f: FieldReader) -> PriceTable:
+    """``prices.json``: the dated price table of the cost model (:class:`PriceTable`)."""
+    fields = {key: f.value(key) for key in list(f.data) if key != "_comment"}
+    try:
+        return PriceTable.from_definition(fields)
+    except CostModelError as error:
+        raise DefinitionError(f"prices.json: {error}") from error
+
+
 def _parse_alerting(f: FieldReader) -> AlertingDefinition:
     """``alerting.json``: :mod:`s3stagger.definitions.alerting` reads and checks it."""
     fields = {key: f.value(key) for key in list(f.data) if key != "_comment"}
@@ -442,6 +452,7 @@ DEFINITION_FILES: tuple[DefinitionFile, ...] = (
     DefinitionFile("storage.json", "storage", _parse_storage),
     DefinitionFile("alarms.json", "alarms", _parse_alarms),
     DefinitionFile(ALERTING_FILE, "alerting", _parse_alerting),
+    DefinitionFile("prices.json", "prices", _parse_prices),
 )
 """Every settings file of ``definitions/`` (the templates are rendered, not parsed)."""
 
@@ -484,6 +495,7 @@ class Definitions:
     storage: StorageDefinition
     alarms: AlarmDefinitions
     alerting: AlertingDefinition
+    prices: PriceTable
 
     @classmethod
     def load(

@@ -19,12 +19,16 @@ the invocation knows so far) to one :class:`RowDecision`:
                           nothing as failed.
 ``ABANDON``               a retry is due but the deadline leaves no time for it: the row stays
                           unfinished and the cursor points at it.
+``STOP``                  a permanent refusal with the status that refuses most of the object's
+                          recent rows (the breaker, :mod:`s3stagger.domain.breaker`): a systemic
+                          cause (credentials, a wrong URL), not this row. Stop the object: the
+                          invocation fails naming the status, no row goes to the sink for it, and
+                          the unsent rows wait for a redrive once the cause is fixed.
 ========================  ===========================================================================
 
 Policy lives here only: the processor carries the decision out (limiter feedback, counters, the
-sink, sleeping). A new rule — a breaker that pauses the object after systemic rejections, or a 503
-that pauses instead of failing rows — is one more line in :func:`decide` or :func:`_give_up`, with
-the fact it needs added to :class:`InvocationView`.
+sink, sleeping). A new rule is one more line in :func:`decide` or :func:`_give_up`, with the fact it
+needs added to :class:`InvocationView` — as the breaker is (``refusing_status`` and ``STOP``).
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 from http import HTTPStatus
 
-from s3stagger.domain.retry import RetryPolicy
+from s3stagger.domain.retry import RetryPolicy, is_retryable_status
 
 
 class DeliveryOutcome(StrEnum):
@@ -73,6 +77,7 @@ class RowAction(StrEnum):
     PAUSE = "pause"
     UNREACHABLE = "unreachable"
     ABANDON = "abandon"
+    STOP = "stop"
 
 
 @dataclass(frozen=True)
@@ -93,6 +98,9 @@ class InvocationView:
     """Some request of this invocation (this attempt included) got an HTTP answer."""
     remaining_s: float | None
     """Seconds left in the invocation, or ``None`` when there is no deadline."""
+    refusing_status: int | None = None
+    """The permanent status that would refuse most of the object's recent rows if this attempt's
+    refusal counted too (the breaker's window), or ``None``."""
 
 
 @dataclass(frozen=True)
@@ -117,6 +125,17 @@ class RowDecision:
     """How long to wait before the next attempt (``RETRY``)."""
 
 
+def outcome_of_status(status: int, retryable: frozenset[int] = frozenset()) -> DeliveryOutcome:
+    """How an HTTP answer classifies; ``retryable`` adds statuses retried like a 5xx (409, 423...)."""
+    if 200 <= status <= 299:
+        return DeliveryOutcome.APPLIED
+    if status == 429:
+        return DeliveryOutcome.THROTTLED
+    if is_retryable_status(status) or status in retryable:
+        return DeliveryOutcome.RETRYABLE_ERROR
+    return DeliveryOutcome.REJECTED
+
+
 def decide(
     delivery: Delivery,
     attempts: RowAttempts,
@@ -129,6 +148,11 @@ def decide(
     if outcome is DeliveryOutcome.APPLIED:
         return RowDecision(RowAction.APPLIED, attempts)
     if outcome is DeliveryOutcome.REJECTED:
+        if delivery.status is not None and delivery.status == view.refusing_status:
+            reason = (
+                f"downstream refuses most rows of the object with HTTP {delivery.status}: {delivery.detail}"
+            )
+            return RowDecision(RowAction.STOP, attempts, reason)
         return RowDecision(RowAction.FAILED, attempts, f"downstream rejected the row: {delivery.detail}")
     if outcome is DeliveryOutcome.THROTTLED:
         decision = _after_throttle(delivery, attempts, policy.throttle, rng)

@@ -109,6 +109,8 @@ class RunSummary:
     """Adaptive concurrency limit at the end of the invocation."""
     warning: str | None = None
     """A surprise let through (a header that looks delimited by another character); answered only when set."""
+    auth_refreshes: int = 0
+    """Credentials refreshed after the downstream refused them (a rotated secret): 0 or 1."""
 
     def as_dict(self) -> dict[str, Any]:
         """The handler's JSON-serialisable answer."""
@@ -126,4 +128,5 @@ class RunSummary:
             "error": self.error,
             "failed_rows_object": self.failed_rows_object,
             "concurrency_limit": self.concurrency_limit,
+            "auth_refreshes": self.auth_refreshes,
         } | ({"warning": self.warning} if self.warning else {})

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 from s3stagger.domain.csv_rows import CsvHeader
 from s3stagger.domain.delivery import Delivery
 from s3stagger.domain.model import ObjectRef
+from s3stagger.domain.request_mapping import OutgoingRow
 
 
 @dataclass
@@ -80,8 +81,9 @@ class FailedRowsSink(Protocol):
 
 
 class Downstream(Protocol):
-    async def deliver(
-        self, body: dict[str, Any], idempotency_key: str, timeout_s: float | None = None
-    ) -> Delivery:
-        """One attempt; never raises for a network failure (it is an outcome)."""
+    async def deliver(self, rows: Sequence[OutgoingRow], timeout_s: float | None = None) -> list[Delivery]:
+        """One request carrying ``rows`` (one, or a batch); one delivery per row, in order.
+
+        Never raises for a network failure or an HTTP answer: they are outcomes.
+        """
         ...

@@ -24,6 +24,7 @@ import boto3
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 
+from s3stagger.adapters.api_setup import ApiSetup, build_api_setup
 from s3stagger.adapters.downstream_client import HttpDownstream, build_http_transports
 from s3stagger.adapters.failed_rows_sink import S3FailedRowsSink
 from s3stagger.adapters.s3_object_source import S3ObjectSource
@@ -32,7 +33,7 @@ from s3stagger.definitions import read_json
 from s3stagger.domain.deadline import DispatchDeadline, bounded_remaining
 from s3stagger.domain.events import parse_process_request
 from s3stagger.domain.model import InvalidRequestError, ProcessRequest, RunStatus, RunSummary
-from s3stagger.processor import ObjectProcessor, RemainingTime, RunMetrics
+from s3stagger.processor import ObjectProcessor, RemainingTime, RunMetrics, SystemicRejectionError
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -49,6 +50,7 @@ logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME", SERVICE))
 
 _clients_lock = threading.Lock()
 _s3_clients: dict[str | None, S3Client] = {}
+_api_setups: dict[tuple[ProcessorSettings, str | None], ApiSetup] = {}
 
 
 def s3_client() -> S3Client:
@@ -60,6 +62,19 @@ def s3_client() -> S3Client:
             client = boto3.session.Session().client("s3")
             _s3_clients[endpoint] = client
         return client
+
+
+def api_setup(settings: ProcessorSettings) -> ApiSetup:
+    """One :class:`ApiSetup` per settings and endpoint, reused across invocations (secrets, tokens)."""
+    key = (settings, os.environ.get("AWS_ENDPOINT_URL"))
+    with _clients_lock:
+        setup = _api_setups.get(key)
+    if setup is None:
+        session = boto3.session.Session()
+        setup = build_api_setup(settings, session.client, session.get_credentials)  # type: ignore[arg-type]
+        with _clients_lock:
+            setup = _api_setups.setdefault(key, setup)
+    return setup
 
 
 def remaining_time_of(context: Any) -> RemainingTime | None:
@@ -74,19 +89,24 @@ async def _process(
     settings: ProcessorSettings, request: ProcessRequest, remaining: RemainingTime | None
 ) -> tuple[RunSummary, RunMetrics]:
     s3 = s3_client()
+    setup = api_setup(settings)
     async with HttpDownstream(
-        build_http_transports(settings.max_concurrency),
-        settings.downstream_url,
+        build_http_transports(settings.max_concurrency, setup.tls()),
+        setup.mapping,
         settings.connect_timeout_s,
         settings.read_timeout_s,
+        auth=setup.auth,
     ) as downstream:
         processor = ObjectProcessor(
             settings,
             S3ObjectSource(s3),
             S3FailedRowsSink(s3, settings.failed_rows_bucket, settings.failed_rows_prefix),
             downstream,
+            mapping=setup.mapping,
         )
-        return await processor.run(request, remaining)
+        summary, figures = await processor.run(request, remaining)
+        summary.auth_refreshes = downstream.auth_refreshes
+        return summary, figures
 
 
 def _emit_metrics(summary: RunSummary, figures: RunMetrics) -> None:
@@ -99,6 +119,7 @@ def _emit_metrics(summary: RunSummary, figures: RunMetrics) -> None:
     metrics.add_metric(name="RowsRetried", unit=count, value=summary.retries)
     metrics.add_metric(name="Throttled429", unit=count, value=summary.throttled)
     metrics.add_metric(name="DownstreamTimeouts", unit=count, value=summary.timeouts)
+    metrics.add_metric(name="AuthRefreshes", unit=count, value=summary.auth_refreshes)
     metrics.add_metric(name=f"Objects{summary.status.value.title()}", unit=count, value=1)
     metrics.add_metric(name="ConcurrencyLimit", unit=count, value=summary.concurrency_limit)
     metrics.add_metric(name="PeakConcurrencyLimit", unit=count, value=figures.peak_limit)
@@ -136,6 +157,9 @@ def handler(event: Any, context: Any) -> dict[str, Any]:
         try:
             remaining = bounded_remaining(remaining_time_of(context), deadline)
             summary, figures = asyncio.run(_process(settings, request, remaining))
+        except SystemicRejectionError as error:
+            logger.error("object stopped: the downstream refuses its rows", extra={"error": str(error)})
+            raise
         except Exception:
             logger.exception("processing failed; the caller retries")
             raise

@@ -26,7 +26,7 @@ import itertools
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
@@ -40,6 +40,7 @@ from s3stagger.domain.delivery import Delivery
 from s3stagger.domain.failed_row_record import parse_record
 from s3stagger.domain.idempotency import object_version_token, row_idempotency_key
 from s3stagger.domain.model import Cursor, ObjectRef, ProcessRequest, RunStatus
+from s3stagger.domain.request_mapping import OutgoingRow
 from s3stagger.local.downstream import DownstreamSimulator, LatencySpec, SimulatorSettings
 from s3stagger.local.outage_proxy import DownstreamOutageProxy
 from s3stagger.processor import ObjectProcessor, csv_format
@@ -151,16 +152,14 @@ class _CrashingDownstream:
         self._seen: dict[str, int] = {}
         self._lock = threading.Lock()
 
-    async def deliver(
-        self, body: dict[str, Any], idempotency_key: str, timeout_s: float | None = None
-    ) -> Delivery:
-        key = body["source"]["key"]
+    async def deliver(self, rows: Sequence[OutgoingRow], timeout_s: float | None = None) -> list[Delivery]:
+        key = rows[0].request.body["source"]["key"]  # the default request mapping's body
         with self._lock:
             count = self._seen.get(key, 0) + 1
             self._seen[key] = count
         if count == self._after + 1:
             raise InjectedCrashError(f"injected crash in {key} after {self._after} rows")
-        return await self._inner.deliver(body, idempotency_key, timeout_s)
+        return await self._inner.deliver(rows, timeout_s)
 
 
 class ChaosRun:

@@ -4,7 +4,8 @@ moto's Step Functions interpreter calls services back at ``localhost:$MOTO_PORT`
 published in ``MOTO_PORT`` while the emulator runs (and restored afterwards). State machines are
 executed and Lambda runs without Docker (``/moto-api/config``); the local Lambda runtime
 (:mod:`s3stagger.local.lambda_runtime`) then runs the project's handlers in-process, and
-:mod:`s3stagger.local.sfn_parameter_casing` maps integration parameters as AWS does.
+:data:`EMULATOR_PATCHES` fill what moto leaves out, each in its own module (see
+``docs/local-mode.md``).
 """
 
 from __future__ import annotations
@@ -18,7 +19,13 @@ from typing import Any
 from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 
 from s3stagger.errors import S3StaggerError
-from s3stagger.local import sfn_parameter_casing
+from s3stagger.local import (
+    request_counter,
+    s3_bucket_policy_conditions,
+    sfn_parameter_casing,
+    sfn_provider_actions,
+    sqs_redrive_allow_policy,
+)
 from s3stagger.local.lifecycle import LocalService
 
 LOOPBACK = "127.0.0.1"
@@ -27,6 +34,16 @@ EMULATOR_CONFIG: dict[str, Any] = {
     "lambda": {"use_docker": False},
 }
 DEFAULT_REGION = "us-east-1"
+EMULATOR_PATCHES = (
+    sfn_parameter_casing,
+    sfn_provider_actions,
+    sqs_redrive_allow_policy,
+    s3_bucket_policy_conditions,
+)
+"""Stand-ins for what moto 5.2.5 leaves out or gets wrong, installed while an emulator runs:
+integration parameter casing (the dispatcher's ``states:startExecution``), and what Terraform's
+resources need: the Step Functions actions the provider calls, a DLQ's ``RedriveAllowPolicy`` read
+back, the TLS-only conditions of the buckets' policies (``docs/local-mode.md`` lists them all)."""
 FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}  # nosec B105 - moto takes any key
 
 
@@ -48,6 +65,7 @@ class Emulator(LocalService):
         self._server: ThreadedMotoServer | None = None
         self._port: int | None = None
         self._saved_env: dict[str, str | None] = {}
+        self.request_counter: request_counter.RequestCounter | None = None
 
     @property
     def port(self) -> int:
@@ -65,10 +83,12 @@ class Emulator(LocalService):
             raise EmulatorError("an emulator is already running in this process; stop it first")
         server = ThreadedMotoServer(ip_address=LOOPBACK, port=0, verbose=False)
         server.start()
+        self.request_counter = request_counter.install(server)  # AWS requests by origin/service/action
         self._server = server
         self._port = int(server.get_host_and_port()[1])
         Emulator._running = self
-        sfn_parameter_casing.install()
+        for patch in EMULATOR_PATCHES:
+            patch.install()
         self._set_env("MOTO_PORT", str(self._port))
         try:
             self._post("/moto-api/reset", None)
@@ -90,7 +110,8 @@ class Emulator(LocalService):
         self._saved_env.clear()
         if Emulator._running is self:
             Emulator._running = None
-            sfn_parameter_casing.uninstall()
+            for patch in EMULATOR_PATCHES:
+                patch.uninstall()
 
     def client_settings(self) -> dict[str, str]:
         """Keyword arguments for ``boto3.client(...)`` bound to this emulator."""

@@ -28,12 +28,14 @@ from __future__ import annotations
 
 import importlib
 import json
+import math
 import os
 import threading
 import time
 import traceback
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
@@ -47,6 +49,25 @@ from s3stagger.errors import S3StaggerError
 SUPPORTED_MOTO_VERSION = "5.2.5"
 
 Handler = Callable[[Any, Any], Any]
+
+_invocation = threading.local()
+
+
+def current_invocation() -> LambdaContext | None:
+    """The context of the invocation running on this thread (``None`` outside a handler): what tells
+    the local log capture which function, log group and log stream a line belongs to."""
+    context: LambdaContext | None = getattr(_invocation, "context", None)
+    return context
+
+
+@contextmanager
+def running_invocation(context: LambdaContext) -> Iterator[None]:
+    """Mark this thread as running the invocation of ``context`` while inside."""
+    _invocation.context = context
+    try:
+        yield
+    finally:
+        _invocation.context = None
 
 
 class TooManyRequestsException(LambdaClientError, S3StaggerError):
@@ -93,6 +114,8 @@ class FunctionCounters:
     timeouts: int = 0
     in_flight: int = 0
     peak_in_flight: int = 0
+    billed_ms: int = 0
+    """Handler run time summed over invocations, each rounded up to the millisecond (Lambda's billing)."""
 
     def as_dict(self) -> dict[str, int]:
         return dict(self.__dict__)
@@ -240,8 +263,10 @@ class LocalLambdaRuntime:
 
         def run() -> None:
             self._lease.acquire(environment)
+            began = time.monotonic()
             try:
-                outcome["result"] = handler(event, context)
+                with running_invocation(context):
+                    outcome["result"] = handler(event, context)
             except BaseException as error:  # reported to the caller, as Lambda does
                 outcome["error"] = error
                 outcome["trace"] = traceback.format_exception(error)
@@ -249,6 +274,7 @@ class LocalLambdaRuntime:
                 self._lease.release()
                 with self._lock:
                     counters.in_flight -= 1
+                    counters.billed_ms += max(1, math.ceil((time.monotonic() - began) * 1000))
 
         worker = threading.Thread(target=run, name=f"lambda-{name}-{context.aws_request_id[:8]}", daemon=True)
         worker.start()

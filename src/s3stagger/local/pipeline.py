@@ -28,6 +28,7 @@ from s3stagger.local.alerting import LocalAlerting, LocalAlertingSettings
 from s3stagger.local.emulator import DEFAULT_REGION, FAKE_CREDENTIALS, Emulator
 from s3stagger.local.lambda_runtime import FunctionCounters, Handler, LocalLambdaRuntime
 from s3stagger.local.lifecycle import LocalService
+from s3stagger.local.observability import LocalObservability, LocalObservabilitySettings
 from s3stagger.local.provision import Provisioner, ProvisionSettings, ResourceNames
 from s3stagger.local.scheduler import DispatcherScheduler, SchedulerCounters, SlotAlreadyStarted
 
@@ -47,6 +48,8 @@ class LocalPipelineSettings(ProvisionSettings):
     """Handlers to run instead of a function's ``Handler`` setting, by function name (tests)."""
     alerting: LocalAlertingSettings | None = None
     """Alarms, alert rules, notifier and the local SMTP server (:mod:`s3stagger.local.alerting`)."""
+    observability: LocalObservabilitySettings | None = None
+    """Logs to a local Splunk HEC, metrics to a local Dynatrace (:mod:`s3stagger.local.observability`)."""
 
 
 @dataclass(frozen=True)
@@ -71,6 +74,7 @@ class LocalPipeline(LocalService):
         self._clients: dict[str, Any] = {}
         self._clients_lock = threading.Lock()
         self.alerting: LocalAlerting | None = None
+        self.observability: LocalObservability | None = None
 
     # -- lifecycle ------------------------------------------------------------------------------
     def start(self) -> LocalPipeline:
@@ -82,15 +86,21 @@ class LocalPipeline(LocalService):
             ).install()
             for function_name, handler in self.settings.handlers.items():
                 self.runtime.register(function_name, handler)
-            provisioner = Provisioner(self.client, self.settings, self.settings.region)
-            self._names = provisioner.provision()
+            self._names = self._provision()
             if self.settings.alerting is not None:
                 self.alerting = LocalAlerting(
                     self.settings.alerting,
                     self.client,
                     self._names,
                     self.runtime.counters,
-                    provisioner.definitions,
+                    self.settings.load_definitions(),
+                ).start()
+            if self.settings.observability is not None:
+                functions = [self._names.function_name]
+                if self.alerting is not None and self.alerting.names is not None:
+                    functions.append(self.alerting.names.notifier_function_name)
+                self.observability = LocalObservability(
+                    self.settings.observability, self.client, self._names, self.runtime.counters, functions
                 ).start()
             self.scheduler = DispatcherScheduler(self._start_dispatcher, self.settings.schedule_interval_s)
             if self.settings.start_scheduler:
@@ -100,7 +110,14 @@ class LocalPipeline(LocalService):
             raise
         return self
 
+    def _provision(self) -> ResourceNames:
+        """Build the resources (local provisioning; ``TerraformPipeline`` applies Terraform)."""
+        return Provisioner(self.client, self.settings, self.settings.region).provision()
+
     def stop(self) -> None:
+        if self.observability is not None:
+            self.observability.stop()
+            self.observability = None
         if self.alerting is not None:
             self.alerting.stop()
         if self.scheduler is not None:
@@ -156,9 +173,15 @@ class LocalPipeline(LocalService):
             name or f"manual-{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{time.monotonic_ns()}"
         )
         started = self.client("stepfunctions").start_execution(
-            stateMachineArn=self.names.state_machine_arn, name=execution_name, input="{}"
+            stateMachineArn=self.names.state_machine_arn,
+            name=execution_name,
+            input=self.execution_input(execution_name),
         )
         return str(started["executionArn"])
+
+    def execution_input(self, name: str) -> str:
+        """The input of a dispatcher execution the scheduler (or a person) starts."""
+        return "{}"
 
     def _start_dispatcher(self, name: str) -> None:
         try:

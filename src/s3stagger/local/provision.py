@@ -191,6 +191,12 @@ def _placeholder_code_zip() -> bytes:
     return buffer.getvalue()
 
 
+MAXIMUM_MESSAGE_SIZE = 262_144
+"""Of every queue: the AWS provider's ``aws_sqs_queue`` ``max_message_size`` default, which the
+modules keep (an emulator's own default differs)."""
+PROCESSOR_LOG_LEVEL = "INFO"
+"""``POWERTOOLS_LOG_LEVEL`` of the processor: the staggered-dispatcher module's ``processor.log_level``
+default."""
 LEASE_MESSAGE_BODY = "dispatcher lease"
 LEASE_GROUP = "dispatcher"
 
@@ -222,7 +228,14 @@ class Provisioner:
         queue_urls: dict[str, str] = {}
         dlq_urls: dict[str, str] = {}
         for priority in d.priorities:
-            dlq_urls[priority] = self._create_queue(f"{prefix}-{priority}-dlq", queues.dlq)
+            # only its own queue may move messages into a DLQ (StartMessageMoveTask redrive), as the
+            # event-ingest module's aws_sqs_queue_redrive_allow_policy; set at creation, since moto
+            # forgets a queue's Policy when another attribute is set on its own
+            source_arn = f"arn:aws:sqs:{self.region}:{account_id}:{prefix}-{priority}"
+            redrive_allow = {"redrivePermission": "byQueue", "sourceQueueArns": [source_arn]}
+            dlq_urls[priority] = self._create_queue(
+                f"{prefix}-{priority}-dlq", queues.dlq, RedriveAllowPolicy=json.dumps(redrive_allow)
+            )
             redrive = {
                 "deadLetterTargetArn": self._queue_arn(dlq_urls[priority]),
                 "maxReceiveCount": queues.queue.max_receive_count,
@@ -287,6 +300,8 @@ class Provisioner:
             s3.create_bucket(Bucket=bucket)
         else:
             s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": self.region})
+        # versioned, as the event-ingest module makes them (events then carry the version id)
+        s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
         if notifications:
             s3.put_bucket_notification_configuration(
                 Bucket=bucket, NotificationConfiguration={"EventBridgeConfiguration": {}}
@@ -307,6 +322,7 @@ class Provisioner:
     ) -> str:
         """A queue EventBridge may deliver to; ``attributes`` beyond retention and encryption."""
         attributes["MessageRetentionPeriod"] = str(settings.message_retention_s)
+        attributes["MaximumMessageSize"] = str(MAXIMUM_MESSAGE_SIZE)
         if settings.sqs_managed_sse:
             attributes["SqsManagedSseEnabled"] = "true"
         sqs = self.client("sqs")
@@ -367,7 +383,7 @@ class Provisioner:
                 Rule=rule_name,
                 Targets=[
                     {
-                        "Id": "queue",
+                        "Id": target_url.rsplit("/", 1)[-1],  # the queue's name, as Terraform's target_id
                         "Arn": self._queue_arn(target_url),
                         "RetryPolicy": retry,
                         "DeadLetterConfig": dead_letter,
@@ -388,7 +404,7 @@ class Provisioner:
 
     def _create_function(self, prefix: str, function_name: str, failed_rows_bucket: str) -> str:
         spec = self.definitions.processor
-        environment = dict(spec.environment)
+        environment = {**spec.environment, "POWERTOOLS_LOG_LEVEL": PROCESSOR_LOG_LEVEL}
         environment.update(
             {
                 "S3STAGGER_DOWNSTREAM_URL": self.settings.downstream_url,

@@ -206,6 +206,41 @@ module "monitoring" {
   }
   state_machine_arn      = module.dispatcher.state_machine_arn
   notifier_function_name = module.alerting.notifier_function_name
-  runbook_base_url       = var.runbook_base_url
-  alarm_actions          = compact([var.alarm_topic_arn])
+  delivery_streams = {
+    splunk    = one(module.splunk_logs[*].delivery_stream_name)
+    dynatrace = one(module.dynatrace_metrics[*].delivery_stream_name)
+  }
+  runbook_base_url = var.runbook_base_url
+  alarm_actions    = compact([var.alarm_topic_arn])
+}
+
+# --- Observability: Lambda logs to Splunk, metrics to Dynatrace (each off until configured) -------
+
+module "splunk_logs" {
+  source = "../../modules/splunk-logs"
+  count  = var.splunk == null ? 0 : 1
+
+  name_prefix = var.name_prefix
+  log_group_names = {
+    processor  = module.dispatcher.processor_log_group_name
+    dispatcher = module.dispatcher.dispatcher_log_group_name
+    notifier   = module.alerting.notifier_log_group_name
+  }
+  hec_endpoint         = var.splunk.hec_endpoint
+  hec_token_secret_arn = var.splunk.hec_token_secret_arn
+  splunk_index         = var.splunk.index
+  package_path         = local.package_path
+  architecture         = var.architecture
+  tags                 = var.tags
+}
+
+module "dynatrace_metrics" {
+  source = "../../modules/dynatrace-metrics"
+  count  = var.dynatrace == null ? 0 : 1
+
+  name_prefix               = var.name_prefix
+  dynatrace_endpoint_url    = var.dynatrace.endpoint_url
+  dynatrace_environment_url = var.dynatrace.environment_url
+  api_token_secret_arn      = var.dynatrace.api_token_secret_arn
+  tags                      = var.tags
 }

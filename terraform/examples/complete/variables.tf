@@ -75,3 +75,23 @@ variable "tags" {
     managed-by  = "terraform"
   }
 }
+
+variable "splunk" {
+  type = object({
+    hec_endpoint         = string
+    hec_token_secret_arn = string
+    index                = optional(string, "main")
+  })
+  description = "Ship the functions' logs to Splunk (module splunk-logs): the HEC base URL, the Secrets Manager secret of the HEC token (`{\"hec_token\": ...}`, acknowledgement on) and the index. Null: no Splunk."
+  default     = null
+}
+
+variable "dynatrace" {
+  type = object({
+    endpoint_url         = string
+    environment_url      = string
+    api_token_secret_arn = string
+  })
+  description = "Stream the pipeline's metrics to Dynatrace (module dynatrace-metrics): the AWS metric-streams endpoint, the environment URL (dt-url) and the secret of an API token with metrics.ingest (`{\"api_key\": ...}`). Null: no Dynatrace. The dashboard (module dynatrace-dashboard) needs the Dynatrace provider: add it in your root module."
+  default     = null
+}

@@ -22,6 +22,7 @@ locals {
     queues            = { for label, name in var.queues : label => tomap({ QueueName = name }) }
     dlqs              = { for label, name in var.dead_letter_queues : label => tomap({ QueueName = name }) }
     rules             = { for label, name in var.event_rules : label => tomap({ RuleName = name }) }
+    delivery_streams  = { for role, name in var.delivery_streams : role => tomap({ DeliveryStreamName = name }) if name != null }
     processor         = { "" = tomap({ FunctionName = var.processor.function_name }) }
     notifier          = var.notifier_function_name == null ? {} : { "" = tomap({ FunctionName = var.notifier_function_name }) }
     dispatcher        = { "" = tomap({ StateMachineArn = var.state_machine_arn }) }
@@ -59,7 +60,8 @@ locals {
         summary             = alarm.summary
         runbook             = var.runbook_base_url == null ? alarm.runbook : "${trimsuffix(var.runbook_base_url, "/")}/${alarm.runbook}"
       }
-      if try(alarm.threshold_of, null) == null || try(local.threshold_bases[alarm.threshold_of], null) != null
+      if(try(alarm.threshold_of, null) == null || try(local.threshold_bases[alarm.threshold_of], null) != null)
+      && (try(alarm.stream, null) == null || try(alarm.stream, null) == label)
     }
   ]...)
 }

@@ -60,6 +60,16 @@ variable "notifier_function_name" {
   default     = null
 }
 
+variable "delivery_streams" {
+  type = object({
+    splunk    = optional(string)
+    dynatrace = optional(string)
+  })
+  description = "Names of the Firehose delivery streams of the observability modules (`splunk-logs`, `dynatrace-metrics`: their `delivery_stream_name`). Each named stream gets the `applies_to = delivery_streams` alarms, labelled with its role (`splunk`, `dynatrace`); an alarm with `stream` only for that role. Empty (default): no Firehose alarms."
+  default     = {}
+  nullable    = false
+}
+
 variable "threshold_overrides" {
   type        = map(number)
   description = "Alarm id (from `alarms.json`) -> threshold that replaces the shared one for this deployment, for example `{ queue-backlog = 20000 }`. A relative threshold (`threshold_of`) stays a fraction. The local evaluator keeps the shared value."

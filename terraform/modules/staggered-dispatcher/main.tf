@@ -40,6 +40,7 @@ locals {
   processor_environment = merge(
     local.processor_settings.environment,
     { POWERTOOLS_LOG_LEVEL = var.processor.log_level },
+    local.downstream_api_environment,
     var.processor.environment,
     {
       S3STAGGER_DOWNSTREAM_URL     = var.downstream_url

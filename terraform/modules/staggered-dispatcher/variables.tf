@@ -209,3 +209,93 @@ variable "tags" {
   default     = {}
   nullable    = false
 }
+
+variable "downstream_api" {
+  type = object({
+    auth_mode                         = optional(string, "none")
+    auth_secret_arn                   = optional(string)
+    auth_parameter_arn                = optional(string)
+    auth_header                       = optional(string)
+    secret_ttl_seconds                = optional(number, 300)
+    oauth_token_url                   = optional(string)
+    oauth_scope                       = optional(string)
+    sigv4_service                     = optional(string, "execute-api")
+    sigv4_invoke_arns                 = optional(list(string), [])
+    tls_ca_secret_arn                 = optional(string)
+    tls_client_certificate_secret_arn = optional(string)
+    secrets_kms_key_arn               = optional(string)
+    request_method                    = optional(string, "POST")
+    request_headers                   = optional(map(string), {})
+    request_fields                    = optional(map(string))
+    request_hook                      = optional(string)
+    rows_per_request                  = optional(number, 1)
+    retryable_statuses                = optional(list(number), [])
+    breaker_window                    = optional(number, 20)
+    breaker_ratio                     = optional(number, 0.8)
+    breaker_min_rows                  = optional(number, 5)
+  })
+  description = "How the processor talks to the downstream API (docs/processor.md). `auth_mode`: none, api-key, bearer, oauth (client credentials JSON `{client_id, client_secret}` in the secret, token from `oauth_token_url`) or sigv4 (the function's role signs; `sigv4_invoke_arns` are the execute-api or function URL ARNs it may call). Credentials stay in existing Secrets Manager secrets (`auth_secret_arn`) or an SSM SecureString (`auth_parameter_arn`): only their ARNs reach the function's environment, and the role may read those secrets and nothing else (`secrets_kms_key_arn`: their customer-managed key, used through Secrets Manager/SSM only). TLS: `tls_ca_secret_arn` (PEM CA bundle) and `tls_client_certificate_secret_arn` (mTLS: `{certificate, private_key}` PEM). Request mapping: method, static headers (never secrets), `request_fields` (`{target = \"column[:int|decimal|bool|date[:format]]\"}`) or `request_hook` (`module:function`), rows per request, extra retryable 4xx statuses. The breaker: a permanent status refusing `breaker_ratio` of the last `breaker_window` rows (at least `breaker_min_rows`) stops the object."
+  default     = {}
+  nullable    = false
+
+  validation {
+    condition     = contains(["none", "api-key", "bearer", "oauth", "sigv4"], var.downstream_api.auth_mode)
+    error_message = "downstream_api.auth_mode must be none, api-key, bearer, oauth or sigv4."
+  }
+
+  validation {
+    condition = !contains(["api-key", "bearer", "oauth"], var.downstream_api.auth_mode) || (
+      (var.downstream_api.auth_secret_arn == null) != (var.downstream_api.auth_parameter_arn == null)
+    )
+    error_message = "downstream_api.auth_mode api-key, bearer and oauth need exactly one of auth_secret_arn (Secrets Manager) or auth_parameter_arn (SSM SecureString)."
+  }
+
+  validation {
+    condition = alltrue([
+      for arn in [var.downstream_api.auth_secret_arn, var.downstream_api.tls_ca_secret_arn, var.downstream_api.tls_client_certificate_secret_arn] :
+      arn == null ? true : can(regex("^arn:aws[a-zA-Z-]*:secretsmanager:[a-z0-9-]+:[0-9]{12}:secret:.+", arn))
+    ])
+    error_message = "downstream_api secret ARNs (auth_secret_arn, tls_ca_secret_arn, tls_client_certificate_secret_arn) must be full Secrets Manager secret ARNs, so the role can be granted exactly those secrets."
+  }
+
+  validation {
+    condition     = var.downstream_api.auth_parameter_arn == null || can(regex("^arn:aws[a-zA-Z-]*:ssm:[a-z0-9-]+:[0-9]{12}:parameter/.+", var.downstream_api.auth_parameter_arn))
+    error_message = "downstream_api.auth_parameter_arn must be an SSM parameter ARN (arn:aws:ssm:<region>:<account>:parameter/<name>)."
+  }
+
+  validation {
+    condition     = var.downstream_api.auth_mode != "oauth" || can(regex("^https://", coalesce(var.downstream_api.oauth_token_url, "-")))
+    error_message = "downstream_api.oauth_token_url must be the https:// token endpoint for auth_mode = oauth."
+  }
+
+  validation {
+    condition = var.downstream_api.auth_mode != "sigv4" || (
+      length(var.downstream_api.sigv4_invoke_arns) > 0 &&
+      alltrue([for arn in var.downstream_api.sigv4_invoke_arns : can(regex("^arn:aws[a-zA-Z-]*:(execute-api|lambda):", arn))])
+    )
+    error_message = "downstream_api.auth_mode = sigv4 needs sigv4_invoke_arns: the execute-api ARNs (arn:aws:execute-api:<region>:<account>:<api-id>/<stage>/<method>/<path>) or Lambda function ARNs (function URLs) the role may call."
+  }
+
+  validation {
+    condition     = var.downstream_api.secrets_kms_key_arn == null || can(regex("^arn:aws[a-zA-Z-]*:kms:", var.downstream_api.secrets_kms_key_arn))
+    error_message = "downstream_api.secrets_kms_key_arn must be a KMS key ARN."
+  }
+
+  validation {
+    condition     = !(var.downstream_api.request_fields != null && var.downstream_api.request_hook != null)
+    error_message = "downstream_api.request_fields and request_hook exclude each other."
+  }
+
+  validation {
+    condition = alltrue([
+      contains(["POST", "PUT", "PATCH"], var.downstream_api.request_method),
+      var.downstream_api.rows_per_request >= 1 && var.downstream_api.rows_per_request <= 1000,
+      alltrue([for status in var.downstream_api.retryable_statuses : status >= 400 && status <= 499]),
+      var.downstream_api.breaker_window >= 1,
+      var.downstream_api.breaker_min_rows >= 1 && var.downstream_api.breaker_min_rows <= var.downstream_api.breaker_window,
+      var.downstream_api.breaker_ratio > 0 && var.downstream_api.breaker_ratio <= 1,
+      var.downstream_api.secret_ttl_seconds >= 0,
+    ])
+    error_message = "downstream_api: request_method POST, PUT or PATCH; rows_per_request 1-1000; retryable_statuses 4xx; breaker_window >= 1, 1 <= breaker_min_rows <= breaker_window, 0 < breaker_ratio <= 1; secret_ttl_seconds >= 0."
+  }
+}

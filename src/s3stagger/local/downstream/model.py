@@ -149,6 +149,20 @@ def parse_row_request(headers: dict[str, str], body: bytes) -> RowRequest:
         raise RequestRefusedError(400, f"body is not valid JSON: {error}") from None
 
 
+def parse_batch_request(headers: dict[str, str], body: bytes) -> list[RowRequest]:
+    """Check a ``POST /batch`` request: a key for the batch, ``{"rows": [{"key", "body"}, ...]}``."""
+    parse_row_request(headers, b"null")  # the batch's own Idempotency-Key is required too
+    try:
+        document = json.loads(body)
+        items = document["rows"]
+        rows = [RowRequest(str(item["key"]), item["body"]) for item in items]
+    except (UnicodeDecodeError, ValueError, KeyError, TypeError) as error:
+        raise RequestRefusedError(400, f'body is not {{"rows": [{{"key", "body"}}, ...]}}: {error}') from None
+    if not rows or any(not row.key for row in rows):
+        raise RequestRefusedError(400, "a batch needs at least one row, each with a key")
+    return rows
+
+
 class DownstreamModel:
     """Counters, idempotency ledger, capacity slots and waiters of the simulated API; thread-safe."""
 
@@ -290,15 +304,36 @@ class DownstreamModel:
     def complete_row(self, request: RowRequest, fail: bool, arrived: float, admitted: float) -> Reply:
         """Finish an admitted row: note its times, then fail it, replay it or apply it."""
         fingerprint = body_fingerprint(request.row)
-        now = self._clock()
         with self._lock:
-            self.response_times.append(now - arrived)
-            self.service_time_total += now - admitted
-            self.served += 1
-            if fail:
-                self.errors += 1
-                return Reply(503, {"error": "injected failure; retry later"}, headers=(self.retry_after(),))
-            return self._apply(request.key, fingerprint)
+            failure = self._note_served(fail, arrived, admitted)
+            return failure or self._apply(request.key, fingerprint)
+
+    def complete_batch(self, rows: list[RowRequest], fail: bool, arrived: float, admitted: float) -> Reply:
+        """Finish an admitted batch: all of it fails (503), or each row gets its own result."""
+        fingerprints = [body_fingerprint(row.row) for row in rows]
+        with self._lock:
+            failure = self._note_served(fail, arrived, admitted)
+            if failure is not None:
+                return failure
+            results = []
+            for row, fingerprint in zip(rows, fingerprints, strict=True):
+                answer = self._apply(row.key, fingerprint)
+                result: dict[str, Any] = {"key": row.key, "status": answer.status}
+                if "error" in answer.payload:
+                    result["error"] = answer.payload["error"]
+                results.append(result)
+        return Reply(200, {"results": results})
+
+    def _note_served(self, fail: bool, arrived: float, admitted: float) -> Reply | None:
+        """Note a request's times (lock held); the 503 answer when it is to fail."""
+        now = self._clock()
+        self.response_times.append(now - arrived)
+        self.service_time_total += now - admitted
+        self.served += 1
+        if not fail:
+            return None
+        self.errors += 1
+        return Reply(503, {"error": "injected failure; retry later"}, headers=(self.retry_after(),))
 
     def _apply(self, key: str, fingerprint: str) -> Reply:
         """The ledger's rule (lock held): a new key is applied once; a known key is replayed if its

@@ -30,6 +30,8 @@ class Request:
     target: str
     headers: dict[str, str]
     body: bytes
+    query: str = ""
+    """The query string (without ``?``), for checks that sign the whole URL (SigV4)."""
 
 
 Application = Callable[[Request], Awaitable[Reply]]
@@ -136,8 +138,8 @@ async def read_request(
 
 def _request_of(request: h11.Request, body: bytes) -> Request:
     headers = {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in request.headers}
-    target = request.target.decode("latin-1").split("?", 1)[0]
-    return Request(request.method.decode("ascii").upper(), target, headers, body)
+    target, _, query = request.target.decode("latin-1").partition("?")
+    return Request(request.method.decode("ascii").upper(), target, headers, body, query)
 
 
 async def write_reply(connection: h11.Connection, writer: asyncio.StreamWriter, reply: Reply) -> None:

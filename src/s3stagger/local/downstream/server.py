@@ -10,17 +10,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 import threading
 import time
 from collections.abc import Callable
 
 from s3stagger.errors import S3StaggerError
+from s3stagger.local.downstream.auth import OAUTH_PATH, DownstreamAuth
 from s3stagger.local.downstream.model import (
     DownstreamModel,
     Reply,
     RequestRefusedError,
     RowRequest,
     SimulatorStats,
+    parse_batch_request,
     parse_row_request,
 )
 from s3stagger.local.downstream.protocol import ConnectionHooks, Request, serve_connection
@@ -36,7 +39,14 @@ _TIMER_LAG_WEIGHT = 0.05
 _SETTLE_ITERATIONS = 5
 _START_TIMEOUT_S = 10.0
 _STOP_TIMEOUT_S = 10.0
-_ROUTES = {"/rows": "POST", "/stats": "GET", "/reset": "POST", "/healthz": "GET"}
+_ROUTES = {
+    "/rows": "POST",
+    "/batch": "POST",
+    OAUTH_PATH: "POST",
+    "/stats": "GET",
+    "/reset": "POST",
+    "/healthz": "GET",
+}
 """Each path and the one method it answers."""
 
 
@@ -47,8 +57,15 @@ class SimulatorStartError(S3StaggerError, OSError):
 class _DownstreamServer:
     """The asyncio HTTP server; runs on the loop of the thread that calls :meth:`run`."""
 
-    def __init__(self, settings: SimulatorSettings) -> None:
+    def __init__(
+        self,
+        settings: SimulatorSettings,
+        tls: ssl.SSLContext | None = None,
+        auth: DownstreamAuth | None = None,
+    ) -> None:
         self.settings = settings
+        self.tls = tls
+        self.auth = auth
         self.model = DownstreamModel(settings)
         self.port = 0
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -64,7 +81,7 @@ class _DownstreamServer:
         self.loop = asyncio.get_running_loop()
         self._stopping = asyncio.Event()
         server = await asyncio.start_server(
-            self._serve_connection, HOST, self.settings.port, backlog=1024, reuse_address=True
+            self._serve_connection, HOST, self.settings.port, backlog=1024, reuse_address=True, ssl=self.tls
         )
         self.port = server.sockets[0].getsockname()[1]
         self._restart_schedule()
@@ -145,8 +162,16 @@ class _DownstreamServer:
                 {"error": f"{request.method} is not allowed on {path}; use {allowed}"},
                 headers=(("Allow", allowed),),
             )
-        if path == "/rows":
-            return await self._handle_row(request)
+        if path == OAUTH_PATH:
+            if self.auth is None:
+                return Reply(404, {"error": "this simulator has no OAuth token endpoint (no auth)"})
+            status, answer = self.auth.issue_token(request.headers, request.body)
+            return Reply(status, answer)
+        if path in ("/rows", "/batch"):
+            refusal = self._refusal(request)
+            if refusal is not None:
+                return refusal
+            return await self._handle_row(request, batch=path == "/batch")
         if path == "/reset":
             self.reset()
             return Reply(200, {"reset": True, "stats": self.model.snapshot().as_dict()})
@@ -154,12 +179,29 @@ class _DownstreamServer:
             return Reply(200, self.model.snapshot().as_dict())
         return Reply(200, {"status": "ok"})
 
-    async def _handle_row(self, request: Request) -> Reply:
+    def _refusal(self, request: Request) -> Reply | None:
+        """The answer refusing the request's credentials, or ``None`` (authenticated, or no auth)."""
+        if self.auth is None:
+            return None
+        scheme = "https" if self.tls is not None else "http"
+        url = f"{scheme}://{request.headers.get('host', HOST)}{request.target}"
+        url += f"?{request.query}" if request.query else ""
+        refused = self.auth.check(request.method, url, request.headers, request.body)
+        if refused is None:
+            return None
+        self.model.note_row_request()
+        return Reply(refused.status, {"error": refused.reason})
+
+    async def _handle_row(self, request: Request, *, batch: bool = False) -> Reply:
         model = self.model
         arrived = model.now()
         model.note_row_request()
         try:
-            row = parse_row_request(request.headers, request.body)
+            row: RowRequest | list[RowRequest] = (
+                parse_batch_request(request.headers, request.body)
+                if batch
+                else parse_row_request(request.headers, request.body)
+            )
         except RequestRefusedError as error:
             return model.refuse(error)
         if not model.try_acquire():
@@ -185,11 +227,13 @@ class _DownstreamServer:
                 model.stop_waiting(waiter)
             raise
 
-    async def _serve(self, row: RowRequest, arrived: float) -> Reply:
+    async def _serve(self, row: RowRequest | list[RowRequest], arrived: float) -> Reply:
         latency, fail = self.model.draw_service()
         admitted = self.model.now()
         if latency > 0:
             await self._serve_for(latency)
+        if isinstance(row, list):
+            return self.model.complete_batch(row, fail, arrived, admitted)
         return self.model.complete_row(row, fail, arrived, admitted)
 
     async def _serve_for(self, latency: float) -> None:
@@ -214,8 +258,18 @@ class DownstreamSimulator(LocalService):
     :meth:`start` and :meth:`stop`. ``sim.rows_url`` is where rows are POSTed.
     """
 
-    def __init__(self, settings: SimulatorSettings | None = None) -> None:
+    def __init__(
+        self,
+        settings: SimulatorSettings | None = None,
+        *,
+        tls: ssl.SSLContext | None = None,
+        auth: DownstreamAuth | None = None,
+    ) -> None:
+        """``tls``: serve HTTPS with this server context (its ``verify_mode`` decides whether a
+        client certificate is required: mTLS); ``auth``: the credentials row requests need."""
         self.settings = settings or SimulatorSettings()
+        self.tls = tls
+        self.auth = auth
         self._server: _DownstreamServer | None = None
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
@@ -226,7 +280,7 @@ class DownstreamSimulator(LocalService):
         """Bind the port and start serving; return once requests are accepted."""
         if self._thread is not None:
             raise RuntimeError("the downstream simulator is already running")
-        server = _DownstreamServer(self.settings)
+        server = _DownstreamServer(self.settings, self.tls, self.auth)
         ready = threading.Event()
         self._error = None
 
@@ -270,13 +324,24 @@ class DownstreamSimulator(LocalService):
 
     @property
     def url(self) -> str:
-        """Base URL, e.g. ``http://127.0.0.1:54321``."""
-        return f"http://{HOST}:{self.port}"
+        """Base URL, e.g. ``http://127.0.0.1:54321`` (``https`` when serving TLS)."""
+        scheme = "https" if self.tls is not None else "http"
+        return f"{scheme}://{HOST}:{self.port}"
 
     @property
     def rows_url(self) -> str:
         """Where rows are POSTed."""
         return f"{self.url}/rows"
+
+    @property
+    def batch_url(self) -> str:
+        """Where batches of rows are POSTed (``{"rows": [{"key", "body"}]}`` → per-row results)."""
+        return f"{self.url}/batch"
+
+    @property
+    def token_url(self) -> str:
+        """The OAuth 2.0 token endpoint (client credentials), when ``auth`` is ``oauth``."""
+        return f"{self.url}{OAUTH_PATH}"
 
     # -- figures ----------------------------------------------------------------------------------
 

@@ -92,6 +92,11 @@ run "deploys_the_pattern_with_a_customer_key_and_alerting" {
   }
 
   assert {
+    condition     = length([for name in output.alarm_names : name if startswith(name, "s3stagger-firehose-")]) == 0
+    error_message = "Without Splunk and Dynatrace there is no delivery stream to alarm on."
+  }
+
+  assert {
     condition     = output.budget_parameter_name == "/s3stagger/concurrency-budget"
     error_message = "The budget parameter must follow budget.json."
   }
@@ -113,5 +118,41 @@ run "a_corporate_relay_and_a_pager_topic" {
   assert {
     condition     = module.alerting.smtp_secret_arn == "arn:aws:secretsmanager:eu-west-1:123456789012:secret:corp/relay-XyZ123"
     error_message = "An existing secret must be used."
+  }
+}
+
+run "ships_logs_to_splunk_and_metrics_to_dynatrace_when_configured" {
+  command = plan
+
+  variables {
+    splunk = {
+      hec_endpoint         = "https://http-inputs-firehose-acme.splunkcloud.com:443"
+      hec_token_secret_arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:splunk-hec-AbCdEf"
+    }
+    dynatrace = {
+      endpoint_url         = "https://aws.cloud.dynatrace.com/metrics"
+      environment_url      = "https://abc12345.live.dynatrace.com"
+      api_token_secret_arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:dynatrace-api-AbCdEf"
+    }
+  }
+
+  assert {
+    condition     = length(module.splunk_logs) == 1 && length(module.dynatrace_metrics) == 1
+    error_message = "Configured Splunk and Dynatrace deploy their modules."
+  }
+
+  assert {
+    condition     = length(module.splunk_logs[0].subscription_filter_names) == 3
+    error_message = "The processor's, the dispatcher's and the notifier's logs go to Splunk."
+  }
+
+  assert {
+    condition     = toset([for name in output.alarm_names : name if startswith(name, "s3stagger-firehose-")]) == toset(["s3stagger-firehose-splunk-delivery-splunk", "s3stagger-firehose-dynatrace-delivery-dynatrace", "s3stagger-firehose-throttled-splunk", "s3stagger-firehose-throttled-dynatrace"])
+    error_message = "Each delivery stream gets its own delivery alarm and a throttling alarm."
+  }
+
+  assert {
+    condition     = module.monitoring.alarms["s3stagger-firehose-splunk-delivery-splunk"].dimensions.DeliveryStreamName == "s3stagger-splunk-logs" && module.monitoring.alarms["s3stagger-firehose-throttled-dynatrace"].dimensions.DeliveryStreamName == "s3stagger-dynatrace-metrics"
+    error_message = "The Firehose alarms must watch the streams the splunk-logs and dynatrace-metrics modules create."
   }
 }

@@ -70,6 +70,11 @@ run "makes_one_alarm_per_definition_and_resource" {
     condition     = length(jsondecode(aws_cloudwatch_dashboard.pipeline[0].dashboard_body).widgets) == 10
     error_message = "The dashboard must show the alarms and nine metric widgets."
   }
+
+  assert {
+    condition     = length([for alarm in aws_cloudwatch_metric_alarm.this : alarm if alarm.namespace == "AWS/Firehose"]) == 0
+    error_message = "Without delivery streams there are no Firehose alarms."
+  }
 }
 
 run "leaves_out_alarms_the_deployment_cannot_have" {
@@ -110,6 +115,24 @@ run "leaves_out_alarms_the_deployment_cannot_have" {
   assert {
     condition     = length(aws_cloudwatch_dashboard.pipeline) == 0 && output.dashboard_name == null
     error_message = "dashboard_enabled = false must create no dashboard."
+  }
+}
+
+run "alarms_the_delivery_streams_that_are_deployed" {
+  command = plan
+
+  variables {
+    delivery_streams = { splunk = "s3stagger-splunk-logs" }
+  }
+
+  assert {
+    condition     = toset([for name, alarm in output.alarms : name if alarm.namespace == "AWS/Firehose"]) == toset(["s3stagger-firehose-splunk-delivery-splunk", "s3stagger-firehose-throttled-splunk"])
+    error_message = "Only the Splunk stream is deployed: its delivery and throttling alarms, no Dynatrace one."
+  }
+
+  assert {
+    condition     = output.alarms["s3stagger-firehose-splunk-delivery-splunk"].dimensions.DeliveryStreamName == "s3stagger-splunk-logs" && output.alarms["s3stagger-firehose-splunk-delivery-splunk"].treat_missing_data == "breaching"
+    error_message = "The Splunk delivery alarm must watch the stream by name and treat silence as failure."
   }
 }
 

@@ -1,0 +1,1 @@
+"""Examples shipped with the package: a request hook (``s3stagger.examples.request_hook``)."""

@@ -1,0 +1,339 @@
+# Lambda logs to Splunk: CloudWatch Logs subscription filters -> Kinesis Data Firehose (Splunk
+# destination, HEC Event endpoint, indexer acknowledgement, token from Secrets Manager) with the
+# transform Lambda (CloudWatch Logs records -> HEC events) and an S3 backup of failed events.
+
+data "aws_partition" "current" {}
+data "aws_region" "current" {}
+data "aws_caller_identity" "current" {}
+
+locals {
+  # The transform runs from the processor's package: same runtime and, by default, architecture.
+  definitions_path   = coalesce(var.definitions_path, "${path.module}/../../../src/s3stagger/definitions")
+  processor_settings = jsondecode(file("${local.definitions_path}/processor.json"))
+  architecture       = coalesce(var.architecture, local.processor_settings.architecture)
+
+  partition       = data.aws_partition.current.partition
+  region          = data.aws_region.current.name
+  account_id      = data.aws_caller_identity.current.account_id
+  stream_name     = "${var.name_prefix}-splunk-logs"
+  transform_name  = "${var.name_prefix}-splunk-logs-transform"
+  stream_log_name = "/aws/kinesisfirehose/${local.stream_name}"
+  # Built, not referenced: the stream refers to the transform, so the transform cannot refer back.
+  delivery_stream_arn  = "arn:${local.partition}:firehose:${local.region}:${local.account_id}:deliverystream/${local.stream_name}"
+  backup_bucket_arn    = module.backup.bucket_arn
+  hec_token_secret_arn = var.hec_token_secret_arn
+}
+
+module "backup" {
+  source = "../firehose-backup"
+
+  bucket_name     = "${local.stream_name}-backup-${local.account_id}"
+  kms_key_arn     = var.kms_key_arn
+  expiration_days = var.backup_expiration_days
+  force_destroy   = var.force_destroy
+  tags            = var.tags
+}
+
+# -- the transform Lambda --------------------------------------------------------------------------
+
+resource "aws_cloudwatch_log_group" "transform" {
+  name              = "/aws/lambda/${local.transform_name}"
+  retention_in_days = var.log_retention_days
+  kms_key_id        = var.kms_key_arn
+  tags              = var.tags
+}
+
+data "aws_iam_policy_document" "lambda_trust" {
+  statement {
+    actions = ["sts:AssumeRole"]
+
+    principals {
+      type        = "Service"
+      identifiers = ["lambda.amazonaws.com"]
+    }
+  }
+}
+
+resource "aws_iam_role" "transform" {
+  name               = local.transform_name
+  assume_role_policy = data.aws_iam_policy_document.lambda_trust.json
+  tags               = var.tags
+}
+
+data "aws_iam_policy_document" "transform" {
+  statement {
+    sid       = "WriteOwnLogs"
+    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
+    resources = ["${aws_cloudwatch_log_group.transform.arn}:*"]
+  }
+
+  statement {
+    sid       = "PutOverflowBack"
+    actions   = ["firehose:PutRecordBatch"]
+    resources = [local.delivery_stream_arn]
+  }
+
+  dynamic "statement" {
+    for_each = var.kms_key_arn == null ? [] : [var.kms_key_arn]
+
+    content {
+      sid       = "UseTheKey"
+      actions   = ["kms:Decrypt"]
+      resources = [statement.value]
+    }
+  }
+}
+
+resource "aws_iam_role_policy" "transform" {
+  name   = "transform"
+  role   = aws_iam_role.transform.id
+  policy = data.aws_iam_policy_document.transform.json
+}
+
+resource "aws_lambda_function" "transform" {
+  #checkov:skip=CKV_AWS_116:Firehose invokes the transform synchronously and retries it itself; records it cannot transform go to the backup bucket, so an async DLQ would never receive anything.
+  #checkov:skip=CKV_AWS_117:The transform reads nothing but its event and calls only Firehose; a VPC would add NAT cost and no protection.
+  #checkov:skip=CKV_AWS_272:Code signing is an input (code_signing_config_arn); the package is built reproducibly by make package.
+  #checkov:skip=CKV_AWS_115:Firehose bounds the transform's concurrency by its own buffering; reserving concurrency would take it from the pipeline's functions.
+  function_name           = local.transform_name
+  description             = "s3stagger: Firehose transformation of CloudWatch Logs records into Splunk HEC events."
+  role                    = aws_iam_role.transform.arn
+  handler                 = "s3stagger.handlers.transform_logs.handler"
+  runtime                 = local.processor_settings.runtime
+  architectures           = [local.architecture]
+  filename                = var.package_path
+  source_code_hash        = filebase64sha256(var.package_path)
+  timeout                 = 120
+  memory_size             = 512
+  kms_key_arn             = var.kms_key_arn
+  code_signing_config_arn = var.code_signing_config_arn
+  tags                    = var.tags
+
+  environment {
+    variables = {
+      S3STAGGER_SPLUNK_INDEX      = var.splunk_index
+      S3STAGGER_SPLUNK_SOURCETYPE = var.splunk_sourcetype
+    }
+  }
+
+  logging_config {
+    log_format = "JSON"
+    log_group  = aws_cloudwatch_log_group.transform.name
+  }
+
+  tracing_config {
+    mode = "Active"
+  }
+
+  depends_on = [aws_iam_role_policy.transform, aws_cloudwatch_log_group.transform]
+}
+
+# -- the delivery stream ---------------------------------------------------------------------------
+
+resource "aws_cloudwatch_log_group" "stream" {
+  name              = local.stream_log_name
+  retention_in_days = var.log_retention_days
+  kms_key_id        = var.kms_key_arn
+  tags              = var.tags
+}
+
+resource "aws_cloudwatch_log_stream" "stream" {
+  for_each = toset(["DestinationDelivery", "BackupDelivery"])
+
+  name           = each.key
+  log_group_name = aws_cloudwatch_log_group.stream.name
+}
+
+data "aws_iam_policy_document" "firehose_trust" {
+  statement {
+    actions = ["sts:AssumeRole"]
+
+    principals {
+      type        = "Service"
+      identifiers = ["firehose.amazonaws.com"]
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = "sts:ExternalId"
+      values   = [local.account_id]
+    }
+  }
+}
+
+resource "aws_iam_role" "firehose" {
+  name               = "${local.stream_name}-firehose"
+  assume_role_policy = data.aws_iam_policy_document.firehose_trust.json
+  tags               = var.tags
+}
+
+data "aws_iam_policy_document" "firehose" {
+  statement {
+    sid       = "BackUpFailedEvents"
+    actions   = ["s3:AbortMultipartUpload", "s3:GetBucketLocation", "s3:ListBucket", "s3:ListBucketMultipartUploads", "s3:PutObject"]
+    resources = [local.backup_bucket_arn, "${local.backup_bucket_arn}/*"]
+  }
+
+  statement {
+    sid       = "Transform"
+    actions   = ["lambda:InvokeFunction", "lambda:GetFunctionConfiguration"]
+    resources = [aws_lambda_function.transform.arn, "${aws_lambda_function.transform.arn}:*"]
+  }
+
+  statement {
+    sid       = "ReadHecToken"
+    actions   = ["secretsmanager:GetSecretValue"]
+    resources = [local.hec_token_secret_arn]
+  }
+
+  statement {
+    sid       = "LogDeliveryErrors"
+    actions   = ["logs:PutLogEvents"]
+    resources = ["${aws_cloudwatch_log_group.stream.arn}:*"]
+  }
+
+  dynamic "statement" {
+    for_each = var.kms_key_arn == null ? [] : [var.kms_key_arn]
+
+    content {
+      sid       = "UseTheKey"
+      actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
+      resources = [statement.value]
+    }
+  }
+}
+
+resource "aws_iam_role_policy" "firehose" {
+  name   = "delivery"
+  role   = aws_iam_role.firehose.id
+  policy = data.aws_iam_policy_document.firehose.json
+}
+
+resource "aws_kinesis_firehose_delivery_stream" "this" {
+  name        = local.stream_name
+  destination = "splunk"
+  tags        = var.tags
+
+  server_side_encryption {
+    enabled  = true
+    key_type = var.kms_key_arn == null ? "AWS_OWNED_CMK" : "CUSTOMER_MANAGED_CMK"
+    key_arn  = var.kms_key_arn
+  }
+
+  splunk_configuration {
+    hec_endpoint               = var.hec_endpoint
+    hec_endpoint_type          = "Event"
+    hec_acknowledgment_timeout = var.hec_acknowledgment_timeout_seconds
+    retry_duration             = var.retry_duration_seconds
+    s3_backup_mode             = "FailedEventsOnly"
+    buffering_size             = var.buffering.size_mb
+    buffering_interval         = var.buffering.interval_seconds
+
+    secrets_manager_configuration {
+      enabled    = true
+      secret_arn = var.hec_token_secret_arn
+      role_arn   = aws_iam_role.firehose.arn
+    }
+
+    s3_configuration {
+      role_arn            = aws_iam_role.firehose.arn
+      bucket_arn          = module.backup.bucket_arn
+      prefix              = "splunk-failed/"
+      error_output_prefix = "errors/!{firehose:error-output-type}/"
+      compression_format  = "GZIP"
+      kms_key_arn         = var.kms_key_arn
+
+      cloudwatch_logging_options {
+        enabled         = true
+        log_group_name  = aws_cloudwatch_log_group.stream.name
+        log_stream_name = aws_cloudwatch_log_stream.stream["BackupDelivery"].name
+      }
+    }
+
+    processing_configuration {
+      enabled = true
+
+      processors {
+        type = "Lambda"
+
+        parameters {
+          parameter_name  = "LambdaArn"
+          parameter_value = "${aws_lambda_function.transform.arn}:$LATEST"
+        }
+
+        parameters {
+          parameter_name  = "RoleArn"
+          parameter_value = aws_iam_role.firehose.arn
+        }
+
+        parameters {
+          parameter_name  = "BufferSizeInMBs"
+          parameter_value = tostring(var.buffering.transform_size_mb)
+        }
+
+        parameters {
+          parameter_name  = "BufferIntervalInSeconds"
+          parameter_value = tostring(var.buffering.transform_interval)
+        }
+      }
+    }
+
+    cloudwatch_logging_options {
+      enabled         = true
+      log_group_name  = aws_cloudwatch_log_group.stream.name
+      log_stream_name = aws_cloudwatch_log_stream.stream["DestinationDelivery"].name
+    }
+  }
+
+  depends_on = [aws_iam_role_policy.firehose]
+}
+
+# -- the subscriptions -----------------------------------------------------------------------------
+
+data "aws_iam_policy_document" "logs_trust" {
+  statement {
+    actions = ["sts:AssumeRole"]
+
+    principals {
+      type        = "Service"
+      identifiers = ["logs.amazonaws.com"]
+    }
+
+    condition {
+      test     = "StringLike"
+      variable = "aws:SourceArn"
+      values   = ["arn:${local.partition}:logs:${local.region}:${local.account_id}:*"]
+    }
+  }
+}
+
+resource "aws_iam_role" "subscription" {
+  name               = "${local.stream_name}-subscription"
+  assume_role_policy = data.aws_iam_policy_document.logs_trust.json
+  tags               = var.tags
+}
+
+data "aws_iam_policy_document" "subscription" {
+  statement {
+    actions   = ["firehose:PutRecord", "firehose:PutRecordBatch"]
+    resources = [aws_kinesis_firehose_delivery_stream.this.arn]
+  }
+}
+
+resource "aws_iam_role_policy" "subscription" {
+  name   = "put-records"
+  role   = aws_iam_role.subscription.id
+  policy = data.aws_iam_policy_document.subscription.json
+}
+
+resource "aws_cloudwatch_log_subscription_filter" "this" {
+  for_each = var.log_group_names
+
+  name            = "${local.stream_name}-${each.key}"
+  log_group_name  = each.value
+  filter_pattern  = var.filter_pattern
+  destination_arn = aws_kinesis_firehose_delivery_stream.this.arn
+  role_arn        = aws_iam_role.subscription.arn
+
+  depends_on = [aws_iam_role_policy.subscription]
+}

@@ -1,0 +1,44 @@
+"""A pipeline run on the emulator with local observability: every line the processor writes is
+indexed by the local HEC once, every metric line is valid, and `s3stagger logs` finds an object."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from s3stagger.cli.app import app
+from s3stagger.cli.observability_report import ObservabilityCollector
+from s3stagger.cli.pipeline_run import PipelineRun, PipelineRunSettings
+from s3stagger.local.observability import LocalObservabilitySettings
+
+
+def test_a_run_ships_every_log_line_and_valid_metrics(tmp_path: Path) -> None:
+    settings = PipelineRunSettings(
+        files=4,
+        rows=3,
+        timeout_s=120,
+        pipeline_options={"observability": LocalObservabilitySettings(data_dir=tmp_path)},
+    )
+    run = PipelineRun(settings, collectors=[ObservabilityCollector()])
+    result = run.run()
+    figures = result.section("observability")
+    assert result.report.ok
+    assert figures["function_log_lines"] >= 3 * result.processor_invocations  # start, end, EMF each
+    assert figures["splunk_events_received"] == figures["function_log_lines"]
+    assert figures["splunk_events_lost"] == figures["splunk_events_rejected"] == 0
+    assert figures["dynatrace_lines_invalid"] == 0
+    assert figures["dynatrace_lines_received"] > 0
+    assert figures["dashboard_tiles_with_data"] == figures["dashboard_tiles"] == 10
+    assert "Rows applied per second" in Path(figures["dashboard"]).read_text()
+
+    key = run.uploaded[0].key
+    answer = CliRunner().invoke(app, ["logs", "--object", key, "--json", "--index", figures["splunk_index"]])
+    assert answer.exit_code == 0, answer.output
+    messages = [json.loads(line)["event"]["message"] for line in answer.stdout.splitlines()]
+    assert messages[0] == "processing object"
+    assert messages[-1] == "object processed"
+    missing = CliRunner().invoke(app, ["logs", "--object", "nope.csv", "--index", figures["splunk_index"]])
+    assert missing.exit_code == 1
+    assert "no events about object nope.csv" in missing.output
