@@ -28,7 +28,7 @@ DEMO_ARGS ?=
 ENDPOINT ?=
 ENDPOINT_FLAG := $(if $(ENDPOINT),--endpoint-url $(ENDPOINT))
 
-.PHONY: help install node-tools lock test unit functional local e2e iac repo lint format format-check typecheck demo local-terraform bench-processor bench-downstream bench-pipeline bench-autoscale perf-test simulate monitor package terraform-docs checkov security clean
+.PHONY: help install node-tools lock test unit functional local e2e iac repo lint format format-check typecheck demo local-terraform bench-processor bench-downstream bench-pipeline bench-autoscale perf-test simulate monitor redrive chaos package terraform-docs checkov security clean
 
 help: ## list targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-18s %s\n", $$1, $$2}'
@@ -138,6 +138,14 @@ simulate: $(STAMP) ## upload generated CSV files: make simulate BUCKET= FILES= R
 
 monitor: $(STAMP) ## live view: make monitor QUEUE= STATE_MACHINE= FUNCTION= [ENDPOINT=]
 	$(BIN)/s3stagger monitor --queue "$(QUEUE)" --state-machine "$(STATE_MACHINE)" --function "$(FUNCTION)" $(ENDPOINT_FLAG)
+
+CHAOS_ARGS ?= --objects-per-kind 1000
+chaos: $(STAMP) ## chaos suite: every fault kind, lost/duplicate accounting, redrive; docs/chaos.{md,json,png}, one JSON line last
+	$(BIN)/python benchmarks/chaos.py $(CHAOS_ARGS)
+
+REDRIVE_ARGS ?=
+redrive: $(STAMP) ## move dead-lettered work back (priority DLQs, ingest DLQ by route): make redrive [ENDPOINT=] [REDRIVE_ARGS="--dry-run --key-prefix normal/ --limit 10"]
+	$(BIN)/s3stagger redrive $(ENDPOINT_FLAG) $(REDRIVE_ARGS)
 
 terraform-docs: $(STAMP) ## regenerate the inputs/outputs tables of the Terraform module READMEs
 	$(BIN)/python scripts/terraform_docs.py

@@ -23,6 +23,13 @@ def _header(env: Mapping[str, str], name: str) -> tuple[str, ...] | None:
     return tuple(column.strip() for column in raw.split(","))
 
 
+def _other_delimiter_rejected(env: Mapping[str, str]) -> bool:
+    value = (read(env, "OTHER_DELIMITER") or "reject").lower()
+    if value not in ("reject", "warn"):
+        raise ConfigError(f"{PREFIX}OTHER_DELIMITER={value!r} must be 'reject' or 'warn'")
+    return value == "reject"
+
+
 @dataclass(frozen=True)
 class ProcessorSettings:
     """Settings of the processor Lambda (``process_object``)."""
@@ -45,6 +52,10 @@ class ProcessorSettings:
     csv_delimiter: str = ","
     expected_header: tuple[str, ...] | None = None
     """When set, the object's header must equal it (column names, in order)."""
+    reject_other_delimiter: bool = True
+    """``S3STAGGER_OTHER_DELIMITER``: ``reject`` (default) quarantines an object whose header reads as
+    one column but splits on another delimiter (``;``, tab, ``|``, ``,``); ``warn`` processes it and
+    says so in the answer's ``warning``."""
     max_object_bytes: int = 1024**3
     max_field_bytes: int = 128 * 1024
     max_line_bytes: int = 1024 * 1024
@@ -87,6 +98,7 @@ class ProcessorSettings:
             backoff_max_s=read_float(env, "BACKOFF_MAX_S", 10.0),
             csv_delimiter=delimiter,
             expected_header=_header(env, "EXPECTED_HEADER"),
+            reject_other_delimiter=_other_delimiter_rejected(env),
             max_object_bytes=read_int(env, "MAX_OBJECT_BYTES", 1024**3, minimum=1),
             max_field_bytes=read_int(env, "MAX_FIELD_BYTES", 128 * 1024, minimum=1),
             max_line_bytes=read_int(env, "MAX_LINE_BYTES", 1024 * 1024, minimum=1),

@@ -13,8 +13,11 @@ one invocation. What each attempt means for its row is decided by the pure
   a 429 is counted apart (``max_throttled_attempts``) and never sends a row to the sink: a row
   throttled that often stops the invocation taking rows, and the answer is ``PARTIAL`` at it;
   a request slot is held only while a request is on the wire, not while a row backs off;
-* rows that fail permanently (other 4xx), exhaust their attempts, or are invalid go to the
-  failed-rows sink with their reason — ``rows_applied + rows_failed`` is every data row taken;
+* rows that fail permanently (other 4xx), exhaust their attempts on 5xx answers (503 aside), or
+  are invalid go to the failed-rows sink with their reason — ``rows_applied + rows_failed`` is
+  every data row taken; a downstream away (timeouts, refused connections) or busy (503) after it had
+  answered pauses the object instead (PARTIAL at the row), as a saturating 429 does;
+* a row task that crashes ends the others; each one's outcome is read before the crash propagates;
 * deadline-aware: no new row is taken once less than ``deadline_margin_s`` remains (nor beyond
   ``max_rows_per_invocation``); rows in flight are drained and the answer is ``PARTIAL`` with a
   cursor at the lowest row not finished. Rows after that row that did finish are sent again by
@@ -48,7 +51,7 @@ from typing import Any
 
 from s3stagger.config import ProcessorSettings
 from s3stagger.domain.breaker import RejectionWindow
-from s3stagger.domain.csv_rows import BadRow, CsvFormat, CsvObjectReader, CsvRow, DataRow
+from s3stagger.domain.csv_rows import BadRow, CsvFormat, CsvHeader, CsvObjectReader, CsvRow, DataRow
 from s3stagger.domain.delivery import (
     Delivery,
     DeliveryOutcome,
@@ -94,6 +97,7 @@ def csv_format(settings: ProcessorSettings) -> CsvFormat:
         max_object_bytes=settings.max_object_bytes,
         max_field_bytes=settings.max_field_bytes,
         max_line_bytes=settings.max_line_bytes,
+        reject_other_delimiter=settings.reject_other_delimiter,
     )
 
 
@@ -212,6 +216,10 @@ class _Load:
         )
 
 
+HeldRow = tuple[int, str, tuple[str, ...], int, bytes | None]
+"""A failed row as the failed-rows sink records it: number, reason, cells, byte offset, its bytes."""
+
+
 @dataclass
 class _Invocation:
     """What the row tasks of one invocation share, and the bookkeeping of their outcomes."""
@@ -223,8 +231,8 @@ class _Invocation:
     failed: FailedRows
     load: _Load
     remaining: RemainingTime
-    breaker: RejectionWindow[tuple[int, str, tuple[str, ...]]]
-    """The breaker's window; a refused row is held there as (number, reason, cells)."""
+    breaker: RejectionWindow[HeldRow]
+    """The breaker's window; a refused row is held there as its failed-rows record."""
     unfinished: dict[int, int] = field(default_factory=dict)
     """Rows taken but not finished: row number → byte offset where its record starts."""
     any_answer: bool = False
@@ -239,8 +247,10 @@ class _Invocation:
     def abandoned(self) -> bool:
         return self.unreachable is not None or self.stopped is not None
 
-    def record_failed(self, number: int, reason: str, cells: tuple[str, ...]) -> None:
-        self.failed.add(number, reason, cells)
+    def record_failed(
+        self, number: int, reason: str, cells: tuple[str, ...], byte_offset: int, line: bytes | None
+    ) -> None:
+        self.failed.add(number, reason, cells, byte_offset=byte_offset, line=line)
         self.summary.rows_failed += 1
 
     def refusing_status(self, delivery: Delivery) -> int | None:
@@ -254,14 +264,15 @@ class _Invocation:
         """Carry out a final decision about ``row`` (every action but ``RETRY``)."""
         action = decision.action
         cells = tuple(row.values.values())
-        released: list[tuple[int, str, tuple[str, ...]]] = []
+        released: list[HeldRow] = []
         if action is RowAction.APPLIED:
             self.summary.rows_applied += 1
             released = self.breaker.settle(None)
         elif action is RowAction.FAILED and delivery.outcome is DeliveryOutcome.REJECTED:
-            released = self.breaker.settle(delivery.status, (row.number, decision.reason, cells))
+            held: HeldRow = (row.number, decision.reason, cells, self.unfinished[row.number], row.raw)
+            released = self.breaker.settle(delivery.status, held)
         elif action is RowAction.FAILED:
-            self.record_failed(row.number, decision.reason, cells)
+            self.record_failed(row.number, decision.reason, cells, self.unfinished[row.number], row.raw)
             released = self.breaker.settle(None)
         elif action is RowAction.PAUSE:
             self.paused = self.paused or f"{decision.reason} (row {row.number})"
@@ -376,7 +387,7 @@ class ObjectProcessor:
         self._check_size(whole.object_size)
         reader = CsvObjectReader(whole.chunks, self._format)
         header = reader.read_header()
-        return _Start(whole, reader, header.columns, 1, header.end_offset, header.end_offset)
+        return _Start(whole, reader, header, 1, header.end_offset, header.end_offset)
 
     def _open_rest(self, ref: ObjectRef, cursor: Cursor, opened: list[OpenedObject]) -> _Start:
         head = self._source.open(
@@ -396,7 +407,7 @@ class ObjectProcessor:
         opened.append(rest)
         self._check_size(rest.object_size)
         reader = CsvObjectReader(rest.chunks, self._format, start_offset=cursor.byte_offset)
-        return _Start(rest, reader, header.columns, cursor.next_row, cursor.byte_offset, cursor.header_end)
+        return _Start(rest, reader, header, cursor.next_row, cursor.byte_offset, cursor.header_end)
 
     def _check_size(self, size: int) -> None:
         if size > self._format.max_object_bytes:
@@ -412,10 +423,9 @@ class ObjectProcessor:
         summary.key = start.opened.key or summary.key
         ref = ObjectRef(summary.bucket, summary.key, start.version_id, start.opened.etag)
         version = start.version_token
-        failed = self._sink.open_batch(ref, version, start.columns)
-        breaker: RejectionWindow[tuple[int, str, tuple[str, ...]]] = RejectionWindow(
-            self._settings.api.breaker
-        )
+        summary.warning = start.header.warning
+        failed = self._sink.open_batch(ref, version, start.header)
+        breaker: RejectionWindow[HeldRow] = RejectionWindow(self._settings.api.breaker)
         invocation = _Invocation(ref, version, summary, failed, load, remaining, breaker)
         try:
             position = await self._take_rows(start, invocation)
@@ -452,10 +462,11 @@ class ObjectProcessor:
             2 * self._settings.max_concurrency * self._mapping.rows_per_request,
         )
         position = _ReadPosition(start.first_row, start.first_offset)
-        rows: Iterator[CsvRow] = start.reader.rows(start.columns, start.first_row)
+        rows: Iterator[CsvRow] = start.reader.rows(start.header.columns, start.first_row)
+
         try:
             for _ in range(self._settings.max_rows_per_invocation):
-                if invocation.stop_taking(self._settings.deadline_margin_s):
+                if groups.crashed or invocation.stop_taking(self._settings.deadline_margin_s):
                     break
                 row = next(rows, None)
                 if row is None:
@@ -463,26 +474,28 @@ class ObjectProcessor:
                     break
                 row_start, position.row, position.offset = position.offset, row.number + 1, row.next_offset
                 if isinstance(row, BadRow):
-                    invocation.record_failed(row.number, row.reason, row.cells)
+                    invocation.record_failed(row.number, row.reason, row.cells, row_start, row.raw)
                     continue
-                outgoing = self._outgoing(invocation, row)
+                outgoing = self._outgoing(invocation, row, row_start)
                 if outgoing is not None:
                     await groups.reserve()
                     invocation.unfinished[row.number] = row_start
                     groups.add(row, outgoing)
             await groups.finish()
         except BaseException:
-            groups.cancel()
+            await groups.cancel()
             raise
         return position
 
-    def _outgoing(self, invocation: _Invocation, row: DataRow) -> OutgoingRow | None:
+    def _outgoing(self, invocation: _Invocation, row: DataRow, row_start: int) -> OutgoingRow | None:
         """The row as the mapping sends it, or ``None`` (recorded as failed) when it does not fit."""
         ref = invocation.ref
         try:
             request = self._mapping.map_row(SourceRow(ref.bucket, ref.key, row.number, row.values))
         except RowMappingError as error:
-            invocation.record_failed(row.number, f"request mapping: {error}", tuple(row.values.values()))
+            invocation.record_failed(
+                row.number, f"request mapping: {error}", tuple(row.values.values()), row_start, row.raw
+            )
             return None
         key = row_idempotency_key(ref.bucket, ref.key, invocation.version, row.number)
         return OutgoingRow(row.number, key, request)
@@ -532,7 +545,11 @@ class ObjectProcessor:
 
 class _Groups:
     """Rows gathered into groups of ``size`` (one request each), each delivered in its own task;
-    at most ``read_ahead`` rows are taken and not finished at once."""
+    at most ``read_ahead`` rows are taken and not finished at once.
+
+    A group task that crashes ends the others: :meth:`finish` raises the first exception, and every
+    task's exception is retrieved, so none is left with an exception nobody read.
+    """
 
     def __init__(
         self,
@@ -545,6 +562,11 @@ class _Groups:
         self._read_ahead = asyncio.Semaphore(read_ahead)
         self._group: list[tuple[DataRow, OutgoingRow]] = []
         self._pending: set[asyncio.Task[None]] = set()
+        self._crashes: list[BaseException] = []
+
+    @property
+    def crashed(self) -> bool:
+        return bool(self._crashes)
 
     async def reserve(self) -> None:
         """Wait for room for one more row."""
@@ -556,33 +578,41 @@ class _Groups:
             self._launch()
 
     async def finish(self) -> None:
-        """Send the last (smaller) group and wait for every group."""
-        if self._group:
+        """Send the last (smaller) group and wait for every group; raise the first crash."""
+        if self._group and not self._crashes:
             self._launch()
-        if self._pending:
-            await asyncio.gather(*self._pending)
+        while self._pending and not self._crashes:
+            await asyncio.wait(set(self._pending), return_when=asyncio.FIRST_EXCEPTION)
+        if self._crashes:
+            raise self._crashes[0]
 
-    def cancel(self) -> None:
-        for task in self._pending:
+    async def cancel(self) -> None:
+        """End every group still running and read what each ended with."""
+        pending = set(self._pending)
+        for task in pending:
             task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
 
     def _launch(self) -> None:
         group, self._group = self._group, []
         task = asyncio.create_task(self._deliver(group))
         self._pending.add(task)
-        task.add_done_callback(self._pending.discard)
-        task.add_done_callback(lambda _: self._release(len(group)))
+        task.add_done_callback(lambda done: self._finished(done, len(group)))
 
-    def _release(self, rows: int) -> None:
+    def _finished(self, task: asyncio.Task[None], rows: int) -> None:
+        self._pending.discard(task)
         for _ in range(rows):
             self._read_ahead.release()
+        error = None if task.cancelled() else task.exception()  # retrieved here, raised by finish()
+        if error is not None:
+            self._crashes.append(error)
 
 
 @dataclass(frozen=True)
 class _Start:
     opened: OpenedObject
     reader: CsvObjectReader
-    columns: tuple[str, ...]
+    header: CsvHeader
     first_row: int
     first_offset: int
     header_end: int

@@ -81,7 +81,8 @@ class CountdownContext:
 def read_failed_rows(s3: Any, uri: str) -> list[dict[str, str]]:
     bucket, key = uri.removeprefix("s3://").split("/", 1)
     text = s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode("utf-8")
-    return list(csv.DictReader(io.StringIO(text)))
+    # row 0 is the object's header line, kept for replays
+    return [row for row in csv.DictReader(io.StringIO(text)) if row["row_number"] != "0"]
 
 
 def invoke(event: Mapping[str, Any], context: Any = None) -> dict[str, Any]:

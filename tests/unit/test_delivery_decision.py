@@ -34,6 +34,7 @@ BUSY_NO_HINT = Delivery(DeliveryOutcome.THROTTLED, 429, "HTTP 429: busy")
 DOWN = Delivery(DeliveryOutcome.RETRYABLE_ERROR, 503, "HTTP 503: down", retry_after_s=1.5)
 REFUSED = Delivery(DeliveryOutcome.UNREACHABLE, None, "cannot connect: refused")
 SLOW = Delivery(DeliveryOutcome.TIMED_OUT, None, "timed out: ReadTimeout")
+ERROR = Delivery(DeliveryOutcome.RETRYABLE_ERROR, 500, "HTTP 500: bug")
 BROKEN = Delivery(DeliveryOutcome.RETRYABLE_ERROR, None, "connection failed: RemoteProtocolError")
 
 
@@ -50,19 +51,22 @@ TABLE: list[Case] = [
     (BUSY, RowAttempts(0, 3), ANSWERED, RowAction.PAUSE, RowAttempts(0, 4), 0.0, "throttled 4 times"),
     # a 429 never fails a row, however many failures it had
     (BUSY, RowAttempts(2, 3), ANSWERED, RowAction.PAUSE, RowAttempts(2, 4), 0.0, "saturated"),
-    # retryable failures: retried with the Retry-After as floor, then failed once answered
+    # retryable failures: retried with the Retry-After as floor; a 500 past its attempts fails the row
     (DOWN, RowAttempts(), ANSWERED, RowAction.RETRY, RowAttempts(1, 0), 1.5, ""),
     (SLOW, RowAttempts(1, 0), ANSWERED, RowAction.RETRY, RowAttempts(2, 0), 0.0, ""),
-    (DOWN, RowAttempts(2, 0), ANSWERED, RowAction.FAILED, RowAttempts(3, 0), 0.0, "gave up after 3"),
-    (SLOW, RowAttempts(2, 9), ANSWERED, RowAction.FAILED, RowAttempts(3, 9), 0.0, "ReadTimeout"),
+    (ERROR, RowAttempts(2, 0), ANSWERED, RowAction.FAILED, RowAttempts(3, 0), 0.0, "gave up after 3"),
+    # away (timed out, refused, broken) or busy (503) past its attempts: the object pauses, no failed row
+    (DOWN, RowAttempts(2, 0), ANSWERED, RowAction.PAUSE, RowAttempts(3, 0), 0.0, "HTTP 503"),
+    (SLOW, RowAttempts(2, 9), ANSWERED, RowAction.PAUSE, RowAttempts(3, 9), 0.0, "ReadTimeout"),
+    (BROKEN, RowAttempts(2, 0), ANSWERED, RowAction.PAUSE, RowAttempts(3, 0), 0.0, "away or busy"),
     # no answer to anything, out of attempts: unreachable, not a failed row
     (REFUSED, RowAttempts(2, 0), SILENT, RowAction.UNREACHABLE, RowAttempts(3, 0), 0.0, "unreachable"),
     (SLOW, RowAttempts(2, 0), SILENT, RowAction.UNREACHABLE, RowAttempts(3, 0), 0.0, "after 3 attempts"),
     (BROKEN, RowAttempts(2, 0), SILENT, RowAction.UNREACHABLE, RowAttempts(3, 0), 0.0, "unreachable"),
-    # an HTTP answer (even a 503) means it is reachable: the row fails
-    (DOWN, RowAttempts(2, 0), SILENT, RowAction.FAILED, RowAttempts(3, 0), 0.0, "HTTP 503"),
-    # the downstream answered another request: a refused connection now fails the row
-    (REFUSED, RowAttempts(2, 0), ANSWERED, RowAction.FAILED, RowAttempts(3, 0), 0.0, "cannot connect"),
+    # a 503 answer means it is reachable but busy: pause
+    (DOWN, RowAttempts(2, 0), SILENT, RowAction.PAUSE, RowAttempts(3, 0), 0.0, "HTTP 503"),
+    # the downstream answered another request, then refused connections (an outage began): pause
+    (REFUSED, RowAttempts(2, 0), ANSWERED, RowAction.PAUSE, RowAttempts(3, 0), 0.0, "cannot connect"),
 ]
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import gc
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -14,7 +16,9 @@ from s3stagger.adapters.failed_rows_sink import FailedRowsBatch, S3FailedRowsSin
 from s3stagger.api_config import ApiSettings
 from s3stagger.config import ProcessorSettings
 from s3stagger.domain.breaker import BreakerSettings
+from s3stagger.domain.csv_rows import CsvHeader
 from s3stagger.domain.delivery import Delivery, DeliveryOutcome
+from s3stagger.domain.failed_row_record import parse_record
 from s3stagger.domain.model import Cursor, ObjectRef, ProcessRequest, RunStatus
 from s3stagger.domain.ports import OpenedObject
 from s3stagger.domain.request_mapping import FieldSpec, FieldType, OutgoingRow, RequestMapping
@@ -72,8 +76,8 @@ class KeptSink(S3FailedRowsSink):
         super().__init__(self.s3, None)  # type: ignore[arg-type]
         self.batches: list[FailedRowsBatch] = []
 
-    def open_batch(self, ref: ObjectRef, version: str, columns: Sequence[str]) -> FailedRowsBatch:
-        batch = super().open_batch(ref, version, columns)
+    def open_batch(self, ref: ObjectRef, version: str, header: CsvHeader) -> FailedRowsBatch:
+        batch = super().open_batch(ref, version, header)
         self.batches.append(batch)
         return batch
 
@@ -196,12 +200,67 @@ def test_the_continuation_from_a_pause_applies_the_rest() -> None:
 
 
 def test_retryable_failures_are_retried_then_the_row_is_failed_once_the_downstream_answered() -> None:
-    down = Delivery(DeliveryOutcome.RETRYABLE_ERROR, 503, "HTTP 503: down")
-    downstream = ScriptedDownstream(lambda row, attempt: down if row == 2 else OK)
+    broken = Delivery(DeliveryOutcome.RETRYABLE_ERROR, 500, "HTTP 500: bug")
+    downstream = ScriptedDownstream(lambda row, attempt: broken if row == 2 else OK)
     summary, _ = run(MemorySource(csv_object(5)), downstream, KeptSink())
     assert summary.status is RunStatus.COMPLETE
     assert (summary.rows_applied, summary.rows_failed, summary.retries) == (4, 1, 2)
     assert downstream.attempts[2] == 3
+
+
+@pytest.mark.parametrize(
+    "away",
+    [
+        Delivery(DeliveryOutcome.RETRYABLE_ERROR, 503, "HTTP 503: down"),
+        Delivery(DeliveryOutcome.UNREACHABLE, None, "cannot connect: refused"),
+        Delivery(DeliveryOutcome.TIMED_OUT, None, "timed out: ReadTimeout"),
+    ],
+)
+def test_a_downstream_away_or_busy_after_answering_pauses_the_object_and_fails_no_row(away: Delivery) -> None:
+    data = csv_object(6)
+    sink = KeptSink()
+    downstream = ScriptedDownstream(lambda row, attempt: away if row >= 4 else OK)
+    first, _ = run(
+        MemorySource(data), downstream, sink, settings=dataclasses.replace(SETTINGS, max_concurrency=1)
+    )
+    assert first.status is RunStatus.PARTIAL
+    assert first.rows_failed == 0
+    assert sink.s3.puts == {}
+    assert first.cursor is not None
+    assert first.cursor.next_row == 4
+    second, _ = run(MemorySource(data), ScriptedDownstream(always(OK)), KeptSink(), cursor=first.cursor)
+    assert second.status is RunStatus.COMPLETE
+    assert first.rows_applied + second.rows_applied == 6
+
+
+def test_a_crashing_row_task_ends_the_others_and_leaves_no_exception_unretrieved() -> None:
+    unretrieved: list[dict[str, Any]] = []
+
+    class Crash(RuntimeError):
+        pass
+
+    async def crashing(row: int, attempt: int) -> Delivery:
+        await asyncio.sleep(0.01 if row % 2 else 0)
+        raise Crash(f"row {row}")
+
+    class CrashingDownstream(ScriptedDownstream):
+        async def deliver(
+            self, rows: Sequence[OutgoingRow], timeout_s: float | None = None
+        ) -> list[Delivery]:
+            return [await crashing(rows[0].number, 1)]
+
+    async def main() -> None:
+        asyncio.get_running_loop().set_exception_handler(lambda _loop, context: unretrieved.append(context))
+        processor = ObjectProcessor(
+            SETTINGS, MemorySource(csv_object(20)), KeptSink(), CrashingDownstream(always(OK)), sleep=no_wait
+        )
+        with pytest.raises(Crash):
+            await processor.run(ProcessRequest(REF))
+        gc.collect()
+        await asyncio.sleep(0)
+
+    asyncio.run(main())
+    assert unretrieved == []
 
 
 def test_no_time_to_retry_leaves_the_row_unfinished_and_the_cursor_at_it() -> None:
@@ -258,6 +317,13 @@ def test_isolated_permanent_refusals_still_go_to_the_sink() -> None:
     assert (summary.rows_applied, summary.rows_failed) == (52, 8)
     (record,) = sink.s3.puts.values()
     assert record.count(b"HTTP 410: gone") == 8
+    # the rows the breaker held and released are replayable: their offset and original bytes
+    data = csv_object(60)
+    recorded = parse_record(record.decode("utf-8"), "record").rows
+    assert [row.row_number for row in recorded] == list(range(7, 61, 7))
+    for row in recorded:
+        assert row.line
+        assert data[row.byte_offset : row.byte_offset + len(row.line)] == row.line
 
 
 def test_refusals_of_different_statuses_do_not_add_up_to_a_trip() -> None:

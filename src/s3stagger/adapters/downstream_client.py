@@ -67,6 +67,11 @@ def shared_tls_context() -> ssl.SSLContext:
     return httpx.create_ssl_context()
 
 
+REPLAYED_HEADER = "Idempotent-Replayed"
+ALREADY_APPLIED = "ok, already applied"
+"""The detail of a 2xx whose Idempotency-Key the downstream had applied before (``Idempotent-Replayed``)."""
+
+
 class HttpDownstream:
     """Sends rows through the transports it is given, one request on each at once.
 
@@ -178,7 +183,9 @@ class HttpDownstream:
         status = response.status_code
         outcome = self._mapping.outcome(status)
         if outcome is DeliveryOutcome.APPLIED:
-            return Delivery(outcome, status, "ok", None, latency), content
+            replayed = response.headers.get(REPLAYED_HEADER, "").lower() == "true"
+            detail = ALREADY_APPLIED if replayed else "ok"
+            return Delivery(outcome, status, detail, None, latency), content
         retry_after = parse_retry_after(response.headers.get("Retry-After"))
         if outcome is DeliveryOutcome.REJECTED:
             retry_after = None

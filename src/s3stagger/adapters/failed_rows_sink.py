@@ -1,8 +1,10 @@
 """The failed-rows sink: one S3 object per invocation listing each failed row, and quarantine
 records for rejected objects.
 
-Failed rows are written as CSV (``row_number,reason,<the object's columns>``) because people open
-them in a spreadsheet: every cell is neutralised against formula injection. Rows are spooled to a
+Failed rows are written as CSV because people open them in a spreadsheet: every cell shown is
+neutralised against formula injection, and the row's original bytes, offset, Idempotency-Key and the
+object's version are kept beside them so the row can be replayed exactly
+(:mod:`s3stagger.domain.failed_row_record` describes the columns). Rows are spooled to a
 temporary file (in memory up to 1 MiB, then on disk), so memory does not grow with their number.
 Keys are deterministic (source object, version, row range), so a retried invocation overwrites its
 own record instead of adding a second one.
@@ -19,7 +21,9 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from s3stagger.domain.cells import neutralise_cell
-from s3stagger.domain.idempotency import object_version_token
+from s3stagger.domain.csv_rows import CsvHeader
+from s3stagger.domain.failed_row_record import FIXED_COLUMNS, HEADER_REASON, HEADER_ROW_NUMBER, encode_line
+from s3stagger.domain.idempotency import object_version_token, row_idempotency_key
 from s3stagger.domain.model import ObjectRef
 
 if TYPE_CHECKING:
@@ -35,20 +39,59 @@ def _safe_part(text: str) -> str:
 class FailedRowsBatch:
     """The failed rows of one invocation; :meth:`close` uploads them (if any) and says where."""
 
-    def __init__(self, s3_client: S3Client, bucket: str, key_stem: str, columns: Sequence[str]) -> None:
+    def __init__(
+        self,
+        s3_client: S3Client,
+        bucket: str,
+        key_stem: str,
+        *,
+        ref: ObjectRef,
+        version: str,
+        header: CsvHeader,
+    ) -> None:
         self._s3 = s3_client
         self._bucket = bucket
         self._key_stem = key_stem
+        self._ref = ref
+        self._version = version
         self._file = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES, mode="w+b")  # noqa: SIM115
         self._text = io.TextIOWrapper(self._file, encoding="utf-8", newline="")
         self._writer = csv.writer(self._text)
-        self._writer.writerow(["row_number", "reason", *(neutralise_cell(c) for c in columns)])
+        columns = [neutralise_cell(c) for c in header.columns]
+        self._writer.writerow([*FIXED_COLUMNS, *columns])
+        self._writer.writerow(
+            [
+                HEADER_ROW_NUMBER,
+                0,
+                HEADER_REASON,
+                "",
+                *self._version_cells(),
+                encode_line(header.raw),
+                *columns,
+            ]
+        )
         self.count = 0
         self.first_row: int | None = None
         self.last_row: int | None = None
 
-    def add(self, row_number: int, reason: str, cells: Sequence[str]) -> None:
-        self._writer.writerow([row_number, neutralise_cell(reason), *(neutralise_cell(c) for c in cells)])
+    def _version_cells(self) -> tuple[str, str]:
+        return self._ref.version_id or "", self._ref.etag or ""
+
+    def add(
+        self, row_number: int, reason: str, cells: Sequence[str], *, byte_offset: int, line: bytes | None
+    ) -> None:
+        key = row_idempotency_key(self._ref.bucket, self._ref.key, self._version, row_number)
+        self._writer.writerow(
+            [
+                row_number,
+                byte_offset,
+                neutralise_cell(reason),
+                key,
+                *self._version_cells(),
+                encode_line(line),
+                *(neutralise_cell(c) for c in cells),
+            ]
+        )
         self.count += 1
         self.first_row = row_number if self.first_row is None else min(self.first_row, row_number)
         self.last_row = row_number if self.last_row is None else max(self.last_row, row_number)
@@ -95,8 +138,9 @@ class S3FailedRowsSink:
     def _stem(self, kind: str, ref: ObjectRef, version: str | None) -> str:
         return f"{self._prefix}{kind}/{ref.bucket}/{ref.key}/{_safe_part(version or 'unknown-version')}"
 
-    def open_batch(self, ref: ObjectRef, version: str, columns: Sequence[str]) -> FailedRowsBatch:
-        return FailedRowsBatch(self._s3, self._bucket_for(ref), self._stem("rows", ref, version), columns)
+    def open_batch(self, ref: ObjectRef, version: str, header: CsvHeader) -> FailedRowsBatch:
+        stem = self._stem("rows", ref, version)
+        return FailedRowsBatch(self._s3, self._bucket_for(ref), stem, ref=ref, version=version, header=header)
 
     def write_quarantine(self, ref: ObjectRef, reason: str, message: str) -> str:
         """Record that ``ref`` was rejected as a whole; returns ``s3://bucket/key`` of the record."""

@@ -4,7 +4,18 @@ from __future__ import annotations
 
 import typer
 
-from s3stagger.cli import cost, demo, downstream, local, logs, mail, monitor, perf_test, simulate
+from s3stagger.cli import (
+    cost,
+    demo,
+    downstream,
+    local,
+    logs,
+    mail,
+    monitor,
+    perf_test,
+    redrive,
+    simulate,
+)
 from s3stagger.cli.console import one_line_errors
 
 app = typer.Typer(
@@ -21,6 +32,8 @@ app.command(name="monitor")(monitor.monitor)
 app.command(name="demo")(demo.demo)
 app.command(name="logs")(logs.logs)
 app.command(name="mail")(mail.mail)
+app.command(name="redrive")(redrive.redrive)
+app.command(name="replay-failed-rows")(redrive.replay_failed_rows)
 app.command(name="perf-test")(perf_test.perf_test)
 app.command(name="cost")(cost.cost)
 app.add_typer(local.app, name="local")

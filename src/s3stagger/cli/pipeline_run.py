@@ -38,6 +38,7 @@ from s3stagger.cli.sample_data import SampleObject, sample_objects
 from s3stagger.cli.simulate import UploadedObject, upload_objects
 from s3stagger.definitions.model import DEFAULT_NAME_PREFIX, Definitions
 from s3stagger.domain.flight import plan_flight
+from s3stagger.domain.redrive import object_key_of_message
 from s3stagger.errors import S3StaggerError
 from s3stagger.handlers import process_object
 from s3stagger.local.autoscaler import (
@@ -292,7 +293,8 @@ class PipelineRunResult:
 
 
 def count_sink_rows(s3: S3Client, bucket: str, prefix: str) -> tuple[int, set[str]]:
-    """Failed rows written under ``prefix`` (``rows/...csv`` records) and quarantined object keys.
+    """Failed rows written under ``prefix`` (``rows/...csv`` records; row 0, the object's header line
+    kept for replays, is not one) and quarantined object keys.
 
     The quarantine records (``quarantine/<bucket>/<key>/<version>.json``) name the rejected objects.
     """
@@ -304,31 +306,11 @@ def count_sink_rows(s3: S3Client, bucket: str, prefix: str) -> tuple[int, set[st
             relative = key[len(prefix) :]
             if relative.startswith("rows/") and key.endswith(".csv"):
                 body = s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode("utf-8")
-                failed_rows += max(len(list(csv.reader(io.StringIO(body)))) - 1, 0)
+                failed_rows += sum(1 for row in list(csv.reader(io.StringIO(body)))[1:] if row[:1] != ["0"])
             elif relative.startswith("quarantine/") and key.endswith(".json"):
                 record = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
                 quarantined.add(str(record.get("key")))
     return failed_rows, quarantined
-
-
-def object_key_of_message(body: str) -> str | None:
-    """The S3 object key a queue message is about (S3 event, dispatcher continuation, plain ref)."""
-    try:
-        message = json.loads(body)
-    except ValueError:
-        return None
-    if not isinstance(message, dict):
-        return None
-    if isinstance(message.get("continuation"), dict):
-        message = message["continuation"].get("object", {})
-    if isinstance(message.get("object"), dict) and "detail" not in message:
-        message = message["object"]
-    detail = message.get("detail")
-    if isinstance(detail, dict) and isinstance(detail.get("object"), dict):
-        key = detail["object"].get("key")
-        return str(key) if key is not None else None
-    key = message.get("key")
-    return str(key) if key is not None else None
 
 
 def dead_letter_keys(sqs: SQSClient, queue_urls: list[str]) -> tuple[int, list[str]]:

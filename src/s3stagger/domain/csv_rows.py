@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from s3stagger.domain.rejection import ObjectRejectedError, RejectionReason
 
@@ -43,6 +43,9 @@ class CsvFormat:
     max_object_bytes: int = 1024**3
     max_field_bytes: int = 128 * 1024
     max_line_bytes: int = 1024 * 1024
+    reject_other_delimiter: bool = True
+    """A header that reads as one column but splits into several on another common delimiter is
+    rejected (``True``) or accepted with :attr:`CsvHeader.warning` (``False``)."""
 
     def __post_init__(self) -> None:
         if len(self.delimiter) != 1 or self.delimiter in '\r\n"':
@@ -59,6 +62,10 @@ class CsvHeader:
     columns: tuple[str, ...]
     end_offset: int
     """Byte offset just after the header record (where the first data record starts)."""
+    raw: bytes = field(default=b"", compare=False, repr=False)
+    """The header record's bytes as stored (a byte-order mark included)."""
+    warning: str | None = None
+    """A dialect surprise let through (``reject_other_delimiter`` off)."""
 
 
 @dataclass(frozen=True)
@@ -69,6 +76,8 @@ class DataRow:
     values: dict[str, str]
     next_offset: int
     """Byte offset where the next record starts."""
+    raw: bytes = field(default=b"", compare=False, repr=False)
+    """The record's bytes as stored, its line ending included."""
 
 
 @dataclass(frozen=True)
@@ -79,9 +88,27 @@ class BadRow:
     reason: str
     cells: tuple[str, ...]
     next_offset: int
+    raw: bytes | None = field(default=None, compare=False, repr=False)
+    """The record's bytes as stored; ``None`` when they were not kept (a line over the limit)."""
 
 
 CsvRow = DataRow | BadRow
+
+
+OTHER_DELIMITERS = (",", ";", "\t", "|")
+"""Delimiters a header is sniffed for when it reads as a single column."""
+
+
+def sniff_other_delimiter(header: str, delimiter: str) -> str | None:
+    """The first of :data:`OTHER_DELIMITERS` (not ``delimiter``) that splits ``header`` into
+    several non-empty names, or ``None``."""
+    for other in OTHER_DELIMITERS:
+        if other == delimiter or other not in header:
+            continue
+        names = [name.strip() for name in header.split(other)]
+        if len(names) > 1 and all(names):
+            return other
+    return None
 
 
 class _LineTooLongError(Exception):
@@ -108,6 +135,15 @@ class _PhysicalLines:
         """Bytes taken from the chunks so far."""
         self.consumed = start_offset
         """Absolute byte offset just after the last line handed out."""
+        self._record = bytearray()
+        self._record_lost = False
+
+    def take_record(self) -> bytes | None:
+        """The bytes of the lines handed out since the last call (``None`` if one was over the limit)."""
+        raw = None if self._record_lost else bytes(self._record)
+        self._record.clear()
+        self._record_lost = False
+        return raw
 
     def __iter__(self) -> _PhysicalLines:
         return self
@@ -147,7 +183,9 @@ class _PhysicalLines:
             self._position = end
             self.consumed += len(raw)
             if len(raw) > limit:
+                self._record_lost = True
                 raise _LineTooLongError(len(raw))
+            self._record += raw
             text = raw.decode("utf-8", "surrogateescape")
             if self._at_start:
                 self._at_start = False
@@ -170,6 +208,7 @@ class _PhysicalLines:
             if self._exhausted or not self._fill():
                 break
         self._at_start = False
+        self._record_lost = True
         raise _LineTooLongError(skipped)
 
 
@@ -199,6 +238,7 @@ class CsvObjectReader:
     def read_header(self) -> CsvHeader:
         """Read and check the header record; raises :class:`ObjectRejectedError` if it is unusable."""
         while True:
+            self._lines.take_record()  # blank lines before the header are not part of it
             try:
                 record = next(self._records)
             except StopIteration:
@@ -221,7 +261,26 @@ class CsvObjectReader:
                 ) from None
             if record:
                 break
-        return CsvHeader(columns=self._check_header(record), end_offset=self._lines.consumed)
+        columns = self._check_header(record)
+        raw = self._lines.take_record() or b""
+        warning = self._sniff_delimiter(columns)
+        return CsvHeader(columns, self._lines.consumed, raw, warning)
+
+    def _sniff_delimiter(self, columns: tuple[str, ...]) -> str | None:
+        """A one-column header that another common delimiter splits into several names: say so."""
+        if len(columns) != 1:
+            return None
+        other = sniff_other_delimiter(columns[0], self._fmt.delimiter)
+        if other is None:
+            return None
+        message = (
+            f"header {columns[0]!r} is one column with delimiter {self._fmt.delimiter!r} but "
+            f"{len(columns[0].split(other))} with {other!r}: set S3STAGGER_CSV_DELIMITER={other!r} "
+            "or re-export the file"
+        )
+        if self._fmt.reject_other_delimiter:
+            raise ObjectRejectedError(RejectionReason.DELIMITER_MISMATCH, message)
+        return message
 
     def _check_header(self, record: list[str]) -> tuple[str, ...]:
         joined = self._fmt.delimiter.join(record)
@@ -258,6 +317,7 @@ class CsvObjectReader:
         """Yield each data record as a :class:`DataRow` or a :class:`BadRow`, numbered from here."""
         number = first_row_number - 1
         while True:
+            self._lines.take_record()  # blank lines before a record are not part of it
             try:
                 record = next(self._records)
             except StopIteration:
@@ -267,7 +327,7 @@ class CsvObjectReader:
                 reason = f"malformed CSV: {error}"
                 if "field limit" in str(error):
                     reason = f"a field is over S3STAGGER_MAX_FIELD_BYTES={self._fmt.max_field_bytes}"
-                yield BadRow(number, reason, (), self._lines.consumed)
+                yield BadRow(number, reason, (), self._lines.consumed, self._lines.take_record())
                 continue
             except _LineTooLongError as error:
                 number += 1
@@ -277,21 +337,24 @@ class CsvObjectReader:
                     f"S3STAGGER_MAX_LINE_BYTES={self._fmt.max_line_bytes}",
                     (),
                     self._lines.consumed,
+                    self._lines.take_record(),
                 )
                 continue
             if not record:
                 continue
             number += 1
-            yield self._check_row(number, record, columns)
+            yield self._check_row(number, record, columns, self._lines.take_record())
 
-    def _check_row(self, number: int, record: list[str], columns: tuple[str, ...]) -> CsvRow:
+    def _check_row(
+        self, number: int, record: list[str], columns: tuple[str, ...], raw: bytes | None
+    ) -> CsvRow:
         offset = self._lines.consumed
         cells = tuple(record)
         for index, cell in enumerate(record):
             name = columns[index] if index < len(columns) else f"#{index + 1}"
             problem = _undecodable(cell)
             if problem is not None:
-                return BadRow(number, f"field {name!r} is not valid UTF-8 ({problem})", cells, offset)
+                return BadRow(number, f"field {name!r} is not valid UTF-8 ({problem})", cells, offset, raw)
             if len(cell) * 4 > self._fmt.max_field_bytes:
                 size = len(cell.encode("utf-8"))
                 if size > self._fmt.max_field_bytes:
@@ -301,9 +364,10 @@ class CsvObjectReader:
                         f"{self._fmt.max_field_bytes}",
                         tuple(c if len(c) <= 256 else c[:256] + "…" for c in cells),
                         offset,
+                        raw,
                     )
         if len(record) != len(columns):
             return BadRow(
-                number, f"row has {len(record)} fields, the header has {len(columns)}", cells, offset
+                number, f"row has {len(record)} fields, the header has {len(columns)}", cells, offset, raw
             )
-        return DataRow(number, dict(zip(columns, record, strict=True)), offset)
+        return DataRow(number, dict(zip(columns, record, strict=True)), offset, raw or b"")

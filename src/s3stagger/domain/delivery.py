@@ -5,15 +5,15 @@ the invocation knows so far) to one :class:`RowDecision`:
 
 ========================  ===========================================================================
 ``APPLIED``               2xx: the row is done.
-``FAILED``                a permanent refusal (other 4xx), or retryable failures past ``max_attempts``
-                          once the downstream has answered: the row goes to the failed-rows sink
-                          with ``reason``.
+``FAILED``                a permanent refusal (other 4xx), or 5xx/408 answers (503 aside) past
+                          ``max_attempts``: the row goes to the failed-rows sink with ``reason``.
 ``RETRY``                 wait ``delay_s`` (full-jitter backoff, never shorter than a Retry-After),
                           then try again.
 ``PAUSE``                 stop taking rows; the row stays unfinished, so the invocation answers
-                          PARTIAL with its cursor at (or before) this row. Today: a row throttled
+                          PARTIAL with its cursor at (or before) this row: a row throttled
                           ``max_throttled_attempts`` times (the downstream is saturated; a 429 never
-                          sends a row to the sink).
+                          sends a row to the sink), or out of attempts on timeouts, refused
+                          connections or 503s after the downstream had answered (away or busy).
 ``UNREACHABLE``           no HTTP answer to any request of the invocation and this row exhausted its
                           attempts: abandon the invocation (the caller's retry handles it), record
                           nothing as failed.
@@ -36,6 +36,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, replace
 from enum import StrEnum
+from http import HTTPStatus
 
 from s3stagger.domain.retry import RetryPolicy, is_retryable_status
 
@@ -183,13 +184,21 @@ def _after_failure(
 
 
 def _give_up(delivery: Delivery, attempts: RowAttempts, view: InvocationView) -> RowDecision:
-    """A row out of retryable attempts: unreachable downstream, or a failed row."""
+    """A row out of retryable attempts: unreachable downstream, a paused object, or a failed row.
+
+    A downstream that is away (no answer: refused, timed out) or busy (503) says nothing about the
+    row, so the row is never recorded as failed for it: the object pauses (PARTIAL at this row) and
+    is retried later. Only when nothing of the invocation got an answer is it abandoned as a whole.
+    """
     if delivery.status is None and not view.any_answer:
         reason = (
             f"downstream unreachable: no answer to any request after {attempts.failures} attempts "
             f"({delivery.detail})"
         )
         return RowDecision(RowAction.UNREACHABLE, attempts, reason)
+    if delivery.status is None or delivery.status == HTTPStatus.SERVICE_UNAVAILABLE:
+        reason = f"downstream away or busy after {attempts.failures} attempts: {delivery.detail}"
+        return RowDecision(RowAction.PAUSE, attempts, reason)
     return RowDecision(
         RowAction.FAILED, attempts, f"gave up after {attempts.failures} attempts: {delivery.detail}"
     )

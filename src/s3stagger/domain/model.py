@@ -107,6 +107,8 @@ class RunSummary:
     """``s3://bucket/key`` of the failed-rows (or quarantine) record written, if any."""
     concurrency_limit: int = 0
     """Adaptive concurrency limit at the end of the invocation."""
+    warning: str | None = None
+    """A surprise let through (a header that looks delimited by another character); answered only when set."""
     auth_refreshes: int = 0
     """Credentials refreshed after the downstream refused them (a rotated secret): 0 or 1."""
 
@@ -127,4 +129,4 @@ class RunSummary:
             "failed_rows_object": self.failed_rows_object,
             "concurrency_limit": self.concurrency_limit,
             "auth_refreshes": self.auth_refreshes,
-        }
+        } | ({"warning": self.warning} if self.warning else {})

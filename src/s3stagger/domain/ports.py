@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from s3stagger.domain.csv_rows import CsvHeader
 from s3stagger.domain.delivery import Delivery
 from s3stagger.domain.model import ObjectRef
 from s3stagger.domain.request_mapping import OutgoingRow
@@ -58,7 +59,11 @@ class FailedRows(Protocol):
 
     count: int
 
-    def add(self, row_number: int, reason: str, cells: Sequence[str]) -> None: ...
+    def add(
+        self, row_number: int, reason: str, cells: Sequence[str], *, byte_offset: int, line: bytes | None
+    ) -> None:
+        """Record a failed row: its cells, where its record starts and its original bytes (if kept)."""
+        ...
 
     def close(self) -> str | None:
         """Write the record; return where it is, or ``None`` when no row failed."""
@@ -70,7 +75,7 @@ class FailedRows(Protocol):
 
 
 class FailedRowsSink(Protocol):
-    def open_batch(self, ref: ObjectRef, version: str, columns: Sequence[str]) -> FailedRows: ...
+    def open_batch(self, ref: ObjectRef, version: str, header: CsvHeader) -> FailedRows: ...
 
     def write_quarantine(self, ref: ObjectRef, reason: str, message: str) -> str: ...
 

@@ -19,6 +19,7 @@ class RejectionReason(StrEnum):
     NO_HEADER = "no_header"
     INVALID_HEADER = "invalid_header"
     HEADER_MISMATCH = "header_mismatch"
+    DELIMITER_MISMATCH = "delimiter_mismatch"
     INVALID_CURSOR = "invalid_cursor"
 
 

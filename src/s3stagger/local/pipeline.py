@@ -285,5 +285,5 @@ def _sink_object(key: str, text: str) -> Any:
     if key.endswith(".json"):
         return json.loads(text)
     if key.endswith(".csv"):
-        return list(csv.DictReader(io.StringIO(text)))
+        return [row for row in csv.DictReader(io.StringIO(text)) if row.get("row_number") != "0"]
     return text
