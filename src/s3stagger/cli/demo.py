@@ -222,9 +222,10 @@ def demo(
     autoscale: Annotated[
         bool,
         typer.Option(
-            help="Run the autoscaler every second (off when --budget or --processor-concurrency pins)."
+            help="Run the autoscaler every second instead of the fixed budget (ignored when --budget or "
+            "--processor-concurrency pins). Off by default until it meets its targets (docs/autoscaling.md)."
         ),
-    ] = True,
+    ] = False,
     timeout: Annotated[float, typer.Option(min=1.0, help="Give up after this many seconds.")] = 600.0,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the report as one JSON object (no live view).")
