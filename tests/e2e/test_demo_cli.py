@@ -61,7 +61,9 @@ def test_demo_json_applies_every_row_once(tmp_path: Path) -> None:
 
 
 def test_rows_the_downstream_refuses_are_accounted_in_the_failed_row_sink() -> None:
-    args = ["demo", "--files", "2", "--rows", "3", "--error-rate", "1", "--json", "--timeout", "120"]
+    # 500: a server error, retried and then sunk (a 503 would pause the objects until it passes)
+    args = ["demo", "--files", "2", "--rows", "3", "--error-rate", "1", "--error-status", "500"]
+    args += ["--json", "--timeout", "120"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)

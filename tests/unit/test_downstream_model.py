@@ -106,6 +106,19 @@ def test_an_injected_failure_is_a_503_that_applies_nothing() -> None:
     assert downstream.applied_keys() == frozenset()
 
 
+def test_another_injected_status_is_answered_without_retry_after() -> None:
+    downstream = model(retry_after_s=2.0, error_status=500)
+    reply = downstream.complete_row(RowRequest("k", {}), True, 100.0, 100.0)
+    assert (reply.status, reply.headers) == (500, ())
+    assert downstream.applied_keys() == frozenset()
+
+
+@pytest.mark.parametrize("status", [429, 499, 600])
+def test_an_injected_status_must_be_a_server_error(status: int) -> None:
+    with pytest.raises(S3StaggerError, match="error status must be a 5xx status"):
+        SimulatorSettings(error_status=status)
+
+
 def test_response_and_service_times_come_from_the_clock() -> None:
     clock = FakeClock()
     downstream = model(clock)

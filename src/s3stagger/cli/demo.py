@@ -206,8 +206,14 @@ def demo(
         typer.Option(min=0.0001, max=100.0, help="Multiplies every downstream latency (slow-api: try 0.01)."),
     ] = 1.0,
     error_rate: Annotated[
-        float, typer.Option(min=0.0, max=1.0, help="Share of downstream requests answered 503.")
+        float, typer.Option(min=0.0, max=1.0, help="Share of downstream requests answered --error-status.")
     ] = 0.0,
+    error_status: Annotated[
+        int,
+        typer.Option(
+            min=500, max=599, help="The injected answer: 503 pauses objects, another 5xx ends in the sink."
+        ),
+    ] = 503,
     high_share: Annotated[
         float, typer.Option(min=0.0, max=1.0, help="Share of files uploaded under high/.")
     ] = 0.1,
@@ -274,6 +280,7 @@ def demo(
         latency=latency_spec,
         time_scale=time_scale,
         error_rate=error_rate,
+        error_status=error_status,
         seed=seed,
         timeout_s=timeout,
         concurrency_budget=budget,

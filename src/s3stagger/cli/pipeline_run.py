@@ -84,6 +84,8 @@ class PipelineRunSettings:
     """Downstream latency (before time scale); ``None``: :data:`DEFAULT_LATENCY_S` fixed."""
     time_scale: float = 1.0
     error_rate: float = 0.0
+    error_status: int = 503
+    """The simulator's injected answer (see ``SimulatorSettings.error_status``)."""
     seed: int = 1
     timeout_s: float = 600.0
     """Give up following the pipeline after this long (the report then shows what is missing)."""
@@ -445,6 +447,7 @@ class PipelineRun:
                             "latency": self.latency,
                             "overload": "reject",
                             "error_rate": settings.error_rate,
+                            "error_status": settings.error_status,
                             "time_scale": settings.time_scale,
                             "seed": settings.seed,
                             **settings.simulator_options,

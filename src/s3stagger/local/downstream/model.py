@@ -325,7 +325,7 @@ class DownstreamModel:
         return Reply(200, {"results": results})
 
     def _note_served(self, fail: bool, arrived: float, admitted: float) -> Reply | None:
-        """Note a request's times (lock held); the 503 answer when it is to fail."""
+        """Note a request's times (lock held); the injected 5xx answer when it is to fail."""
         now = self._clock()
         self.response_times.append(now - arrived)
         self.service_time_total += now - admitted
@@ -333,7 +333,9 @@ class DownstreamModel:
         if not fail:
             return None
         self.errors += 1
-        return Reply(503, {"error": "injected failure; retry later"}, headers=(self.retry_after(),))
+        status = self.settings.error_status
+        headers = (self.retry_after(),) if status == 503 else ()
+        return Reply(status, {"error": "injected failure; retry later"}, headers=headers)
 
     def _apply(self, key: str, fingerprint: str) -> Reply:
         """The ledger's rule (lock held): a new key is applied once; a known key is replayed if its

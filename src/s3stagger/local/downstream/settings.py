@@ -188,7 +188,10 @@ class SimulatorSettings:
     latency: LatencySpec = field(default_factory=lambda: LatencySpec.fixed(0.02))
     overload: OverloadMode = "reject"
     error_rate: float = 0.0
-    """Share of admitted row requests answered 503 (retryable) instead of being applied."""
+    """Share of admitted row requests answered ``error_status`` instead of being applied."""
+    error_status: int = 503
+    """The injected answer: 503 (busy: the processor pauses the object and resumes later) or another
+    5xx (a server error: retried, then the row goes to the failed-rows sink)."""
     time_scale: float = 1.0
     """Multiplies every latency and Retry-After; 0.01 turns the slow API's 5-30 s into 50-300 ms."""
     seed: int | None = None
@@ -212,6 +215,8 @@ class SimulatorSettings:
             )
         if not (0.0 <= self.error_rate <= 1.0):
             raise SimulatorSettingsError(f"error rate must be between 0 and 1, got {self.error_rate!r}")
+        if not 500 <= self.error_status <= 599:
+            raise SimulatorSettingsError(f"error status must be a 5xx status, got {self.error_status!r}")
         if not (math.isfinite(self.time_scale) and self.time_scale >= 0):
             raise SimulatorSettingsError(f"time scale must be a finite number >= 0, got {self.time_scale!r}")
         if self.retry_after_s is not None and not (
