@@ -25,15 +25,16 @@ provider "aws" {
   max_retries = 3
 
   endpoints {
-    events    = var.endpoint_url
-    iam       = var.endpoint_url
-    lambda    = var.endpoint_url
-    logs      = var.endpoint_url
-    s3        = var.endpoint_url
-    scheduler = var.endpoint_url
-    sfn       = var.endpoint_url
-    sqs       = var.endpoint_url
-    ssm       = var.endpoint_url
-    sts       = var.endpoint_url
+    cloudwatch = var.endpoint_url
+    events     = var.endpoint_url
+    iam        = var.endpoint_url
+    lambda     = var.endpoint_url
+    logs       = var.endpoint_url
+    s3         = var.endpoint_url
+    scheduler  = var.endpoint_url
+    sfn        = var.endpoint_url
+    sqs        = var.endpoint_url
+    ssm        = var.endpoint_url
+    sts        = var.endpoint_url
   }
 }
