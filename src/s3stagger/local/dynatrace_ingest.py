@@ -30,7 +30,7 @@ from s3stagger.local.http_receiver import HttpReceiver, HttpReply, HttpRequest
 
 INGEST_PATH = "/api/v2/metrics/ingest"
 MAX_BODY_BYTES = 1_000_000
-DEFAULT_API_TOKEN = "dt0c01.S3STAGGERLOCAL.LOCALTOKEN"  # noqa: S105 - a local receiver's token
+DEFAULT_API_TOKEN = "dt0c01.S3STAGGERLOCAL.LOCALTOKEN"  # noqa: S105  # nosec B105 - a local receiver's token
 
 SeriesKey = tuple[str, tuple[tuple[str, str], ...]]
 

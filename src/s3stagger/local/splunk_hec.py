@@ -46,7 +46,7 @@ EVENT_PATHS = frozenset({"/services/collector/event", "/services/collector", "/s
 ACK_PATH = "/services/collector/ack"
 HEALTH_PATH = "/services/collector/health"
 CHANNEL_HEADER = "X-Splunk-Request-Channel"
-DEFAULT_TOKEN = "00000000-0000-4000-8000-00000000c0de"  # noqa: S105 - a local receiver's token
+DEFAULT_TOKEN = "00000000-0000-4000-8000-00000000c0de"  # noqa: S105  # nosec B105 - a local receiver's token
 METADATA_FIELDS = ("host", "source", "sourcetype", "index")
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
+import subprocess  # nosec B404 - starts our own simulator CLI
 import sys
 import time
 import urllib.request
@@ -48,11 +48,11 @@ class SimulatorProcess:
             "--seed",
             str(self.seed),
         ]
-        process = subprocess.Popen(  # noqa: S603 - our own CLI, arguments built here
+        process = subprocess.Popen(  # noqa: S603  # nosec B603 - our own CLI, arguments built here
             command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
         )
         self._process = process
-        assert process.stdout is not None  # noqa: S101 - Popen with stdout=PIPE
+        assert process.stdout is not None  # noqa: S101  # nosec B101 - Popen with stdout=PIPE
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
             line = process.stdout.readline()

@@ -19,5 +19,7 @@ output "resource_names" {
     function_arn       = module.dispatcher.processor_function_arn
     budget_parameter   = module.dispatcher.budget_parameter_name
     schedule_arn       = module.dispatcher.schedule_arn
+    state_machine_type = module.dispatcher.state_machine_type
+    flight_parameter   = module.dispatcher.flight_parameter_name
   }
 }

@@ -90,3 +90,8 @@ output "autoscaler_errors_alarm_name" {
   description = "Name of the alarm on the autoscaler's errors."
   value       = aws_cloudwatch_metric_alarm.autoscaler_errors.alarm_name
 }
+
+output "state_machine_type" {
+  description = "The dispatcher's state machine type: EXPRESS or STANDARD."
+  value       = aws_sfn_state_machine.dispatcher.type
+}
