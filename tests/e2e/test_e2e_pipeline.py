@@ -111,8 +111,13 @@ def run_until_idle(stack: LocalPipeline, until: Callable[[], bool] | None = None
     stack.scheduler.start()
     try:
         deadline = time.monotonic() + WAIT_S
-        while not (stack.wait_until_idle(timeout_s=1) and (until is None or until())):
-            assert time.monotonic() < deadline, f"pipeline not idle: {stack.queue_depths()}"
+        while True:  # the whole wait is one deadline: a slow poll under load does not restart it
+            idle = stack.wait_until_idle(timeout_s=max(0.0, deadline - time.monotonic()))
+            assert idle, f"pipeline not idle: {stack.queue_depths()}"
+            if until is None or until():
+                break
+            assert time.monotonic() < deadline, "the pipeline went idle, but the condition did not hold"
+            time.sleep(0.2)
     finally:
         stack.scheduler.stop()
     assert stack.wait_for_dispatchers(WAIT_S)

@@ -35,6 +35,17 @@ def test_an_api_key_is_checked_and_a_rotation_refuses_the_old_one() -> None:
     assert auth.counts() == {"auth_refused": 1, "tokens_issued": 0}
 
 
+def test_a_rotation_after_n_accepted_requests_is_met_by_the_next_request() -> None:
+    auth = DownstreamAuth(AuthMode.API_KEY, accepted={"old"})
+    auth.after_accepted(2, lambda: auth.accept("new"))
+    old = {"x-api-key": "old"}
+    assert auth.check("POST", "http://x/rows", {"x-api-key": "wrong"}, b"") is not None  # not counted
+    assert [auth.check("POST", "http://x/rows", old, b"") is None for _ in range(3)] == [True, True, False]
+    assert auth.check("POST", "http://x/rows", {"x-api-key": "new"}, b"") is None
+    auth.accept("old")  # the action ran once: no second rotation
+    assert [auth.check("POST", "http://x/rows", old, b"") is None for _ in range(3)] == [True] * 3
+
+
 def test_oauth_tokens_are_issued_to_known_clients_expire_and_can_be_revoked() -> None:
     clock = Clock()
     auth = DownstreamAuth(AuthMode.OAUTH, clients={"c": "s"}, token_lifetime_s=100, clock=clock)

@@ -3,7 +3,7 @@
 :class:`DemoAuth` makes fresh credentials for one run, has the simulator require them, stores them
 in the emulator's Secrets Manager (``s3stagger/demo/downstream-credentials``) and points the
 processor at that secret by name — the environment never holds a credential. Once a third of the
-rows are applied it rotates the credential (:meth:`DemoAuth.rotate`): the processor picks the new
+row requests are accepted it rotates the credential (:meth:`DemoAuth.rotate`): the processor picks the new
 one up with one refresh, without a redeploy and without a failed row. SigV4 needs no secret: the
 local Lambda runtime's credentials sign, the simulator verifies with botocore. The
 processor also maps each row through the shipped example hook
@@ -16,9 +16,6 @@ from __future__ import annotations
 
 import json
 import secrets
-import threading
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -32,7 +29,6 @@ if TYPE_CHECKING:
 CREDENTIALS_ID = "s3stagger/demo/downstream-credentials"
 OAUTH_CLIENT_ID = "s3stagger-demo"
 EXAMPLE_HOOK = "s3stagger.examples.request_hook:order_request"
-ROTATE_WAIT_S = 600.0
 
 
 @dataclass
@@ -91,23 +87,10 @@ class DemoAuth:
         self.simulator_auth.revoke_tokens()
         self.rotations += 1
 
-    def rotate_when(
-        self, applied: Callable[[], int], threshold: int, secretsmanager: Any
-    ) -> threading.Thread:
-        """Rotate once ``applied()`` reaches ``threshold`` (checked every 50 ms; gives up after
-        ``ROTATE_WAIT_S``), in a background thread."""
-
-        def watch() -> None:
-            deadline = time.monotonic() + ROTATE_WAIT_S
-            while time.monotonic() < deadline:
-                if applied() >= threshold:
-                    self.rotate(secretsmanager)
-                    return
-                time.sleep(0.05)
-
-        thread = threading.Thread(target=watch, name="s3stagger-demo-rotation", daemon=True)
-        thread.start()
-        return thread
+    def rotate_after(self, requests: int, secretsmanager: Any) -> None:
+        """Rotate once the simulator has accepted ``requests`` row requests: in its request path, so
+        the rows still to come meet the new credential whatever the pace."""
+        self.simulator_auth.after_accepted(requests, lambda: self.rotate(secretsmanager))
 
     def collect(self, run: PipelineRun) -> dict[str, Any]:
         return {

@@ -460,11 +460,7 @@ class PipelineRun:
             if self.demo_auth is not None:
                 secretsmanager = self._stack.client("secretsmanager")
                 self.demo_auth.store(secretsmanager)
-                simulator = self._simulator
-                threshold = max(1, settings.files * settings.rows // 3)
-                self.demo_auth.rotate_when(
-                    lambda: simulator.stats().effects_applied, threshold, secretsmanager
-                )
+                self.demo_auth.rotate_after(max(1, settings.files * settings.rows // 3), secretsmanager)
             self._started = time.monotonic()
             if self._stack.runtime is None:  # pragma: no cover - start() sets it or raises
                 raise RuntimeError("the local stack has no Lambda runtime")

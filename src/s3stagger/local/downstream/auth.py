@@ -55,6 +55,8 @@ class DownstreamAuth:
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
         self._tokens: dict[str, float] = {}
+        self._accepted_requests = 0
+        self._after_accepted: tuple[int, Callable[[], None]] | None = None
         if not self.header:
             self.header = "x-api-key" if self.mode is AuthMode.API_KEY else "authorization"
         self.header = self.header.lower()
@@ -74,14 +76,27 @@ class DownstreamAuth:
         with self._lock:
             self._tokens.clear()
 
+    def after_accepted(self, requests: int, action: Callable[[], None]) -> None:
+        """Run ``action`` once, in the request path, right after the ``requests``-th accepted row
+        request: a rotation the next request already meets, however fast the rows go."""
+        with self._lock:
+            self._after_accepted = (self._accepted_requests + requests, action)
+
     # -- checks -----------------------------------------------------------------------------------
 
     def check(self, method: str, url: str, headers: Mapping[str, str], body: bytes) -> Refusal | None:
         """Why a row request is refused, or ``None`` when its credentials are good."""
         refusal = self._refusal(method, url, headers, body)
-        if refusal is not None:
-            with self._lock:
+        action = None
+        with self._lock:
+            if refusal is not None:
                 self.refused += 1
+            else:
+                self._accepted_requests += 1
+                if self._after_accepted is not None and self._accepted_requests >= self._after_accepted[0]:
+                    action, self._after_accepted = self._after_accepted[1], None
+        if action is not None:
+            action()
         return refusal
 
     def _refusal(self, method: str, url: str, headers: Mapping[str, str], body: bytes) -> Refusal | None:
