@@ -34,6 +34,8 @@ TickCase = tuple[str, AutoscaleState, Backlog, DownstreamSignals, str, int, int]
 TICK_CASES: list[TickCase] = [
     # capacity unknown, work waiting, no loss: multiplicative growth; budget follows ⌈R/10⌉
     ("grow", state(10, 2), BIG_BACKLOG, clean(), "grow", 15, 2),
+    # past a forgotten estimate (the capacity rose by an unknown amount): +10 % a tick, not x1.5
+    ("regrow", state(30, 3, capacity_seen=True), BIG_BACKLOG, clean(), "regrow", 33, 4),
     # known capacity 20, far below it: halfway there
     ("grow towards the estimate", state(10, 2, ceiling=20.0), BIG_BACKLOG, clean(), "grow", 15, 2),
     # at the estimate: +1 per tick
@@ -132,9 +134,9 @@ def test_one_tick(case: TickCase) -> None:
         rows_after,
         budget_after,
     ), name
-    # the objects held now, each with its share, never exceed R (at least one row per object)
-    held = sum(backlog.in_flight.values()) or backlog.objects
-    sharing = max(1, min(decision.plan.objects_in_flight, held))
+    # every slot that may run, each with its share, never exceeds R (at least one row per object)
+    in_force = max(decision.plan.objects_in_flight, decision.state.settle_budget)
+    sharing = max(1, min(in_force, backlog.waiting))
     assert sharing * decision.plan.rows_in_flight_per_object <= max(decision.rows_in_flight_target, sharing)
 
 
@@ -149,17 +151,48 @@ def test_budget_shrinks_only_after_holding_lower_then_settles() -> None:
     assert budgets == [8, 8, 2, 2]
 
 
-def test_rows_are_shared_among_the_objects_held_within_the_budget_in_force() -> None:
+def test_rows_are_shared_among_every_slot_of_the_budget_in_force() -> None:
     policy = AutoscalePolicy(rows_per_object=5, budget_hold_ticks=1, budget_settle_ticks=2)
     decision = decide(state(10, 8), BIG_BACKLOG, clean(), policy)
-    # R grows to 15 → B = 4 (15 / (5 x 0.8)), but a running execution may still use 8 slots: the
-    # 4 objects held now share R, never more than 8 of them
+    # R grows to 15 → B = 4 (15 / (5 x 0.8)), but a running execution may still use 8 slots: R is
+    # shared among the 8 until the settling is over
     assert decision.plan.objects_in_flight == 4
-    assert decision.plan.rows_in_flight_per_object == 15 // 4
+    assert decision.plan.rows_in_flight_per_object == 15 // 8
     later = decide(decision.state, BIG_BACKLOG, clean(), policy)
     later = decide(later.state, BIG_BACKLOG, clean(), policy)
-    # the settling is over: the 4 objects held share R
-    assert later.plan.rows_in_flight_per_object == later.rows_in_flight_target // 4
+    # the settling is over: the budget's own slots share R
+    assert later.state.settle_budget == 0
+    assert later.plan.rows_in_flight_per_object == later.rows_in_flight_target // later.plan.objects_in_flight
+
+
+def test_the_slots_a_raised_budget_adds_do_not_overshoot_r() -> None:
+    """Measured before: r was R / (objects held now), so the slots a raised budget added took the
+    same share before the next tick re-shared R (B x r = 45 rows for R = 30: 429s)."""
+    two_held = Backlog(visible={"normal": 100}, in_flight={"normal": 2})
+    decision = decide(state(20, 2), two_held, clean(), POLICY)
+    assert (decision.rows_in_flight_target, decision.plan.objects_in_flight) == (30, 3)
+    assert decision.plan.objects_in_flight * decision.plan.rows_in_flight_per_object <= 30
+
+
+def test_probes_at_the_estimate_only_every_probe_every_ticks() -> None:
+    policy = AutoscalePolicy(probe_every_ticks=3)
+    current = state(20, 2, ceiling=20.0)
+    reasons, rows = [], []
+    for _ in range(6):
+        decision = decide(current, BIG_BACKLOG, clean(), policy)
+        reasons.append(decision.reason)
+        rows.append(decision.rows_in_flight_target)
+        current = decision.state
+    assert reasons == ["hold", "hold", "probe", "hold", "hold", "probe"]
+    assert rows == [20, 20, 21, 21, 21, 22]
+
+
+def test_an_aged_message_is_work_left_even_when_the_counts_read_zero() -> None:
+    zero_counts = Backlog(visible={"normal": 0}, in_flight={"normal": 0}, oldest_age_s=42.0)
+    decision = decide(state(20, 2), zero_counts, clean(), POLICY)
+    assert decision.reason != "idle"
+    assert decision.plan.objects_in_flight == 2  # no scale to zero on a stale zero count
+    assert decide(state(20, 2), EMPTY, clean(), POLICY).reason == "idle"
 
 
 def test_flapping_backlog_does_not_flap_the_budget() -> None:
@@ -195,12 +228,15 @@ def test_pinned_policy_keeps_the_pinned_figures() -> None:
     current = AutoscaleState.initial(policy)
     for signals in (clean(), DownstreamSignals(requests=100, throttled_429=50, interval_s=1)):
         decision = decide(current, BIG_BACKLOG, signals, policy)
-        # 4 objects held now share the pinned 20 rows
-        assert (decision.plan.objects_in_flight, decision.plan.rows_in_flight_per_object) == (10, 5)
+        # the 10 pinned slots share the pinned 20 rows
+        assert (decision.plan.objects_in_flight, decision.plan.rows_in_flight_per_object) == (10, 2)
         assert decision.reason == "pinned"
 
 
-@pytest.mark.parametrize("field", ["budget_floor", "rows_floor", "backoff_ratio", "rows_per_object"])
+@pytest.mark.parametrize(
+    "field",
+    ["budget_floor", "rows_floor", "backoff_ratio", "rows_per_object", "regrowth_factor", "probe_every_ticks"],
+)
 def test_policy_refuses_nonsense(field: str) -> None:
     with pytest.raises(ValueError, match=field):
         AutoscalePolicy(**{field: 0})
@@ -245,6 +281,15 @@ def test_closed_loop_follows_a_capacity_step_down_then_up() -> None:
     assert max(after_down) <= 12
     assert sum(after_up) / len(after_up) >= 0.85 * 40
     assert max(after_up) <= 46
+
+
+def test_closed_loop_regrows_to_a_risen_capacity_without_a_slow_start_overshoot() -> None:
+    """Measured before: past a forgotten estimate R grew x1.5 a tick and overshot the new capacity
+    by up to half (a tick of 429s from every slot); +10 % a tick overshoots by about a tenth."""
+    decisions = run_closed_loop([10] * 20 + [40] * 40, AutoscaleState.initial(POLICY))
+    after_up = [d.plan.rows_in_flight for d in decisions[20:]]
+    assert max(after_up) <= 1.15 * 40
+    assert sum(after_up[-15:]) / 15 >= 0.85 * 40
 
 
 def test_limiter_follows_a_new_ceiling_down_and_grows_to_a_higher_one() -> None:

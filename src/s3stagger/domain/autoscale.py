@@ -49,6 +49,15 @@ class Backlog:
     def objects(self) -> int:
         return sum(self.visible.values()) + sum(self.in_flight.values())
 
+    @property
+    def waiting(self) -> int:
+        """Objects waiting or in flight; at least 1 while the oldest message has an age.
+
+        SQS's counts are approximate and may read 0 for a moment while a message is there; the
+        age of the oldest message (CloudWatch, or the queue) says work is left: no scale to zero.
+        """
+        return max(self.objects, 1 if self.oldest_age_s > 0 else 0)
+
 
 @dataclass(frozen=True)
 class DownstreamSignals:
@@ -95,7 +104,14 @@ class AutoscalePolicy:
     errors_5xx_tolerance: float = 0.05
     """Share of 5xx above which the downstream is taken as failing under load."""
     slow_start_factor: float = 1.5
+    """Growth per tick while the capacity was never seen (a fresh start)."""
+    regrowth_factor: float = 1.1
+    """Growth per tick past a forgotten estimate: the capacity rose by an unknown amount, and a
+    slow start from near the old capacity would overshoot the new one by up to half."""
     ceiling_forget_ratio: float = 1.1
+    probe_every_ticks: int = 1
+    """At the capacity estimate, R probes +1 only after this many clean ticks there: each probe
+    over the capacity costs a tick of 429s, each tick without one delays finding a risen capacity."""
     latency_high_ratio: float = 1.3
     latency_target_ratio: float = 1.15
     latency_grow_below_ratio: float = 1.2
@@ -114,6 +130,8 @@ class AutoscalePolicy:
             )
         if not 1 <= self.rows_floor <= self.rows_cap:
             raise ValueError(f"need 1 <= rows_floor ({self.rows_floor}) <= rows_cap ({self.rows_cap})")
+        if self.probe_every_ticks < 1:
+            raise ValueError(f"probe_every_ticks={self.probe_every_ticks} must be >= 1")
         if not 1 <= self.rows_per_object <= self.max_rows_per_object:
             raise ValueError(
                 f"need 1 <= rows_per_object ({self.rows_per_object}) <= max_rows_per_object "
@@ -121,8 +139,9 @@ class AutoscalePolicy:
             )
         if not 0 < self.backoff_ratio < 1:
             raise ValueError(f"backoff_ratio={self.backoff_ratio} must be within (0, 1)")
-        if self.slow_start_factor <= 1:
-            raise ValueError(f"slow_start_factor={self.slow_start_factor} must be > 1")
+        for name in ("slow_start_factor", "regrowth_factor"):
+            if getattr(self, name) <= 1:
+                raise ValueError(f"{name}={getattr(self, name)} must be > 1")
 
     @property
     def pinned(self) -> bool:
@@ -138,8 +157,13 @@ class AutoscaleState:
     budget: int
     ceiling: float | None = None
     """Rows in flight at the last loss (the capacity estimate); None: unknown."""
+    capacity_seen: bool = False
+    """A loss or queueing was seen once: an unknown ceiling is a forgotten one (regrowth, not
+    slow start)."""
     baseline_latency_ms: float | None = None
     cooldown_left: int = 0
+    ticks_at_ceiling: int = 0
+    """Clean ticks in a row at the capacity estimate without a probe (see ``probe_every_ticks``)."""
     lower_budget_ticks: int = 0
     """Ticks in a row the wanted budget was below the current one."""
     settle_budget: int = 0
@@ -207,11 +231,11 @@ def _next_rows(
     if latency is not None:
         baseline = latency if baseline is None else min(baseline * policy.baseline_drift, latency)
     state = replace(state, baseline_latency_ms=baseline)
-    if backlog.objects == 0:
+    if backlog.waiting == 0:
         return state, "idle"
     if state.cooldown_left > 0:
         return replace(state, cooldown_left=state.cooldown_left - 1), "cooldown"
-    cut = replace(state, cooldown_left=policy.cooldown_ticks)
+    cut = replace(state, cooldown_left=policy.cooldown_ticks, ticks_at_ceiling=0)
     loss = _loss_reason(signals, policy)
     if loss is not None:
         return _cut_on_loss(cut, signals, policy, loss), loss
@@ -219,8 +243,8 @@ def _next_rows(
     if ratio is not None and ratio > policy.latency_high_ratio:
         shrunk = rows * max(0.5, policy.latency_target_ratio / ratio)
         shrunk = _clampf(shrunk, policy.rows_floor, policy.rows_cap)
-        return replace(cut, rows_target=shrunk, ceiling=shrunk), "queueing"
-    wanted = backlog.objects * policy.rows_per_object
+        return replace(cut, rows_target=shrunk, ceiling=shrunk, capacity_seen=True), "queueing"
+    wanted = backlog.waiting * policy.rows_per_object
     served = signals.served_concurrency()
     if signals.requests == 0:
         return state, "no_signal"  # objects wait (stagger, a new execution): nothing to learn from
@@ -242,29 +266,43 @@ def _cut_on_loss(
     served = signals.served_concurrency()
     if served is not None and served > 0 and loss != "lambda_throttled":
         shrunk = max(rows * 0.5, min(shrunk, served * policy.backoff_ratio))
-    ceiling = (served or shrunk) if loss != "lambda_throttled" else cut.ceiling
-    return replace(cut, rows_target=_clampf(shrunk, policy.rows_floor, policy.rows_cap), ceiling=ceiling)
+    if loss == "lambda_throttled":  # Lambda's limit, not the downstream's: no capacity learnt
+        return replace(cut, rows_target=_clampf(shrunk, policy.rows_floor, policy.rows_cap))
+    return replace(
+        cut,
+        rows_target=_clampf(shrunk, policy.rows_floor, policy.rows_cap),
+        ceiling=served or shrunk,
+        capacity_seen=True,
+    )
 
 
 def _grow(
     state: AutoscaleState, served: float | None, wanted: int, policy: AutoscalePolicy
 ) -> tuple[AutoscaleState, str]:
-    """R grown: slow start while C is unknown, halfway to the estimate, +1 near it."""
+    """R grown: slow start while C was never seen, +10 % a tick past a forgotten estimate,
+    halfway to the estimate below it, +1 near it."""
     rows, ceiling = state.rows_target, state.ceiling
     if (
         ceiling is not None
         and (served if served is not None else rows) > ceiling * policy.ceiling_forget_ratio
     ):
         ceiling = None  # served more than the old estimate without loss: the capacity rose
-    if ceiling is None:
+    if ceiling is None and state.capacity_seen:
+        grown, reason = rows * policy.regrowth_factor, "regrow"
+    elif ceiling is None:
         grown, reason = rows * policy.slow_start_factor, "grow"
     elif rows < ceiling * policy.backoff_ratio:
         grown, reason = rows + max(1.0, (ceiling - rows) / 2), "grow"
+    elif state.ticks_at_ceiling + 1 < policy.probe_every_ticks:
+        return replace(state, ticks_at_ceiling=state.ticks_at_ceiling + 1), "hold"
     else:
         grown, reason = rows + 1.0, "probe"
     grown = min(max(grown, rows + 1.0), float(wanted))
     return replace(
-        state, rows_target=_clampf(grown, policy.rows_floor, policy.rows_cap), ceiling=ceiling
+        state,
+        rows_target=_clampf(grown, policy.rows_floor, policy.rows_cap),
+        ceiling=ceiling,
+        ticks_at_ceiling=0,
     ), reason
 
 
@@ -272,11 +310,11 @@ def _next_budget(
     state: AutoscaleState, backlog: Backlog, policy: AutoscalePolicy, lambda_throttled: bool
 ) -> AutoscaleState:
     """The new objects in flight B: grows at once, shrinks after holding ``budget_hold_ticks``."""
-    wanted = min(math.ceil(state.rows_target / policy.rows_per_object), backlog.objects)
+    wanted = min(math.ceil(state.rows_target / policy.rows_per_object), backlog.waiting)
     if wanted < state.budget and not lambda_throttled:
         # shrink only past a tolerance (as the HPA's 10 %): R near a multiple does not flap B
         roomy = math.ceil(state.rows_target / (policy.rows_per_object * (1 - policy.budget_tolerance)))
-        wanted = max(wanted, min(roomy, state.budget, backlog.objects))
+        wanted = max(wanted, min(roomy, state.budget, backlog.waiting))
     if lambda_throttled:
         wanted = min(wanted, state.budget - 1)
     wanted = _clamp(wanted, policy.budget_floor, policy.budget_cap)
@@ -307,11 +345,13 @@ def decide(
     state, reason = _next_rows(state, backlog, signals, policy)
     state = _next_budget(state, backlog, policy, reason == "lambda_throttled")
     rows_target = max(policy.rows_floor, math.floor(state.rows_target))
+    # R is shared among every slot that may run: the new budget's, and a larger one a running
+    # execution may still use (settling). Sharing among the objects held now instead lets the slots
+    # a raised budget adds take the same share before the next tick re-shares R: B x r > R, 429s.
+    # A raised budget reaches the dispatcher at its next execution, so until then R is partly
+    # unused ("served < R/2" holds it): fewer rows, never more than R.
     budget_in_force = max(state.budget, state.settle_budget)
-    # objects held by slots now (in-flight messages): a raised budget reaches the dispatcher only
-    # at its next execution, so until then the slots running share all of R
-    held = sum(backlog.in_flight.values())
-    sharing = max(1, min(budget_in_force, held or backlog.objects))
+    sharing = max(1, min(budget_in_force, backlog.waiting))
     per_object = _clamp(rows_target // sharing, 1, policy.max_rows_per_object)
     if policy.pinned:
         reason = "pinned"
