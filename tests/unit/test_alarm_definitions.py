@@ -86,6 +86,7 @@ def test_the_shipped_alarms_load_and_cover_the_recommended_metrics() -> None:
         ("queues", "ApproximateNumberOfMessagesVisible"),
         ("dlqs", "ApproximateNumberOfMessagesVisible"),
         ("processor", "Errors"),
+        ("autoscaler", "Errors"),
         ("processor", "Throttles"),
         ("processor", "Duration"),
         ("processor", "ConcurrentExecutions"),
@@ -170,7 +171,7 @@ def test_load_reads_a_given_file(tmp_path: Path) -> None:
         ({"alarms": [one_alarm(evaluation_periods=1.5)]}, "evaluation_periods must be a positive integer"),
         (
             {"alarms": [one_alarm(applies_to="buckets")]},
-            "applies_to must be one of delivery_streams, dispatcher, dlqs",
+            "applies_to must be one of autoscaler, delivery_streams, dispatcher",
         ),
         ({"alarms": [one_alarm(comparison=">")]}, "comparison must be one of GreaterThanOrEqualToThreshold"),
         ({"alarms": [one_alarm(treat_missing_data="zero")]}, "treat_missing_data must be one of breaching"),
@@ -330,6 +331,22 @@ def test_pipeline_resources_follow_the_shipped_definitions() -> None:
     names = [alarm.name for alarm in expand(load_alarm_definitions(), found)]
     assert "s3stagger-dlq-not-empty-alert-dlq" in names
     assert "s3stagger-notifier-errors" in names
+    assert "s3stagger-autoscaler-errors" in names
+
+
+def test_the_autoscaler_errors_alarm_watches_the_autoscaler_function_and_only_when_there_is_one() -> None:
+    with_autoscaler = resources(["high"], autoscaler_function_name="team-autoscaler")
+    by_id = {alarm.definition_id: alarm for alarm in expand(load_alarm_definitions(), with_autoscaler)}
+    alarm = by_id["autoscaler-errors"]
+    assert (alarm.name, alarm.namespace, alarm.metric_name) == (
+        "team-autoscaler-errors",
+        "AWS/Lambda",
+        "Errors",
+    )
+    assert dict(alarm.dimensions) == {"FunctionName": "team-autoscaler"}
+    assert alarm.runbook == "docs/runbooks/autoscaler-errors.md"
+    without = expand(load_alarm_definitions(), resources(["high"]))
+    assert "autoscaler-errors" not in {alarm.definition_id for alarm in without}
 
 
 def test_the_definitions_model_loads_the_alarms_and_names_their_errors_as_its_own() -> None:

@@ -235,7 +235,14 @@ def test_pinned_policy_keeps_the_pinned_figures() -> None:
 
 @pytest.mark.parametrize(
     "field",
-    ["budget_floor", "rows_floor", "backoff_ratio", "rows_per_object", "regrowth_factor", "probe_every_ticks"],
+    [
+        "budget_floor",
+        "rows_floor",
+        "backoff_ratio",
+        "rows_per_object",
+        "regrowth_factor",
+        "probe_every_ticks",
+    ],
 )
 def test_policy_refuses_nonsense(field: str) -> None:
     with pytest.raises(ValueError, match=field):

@@ -5,7 +5,14 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from s3stagger.local.autoscaler import SimulatorSignals, autoscaler_progress, flight_parameter_name
+from s3stagger.local.autoscaler import (
+    AutoscalerRunMetrics,
+    SimulatorSignals,
+    autoscaled_processor_environment,
+    autoscaler_function_name,
+    autoscaler_progress,
+    flight_parameter_name,
+)
 from s3stagger.local.downstream import SimulatorStats
 
 
@@ -36,3 +43,31 @@ def test_no_request_means_no_latency() -> None:
 def test_the_live_view_shows_nothing_without_an_autoscaler() -> None:
     assert autoscaler_progress(None) == {"autoscaler_budget": None, "rows_in_flight_target": None}
     assert flight_parameter_name("/p/concurrency-budget", "flight") == "/p/flight"
+
+
+@dataclasses.dataclass
+class Runs:
+    runs: int = 0
+    failures: int = 0
+
+
+def test_the_runners_runs_are_the_autoscaler_lambdas_invocations_and_errors() -> None:
+    runner = Runs()
+    metrics = AutoscalerRunMetrics(runner, autoscaler_function_name("team"))  # type: ignore[arg-type]
+    runner.runs, runner.failures = 3, 1
+    first = {key[1]: (value, dict(key[2])) for key, value in metrics.sample(0.0)}
+    assert first == {
+        "Invocations": (3.0, {"FunctionName": "team-autoscaler"}),
+        "Errors": (1.0, {"FunctionName": "team-autoscaler"}),
+    }
+    runner.runs += 2
+    assert {key[1]: value for key, value in metrics.sample(1.0)} == {"Invocations": 2.0, "Errors": 0.0}
+    assert list(metrics.sample(2.0)) == []  # it did not run: no datapoint, as CloudWatch
+
+
+def test_an_autoscaled_processor_may_take_the_laws_largest_share() -> None:
+    environment = autoscaled_processor_environment(1.0, "team")
+    assert environment["S3STAGGER_FLIGHT_PARAMETER"] == "/team/flight"
+    assert environment["S3STAGGER_FLIGHT_CACHE_S"] == "0.5"
+    # read-ahead is twice this: a fixed-budget sizing (C // budget) would cap every share
+    assert environment["S3STAGGER_MAX_CONCURRENCY"] == "40"

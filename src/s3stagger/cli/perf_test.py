@@ -146,6 +146,7 @@ def run_local(
     # Imported here: they load the emulator, which `s3stagger --help` should not wait for.
     from s3stagger.cli.demo import lambda_output_to  # noqa: PLC0415
     from s3stagger.cli.local import quiet_emulator_logs  # noqa: PLC0415
+    from s3stagger.perf import autoscale  # noqa: PLC0415
     from s3stagger.perf import scenarios as catalogue  # noqa: PLC0415
     from s3stagger.perf.counting import dispatcher_type_setting  # noqa: PLC0415
     from s3stagger.perf.report import write_report  # noqa: PLC0415
@@ -153,8 +154,9 @@ def run_local(
 
     if quick and not scenario_names:
         scenario_names = list(catalogue.QUICK_SCENARIOS)
+    autoscale_names, scenario_names = autoscale.chosen(scenario_names)  # issue 9's, run apart
     try:
-        chosen = catalogue.select(scenario_names, catalogue.scenarios(quick))
+        chosen = [] if scenario_names == [] else catalogue.select(scenario_names, catalogue.scenarios(quick))
         dispatchers = catalogue.select_dispatchers(dispatcher_names)
     except S3StaggerError as error:
         fail(str(error), 2)
@@ -199,4 +201,11 @@ def run_local(
         "scenarios": {s.name: s.description for s in chosen},
         "functions_log": str(log_path),
     }
-    return write_report(finished, target, context)
+    line: dict[str, Any] = (
+        write_report(finished, target, context) if finished else {"scenarios": {}, "summary": {}}
+    )
+    if autoscale_names:  # each a local pipeline with the autoscaler, v2 Express (perf/autoscale.py)
+        with quiet_emulator_logs(verbose), lambda_output_to(log_path):
+            figures = autoscale.run_autoscale_scenarios(autoscale_names, target, err)
+        line = autoscale.add_to_report({**line, "report_dir": str(target)}, figures, target)
+    return line

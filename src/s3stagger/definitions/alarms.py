@@ -29,6 +29,7 @@ APPLIES_TO: Mapping[str, str] = MappingProxyType(
         "dlqs": "AWS/SQS",
         "processor": "AWS/Lambda",
         "notifier": "AWS/Lambda",
+        "autoscaler": "AWS/Lambda",
         "dispatcher": "AWS/States",
         "rules": "AWS/Events",
         "delivery_streams": "AWS/Firehose",
@@ -44,6 +45,7 @@ RESOURCE_DIMENSION: Mapping[str, str] = MappingProxyType(
         "dlqs": "QueueName",
         "processor": "FunctionName",
         "notifier": "FunctionName",
+        "autoscaler": "FunctionName",
         "dispatcher": "StateMachineArn",
         "rules": "RuleName",
         "delivery_streams": "DeliveryStreamName",
@@ -141,6 +143,8 @@ class AlarmResources:
     dispatcher_state_machine_arn: str
     processor_metrics_dimensions: Mapping[str, str]
     notifier_function_name: str | None = None
+    autoscaler_function_name: str | None = None
+    """The autoscaler Lambda (``autoscaler.json``); None: no autoscaler alarms."""
     delivery_streams: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
 
 
@@ -367,6 +371,7 @@ def _subjects(alarm: AlarmDefinition, resources: AlarmResources) -> list[tuple[s
     single = {
         "processor": resources.processor_function_name,
         "notifier": resources.notifier_function_name,
+        "autoscaler": resources.autoscaler_function_name,
         "dispatcher": resources.dispatcher_state_machine_arn,
     }[kind]
     return [] if single is None else [(None, {dimension: single})]
@@ -434,11 +439,13 @@ def pipeline_alarm_resources(
     """The resources of a deployment made from the shipped definitions, named as both runtimes name them.
 
     ``queues.json`` (queues and DLQs), ``event_rules.json`` (one rule per route and the unrouted
-    rule) and ``processor.json`` (function, timeout, reserved concurrency, Powertools service);
+    rule), ``processor.json`` (function, timeout, reserved concurrency, Powertools service) and
+    ``autoscaler.json`` (the autoscaler function, which the dispatcher module always deploys);
     the alerting parts (``alert_*``, ``notifier_function_name``) come from the caller.
     """
     queues = definitions.read_json("queues.json")
     processor = definitions.read_json("processor.json")
+    autoscaler = definitions.read_json("autoscaler.json")
     routes = definitions.read_json("event_rules.json")["routes"]
     priorities: list[str] = list(queues["priorities"])
     dlqs = {priority: f"{name_prefix}-{priority}-dlq" for priority in priorities}
@@ -458,4 +465,5 @@ def pipeline_alarm_resources(
         dispatcher_state_machine_arn=dispatcher_state_machine_arn,
         processor_metrics_dimensions={"service": processor["environment"]["POWERTOOLS_SERVICE_NAME"]},
         notifier_function_name=notifier_function_name,
+        autoscaler_function_name=f"{name_prefix}-{autoscaler['function_name_suffix']}",
     )

@@ -291,6 +291,10 @@ class LocalAlarmEvaluator:
             except Exception:  # the evaluator must outlive a failed call; say so and go on
                 LOGGER.exception("local alarm evaluation failed")
 
+    def add_source(self, source: MetricSource) -> None:
+        """One more metric source, for a component started after the stack (the local autoscaler)."""
+        self._sources.append(source)
+
     # -- one tick -----------------------------------------------------------------------------
     def tick(self) -> list[tuple[str, AlarmState, AlarmState]]:
         """Sample every source, evaluate every alarm; the transitions made (stops early when asked)."""

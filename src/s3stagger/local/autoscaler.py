@@ -24,6 +24,7 @@ from s3stagger.autoscaler import Autoscaler, Tick, initial_state
 from s3stagger.definitions.autoscaler import AutoscalerDefinition
 from s3stagger.definitions.model import DEFAULT_NAME_PREFIX, Definitions
 from s3stagger.domain.autoscale import AutoscalePolicy, AutoscaleState, DownstreamSignals
+from s3stagger.local.alarm_evaluator import MetricKey, metric_key
 from s3stagger.local.downstream import DownstreamSimulator, SimulatorStats
 from s3stagger.local.pipeline import LocalPipeline
 
@@ -98,6 +99,8 @@ class LocalAutoscalerRunner:
         self._lock = threading.Lock()
         self._history: list[TimedTick] = []
         self._started = time.monotonic()
+        self.runs = 0
+        """Ticks attempted (a Lambda's Invocations on AWS); ``failures`` of them raised (Errors)."""
         self.failures = 0
 
     @property
@@ -111,6 +114,7 @@ class LocalAutoscalerRunner:
             return self._history[-1] if self._history else None
 
     def tick(self) -> Tick | None:
+        self.runs += 1
         try:
             tick = self.autoscaler.tick()
         except Exception:
@@ -127,6 +131,7 @@ class LocalAutoscalerRunner:
         if self._thread is not None:
             raise RuntimeError("the autoscaler is already running")
         self._started = time.monotonic()
+        self.tick()  # the budget and flight parameters exist before the first object is processed
         self._thread = threading.Thread(target=self._run, name="s3stagger-autoscaler", daemon=True)
         self._thread.start()
         return self
@@ -142,15 +147,54 @@ class LocalAutoscalerRunner:
             self.tick()
 
 
+class AutoscalerRunMetrics:
+    """The local runner's runs as the autoscaler Lambda's ``AWS/Lambda`` metrics on AWS, for the
+    local alarm evaluator (``autoscaler-errors``): Invocations and Errors per look, published only
+    when it ran, as CloudWatch does."""
+
+    gauge = False
+
+    def __init__(self, runner: LocalAutoscalerRunner, function_name: str) -> None:
+        self._runner = runner
+        self._dimensions = {"FunctionName": function_name}
+        self._last = (0, 0)
+
+    def sample(self, now: float) -> list[tuple[MetricKey, float]]:
+        runs, failures = self._runner.runs, self._runner.failures
+        last_runs, last_failures = self._last
+        self._last = (runs, failures)
+        if runs == last_runs:
+            return []
+        return [
+            (metric_key("AWS/Lambda", "Invocations", self._dimensions), float(runs - last_runs)),
+            (metric_key("AWS/Lambda", "Errors", self._dimensions), float(failures - last_failures)),
+        ]
+
+
+def autoscaler_function_name(name_prefix: str) -> str:
+    """``<name_prefix>-autoscaler``: what the Lambda is called on AWS (and its alarm's dimension)."""
+    return f"{name_prefix}-{AutoscalerDefinition.load().function_name_suffix}"
+
+
 def autoscaled_processor_environment(
     interval_s: float, name_prefix: str = DEFAULT_NAME_PREFIX
 ) -> dict[str, str]:
-    """The processor reads the flight parameter, keeping it for half an autoscaler interval."""
-    suffix = AutoscalerDefinition.load().flight_parameter_suffix
-    budget_parameter = f"/{name_prefix}/{Definitions.load().budget.parameter_name_suffix}"
+    """The processor reads the flight parameter, keeping it for half an autoscaler interval.
+
+    ``S3STAGGER_MAX_CONCURRENCY`` becomes the law's ``max_rows_per_object``: an invocation takes at
+    most twice that many rows ahead, so a fixed-budget sizing (C // budget, e.g. 2) would cap every
+    object at 4 rows in flight whatever share the autoscaler gives it (measured: rows in service
+    stayed far below R). The flight parameter, written before the first object, sets the share.
+    """
+    definition = AutoscalerDefinition.load()
+    definitions = Definitions.load()
+    budget_parameter = f"/{name_prefix}/{definitions.budget.parameter_name_suffix}"
     return {
-        "S3STAGGER_FLIGHT_PARAMETER": flight_parameter_name(budget_parameter, suffix),
+        "S3STAGGER_FLIGHT_PARAMETER": flight_parameter_name(
+            budget_parameter, definition.flight_parameter_suffix
+        ),
         "S3STAGGER_FLIGHT_CACHE_S": str(interval_s / 2),
+        "S3STAGGER_MAX_CONCURRENCY": str(definition.policy(definitions.budget).max_rows_per_object),
     }
 
 
@@ -174,7 +218,7 @@ def start_local_autoscaler(
         if initial is None
         else AutoscaleState.initial(policy, budget=initial[0], rows_target=initial[1])
     )
-    return LocalAutoscalerRunner(
+    runner = LocalAutoscalerRunner(
         stack,
         simulator.stats,
         policy,
@@ -184,7 +228,11 @@ def start_local_autoscaler(
             stack.names.budget_parameter, AutoscalerDefinition.load().flight_parameter_suffix
         ),
         interval_s=interval_s,
-    ).start()
+    )
+    evaluator = stack.alerting.evaluator if stack.alerting is not None else None
+    if evaluator is not None:  # local alerting runs: the autoscaler-errors alarm watches it
+        evaluator.add_source(AutoscalerRunMetrics(runner, autoscaler_function_name(stack.names.name_prefix)))
+    return runner.start()
 
 
 def autoscaler_progress(runner: LocalAutoscalerRunner | None) -> dict[str, int | None]:

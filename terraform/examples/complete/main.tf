@@ -204,8 +204,9 @@ module "monitoring" {
     timeout_seconds      = local.processor_timeout_seconds
     reserved_concurrency = local.budget_maximum
   }
-  state_machine_arn      = module.dispatcher.state_machine_arn
-  notifier_function_name = module.alerting.notifier_function_name
+  state_machine_arn        = module.dispatcher.state_machine_arn
+  notifier_function_name   = module.alerting.notifier_function_name
+  autoscaler_function_name = module.dispatcher.autoscaler_function_name
   delivery_streams = {
     splunk    = one(module.splunk_logs[*].delivery_stream_name)
     dynatrace = one(module.dynatrace_metrics[*].delivery_stream_name)

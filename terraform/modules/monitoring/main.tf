@@ -25,6 +25,7 @@ locals {
     delivery_streams  = { for role, name in var.delivery_streams : role => tomap({ DeliveryStreamName = name }) if name != null }
     processor         = { "" = tomap({ FunctionName = var.processor.function_name }) }
     notifier          = var.notifier_function_name == null ? {} : { "" = tomap({ FunctionName = var.notifier_function_name }) }
+    autoscaler        = var.autoscaler_function_name == null ? {} : { "" = tomap({ FunctionName = var.autoscaler_function_name }) }
     dispatcher        = { "" = tomap({ StateMachineArn = var.state_machine_arn }) }
     processor_metrics = { "" = local.processor_metrics_dimensions }
   }

@@ -60,6 +60,12 @@ variable "notifier_function_name" {
   default     = null
 }
 
+variable "autoscaler_function_name" {
+  type        = string
+  description = "Name of the staggered-dispatcher module's autoscaler Lambda (its `autoscaler_function_name`). Null: no autoscaler alarms."
+  default     = null
+}
+
 variable "delivery_streams" {
   type = object({
     splunk    = optional(string)

@@ -232,21 +232,5 @@ resource "aws_scheduler_schedule" "autoscaler" {
   depends_on = [aws_iam_role_policy.autoscaler_scheduler]
 }
 
-# --- Alarm on its errors ------------------------------------------------------------------------
-
-resource "aws_cloudwatch_metric_alarm" "autoscaler_errors" {
-  alarm_name          = "${local.autoscaler_function_name}-errors"
-  alarm_description   = "The autoscaler failed 3 runs in a row: the budget and rows in flight are frozen at their last values. Its log group ${local.autoscaler_log_group} says why."
-  namespace           = "AWS/Lambda"
-  metric_name         = "Errors"
-  dimensions          = { FunctionName = aws_lambda_function.autoscaler.function_name }
-  statistic           = "Sum"
-  period              = 60
-  evaluation_periods  = 3
-  threshold           = 1
-  comparison_operator = "GreaterThanOrEqualToThreshold"
-  treat_missing_data  = "notBreaching"
-  alarm_actions       = var.autoscaler.alarm_actions
-  ok_actions          = var.autoscaler.alarm_actions
-  tags                = var.tags
-}
+# Its errors alarm is alarms.json's `autoscaler-errors`, made by the monitoring module like every
+# other health alarm (pass it `autoscaler_function_name`).

@@ -86,11 +86,6 @@ output "flight_parameter_name" {
   value       = aws_ssm_parameter.autoscaler_flight.name
 }
 
-output "autoscaler_errors_alarm_name" {
-  description = "Name of the alarm on the autoscaler's errors."
-  value       = aws_cloudwatch_metric_alarm.autoscaler_errors.alarm_name
-}
-
 output "state_machine_type" {
   description = "The dispatcher's state machine type: EXPRESS or STANDARD."
   value       = aws_sfn_state_machine.dispatcher.type

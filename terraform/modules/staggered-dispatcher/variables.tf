@@ -309,9 +309,8 @@ variable "autoscaler" {
     rows_floor          = optional(number)
     rows_cap            = optional(number)
     metrics_namespace   = optional(string)
-    alarm_actions       = optional(list(string), [])
   })
-  description = "The autoscaler (docs/autoscaling.md); null attributes keep `autoscaler.json`'s values. `budget_floor`/`budget_cap` bound the objects in flight (default: the budget's minimum/maximum), `rows_floor`/`rows_cap` the total rows in flight; floor = cap pins a figure. `enabled = false` pauses its schedule: the budget and the flight parameter keep their last values (a budget set by hand works as before). `alarm_actions`: notified when it fails."
+  description = "The autoscaler (docs/autoscaling.md); null attributes keep `autoscaler.json`'s values. `budget_floor`/`budget_cap` bound the objects in flight (default: the budget's minimum/maximum), `rows_floor`/`rows_cap` the total rows in flight; floor = cap pins a figure. `enabled = false` pauses its schedule: the budget and the flight parameter keep their last values (a budget set by hand works as before). Its errors alarm (`autoscaler-errors`) is made by the monitoring module."
   default     = {}
   nullable    = false
 

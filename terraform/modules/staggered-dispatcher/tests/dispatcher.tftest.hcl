@@ -301,11 +301,6 @@ run "schedules_the_autoscaler_with_the_shared_settings" {
     condition     = aws_scheduler_schedule.autoscaler.schedule_expression == "rate(1 minute)" && aws_scheduler_schedule.autoscaler.state == "ENABLED"
     error_message = "The autoscaler runs every minute by default."
   }
-
-  assert {
-    condition     = aws_cloudwatch_metric_alarm.autoscaler_errors.metric_name == "Errors" && aws_cloudwatch_metric_alarm.autoscaler_errors.dimensions.FunctionName == aws_lambda_function.autoscaler.function_name
-    error_message = "The alarm watches the autoscaler's own errors."
-  }
 }
 
 run "pins_and_pauses_the_autoscaler" {
