@@ -62,6 +62,7 @@ module "monitoring" {
   processor_metrics_dimensions = var.monitoring.processor_metrics_dimensions
   state_machine_arn            = var.monitoring.state_machine_arn
   notifier_function_name       = var.monitoring.notifier_function_name
+  autoscaler_function_name     = var.monitoring.autoscaler_function_name
   delivery_streams             = var.monitoring.delivery_streams
 }
 """
@@ -83,6 +84,7 @@ def module_inputs(resources: AlarmResources) -> dict[str, Any]:
         "processor_metrics_dimensions": dict(resources.processor_metrics_dimensions),
         "state_machine_arn": resources.dispatcher_state_machine_arn,
         "notifier_function_name": resources.notifier_function_name,
+        "autoscaler_function_name": resources.autoscaler_function_name,
         "delivery_streams": dict(resources.delivery_streams),
     }
 

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from botocore.exceptions import BotoCoreError, ClientError
 from rich.console import Console
 
 from s3stagger.cli.pipeline_report import percentile, summarize_pipeline_run
@@ -214,8 +215,43 @@ def run_scenario(
             sampler.join(5)
         busy_s = time.monotonic() - started
         accounting = summarize_pipeline_run(run.observe()).as_dict()
+        ticks = run.autoscaler.history if run.autoscaler is not None else []
+        executions = dispatcher_executions(run, started)
+    (out / f"autoscale-{name}-executions.json").write_text(json.dumps(executions, indent=1) + "\n")
+    with (out / f"autoscale-{name}-decisions.jsonl").open("w", encoding="utf-8") as decisions:
+        for timed in ticks:  # the autoscaler's JSON decision lines, as its Lambda logs them on AWS
+            decisions.write(
+                json.dumps({"at_s": round(timed.at_s, 2), "capacity": timed.capacity, **timed.tick.as_log()})
+            )
+            decisions.write("\n")
     plot(trace, name, out / f"autoscale-{name}.png")
     return ScenarioResult(run, trace, busy_s, accounting)
+
+
+def dispatcher_executions(run: PipelineRun, started: float) -> list[dict[str, Any]]:
+    """Each dispatcher execution's name, start and stop (seconds after the first upload): the
+    hand-overs between an execution and its continuation are the gaps between them."""
+    sfn = run.stack.client("stepfunctions")
+    arn = run.stack.names.state_machine_arn
+    try:  # moto lists Express executions too (AWS does not: there, the CloudWatch Logs)
+        found = sfn.list_executions(stateMachineArn=arn, maxResults=1000)["executions"]
+    except (ClientError, BotoCoreError):
+        return []
+    offset = time.time() - (time.monotonic() - started)  # epoch of the first upload
+
+    def seconds(moment: Any) -> float | None:
+        return None if moment is None else round(moment.timestamp() - offset, 2)
+
+    rows = [
+        {
+            "name": e["name"],
+            "start_s": seconds(e["startDate"]),
+            "stop_s": seconds(e.get("stopDate")),
+            "status": e["status"],
+        }
+        for e in found
+    ]
+    return sorted(rows, key=lambda row: row["start_s"] or 0.0)
 
 
 def plot(trace: Trace, title: str, path: Path) -> None:

@@ -19,12 +19,18 @@ variables {
     timeout_seconds      = 300
     reserved_concurrency = 40
   }
-  state_machine_arn      = "arn:aws:states:eu-west-1:123456789012:stateMachine:s3stagger-dispatcher"
-  notifier_function_name = "s3stagger-notifier"
+  state_machine_arn        = "arn:aws:states:eu-west-1:123456789012:stateMachine:s3stagger-dispatcher"
+  notifier_function_name   = "s3stagger-notifier"
+  autoscaler_function_name = "s3stagger-autoscaler"
 }
 
 run "makes_one_alarm_per_definition_and_resource" {
   command = apply
+
+  assert {
+    condition     = aws_cloudwatch_metric_alarm.this["s3stagger-autoscaler-errors"].dimensions.FunctionName == "s3stagger-autoscaler" && aws_cloudwatch_metric_alarm.this["s3stagger-autoscaler-errors"].metric_name == "Errors"
+    error_message = "The autoscaler's errors are alarmed like every other function's."
+  }
 
   assert {
     condition     = aws_cloudwatch_metric_alarm.this["s3stagger-dlq-not-empty-alert-dlq"].dimensions.QueueName == "s3stagger-alert-dlq"
@@ -85,15 +91,16 @@ run "leaves_out_alarms_the_deployment_cannot_have" {
       function_name   = "s3stagger-processor"
       timeout_seconds = 60
     }
-    notifier_function_name = null
-    dashboard_enabled      = false
-    threshold_overrides    = { queue-backlog = 20000 }
-    alarm_actions          = ["arn:aws:sns:eu-west-1:123456789012:pager"]
-    runbook_base_url       = "https://git.example.com/team/s3stagger/-/blob/main/"
+    notifier_function_name   = null
+    autoscaler_function_name = null
+    dashboard_enabled        = false
+    threshold_overrides      = { queue-backlog = 20000 }
+    alarm_actions            = ["arn:aws:sns:eu-west-1:123456789012:pager"]
+    runbook_base_url         = "https://git.example.com/team/s3stagger/-/blob/main/"
   }
 
   assert {
-    condition     = !contains(keys(output.alarms), "s3stagger-notifier-errors") && !contains(keys(output.alarms), "s3stagger-processor-concurrency-near-limit")
+    condition     = !contains(keys(output.alarms), "s3stagger-notifier-errors") && !contains(keys(output.alarms), "s3stagger-autoscaler-errors") && !contains(keys(output.alarms), "s3stagger-processor-concurrency-near-limit")
     error_message = "No notifier alarm without a notifier, no concurrency alarm without reserved concurrency."
   }
 
