@@ -135,7 +135,8 @@ def test_one_tick(case: TickCase) -> None:
         budget_after,
     ), name
     # every slot that may run, each with its share, never exceeds R (at least one row per object)
-    in_force = max(decision.plan.objects_in_flight, decision.state.settle_budget)
+    held = sum(backlog.in_flight.values())
+    in_force = max(decision.plan.objects_in_flight, min(decision.state.settle_budget, held))
     sharing = max(1, min(in_force, backlog.waiting))
     assert sharing * decision.plan.rows_in_flight_per_object <= max(decision.rows_in_flight_target, sharing)
 
@@ -151,17 +152,18 @@ def test_budget_shrinks_only_after_holding_lower_then_settles() -> None:
     assert budgets == [8, 8, 2, 2]
 
 
-def test_rows_are_shared_among_every_slot_of_the_budget_in_force() -> None:
-    policy = AutoscalePolicy(rows_per_object=5, budget_hold_ticks=1, budget_settle_ticks=2)
-    decision = decide(state(10, 8), BIG_BACKLOG, clean(), policy)
-    # R grows to 15 → B = 4 (15 / (5 x 0.8)), but a running execution may still use 8 slots: R is
-    # shared among the 8 until the settling is over
+def test_after_a_lowered_budget_the_old_slots_share_r_while_they_hold_objects() -> None:
+    policy = AutoscalePolicy(rows_per_object=5, budget_hold_ticks=1, budget_settle_ticks=5)
+    eight_held = Backlog(visible={"normal": 100}, in_flight={"normal": 8})
+    decision = decide(state(10, 8), eight_held, clean(), policy)
+    # R grows to 15 → B = 4 (15 / (5 x 0.8)), but the running execution's 8 slots hold objects:
+    # R is shared among the 8
     assert decision.plan.objects_in_flight == 4
     assert decision.plan.rows_in_flight_per_object == 15 // 8
-    later = decide(decision.state, BIG_BACKLOG, clean(), policy)
-    later = decide(later.state, BIG_BACKLOG, clean(), policy)
-    # the settling is over: the budget's own slots share R
-    assert later.state.settle_budget == 0
+    # that execution ended: 4 objects held, the new budget's slots take all of R while settling
+    four_held = Backlog(visible={"normal": 100}, in_flight={"normal": 4})
+    later = decide(decision.state, four_held, clean(), policy)
+    assert later.state.settle_budget == 8
     assert later.plan.rows_in_flight_per_object == later.rows_in_flight_target // later.plan.objects_in_flight
 
 

@@ -345,13 +345,15 @@ def decide(
     state, reason = _next_rows(state, backlog, signals, policy)
     state = _next_budget(state, backlog, policy, reason == "lambda_throttled")
     rows_target = max(policy.rows_floor, math.floor(state.rows_target))
-    # R is shared among every slot that may run: the new budget's, and a larger one a running
-    # execution may still use (settling). Sharing among the objects held now instead lets the slots
-    # a raised budget adds take the same share before the next tick re-shares R: B x r > R, 429s.
-    # A raised budget reaches the dispatcher at its next execution, so until then R is partly
-    # unused ("served < R/2" holds it): fewer rows, never more than R.
-    budget_in_force = max(state.budget, state.settle_budget)
-    sharing = max(1, min(budget_in_force, backlog.waiting))
+    # R is shared among every slot of the new budget, even before a running execution takes it
+    # (at its next one): sharing among the objects held now let the slots a raised budget adds take
+    # the same share before the next tick re-shared R (B x r > R: 429s). Until then R is partly
+    # unused ("served < R/2" holds it): fewer rows, never more than R. After a lowered budget the
+    # old execution's slots may run on (settling): they share R while their objects are held, and
+    # once they ended (fewer objects held) the new budget's slots take all of R again.
+    held = sum(backlog.in_flight.values())
+    settling = min(state.settle_budget, held) if state.settle_budget > state.budget else 0
+    sharing = max(1, min(max(state.budget, settling), backlog.waiting))
     per_object = _clamp(rows_target // sharing, 1, policy.max_rows_per_object)
     if policy.pinned:
         reason = "pinned"
