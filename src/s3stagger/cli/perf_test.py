@@ -65,7 +65,11 @@ def perf_test(
         bool, typer.Option(help="CI-size workloads; only the demo scenario unless --scenario names more.")
     ] = False,
     scenario: Annotated[
-        list[str] | None, typer.Option(help="Scenario to run (repeat; default: all).")
+        list[str] | None,
+        typer.Option(
+            help="Scenario to run (repeat; default: all). The autoscaler's (one-object, unknown-capacity, "
+            "capacity-step, queue-mode, priority-wait) run once each, v2 Express with the autoscaler."
+        ),
     ] = None,
     dispatcher: Annotated[
         list[str] | None,
