@@ -9,9 +9,10 @@ Two quantities, two loops (docs/autoscaling.md argues the choice):
   C bounds. Loss-based AIMD for a downstream that refuses (429, timeouts, Lambda throttles, a 5xx
   burst): on loss ``R <- max(R/2, min(R·β, β·served))`` where ``served = successes/s x latency``
   (Little's law: the concurrency the downstream actually served); with no loss and work waiting
-  R grows — x``slow_start_factor`` while the capacity is unknown, halfway towards the last
-  capacity estimate below it, +1 per tick (probing) near it, and back to multiplicative growth once
-  it passed the estimate by ``ceiling_forget_ratio`` without loss (the capacity rose). A gradient
+  R grows — x``slow_start_factor`` while no capacity was ever seen, halfway towards the last
+  capacity estimate below it, +1 every ``probe_every_ticks`` clean ticks (probing) near it, and
+  x``regrowth_factor`` (+10 %) a tick once it passed the estimate by ``ceiling_forget_ratio``
+  without loss (the capacity rose by an unknown amount). A gradient
   term handles a downstream that queues instead: latency over its no-load baseline by more than
   ``latency_high_ratio`` scales R by ``latency_target_ratio / ratio``; no growth above
   ``latency_grow_below_ratio``. One tick of cooldown after every cut: the signals of that tick
@@ -20,12 +21,13 @@ Two quantities, two loops (docs/autoscaling.md argues the choice):
   limited by the backlog (``⌈backlog / 1⌉``: one object per slot), clamped to the operator's floor
   and cap. B grows at once and shrinks only after the lower value held ``budget_hold_ticks``
   ticks (hysteresis: a flapping backlog does not flap the budget). When the queues are empty B
-  falls to the floor (the dispatcher then idles out: zero executions until the next object).
+  falls to the floor (the dispatcher then idles out: zero executions until the next object), unless
+  the oldest message still has an age (SQS's counts are approximate).
 
-Rows in flight per object ``r = ⌊R / B'⌋`` where B' is the larger of the new budget and the one
-still possibly in force (the dispatcher reads the budget once per execution, so a lowered budget
-takes effect up to ``budget_settle_ticks`` later), further limited by the objects there are:
-B x r ≤ R, so the downstream never sees more than R by design.
+Rows in flight per object ``r = ⌊R / B'⌋`` where B' is the new budget, or, while a lowered budget
+settles (the dispatcher reads the budget once per execution, so it takes effect up to
+``budget_settle_ticks`` later), the old one as long as its slots hold objects; further limited by
+the objects there are: B' x r ≤ R, so the downstream never sees more than R by design.
 """
 
 from __future__ import annotations
