@@ -176,6 +176,18 @@ def test_the_slots_a_raised_budget_adds_do_not_overshoot_r() -> None:
     assert decision.plan.objects_in_flight * decision.plan.rows_in_flight_per_object <= 30
 
 
+def test_a_share_overshoot_lets_the_running_slots_use_r_and_bounds_the_new_ones() -> None:
+    policy = AutoscalePolicy(share_overshoot=1.25)
+    one_held = Backlog(visible={"normal": 100}, in_flight={"normal": 1})
+    decision = decide(state(20, 2), one_held, clean(), policy)
+    assert (decision.rows_in_flight_target, decision.plan.objects_in_flight) == (30, 3)
+    # the one slot running takes more than R / 3, and 3 slots at that share stay within 1.25 R
+    assert decision.plan.rows_in_flight_per_object == 12
+    assert 3 * decision.plan.rows_in_flight_per_object <= 1.25 * 30
+    # without the allowance (the default) B x r never exceeds R
+    assert decide(state(20, 2), one_held, clean(), POLICY).plan.rows_in_flight_per_object == 10
+
+
 def test_probes_at_the_estimate_only_every_probe_every_ticks() -> None:
     policy = AutoscalePolicy(probe_every_ticks=3)
     current = state(20, 2, ceiling=20.0)
@@ -244,6 +256,7 @@ def test_pinned_policy_keeps_the_pinned_figures() -> None:
         "rows_per_object",
         "regrowth_factor",
         "probe_every_ticks",
+        "share_overshoot",
     ],
 )
 def test_policy_refuses_nonsense(field: str) -> None:

@@ -124,6 +124,11 @@ class AutoscalePolicy:
     """B shrinks only when R fits in B - 1 objects of ``rows_per_object`` x (1 - this)."""
     budget_settle_ticks: int = 1
     cooldown_ticks: int = 1
+    share_overshoot: float = 1.0
+    """How far B x r may exceed R for the tick after a raised budget takes effect. 1: never (r =
+    R / B, and the running execution's fewer slots leave R partly unused until its next execution);
+    above 1 the slots running now take up to R / (objects held) while the new budget's slots, once
+    they start, exceed R by at most this factor until the next tick re-shares R."""
 
     def __post_init__(self) -> None:
         if not 1 <= self.budget_floor <= self.budget_cap:
@@ -132,6 +137,8 @@ class AutoscalePolicy:
             )
         if not 1 <= self.rows_floor <= self.rows_cap:
             raise ValueError(f"need 1 <= rows_floor ({self.rows_floor}) <= rows_cap ({self.rows_cap})")
+        if self.share_overshoot < 1:
+            raise ValueError(f"share_overshoot={self.share_overshoot} must be >= 1")
         if self.probe_every_ticks < 1:
             raise ValueError(f"probe_every_ticks={self.probe_every_ticks} must be >= 1")
         if not 1 <= self.rows_per_object <= self.max_rows_per_object:
@@ -355,8 +362,10 @@ def decide(
     # once they ended (fewer objects held) the new budget's slots take all of R again.
     held = sum(backlog.in_flight.values())
     settling = min(state.settle_budget, held) if state.settle_budget > state.budget else 0
-    sharing = max(1, min(max(state.budget, settling), backlog.waiting))
-    per_object = _clamp(rows_target // sharing, 1, policy.max_rows_per_object)
+    slots = max(1, min(max(state.budget, settling), backlog.waiting))
+    running = max(1, min(held, slots)) if held else slots
+    share = min(rows_target // running, math.floor(policy.share_overshoot * rows_target / slots))
+    per_object = _clamp(share, 1, policy.max_rows_per_object)
     if policy.pinned:
         reason = "pinned"
     return Decision(
