@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 
 import pytest
@@ -14,6 +15,7 @@ from s3stagger.domain.autoscale import (
     DownstreamSignals,
     decide,
 )
+from s3stagger.domain.flight import FlightPlan
 
 POLICY = AutoscalePolicy(budget_floor=1, budget_cap=40, rows_per_object=10, budget_hold_ticks=3)
 BIG_BACKLOG = Backlog(visible={"high": 0, "normal": 100}, in_flight={"high": 0, "normal": 4})
@@ -186,6 +188,12 @@ def test_a_share_overshoot_lets_the_running_slots_use_r_and_bounds_the_new_ones(
     assert 3 * decision.plan.rows_in_flight_per_object <= 1.25 * 30
     # without the allowance (the default) B x r never exceeds R
     assert decide(state(20, 2), one_held, clean(), POLICY).plan.rows_in_flight_per_object == 10
+    # within it the share rounds up: R = 9 over 5 slots holding objects is 2 rows each, not 1
+    five_held = Backlog(visible={"normal": 100}, in_flight={"normal": 5})
+    hold = state(9, 5, ceiling=9.0, ticks_at_ceiling=0)
+    assert decide(
+        hold, five_held, clean(requests=45), dataclasses.replace(policy, probe_every_ticks=3)
+    ).plan == FlightPlan(objects_in_flight=5, rows_in_flight_per_object=2)
 
 
 def test_probes_at_the_estimate_only_every_probe_every_ticks() -> None:

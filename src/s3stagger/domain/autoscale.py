@@ -364,7 +364,9 @@ def decide(
     settling = min(state.settle_budget, held) if state.settle_budget > state.budget else 0
     slots = max(1, min(max(state.budget, settling), backlog.waiting))
     running = max(1, min(held, slots)) if held else slots
-    share = min(rows_target // running, math.floor(policy.share_overshoot * rows_target / slots))
+    # within the allowance the share rounds up: R = 9 over 5 slots is 2 rows each, not 1 (a floor
+    # left 44 % of R unused, measured); at share_overshoot 1 it stays ⌊R / slots⌋
+    share = min(math.ceil(rows_target / running), math.floor(policy.share_overshoot * rows_target / slots))
     per_object = _clamp(share, 1, policy.max_rows_per_object)
     if policy.pinned:
         reason = "pinned"
