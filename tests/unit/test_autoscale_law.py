@@ -169,6 +169,14 @@ def test_after_a_lowered_budget_the_old_slots_share_r_while_they_hold_objects() 
     assert later.plan.rows_in_flight_per_object == later.rows_in_flight_target // later.plan.objects_in_flight
 
 
+def test_more_objects_held_than_the_budget_share_r() -> None:
+    """Measured: the provisioned budget (10) ran 10 slots while the law, at budget 2, gave each
+    R / 2: 33 % of requests answered 429 for a whole execution."""
+    ten_held = Backlog(visible={"normal": 20}, in_flight={"normal": 10})
+    decision = decide(state(20, 2, ceiling=20.0, ticks_at_ceiling=0), ten_held, clean(requests=90), POLICY)
+    assert 10 * decision.plan.rows_in_flight_per_object <= decision.rows_in_flight_target
+
+
 def test_the_slots_a_raised_budget_adds_do_not_overshoot_r() -> None:
     """Measured before: r was R / (objects held now), so the slots a raised budget added took the
     same share before the next tick re-shared R (B x r = 45 rows for R = 30: 429s)."""

@@ -160,6 +160,8 @@ def settings_for(**changes: Any) -> PipelineRunSettings:
         },
     }
     values.update(changes)
+    if values.get("autoscale_initial") is not None:  # the budget provisioned = the law's start
+        values.setdefault("concurrency_budget", values["autoscale_initial"][0])
     return PipelineRunSettings(**values)
 
 
