@@ -46,7 +46,11 @@ def test_idle_slots_count_only_while_messages_wait_and_only_as_many_as_could_be_
 
 def test_a_slot_holding_a_message_is_busy_though_it_invokes_nothing() -> None:
     # 4 slots, 1 invoking, 3 holding a message in their stagger wait or between calls; 5 wait
-    samples = [sample(0, in_flight=1, held=4, visible=5), sample(1, in_flight=1, held=2, visible=5), sample(2)]
+    samples = [
+        sample(0, in_flight=1, held=4, visible=5),
+        sample(1, in_flight=1, held=2, visible=5),
+        sample(2),
+    ]
     assert perf_metrics.idle_slot_fraction_with_backlog(samples) == pytest.approx(2 / 8)
     # counted busy only while invoking: 3 idle of 4 in each second
     assert perf_metrics.slot_fraction_not_invoking_with_backlog(samples) == pytest.approx(6 / 8)
