@@ -271,7 +271,8 @@ class _Figures:
                 plot_run(axis, outcome)
             axis.set_title(f"{scenario}{note}")
             axis.set_ylabel(ylabel)
-            axis.legend(fontsize="x-small", ncol=2)
+            if axis.get_legend_handles_labels()[0]:  # a run without data draws no labelled line
+                axis.legend(fontsize="x-small", ncol=2)
         axes[-1][0].set_xlabel("seconds since the first upload" if name != "latency_cdf" else "seconds")
         figure.tight_layout()
         figure.savefig(self.report_dir / PLOTS[name], dpi=90)
