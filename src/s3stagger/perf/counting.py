@@ -5,6 +5,7 @@ model prices. Used by ``perf-test`` for every run and by ``s3stagger demo`` for 
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -40,6 +41,11 @@ class ExecutionCounts:
     idle_executions: int = 0
     idle_transitions: int = 0
     idle_billed_ms: int = 0
+    idle_sqs_requests: int = 0
+    """Queue calls the idle executions made (the lease look, and for a start that took the lease,
+    its receives and the lease's release), all of them counted in the run's SQS requests too."""
+    idle_sqs_empty_receives: int = 0
+    """Of those, receives that returned no message."""
 
 
 def invoked_processor(events: list[dict[str, Any]]) -> bool:
@@ -49,6 +55,25 @@ def invoked_processor(events: list[dict[str, Any]]) -> bool:
         and event.get("taskScheduledEventDetails", {}).get("resourceType") == "lambda"
         for event in events
     )
+
+
+def sqs_calls(events: list[dict[str, Any]]) -> tuple[int, int]:
+    """An execution's queue calls (Task states on SQS, each attempt) and, of them, the receives
+    that returned no message."""
+    calls = empty = 0
+    for event in events:
+        scheduled = event.get("taskScheduledEventDetails")
+        if scheduled is not None and str(scheduled.get("resourceType", "")).endswith("sqs"):
+            calls += 1
+        succeeded = event.get("taskSucceededEventDetails")
+        if (
+            succeeded is not None
+            and str(succeeded.get("resourceType", "")).endswith("sqs")
+            and str(succeeded.get("resource", "")).lower() == "receivemessage"
+            and not json.loads(succeeded.get("output") or "{}").get("Messages")
+        ):
+            empty += 1
+    return calls, empty
 
 
 def execution_counts(sfn: Any, state_machine_arn: str, step_ms: int) -> ExecutionCounts:
@@ -74,6 +99,9 @@ def execution_counts(sfn: Any, state_machine_arn: str, step_ms: int) -> Executio
                 counts["idle_executions"] += 1
                 counts["idle_transitions"] += entered
                 counts["idle_billed_ms"] += billed
+                calls, empty = sqs_calls(events)
+                counts["idle_sqs_requests"] += calls
+                counts["idle_sqs_empty_receives"] += empty
     return ExecutionCounts(**counts)
 
 
@@ -146,6 +174,8 @@ def counted_work(
         sfn_idle_executions=runs.idle_executions,
         sfn_idle_transitions=runs.idle_transitions,
         express_idle_billed_ms=runs.idle_billed_ms,
+        sqs_idle_requests=runs.idle_sqs_requests,
+        sqs_idle_empty_receives=runs.idle_sqs_empty_receives,
         log_bytes=snapshot.log_bytes,
         user_s3_puts=uploads,
     )
