@@ -17,8 +17,9 @@ Scaling, stated once:
   object than the reference at C = 50, so its Lambda durations count 0.4 times;
 - dispatcher executions that invoked nothing (scheduled starts that found the lease held or the
   queues empty), and the queue requests they made, follow the schedule, not the objects: the
-  local scheduler starts one every second, AWS every minute. They are priced per start as measured, times the starts the reference sees
-  (55.6 hours at C / L x 60 per hour = 3,333 per million objects).
+  local scheduler starts one every second, AWS every minute. They are priced per start as
+  measured, times the starts the reference sees (55.6 hours at C / L x 60 per hour = 3,333 per
+  million objects).
 
 Whose cost: the user's upload PUT (and the storage of the object) is the user's, whatever processes
 it; it is shown under ``excluded``, never in the total. Everything the pattern does from the
