@@ -21,6 +21,7 @@ from collections import Counter, defaultdict
 from typing import Any
 
 from s3stagger.local.pipeline import LocalPipeline, LocalPipelineSettings
+from s3stagger.perf.counting import execution_histories, invoked_processor
 from s3stagger.perf.runner import ScenarioRun, harness_client
 from s3stagger.perf.scenarios import ObjectGroup, Scenario
 from s3stagger.perf.simulator_process import SimulatorProcess
@@ -31,27 +32,19 @@ def state_times(sfn: Any, state_machine_arn: str) -> tuple[dict[str, float], Cou
     invoked the processor."""
     seconds: dict[str, float] = defaultdict(float)
     entered: Counter[str] = Counter()
-    for page in sfn.get_paginator("list_executions").paginate(stateMachineArn=state_machine_arn):
-        for execution in page["executions"]:
-            events: list[dict[str, Any]] = []
-            for history in sfn.get_paginator("get_execution_history").paginate(
-                executionArn=execution["executionArn"]
-            ):
-                events.extend(history["events"])
-            if not any(
-                e.get("taskScheduledEventDetails", {}).get("resourceType") == "lambda" for e in events
-            ):
-                continue
-            open_states: dict[str, list[float]] = defaultdict(list)
-            for event in events:
-                at = event["timestamp"].timestamp()
-                if event["type"].endswith("StateEntered"):
-                    open_states[event["stateEnteredEventDetails"]["name"]].append(at)
-                elif event["type"].endswith("StateExited"):
-                    name = event["stateExitedEventDetails"]["name"]
-                    if open_states[name]:
-                        seconds[name] += at - open_states[name].pop(0)
-                        entered[name] += 1
+    for _, events in execution_histories(sfn, state_machine_arn):
+        if not invoked_processor(events):
+            continue
+        open_states: dict[str, list[float]] = defaultdict(list)
+        for event in events:
+            at = event["timestamp"].timestamp()
+            if event["type"].endswith("StateEntered"):
+                open_states[event["stateEnteredEventDetails"]["name"]].append(at)
+            elif event["type"].endswith("StateExited"):
+                name = event["stateExitedEventDetails"]["name"]
+                if open_states[name]:
+                    seconds[name] += at - open_states[name].pop(0)
+                    entered[name] += 1
     return seconds, entered
 
 

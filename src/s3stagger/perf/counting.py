@@ -6,6 +6,7 @@ model prices. Used by ``perf-test`` for every run and by ``s3stagger demo`` for 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -76,11 +77,10 @@ def sqs_calls(events: list[dict[str, Any]]) -> tuple[int, int]:
     return calls, empty
 
 
-def execution_counts(sfn: Any, state_machine_arn: str, step_ms: int) -> ExecutionCounts:
-    """Read every execution of the state machine (the emulator lists both types); each execution's
-    duration is rounded up to ``step_ms`` (Express billing)."""
-    counts = dict.fromkeys(ExecutionCounts.__dataclass_fields__, 0)
-    now = datetime.now().astimezone()
+def execution_histories(
+    sfn: Any, state_machine_arn: str
+) -> Iterator[tuple[dict[str, Any], list[dict[str, Any]]]]:
+    """Every execution of the state machine (the emulator lists both types) with its history."""
     for page in sfn.get_paginator("list_executions").paginate(stateMachineArn=state_machine_arn):
         for execution in page["executions"]:
             events: list[dict[str, Any]] = []
@@ -88,20 +88,29 @@ def execution_counts(sfn: Any, state_machine_arn: str, step_ms: int) -> Executio
                 executionArn=execution["executionArn"]
             ):
                 events.extend(history["events"])
-            entered = sum(1 for event in events if event["type"].endswith("StateEntered"))
-            billed = billed_ms(
-                ((execution.get("stopDate") or now) - execution["startDate"]).total_seconds() * 1000, step_ms
-            )
-            counts["executions"] += 1
-            counts["transitions"] += entered
-            counts["billed_ms"] += billed
-            if not invoked_processor(events):
-                counts["idle_executions"] += 1
-                counts["idle_transitions"] += entered
-                counts["idle_billed_ms"] += billed
-                calls, empty = sqs_calls(events)
-                counts["idle_sqs_requests"] += calls
-                counts["idle_sqs_empty_receives"] += empty
+            yield execution, events
+
+
+def execution_counts(sfn: Any, state_machine_arn: str, step_ms: int) -> ExecutionCounts:
+    """Read every execution of the state machine; each execution's duration is rounded up to
+    ``step_ms`` (Express billing)."""
+    counts = dict.fromkeys(ExecutionCounts.__dataclass_fields__, 0)
+    now = datetime.now().astimezone()
+    for execution, events in execution_histories(sfn, state_machine_arn):
+        entered = sum(1 for event in events if event["type"].endswith("StateEntered"))
+        billed = billed_ms(
+            ((execution.get("stopDate") or now) - execution["startDate"]).total_seconds() * 1000, step_ms
+        )
+        counts["executions"] += 1
+        counts["transitions"] += entered
+        counts["billed_ms"] += billed
+        if not invoked_processor(events):
+            counts["idle_executions"] += 1
+            counts["idle_transitions"] += entered
+            counts["idle_billed_ms"] += billed
+            calls, empty = sqs_calls(events)
+            counts["idle_sqs_requests"] += calls
+            counts["idle_sqs_empty_receives"] += empty
     return ExecutionCounts(**counts)
 
 
