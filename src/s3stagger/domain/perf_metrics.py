@@ -15,7 +15,8 @@ queue depth by priority and the dispatcher's slots (its budget). The figures:
   the busy slots are ``min(slots, max(invocations in flight, messages in flight))``). Per sample,
   ``min(slots - busy, visible messages)`` idle slots over ``slots``, weighted by the time to the
   next sample. 0 means no message ever waited for a free slot. Undefined (``None``) for a
-  dispatcher without slots (no stagger) or without any backlog;
+  dispatcher without slots (no stagger) or without any backlog. A message released for a retry
+  delay after a failure is in flight without a slot and counts as held (failures only);
 - **slot_fraction_not_invoking_with_backlog** — the same share with a slot counted busy only while
   its processor invocation runs: the stagger waits and the per-object orchestration (receive,
   visibility, delete) count as idle here. The gap between the two is the dispatcher's overhead.
