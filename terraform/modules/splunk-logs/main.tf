@@ -36,37 +36,7 @@ module "backup" {
 
 # -- the transform Lambda --------------------------------------------------------------------------
 
-resource "aws_cloudwatch_log_group" "transform" {
-  name              = "/aws/lambda/${local.transform_name}"
-  retention_in_days = var.log_retention_days
-  kms_key_id        = var.kms_key_arn
-  tags              = var.tags
-}
-
-data "aws_iam_policy_document" "lambda_trust" {
-  statement {
-    actions = ["sts:AssumeRole"]
-
-    principals {
-      type        = "Service"
-      identifiers = ["lambda.amazonaws.com"]
-    }
-  }
-}
-
-resource "aws_iam_role" "transform" {
-  name               = local.transform_name
-  assume_role_policy = data.aws_iam_policy_document.lambda_trust.json
-  tags               = var.tags
-}
-
 data "aws_iam_policy_document" "transform" {
-  statement {
-    sid       = "WriteOwnLogs"
-    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
-    resources = ["${aws_cloudwatch_log_group.transform.arn}:*"]
-  }
-
   statement {
     sid       = "PutOverflowBack"
     actions   = ["firehose:PutRecordBatch"]
@@ -84,48 +54,54 @@ data "aws_iam_policy_document" "transform" {
   }
 }
 
-resource "aws_iam_role_policy" "transform" {
-  name   = "transform"
-  role   = aws_iam_role.transform.id
-  policy = data.aws_iam_policy_document.transform.json
-}
+# Firehose invokes the transform synchronously and retries it itself; records it cannot transform go
+# to the backup bucket (no Lambda DLQ), and it bounds the transform's concurrency by its own
+# buffering (no reserved concurrency to take from the pipeline's functions). It reads nothing but
+# its event and calls only Firehose: no VPC.
+module "transform" {
+  source = "../lambda-function"
 
-resource "aws_lambda_function" "transform" {
-  #checkov:skip=CKV_AWS_116:Firehose invokes the transform synchronously and retries it itself; records it cannot transform go to the backup bucket, so an async DLQ would never receive anything.
-  #checkov:skip=CKV_AWS_117:The transform reads nothing but its event and calls only Firehose; a VPC would add NAT cost and no protection.
-  #checkov:skip=CKV_AWS_272:Code signing is an input (code_signing_config_arn); the package is built reproducibly by make package.
-  #checkov:skip=CKV_AWS_115:Firehose bounds the transform's concurrency by its own buffering; reserving concurrency would take it from the pipeline's functions.
   function_name           = local.transform_name
   description             = "s3stagger: Firehose transformation of CloudWatch Logs records into Splunk HEC events."
-  role                    = aws_iam_role.transform.arn
+  role_name               = local.transform_name
   handler                 = "s3stagger.handlers.transform_logs.handler"
   runtime                 = local.processor_settings.runtime
-  architectures           = [local.architecture]
-  filename                = var.package_path
-  source_code_hash        = filebase64sha256(var.package_path)
-  timeout                 = 120
-  memory_size             = 512
+  architecture            = local.architecture
+  package_path            = var.package_path
+  timeout_seconds         = 120
+  memory_mb               = 512
+  policy_name             = "transform"
+  policy_json             = data.aws_iam_policy_document.transform.json
+  log_retention_days      = var.log_retention_days
   kms_key_arn             = var.kms_key_arn
   code_signing_config_arn = var.code_signing_config_arn
   tags                    = var.tags
 
-  environment {
-    variables = {
-      S3STAGGER_SPLUNK_INDEX      = var.splunk_index
-      S3STAGGER_SPLUNK_SOURCETYPE = var.splunk_sourcetype
-    }
+  environment = {
+    S3STAGGER_SPLUNK_INDEX      = var.splunk_index
+    S3STAGGER_SPLUNK_SOURCETYPE = var.splunk_sourcetype
   }
+}
 
-  logging_config {
-    log_format = "JSON"
-    log_group  = aws_cloudwatch_log_group.transform.name
-  }
+# A stack deployed before the lambda-function module keeps its transform (no destroy and create).
+moved {
+  from = aws_cloudwatch_log_group.transform
+  to   = module.transform.aws_cloudwatch_log_group.this
+}
 
-  tracing_config {
-    mode = "Active"
-  }
+moved {
+  from = aws_iam_role.transform
+  to   = module.transform.aws_iam_role.this
+}
 
-  depends_on = [aws_iam_role_policy.transform, aws_cloudwatch_log_group.transform]
+moved {
+  from = aws_iam_role_policy.transform
+  to   = module.transform.aws_iam_role_policy.this
+}
+
+moved {
+  from = aws_lambda_function.transform
+  to   = module.transform.aws_lambda_function.this
 }
 
 # -- the delivery stream ---------------------------------------------------------------------------
@@ -177,7 +153,7 @@ data "aws_iam_policy_document" "firehose" {
   statement {
     sid       = "Transform"
     actions   = ["lambda:InvokeFunction", "lambda:GetFunctionConfiguration"]
-    resources = [aws_lambda_function.transform.arn, "${aws_lambda_function.transform.arn}:*"]
+    resources = [module.transform.function_arn, "${module.transform.function_arn}:*"]
   }
 
   statement {
@@ -258,7 +234,7 @@ resource "aws_kinesis_firehose_delivery_stream" "this" {
 
         parameters {
           parameter_name  = "LambdaArn"
-          parameter_value = "${aws_lambda_function.transform.arn}:$LATEST"
+          parameter_value = "${module.transform.function_arn}:$LATEST"
         }
 
         parameters {

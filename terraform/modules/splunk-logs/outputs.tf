@@ -10,7 +10,7 @@ output "delivery_stream_arn" {
 
 output "transform_function_name" {
   description = "Name of the transform Lambda (CloudWatch Logs records -> HEC events)."
-  value       = aws_lambda_function.transform.function_name
+  value       = module.transform.function_name
 }
 
 output "backup_bucket_name" {
