@@ -131,6 +131,12 @@ resource "aws_sqs_queue" "lease" {
       condition     = local.dispatcher.lease_s >= local.minimum_lease_s
       error_message = "dispatcher.lease_s (${local.dispatcher.lease_s} s) must be at least time_budget_s + visibility_extension_s + the longest stagger delay (${local.minimum_lease_s} s), or the lease expires while its dispatcher still runs and a second one starts. Raise dispatcher.lease_s or lower dispatcher.time_budget_s."
     }
+    # Here, on a resource that indexes no queue, so a plan without a priority's queue says which
+    # (the state machine and its role would only report an invalid index).
+    precondition {
+      condition     = length(setsubtract(local.priorities, keys(var.queues))) == 0
+      error_message = "queues lacks priorities ${join(", ", setsubtract(local.priorities, keys(var.queues)))} (queues.json lists ${join(", ", local.priorities)}): pass the event-ingest module's queues output."
+    }
   }
 }
 
@@ -425,10 +431,6 @@ resource "aws_sfn_state_machine" "dispatcher" {
     precondition {
       condition     = local.budget.maximum <= local.reserved_concurrency
       error_message = "concurrency_budget.maximum (${local.budget.maximum}) exceeds the processor's reserved concurrency (${local.reserved_concurrency}): the dispatcher would be throttled. Lower concurrency_budget.maximum or raise processor.reserved_concurrency."
-    }
-    precondition {
-      condition     = length(setsubtract(local.priorities, keys(var.queues))) == 0
-      error_message = "queues lacks priorities ${join(", ", setsubtract(local.priorities, keys(var.queues)))} (queues.json lists ${join(", ", local.priorities)}): pass the event-ingest module's queues output."
     }
     precondition {
       condition     = local.state_machine_type != "EXPRESS" || local.dispatcher.time_budget_s <= local.express_max_time_budget_s
