@@ -50,7 +50,10 @@ module "alerting" {
   state_machine_arn   = module.dispatcher.state_machine_arn
   uploads_bucket_name = module.ingest.uploads_bucket_name
   smtp                = { from = "s3stagger@example.com", to = ["oncall@example.com"] }
-  vpc_config          = { subnet_ids = ["subnet-0123456789abcdef0"], security_group_ids = ["sg-0123456789abcdef0"] }
+  vpc_config = {
+    subnet_ids         = ["subnet-0123456789abcdef0"]
+    security_group_ids = ["sg-0123456789abcdef0"]
+  }
 }
 
 module "splunk" {
@@ -73,10 +76,10 @@ variable "package_path" {
 
 output "deployed" {
   value = {
-    processor     = module.dispatcher.processor_function_arn
+    processor      = module.dispatcher.processor_function_arn
     processor_role = module.dispatcher.processor_role_arn
-    notifier      = module.alerting.notifier_function_arn
-    notifier_role = module.alerting.notifier_role_arn
+    notifier       = module.alerting.notifier_function_arn
+    notifier_role  = module.alerting.notifier_role_arn
   }
 }
 
