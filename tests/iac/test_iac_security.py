@@ -103,8 +103,10 @@ def as_list(value: Any) -> list[Any]:
 
 
 OWN_RESOURCE_REFERENCE = re.compile(
-    r"\b(aws_[a-z0-9_]+\.[a-z0-9_]+|module\.[a-z0-9_]+\.function_arn|local\.[a-z0-9_]+_arn|var\.queues|statement\.value)\b"
+    r"\b(aws_[a-z0-9_]+\.[a-z0-9_]+|module\.[a-z0-9_]+\.[a-z0-9_]*arn|local\.[a-z0-9_]+_arn"
+    r"|var\.[a-z0-9_]+_secret_arn|var\.queues|statement\.value)\b"
 )
+"""A module's own resources, a child module's, or the one secret a caller names."""
 
 
 @pytest.mark.parametrize("module_dir", MODULE_DIRS, ids=lambda path: path.name)
@@ -170,6 +172,7 @@ def test_buckets_block_public_access_are_versioned_encrypted_and_tls_only() -> N
 
 
 QUEUELESS_MODULES = {
+    "firehose-delivery",
     "lambda-function",
     "monitoring",
     "firehose-backup",

@@ -33,9 +33,10 @@ DEFINITIONS_PREFIX = "${local.definitions_path}/"
 INGEST = TERRAFORM_ROOT / "modules" / "event-ingest"
 DISPATCHER = TERRAFORM_ROOT / "modules" / "staggered-dispatcher"
 DASHBOARD = TERRAFORM_ROOT / "modules" / "dynatrace-dashboard"
-DEFINITION_MODULES = [path for path in MODULE_DIRS if path.name not in ("firehose-backup", "lambda-function")]
-"""Modules built from definition files (the backup bucket and the function are building blocks
-without one: their callers pass what they read)."""
+BUILDING_BLOCKS = ("firehose-backup", "firehose-delivery", "lambda-function")
+"""Modules other modules call, which read no definition file: their callers pass what they read."""
+DEFINITION_MODULES = [path for path in MODULE_DIRS if path.name not in BUILDING_BLOCKS]
+"""Modules built from definition files."""
 
 
 def definition_json(name: str) -> Any:

@@ -1,12 +1,13 @@
 """A stack deployed with the modules that built each Lambda themselves upgrades in place.
 
-The processor, autoscaler, notifier and transform moved into the ``lambda-function`` module; the
-``moved`` blocks of their modules carry the deployed functions, roles, policies and log groups over
-to the new addresses. ``terraform test`` (mocked provider) applies a root of the previous release's
+The processor, autoscaler, notifier and transform moved into the ``lambda-function`` module, the
+Firehose backups, roles and error logs of splunk-logs and dynatrace-metrics into
+``firehose-delivery``; the ``moved`` blocks of their modules carry the deployed resources over to
+the new addresses. ``terraform test`` (mocked provider) applies a root of the previous release's
 modules (``git archive`` of :data:`PREVIOUS_RELEASE`), then plans the same root with the current
 modules on that state (``state_key``): a resource the plan would create anew has no ARN until it is
-applied, so the assertions on the deployed ARNs fail for every function or role that would be
-destroyed and created instead of moved.
+applied, so the assertions on the deployed ARNs (and the backup buckets' names, read back as their ids) fail
+for every function, role or bucket that would be destroyed and created instead of moved.
 """
 
 from __future__ import annotations
@@ -66,6 +67,15 @@ module "splunk" {
   hec_token_secret_arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:splunk-hec-AbCdEf"
 }
 
+module "dynatrace" {
+  source = "%(modules)s//dynatrace-metrics"
+
+  definitions_path          = var.definitions_path
+  dynatrace_endpoint_url    = "https://aws.cloud.dynatrace.com/metrics"
+  dynatrace_environment_url = "https://abc12345.live.dynatrace.com"
+  api_token_secret_arn      = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:dynatrace-token-AbCdEf"
+}
+
 variable "definitions_path" {
   type = string
 }
@@ -80,6 +90,8 @@ output "deployed" {
     processor_role = module.dispatcher.processor_role_arn
     notifier       = module.alerting.notifier_function_arn
     notifier_role  = module.alerting.notifier_role_arn
+    splunk_backup  = module.splunk.backup_bucket_name
+    dynatrace_backup = module.dynatrace.backup_bucket_name
   }
 }
 
@@ -149,7 +161,12 @@ run "upgrade_to_the_current_modules" {
 
   assert {
     condition     = output.deployed == run.deploy_the_previous_release.deployed
-    error_message = "The functions and roles must move to their new addresses, not be destroyed and created."
+    error_message = "The functions, roles and backup buckets must move to their new addresses, not be destroyed and created."
+  }
+
+  assert {
+    condition     = module.splunk.firehose_role_arn != null && module.dynatrace.firehose_role_arn != null
+    error_message = "The Firehose roles must move to their new addresses, not be destroyed and created."
   }
 }
 """

@@ -12,26 +12,13 @@ locals {
   processor_settings = jsondecode(file("${local.definitions_path}/processor.json"))
   architecture       = coalesce(var.architecture, local.processor_settings.architecture)
 
-  partition       = data.aws_partition.current.partition
-  region          = data.aws_region.current.name
-  account_id      = data.aws_caller_identity.current.account_id
-  stream_name     = "${var.name_prefix}-splunk-logs"
-  transform_name  = "${var.name_prefix}-splunk-logs-transform"
-  stream_log_name = "/aws/kinesisfirehose/${local.stream_name}"
+  partition      = data.aws_partition.current.partition
+  region         = data.aws_region.current.name
+  account_id     = data.aws_caller_identity.current.account_id
+  stream_name    = "${var.name_prefix}-splunk-logs"
+  transform_name = "${var.name_prefix}-splunk-logs-transform"
   # Built, not referenced: the stream refers to the transform, so the transform cannot refer back.
-  delivery_stream_arn  = "arn:${local.partition}:firehose:${local.region}:${local.account_id}:deliverystream/${local.stream_name}"
-  backup_bucket_arn    = module.backup.bucket_arn
-  hec_token_secret_arn = var.hec_token_secret_arn
-}
-
-module "backup" {
-  source = "../firehose-backup"
-
-  bucket_name     = "${local.stream_name}-backup-${local.account_id}"
-  kms_key_arn     = var.kms_key_arn
-  expiration_days = var.backup_expiration_days
-  force_destroy   = var.force_destroy
-  tags            = var.tags
+  delivery_stream_arn = "arn:${local.partition}:firehose:${local.region}:${local.account_id}:deliverystream/${local.stream_name}"
 }
 
 # -- the transform Lambda --------------------------------------------------------------------------
@@ -106,83 +93,51 @@ moved {
 
 # -- the delivery stream ---------------------------------------------------------------------------
 
-resource "aws_cloudwatch_log_group" "stream" {
-  name              = local.stream_log_name
-  retention_in_days = var.log_retention_days
-  kms_key_id        = var.kms_key_arn
-  tags              = var.tags
-}
-
-resource "aws_cloudwatch_log_stream" "stream" {
-  for_each = toset(["DestinationDelivery", "BackupDelivery"])
-
-  name           = each.key
-  log_group_name = aws_cloudwatch_log_group.stream.name
-}
-
-data "aws_iam_policy_document" "firehose_trust" {
-  statement {
-    actions = ["sts:AssumeRole"]
-
-    principals {
-      type        = "Service"
-      identifiers = ["firehose.amazonaws.com"]
-    }
-
-    condition {
-      test     = "StringEquals"
-      variable = "sts:ExternalId"
-      values   = [local.account_id]
-    }
-  }
-}
-
-resource "aws_iam_role" "firehose" {
-  name               = "${local.stream_name}-firehose"
-  assume_role_policy = data.aws_iam_policy_document.firehose_trust.json
-  tags               = var.tags
-}
-
-data "aws_iam_policy_document" "firehose" {
-  statement {
-    sid       = "BackUpFailedEvents"
-    actions   = ["s3:AbortMultipartUpload", "s3:GetBucketLocation", "s3:ListBucket", "s3:ListBucketMultipartUploads", "s3:PutObject"]
-    resources = [local.backup_bucket_arn, "${local.backup_bucket_arn}/*"]
-  }
-
+data "aws_iam_policy_document" "firehose_transform" {
   statement {
     sid       = "Transform"
     actions   = ["lambda:InvokeFunction", "lambda:GetFunctionConfiguration"]
     resources = [module.transform.function_arn, "${module.transform.function_arn}:*"]
   }
-
-  statement {
-    sid       = "ReadHecToken"
-    actions   = ["secretsmanager:GetSecretValue"]
-    resources = [local.hec_token_secret_arn]
-  }
-
-  statement {
-    sid       = "LogDeliveryErrors"
-    actions   = ["logs:PutLogEvents"]
-    resources = ["${aws_cloudwatch_log_group.stream.arn}:*"]
-  }
-
-  dynamic "statement" {
-    for_each = var.kms_key_arn == null ? [] : [var.kms_key_arn]
-
-    content {
-      sid       = "UseTheKey"
-      actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
-      resources = [statement.value]
-    }
-  }
 }
 
-resource "aws_iam_role_policy" "firehose" {
-  name   = "delivery"
-  role   = aws_iam_role.firehose.id
-  policy = data.aws_iam_policy_document.firehose.json
+module "delivery" {
+  source = "../firehose-delivery"
+
+  stream_name            = local.stream_name
+  token_secret_arn       = var.hec_token_secret_arn
+  policy_json            = data.aws_iam_policy_document.firehose_transform.json
+  kms_key_arn            = var.kms_key_arn
+  log_retention_days     = var.log_retention_days
+  backup_expiration_days = var.backup_expiration_days
+  force_destroy          = var.force_destroy
+  tags                   = var.tags
+}
+
+# A stack deployed before the firehose-delivery module keeps its backup, role and logs in place.
+moved {
+  from = module.backup
+  to   = module.delivery.module.backup
+}
+
+moved {
+  from = aws_cloudwatch_log_group.stream
+  to   = module.delivery.aws_cloudwatch_log_group.this
+}
+
+moved {
+  from = aws_cloudwatch_log_stream.stream
+  to   = module.delivery.aws_cloudwatch_log_stream.this
+}
+
+moved {
+  from = aws_iam_role.firehose
+  to   = module.delivery.aws_iam_role.this
+}
+
+moved {
+  from = aws_iam_role_policy.firehose
+  to   = module.delivery.aws_iam_role_policy.this
 }
 
 resource "aws_kinesis_firehose_delivery_stream" "this" {
@@ -208,12 +163,12 @@ resource "aws_kinesis_firehose_delivery_stream" "this" {
     secrets_manager_configuration {
       enabled    = true
       secret_arn = var.hec_token_secret_arn
-      role_arn   = aws_iam_role.firehose.arn
+      role_arn   = module.delivery.role_arn
     }
 
     s3_configuration {
-      role_arn            = aws_iam_role.firehose.arn
-      bucket_arn          = module.backup.bucket_arn
+      role_arn            = module.delivery.role_arn
+      bucket_arn          = module.delivery.backup_bucket_arn
       prefix              = "splunk-failed/"
       error_output_prefix = "errors/!{firehose:error-output-type}/"
       compression_format  = "GZIP"
@@ -221,8 +176,8 @@ resource "aws_kinesis_firehose_delivery_stream" "this" {
 
       cloudwatch_logging_options {
         enabled         = true
-        log_group_name  = aws_cloudwatch_log_group.stream.name
-        log_stream_name = aws_cloudwatch_log_stream.stream["BackupDelivery"].name
+        log_group_name  = module.delivery.log_group_name
+        log_stream_name = module.delivery.log_stream_names.backup
       }
     }
 
@@ -239,7 +194,7 @@ resource "aws_kinesis_firehose_delivery_stream" "this" {
 
         parameters {
           parameter_name  = "RoleArn"
-          parameter_value = aws_iam_role.firehose.arn
+          parameter_value = module.delivery.role_arn
         }
 
         parameters {
@@ -256,12 +211,12 @@ resource "aws_kinesis_firehose_delivery_stream" "this" {
 
     cloudwatch_logging_options {
       enabled         = true
-      log_group_name  = aws_cloudwatch_log_group.stream.name
-      log_stream_name = aws_cloudwatch_log_stream.stream["DestinationDelivery"].name
+      log_group_name  = module.delivery.log_group_name
+      log_stream_name = module.delivery.log_stream_names.destination
     }
   }
 
-  depends_on = [aws_iam_role_policy.firehose]
+  depends_on = [module.delivery]
 }
 
 # -- the subscriptions -----------------------------------------------------------------------------
