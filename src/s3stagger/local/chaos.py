@@ -335,9 +335,10 @@ class ChaosRun:
                 reasons[error["type"]] = reasons.get(error["type"], 0) + 1
 
     async def _replay(self, settings: ProcessorSettings, rows_url: str) -> int:
-        async with HttpDownstream(build_http_transports(2), rows_url) as http:
+        mapping = settings.api.request.mapping(rows_url)
+        async with HttpDownstream(build_http_transports(2), mapping) as http:
             target = ReplayTarget(BUCKET, settings.failed_rows_prefix or SINK_PREFIX)
-            replay = FailedRowsReplay(self._s3, target, http, csv_format(settings))
+            replay = FailedRowsReplay(self._s3, target, http, csv_format(settings), mapping)
             report = await replay.run(ReplayOptions())
         return report.applied + report.already_applied
 
