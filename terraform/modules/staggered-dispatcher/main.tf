@@ -386,7 +386,7 @@ data "aws_iam_policy_document" "dispatcher" {
 
   statement {
     sid       = "InvokeProcessor"
-    actions   = ["lambda:InvokeFunction"]
+    actions   = ["lambda:InvokeFunction", "lambda:GetFunctionConcurrency"]
     resources = [aws_lambda_function.processor.arn, "${aws_lambda_function.processor.arn}:*"]
   }
 
