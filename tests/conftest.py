@@ -7,6 +7,7 @@ gate. The markers are registered here, from ``LAYERS`` (pytest runs with ``--str
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -43,3 +44,15 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         item.add_marker(getattr(pytest.mark, layer_of(item.path)))
+
+
+@pytest.fixture(autouse=True, scope="session")
+def private_state_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Local mode's state (telemetry, the mailbox) goes to a directory of this test session, not to
+    the user's ``~/.local/state``: a run leaves nothing behind, and parallel workers share nothing."""
+    state = tmp_path_factory.mktemp("state")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDG_STATE_HOME", str(state))
+        patch.delenv("S3STAGGER_TELEMETRY_DIR", raising=False)
+        patch.delenv("S3STAGGER_MAILBOX", raising=False)
+        yield state

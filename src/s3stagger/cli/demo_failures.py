@@ -69,10 +69,15 @@ class AlertingCollector:
         alerting = run.stack.alerting
         if alerting is None or alerting.names is None or alerting.evaluator is None:
             return {"alarms_fired": [], "emails_received": 0, "emails_via_starttls": 0}
+        sqs, queue_url = run.stack.client("sqs"), alerting.names.alert_queue_url
         quiet_s = max(2.0, 2 * alerting.evaluator.shortest_period_s + alerting.evaluator.tick_s)
-        _wait_for_alert_queue(
-            run.stack.client("sqs"), alerting.names.alert_queue_url, quiet_s, self.settle_timeout_s
-        )
+        _wait_for_alert_queue(sqs, queue_url, quiet_s, self.settle_timeout_s)
+        # The figures are final: no alarm changes state from here on, and the alerts already queued
+        # are mailed before the notifier stops (it invokes synchronously), so no mail comes later.
+        alerting.evaluator.stop()
+        _wait_for_alert_queue(sqs, queue_url, 0.5, self.settle_timeout_s)
+        if alerting.poller is not None:
+            alerting.poller.stop()
         depth = run.stack.queue_depth(alerting.names.alert_dlq_url)
         counters = alerting.smtp.counters
         return {
