@@ -194,7 +194,7 @@ def test_the_table_names_what_would_move_and_move_tasks_are_refused_on_the_emula
     assert "for SQS move tasks on AWS" in status.output
 
 
-MAPPED_OBJECT = b"id,name\n1,ann\n2,bob\n3,cy\n4,dee\n5,eve\n"
+MAPPED_OBJECT = b"id;name\n1;ann\n2;bob\n3;cy\n4;dee\n5;eve\n"
 MAPPED_ROWS = {2: "bob", 3: "cy", 4: "dee", 5: "eve"}
 FIELDS = json.dumps({"ident": "id:int", "who": "name"})
 
@@ -227,7 +227,7 @@ def test_replay_builds_each_request_through_the_deployed_request_mapping(
     bucket, function = f"sink-{uuid.uuid4().hex[:8]}", f"fn-{uuid.uuid4().hex[:8]}"
     s3.create_bucket(Bucket=bucket)
     ref = ObjectRef("up", "normal/m.csv", version_id="v1", etag="e1")
-    reader = CsvObjectReader([MAPPED_OBJECT], CsvFormat())
+    reader = CsvObjectReader([MAPPED_OBJECT], CsvFormat(delimiter=";"))
     header = reader.read_header()
     batch = S3FailedRowsSink(s3, bucket).open_batch(ref, "v1", header)
     offset = header.end_offset
@@ -243,6 +243,7 @@ def test_replay_builds_each_request_through_the_deployed_request_mapping(
             "S3STAGGER_REQUEST_FIELDS": FIELDS,
             "S3STAGGER_REQUEST_HEADERS": json.dumps({"X-Tenant": "t1"}),
             "S3STAGGER_ROWS_PER_REQUEST": rows_per_request,
+            "S3STAGGER_CSV_DELIMITER": ";",
         }
         processor_function(endpoint_url, function, environment)
         mapping = ProcessorSettings.from_env(environment).api.request.mapping(

@@ -41,10 +41,10 @@ from s3stagger.adapters.failed_rows_replay import FailedRowsReplay, ReplayOption
 from s3stagger.cli.aws_clients import AwsTarget, error_code
 from s3stagger.config import ProcessorSettings
 from s3stagger.definitions.model import DEFAULT_NAME_PREFIX, Definitions
-from s3stagger.domain.csv_rows import CsvFormat
 from s3stagger.domain.redrive import DeadLetter, RedriveFilter, Unroutable, route_by_key
 from s3stagger.env_settings import PREFIX
 from s3stagger.errors import S3StaggerError
+from s3stagger.processor import csv_format
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -257,8 +257,8 @@ def deployment_settings(
     aws: AwsTarget, function_name: str, downstream_url: str | None
 ) -> tuple[ProcessorSettings, str | None]:
     """The processor's settings as deployed — its function's ``S3STAGGER_*`` environment: URL,
-    request mapping, authentication, TLS — with ``downstream_url`` over its URL; and a warning line
-    when the function is not found and this shell's ``S3STAGGER_*`` variables stand in."""
+    request mapping, authentication, TLS, CSV delimiter — with ``downstream_url`` over its URL; and
+    a warning line when the function is not found and this shell's ``S3STAGGER_*`` variables stand in."""
     try:
         configuration = aws.lambda_().get_function_configuration(FunctionName=function_name)
         environment = dict(configuration.get("Environment", {}).get("Variables", {}))
@@ -332,8 +332,7 @@ def replay_failed_rows(
         async with HttpDownstream(
             transports, setup.mapping, settings.connect_timeout_s, read_timeout_s, auth=setup.auth
         ) as http:
-            fmt = CsvFormat(max_field_bytes=settings.max_field_bytes, max_line_bytes=settings.max_line_bytes)
-            replay = FailedRowsReplay(aws.s3(), target, http, fmt, setup.mapping)
+            replay = FailedRowsReplay(aws.s3(), target, http, csv_format(settings), setup.mapping)
             return (await replay.run(options)).as_dict()
 
     report = asyncio.run(replay())
