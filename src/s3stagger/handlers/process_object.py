@@ -20,7 +20,7 @@ import contextlib
 import os
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import boto3
 from aws_lambda_powertools import Logger
@@ -55,6 +55,7 @@ LOG_KEYS = ("bucket", "object_key", "resume_row")
 logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME", SERVICE))
 
 _clients_lock = threading.Lock()
+ClientT = TypeVar("ClientT")
 _s3_clients: dict[str | None, S3Client] = {}
 _sqs_clients: dict[str | None, SQSClient] = {}
 _api_setups: dict[tuple[ProcessorSettings, str | None], ApiSetup] = {}
@@ -62,23 +63,21 @@ _api_setups: dict[tuple[ProcessorSettings, str | None], ApiSetup] = {}
 
 def s3_client() -> S3Client:
     """One S3 client per endpoint (``AWS_ENDPOINT_URL``), reused across invocations; thread-safe."""
-    endpoint = os.environ.get("AWS_ENDPOINT_URL")
-    with _clients_lock:
-        client = _s3_clients.get(endpoint)
-        if client is None:
-            client = boto3.session.Session().client("s3")
-            _s3_clients[endpoint] = client
-        return client
+    return _cached_client(_s3_clients, "s3")
 
 
 def sqs_client() -> SQSClient:
     """One SQS client per endpoint, reused across invocations; thread-safe."""
+    return _cached_client(_sqs_clients, "sqs")
+
+
+def _cached_client(clients: dict[str | None, ClientT], service: str) -> ClientT:
     endpoint = os.environ.get("AWS_ENDPOINT_URL")
     with _clients_lock:
-        client = _sqs_clients.get(endpoint)
+        client = clients.get(endpoint)
         if client is None:
-            client = boto3.session.Session().client("sqs")
-            _sqs_clients[endpoint] = client
+            client = cast(ClientT, boto3.session.Session().client(service))  # type: ignore[call-overload]
+            clients[endpoint] = client
         return client
 
 
