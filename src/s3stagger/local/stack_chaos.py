@@ -34,7 +34,6 @@ from typing import Any
 from s3stagger.adapters.dlq_redrive import LocalMessageMoveTask
 from s3stagger.definitions.model import DEFAULT_NAME_PREFIX, Definitions
 from s3stagger.domain.idempotency import object_version_token, row_idempotency_key
-from s3stagger.domain.keepalive import keepalive_of
 from s3stagger.domain.redrive import DeadLetter, RedriveFilter
 from s3stagger.handlers import process_object
 from s3stagger.local.downstream import DownstreamSimulator, LatencySpec, SimulatorSettings
@@ -89,8 +88,7 @@ class _CallRecorder:
         self.starts: list[tuple[float, str | None]] = []
 
     def __call__(self, event: Any, context: Any) -> Any:
-        keepalive = keepalive_of(event)
-        lease = next((h.receipt_handle for h in keepalive.holds[1:]), None) if keepalive else None
+        lease = ((event.get("keepalive") or {}).get("lease") or {}).get("receipt_handle")
         with self._lock:
             self._running += 1
             self.peak = max(self.peak, self._running)
