@@ -84,7 +84,7 @@ def summarise(
         "duplicate_effects": sum(kind["duplicate_effects"] for kind in kinds),
         "recovered_by_redrive": sum(kind["recovered_by_redrive"] for kind in kinds),
         "rows_failed_transient": (processor or {}).get("rows_failed_transient", 0),
-        "max_stall_s": (processor or {}).get("max_stall_s", 0.0),
+        "max_stall_s": max((kind["max_stall_s"] for kind in kinds), default=0.0),
         "dispatcher_resume_s": max(stopped, default=None),
         "throttles": sum(r.throttles for r in stack if r.kind == "lambda_throttling"),
         "incomplete_kinds": [r.kind for r in stack if not r.completed],
@@ -143,6 +143,16 @@ def timeline_png(summary: dict[str, Any], path: Path) -> None:
             axis.axvspan(start, end, color="C3", alpha=0.15, label="fault")
         if kind["rows_expected"]:
             axis.axhline(kind["rows_expected"], color="grey", linestyle=":", linewidth=1, label="expected")
+        else:
+            quarantined = kind.get("objects_quarantined", 0)
+            axis.text(
+                0.5,
+                0.5,
+                f"no rows expected\n{quarantined} objects quarantined",
+                ha="center",
+                transform=axis.transAxes,
+                fontsize=8,
+            )
         extra = f", resume {kind['resume_s']} s" if kind.get("resume_s") is not None else ""
         star = " *" if kind.get("full_stack") else ""
         axis.set_title(
@@ -150,7 +160,7 @@ def timeline_png(summary: dict[str, Any], path: Path) -> None:
             fontsize=9,
         )
         axis.set_xlabel("s", fontsize=8)
-        axis.set_ylabel("rows applied", fontsize=8)
+        axis.set_ylabel("rows applied (distinct)", fontsize=8)
         axis.tick_params(labelsize=7)
     for axis in list(axes.flat)[len(kinds) :]:
         axis.set_visible(False)

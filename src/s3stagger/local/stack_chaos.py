@@ -26,8 +26,7 @@ import csv
 import io
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,6 +35,7 @@ from s3stagger.definitions.model import DEFAULT_NAME_PREFIX, Definitions
 from s3stagger.domain.idempotency import object_version_token, row_idempotency_key
 from s3stagger.domain.redrive import DeadLetter, RedriveFilter
 from s3stagger.handlers import process_object
+from s3stagger.local.chaos import applied_over_time
 from s3stagger.local.downstream import DownstreamSimulator, LatencySpec, SimulatorSettings
 from s3stagger.local.pipeline import LocalPipeline, LocalPipelineSettings
 
@@ -69,6 +69,8 @@ class StackKindResult:
     reserved_concurrency: int | None = None
     resume_s: float | None = None
     """dispatcher_stopped: from the stop to the first call under a lease taken after it."""
+    max_stall_s: float = 0.0
+    """The longest time no row was applied while rows were still expected (from the timeline)."""
     fault_window_s: tuple[float, float] = (0.0, 0.0)
     """When the fault was on, in seconds from the first upload."""
     timeline: list[tuple[float, int]] = field(default_factory=list)
@@ -117,27 +119,6 @@ def csv_rows(kind: str, index: int, rows: int) -> bytes:
     return buffer.getvalue().encode()
 
 
-@contextmanager
-def _sampled(
-    sim: DownstreamSimulator, started: float, every_s: float, into: list[tuple[float, int]]
-) -> Iterator[None]:
-    stop = threading.Event()
-
-    def sample() -> None:
-        while True:
-            into.append((round(time.monotonic() - started, 2), sim.stats().effects_applied))
-            if stop.wait(every_s):
-                return
-
-    sampler = threading.Thread(target=sample, name="chaos-sampler", daemon=True)
-    sampler.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        sampler.join()
-
-
 class StackChaosRun:
     """One full-stack fault kind (see the module doc)."""
 
@@ -184,7 +165,7 @@ class StackChaosRun:
             result.reserved_concurrency = 1
         started = time.monotonic()
         deadline = started + self._deadline_s
-        with _sampled(sim, started, self._sample_s, result.timeline):
+        with applied_over_time(sim, started, self._sample_s, result.timeline):
             keys = self._upload(stack)
             if self._kind == "dispatcher_stopped":
                 self._stop_mid_run(stack, sim, recorder, started, deadline)
@@ -255,12 +236,26 @@ class StackChaosRun:
             len(record["body"]) for record in stack.failed_row_records() if record["key"].endswith(".csv")
         )
         result.lost_rows = max(0, result.rows_expected - result.rows_applied_once - result.rows_in_sink)
+        result.max_stall_s = longest_stall(result.timeline, result.rows_expected)
         result.duplicate_effects = stats.duplicate_effects
         result.duplicate_deliveries = stats.duplicate_deliveries
         counters = stack.processor_counters()
         result.invocations = len(recorder.starts)
         result.throttles = counters.throttles
         result.peak_calls = recorder.peak
+
+
+def longest_stall(timeline: list[tuple[float, int]], expected: int) -> float:
+    """The longest time between two samples that saw rows applied, until every expected row was
+    (and, if they never all were, up to the last sample)."""
+    longest, since, applied = 0.0, 0.0, 0
+    for at, count in timeline:
+        if count > applied:
+            longest, since, applied = max(longest, at - since), at, count
+        if applied >= expected:
+            return round(longest, 2)
+    tail = timeline[-1][0] - since if timeline else 0.0
+    return round(max(longest, tail), 2)
 
 
 def _to(queue_url: str) -> Callable[[DeadLetter], str]:
