@@ -164,11 +164,11 @@ def fault_kinds(window_s: float) -> dict[str, _Fault]:
     }
 
 
-def csv_object(kind: str, index: int, version: str = "v1") -> bytes:
+def csv_object(kind: str, index: int, version: str = "v1", rows: int = ROWS_PER_OBJECT) -> bytes:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["id", "kind", "value"])
-    for row in range(1, ROWS_PER_OBJECT + 1):
+    for row in range(1, rows + 1):
         writer.writerow([f"{index}-{row}", kind, f"{version}-{row * 7}"])
     return buffer.getvalue().encode()
 

@@ -22,8 +22,6 @@ waits in a DLQ is redriven once the fault is gone. The timeline (rows applied ev
 
 from __future__ import annotations
 
-import csv
-import io
 import threading
 import time
 from collections.abc import Callable
@@ -35,7 +33,7 @@ from s3stagger.definitions.model import DEFAULT_NAME_PREFIX, Definitions
 from s3stagger.domain.idempotency import object_version_token, row_idempotency_key
 from s3stagger.domain.redrive import DeadLetter, RedriveFilter
 from s3stagger.handlers import process_object
-from s3stagger.local.chaos import applied_over_time
+from s3stagger.local.chaos import applied_over_time, csv_object
 from s3stagger.local.downstream import DownstreamSimulator, LatencySpec, SimulatorSettings
 from s3stagger.local.pipeline import LocalPipeline, LocalPipelineSettings
 
@@ -110,15 +108,6 @@ class _CallRecorder:
             return next((at for at, lease in self.starts if at > after and lease not in old), None)
 
 
-def csv_rows(kind: str, index: int, rows: int) -> bytes:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["id", "kind", "value"])
-    for row in range(1, rows + 1):
-        writer.writerow([f"{index}-{row}", kind, row * 7])
-    return buffer.getvalue().encode()
-
-
 class StackChaosRun:
     """One full-stack fault kind (see the module doc)."""
 
@@ -186,7 +175,9 @@ class StackChaosRun:
         rows = self.result.rows_per_object
         for index in range(self.result.objects):
             key = f"normal/{self._kind}/{index:04d}.csv"
-            put = s3.put_object(Bucket=stack.names.bucket, Key=key, Body=csv_rows(self._kind, index, rows))
+            put = s3.put_object(
+                Bucket=stack.names.bucket, Key=key, Body=csv_object(self._kind, index, rows=rows)
+            )
             version = object_version_token(put.get("VersionId"), put["ETag"].strip('"'))
             keys |= {row_idempotency_key(stack.names.bucket, key, version, n) for n in range(1, rows + 1)}
         return keys
