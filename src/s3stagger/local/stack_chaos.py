@@ -136,6 +136,7 @@ class StackChaosRun:
                 downstream_url=sim.rows_url,
                 concurrency_budget=BUDGET,
                 processor_environment=PROCESSOR_ENVIRONMENT,
+                start_scheduler=False,  # the fault is set up first: an execution reads it as it starts
                 handlers={
                     f"{DEFAULT_NAME_PREFIX}-{Definitions.load().processor.function_name_suffix}": recorder
                 },
@@ -152,6 +153,8 @@ class StackChaosRun:
                 FunctionName=stack.names.function_name, ReservedConcurrentExecutions=1
             )
             result.reserved_concurrency = 1
+        if stack.scheduler is not None:
+            stack.scheduler.start()
         started = time.monotonic()
         deadline = started + self._deadline_s
         with applied_over_time(sim, started, self._sample_s, result.timeline):
