@@ -107,7 +107,9 @@ def markdown(summary: dict[str, Any], command: str) -> str:
         "  and the simulator. dispatcher_stopped: every running execution stopped (`StopExecution`) once",
         "  1/5 of the rows were applied; resume s = from the stop to the first processor call under a",
         "  lease taken after it. lambda_throttling: reserved concurrency 1 below a budget of 2; throttles =",
-        "  calls Lambda turned away.",
+        "  calls Lambda turned away. max stall s: the longest time no new row was applied while rows were",
+        "  due (sampled every 0.25 s; it includes re-sending the rows of the objects a stopped",
+        "  dispatcher's calls had finished, which the downstream answers as already applied).",
         "",
         "![rows applied over time per kind, fault window shaded](chaos.png)",
         "",
@@ -116,7 +118,7 @@ def markdown(summary: dict[str, Any], command: str) -> str:
     ]
     for kind in summary["kinds"]:
         name = kind["kind"] + (" *" if kind.get("full_stack") else "")
-        cells = [name] + [str(kind.get(column, "-")) for column, _ in COLUMNS[1:]]
+        cells = [name] + [str(kind.get(column, "-")).replace("None", "-") for column, _ in COLUMNS[1:]]
         lines.append("| " + " | ".join(cells) + " |")
     totals = {k: v for k, v in summary.items() if k != "kinds"}
     lines += ["", "```json", json.dumps(totals, sort_keys=True), "```", ""]
