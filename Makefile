@@ -12,7 +12,10 @@ CHECKOV := $(CHECKOV_VENV)/bin/checkov
 # Node tools the tests use (package.json / package-lock.json): Mermaid's parser for the docs' diagrams.
 NODE_STAMP := node_modules/.installed
 HAVE_NPM := $(shell command -v npm 2>/dev/null)
-PYTEST := $(BIN)/pytest -q
+# Tests run in parallel workers (pytest-xdist): most of the time of the e2e, local and iac layers is
+# waiting on a pipeline, a server or terraform, not CPU. `make test PYTEST_WORKERS=0` runs serially.
+PYTEST_WORKERS ?= 4
+PYTEST := $(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist worksteal
 PY_SOURCES := src tests benchmarks scripts
 
 # simulate / monitor parameters (seed-compatible)

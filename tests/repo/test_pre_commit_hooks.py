@@ -87,26 +87,24 @@ def hook_verdicts(output: str) -> dict[str, str]:
 
 
 @pytest.mark.timeout(600)  # terraform validate loads the AWS provider once per directory
-def test_every_configured_hook_passes_over_the_whole_tree(tree_copy: Path, home: Path) -> None:
-    result = run_hooks(tree_copy, home, "--all-files")
+@pytest.mark.parametrize("hook_id", sorted(configured_hooks()))
+def test_every_configured_hook_passes_over_the_whole_tree(tree_copy: Path, home: Path, hook_id: str) -> None:
+    """One hook per test, so parallel workers share the hooks out (a contributor runs them all)."""
+    result = run_hooks(tree_copy, home, hook_id, "--all-files")
     output = result.stdout + result.stderr
-    verdicts = hook_verdicts(output)
-    not_passed = {name: verdicts.get(name, "absent") for name in configured_hooks().values()}
-    not_passed = {name: verdict for name, verdict in not_passed.items() if verdict != "Passed"}
-    assert not not_passed, f"hooks that did not pass: {not_passed}\n{output[-8000:]}"
+    name = configured_hooks()[hook_id]
+    assert hook_verdicts(output).get(name, "absent") == "Passed", output[-8000:]
     assert result.returncode == 0, output[-8000:]
     assert not git(["diff", "--name-only"], tree_copy), "a hook rewrote a file (worktree != index)"
 
 
-def test_a_file_that_breaks_a_hook_fails_the_run(tree_copy: Path, home: Path) -> None:
+@pytest.mark.parametrize("hook_id", ["trailing-whitespace", "ruff", "bandit"])  # bandit: B307, eval
+def test_a_file_that_breaks_a_hook_fails_the_run(tree_copy: Path, home: Path, hook_id: str) -> None:
     broken = tree_copy / "src" / "s3stagger" / "broken_for_the_hooks.py"
     broken.write_text("import os, sys\nx = eval('1')   \n", encoding="utf-8")
     try:
-        result = run_hooks(tree_copy, home, "--files", str(broken.relative_to(tree_copy)))
+        result = run_hooks(tree_copy, home, hook_id, "--files", str(broken.relative_to(tree_copy)))
     finally:
         broken.unlink()
-    verdicts = hook_verdicts(result.stdout)
     assert result.returncode == 1
-    assert verdicts["trim trailing whitespace"] == "Failed"
-    assert verdicts["ruff"] == "Failed"
-    assert verdicts["bandit"] == "Failed"  # B307: eval
+    assert hook_verdicts(result.stdout)[configured_hooks()[hook_id]] == "Failed"
