@@ -166,8 +166,8 @@ TWINS: dict[tuple[str, str, str], Twin] = {
     (DISPATCHER, "aws_sqs_queue.lease", "${local.dispatcher.lease_s >= local.minimum_lease_s}"): Twin(
         "lease_outlasts_a_hold",
         # 240 (time budget) + 600 (visibility extension) + the longest stagger delay, 4
-        refused=(Case({"dispatcher.json": {"lease_s": 843}}),),
-        accepted=(Case({"dispatcher.json": {"lease_s": 844}}),),
+        refused=(Case({"dispatcher.json": {"lease_s": 26}}),),
+        accepted=(Case({"dispatcher.json": {"lease_s": 27}}),),
     ),
     (
         DISPATCHER,

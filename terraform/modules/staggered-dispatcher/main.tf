@@ -107,10 +107,12 @@ locals {
   visibility_margin_s            = 30
   minimum_visibility_extension_s = local.timeout_seconds + local.lambda_retry_window_s + local.visibility_margin_s
 
-  # The lease is taken at the start of each execution and not renewed: it must outlast the
-  # execution's time budget, a stagger wait and one call.
+  # The lease is taken for lease_s and renewed by every processor call while it runs (keep-alive): it
+  # must outlast a dispatcher's longest stretch between calls (a stagger wait, the idle looks) and a
+  # margin, so a dead dispatcher's lease frees itself within lease_s of its last call.
   longest_stagger_delay_s = max([for priority in local.priorities : local.dispatcher_settings.stagger.priorities[priority].max_delay_s]...)
-  minimum_lease_s         = local.dispatcher.time_budget_s + local.dispatcher.visibility_extension_s + local.longest_stagger_delay_s
+  lease_margin_s          = 20
+  minimum_lease_s         = local.longest_stagger_delay_s + local.dispatcher.idle_polls * local.dispatcher.idle_wait_s + local.lease_margin_s
 }
 
 # --- Dispatcher lease: a FIFO queue whose single token a running dispatcher holds ---------------
@@ -129,7 +131,7 @@ resource "aws_sqs_queue" "lease" {
   lifecycle {
     precondition {
       condition     = local.dispatcher.lease_s >= local.minimum_lease_s
-      error_message = "dispatcher.lease_s (${local.dispatcher.lease_s} s) must be at least time_budget_s + visibility_extension_s + the longest stagger delay (${local.minimum_lease_s} s), or the lease expires while its dispatcher still runs and a second one starts. Raise dispatcher.lease_s or lower dispatcher.time_budget_s."
+      error_message = "dispatcher.lease_s (${local.dispatcher.lease_s} s) must be at least the longest stagger delay + idle_polls x idle_wait_s + ${local.lease_margin_s} s (${local.minimum_lease_s} s), or the lease lapses between two processor calls of a running dispatcher and a second one starts. Raise dispatcher.lease_s."
     }
     # Here, on a resource that indexes no queue, so a plan without a priority's queue says which
     # (the state machine and its role would only report an invalid index).
@@ -323,7 +325,7 @@ data "aws_iam_policy_document" "dispatcher" {
 
   statement {
     sid       = "InvokeProcessor"
-    actions   = ["lambda:InvokeFunction"]
+    actions   = ["lambda:InvokeFunction", "lambda:GetFunctionConcurrency"]
     resources = [module.processor.function_arn, "${module.processor.function_arn}:*"]
   }
 

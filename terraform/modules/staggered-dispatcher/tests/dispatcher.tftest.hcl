@@ -124,11 +124,11 @@ run "rejects_a_visibility_extension_shorter_than_a_call" {
   expect_failures = [aws_sfn_state_machine.dispatcher]
 }
 
-run "rejects_a_lease_shorter_than_a_wait_and_a_call" {
+run "rejects_a_lease_shorter_than_a_wait_and_the_idle_looks" {
   command = plan
 
   variables {
-    dispatcher = { lease_s = 600 }
+    dispatcher = { lease_s = 10 }
   }
 
   expect_failures = [aws_sqs_queue.lease]
