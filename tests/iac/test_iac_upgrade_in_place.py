@@ -161,7 +161,7 @@ run "upgrade_to_the_current_modules" {
 
   assert {
     condition     = output.deployed == run.deploy_the_previous_release.deployed
-    error_message = "The functions, roles and backup buckets must move to their new addresses, not be destroyed and created."
+    error_message = "Functions, roles and backup buckets must move to their new addresses, not be recreated."
   }
 
   assert {
