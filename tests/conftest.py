@@ -11,8 +11,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 TESTS_ROOT = Path(__file__).resolve().parent
+
+# Property tests judge results, never speed: no per-example deadline (a loaded CI machine or a
+# parallel worker would fail them for being slow), and no example database written into the tree.
+settings.register_profile("s3stagger", deadline=None, database=None)
+settings.load_profile("s3stagger")
 
 # folder under tests/ -> what its tests need
 LAYERS = {

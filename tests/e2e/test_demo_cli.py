@@ -42,7 +42,7 @@ def _wait_for_lambda_threads(limit_s: float = 60.0) -> None:
 
 def test_demo_json_applies_every_row_once(tmp_path: Path) -> None:
     log = tmp_path / "processor.log"
-    args = ["demo", "--files", "3", "--rows", "5", "--high-share", "0.34", "--json", "--timeout", "120"]
+    args = ["demo", "--files", "3", "--rows", "5", "--high-share", "0.34", "--json", "--timeout", "300"]
     result = CliRunner().invoke(app, [*args, "--lambda-log", str(log)])
     assert result.exit_code == 0, result.output
     lines = result.stdout.strip().splitlines()
@@ -63,7 +63,7 @@ def test_demo_json_applies_every_row_once(tmp_path: Path) -> None:
 def test_rows_the_downstream_refuses_are_accounted_in_the_failed_row_sink() -> None:
     # 500: a server error, retried and then sunk (a 503 would pause the objects until it passes)
     args = ["demo", "--files", "2", "--rows", "3", "--error-rate", "1", "--error-status", "500"]
-    args += ["--json", "--timeout", "120"]
+    args += ["--json", "--timeout", "300"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
@@ -112,7 +112,7 @@ def test_bench_pipeline_prints_one_json_line_of_figures(capsys: pytest.CaptureFi
     assert spec.loader is not None
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
-    assert bench.main(["--files", "3", "--rows", "4", "--timeout", "120"]) == 0
+    assert bench.main(["--files", "3", "--rows", "4", "--timeout", "300"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 1
     figures = json.loads(lines[-1])

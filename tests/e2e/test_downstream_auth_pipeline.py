@@ -23,7 +23,7 @@ from s3stagger.local.downstream.settings import LatencySpec
 
 pytestmark = pytest.mark.e2e
 
-FAST = ["--latency", "fixed:0.005", "--timeout", "180"]
+FAST = ["--latency", "fixed:0.005", "--timeout", "300"]
 
 
 def demo(tmp_path: Path, mode: str, files: int, rows: int) -> dict[str, object]:

@@ -184,7 +184,7 @@ def test_a_deadline_gives_partial_and_the_continuation_finishes_without_duplicat
         assert first["rows_applied"] >= cursor["next_row"] - 1
         answers = [first]
         while answers[-1]["status"] == "PARTIAL":
-            assert len(answers) < 10
+            assert len(answers) < 40  # a bound on the loop, not on the pace
             answers.append(
                 invoke({"object": event["object"], "cursor": answers[-1]["cursor"]}, CountdownContext(400))
             )

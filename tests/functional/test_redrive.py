@@ -15,12 +15,14 @@ from typer.testing import CliRunner
 from s3stagger.adapters.downstream_client import HttpDownstream, build_http_transports
 from s3stagger.adapters.failed_rows_sink import S3FailedRowsSink
 from s3stagger.cli.app import app
+from s3stagger.config import ProcessorSettings
 from s3stagger.definitions.model import Definitions
 from s3stagger.domain.csv_rows import CsvFormat, CsvObjectReader
 from s3stagger.domain.idempotency import row_idempotency_key
 from s3stagger.domain.model import ObjectRef
-from s3stagger.domain.request_mapping import OutgoingRow, RowRequest
+from s3stagger.domain.request_mapping import OutgoingRow, RowRequest, SourceRow
 from s3stagger.local.downstream import DownstreamSimulator, SimulatorSettings
+from s3stagger.local.provision import _placeholder_code_zip
 
 
 def make_queues(sqs: Any, prefix: str) -> dict[str, str]:
@@ -190,3 +192,106 @@ def test_the_table_names_what_would_move_and_move_tasks_are_refused_on_the_emula
     status = CliRunner().invoke(app, ["redrive", "--status", "--endpoint-url", endpoint_url])
     assert status.exit_code != 0
     assert "for SQS move tasks on AWS" in status.output
+
+
+MAPPED_OBJECT = b"id;name\n1;ann\n2;bob\n3;cy\n4;dee\n5;eve\n"
+MAPPED_ROWS = {2: "bob", 3: "cy", 4: "dee", 5: "eve"}
+FIELDS = json.dumps({"ident": "id:int", "who": "name"})
+
+
+def processor_function(endpoint_url: str, name: str, environment: dict[str, str]) -> None:
+    """A processor function as deployed: only its environment matters to the replay."""
+    trust = {"Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}}]}
+    role = moto_client(endpoint_url, "iam").create_role(
+        RoleName=name, AssumeRolePolicyDocument=json.dumps(trust)
+    )["Role"]["Arn"]
+    moto_client(endpoint_url, "lambda").create_function(
+        FunctionName=name,
+        Runtime="python3.13",
+        Role=role,
+        Handler="s3stagger.handlers.process_object.handler",
+        Code={"ZipFile": _placeholder_code_zip()},
+        Environment={"Variables": environment},
+    )
+
+
+@pytest.mark.parametrize(
+    ("url_of", "rows_per_request"),
+    [(lambda sim: sim.batch_url, "2"), (lambda sim: sim.rows_url + "?who={name}", "1")],
+    ids=["field-map-batch-of-2", "field-map-url-template"],
+)
+def test_replay_builds_each_request_through_the_deployed_request_mapping(
+    endpoint_url: str, url_of: Any, rows_per_request: str
+) -> None:
+    s3 = moto_client(endpoint_url, "s3")
+    bucket, function = f"sink-{uuid.uuid4().hex[:8]}", f"fn-{uuid.uuid4().hex[:8]}"
+    s3.create_bucket(Bucket=bucket)
+    ref = ObjectRef("up", "normal/m.csv", version_id="v1", etag="e1")
+    reader = CsvObjectReader([MAPPED_OBJECT], CsvFormat(delimiter=";"))
+    header = reader.read_header()
+    batch = S3FailedRowsSink(s3, bucket).open_batch(ref, "v1", header)
+    offset = header.end_offset
+    for row in reader.rows(header.columns):
+        if row.number in MAPPED_ROWS:
+            batch.add(row.number, "timed out", (), byte_offset=offset, line=row.raw)
+        offset = row.next_offset
+    assert batch.close() is not None
+
+    with DownstreamSimulator(SimulatorSettings(capacity=4, seed=5)) as sim:
+        environment = {
+            "S3STAGGER_DOWNSTREAM_URL": url_of(sim),
+            "S3STAGGER_REQUEST_FIELDS": FIELDS,
+            "S3STAGGER_REQUEST_HEADERS": json.dumps({"X-Tenant": "t1"}),
+            "S3STAGGER_ROWS_PER_REQUEST": rows_per_request,
+            "S3STAGGER_CSV_DELIMITER": ";",
+        }
+        processor_function(endpoint_url, function, environment)
+        mapping = ProcessorSettings.from_env(environment).api.request.mapping(
+            environment["S3STAGGER_DOWNSTREAM_URL"]
+        )
+
+        def mapped(number: int) -> OutgoingRow:
+            values = {"id": str(number), "name": MAPPED_ROWS[number]}
+            request = mapping.map_row(SourceRow("up", ref.key, number, values))
+            return OutgoingRow(number, row_idempotency_key("up", ref.key, "v1", number), request)
+
+        async def deliver(numbers: list[int]) -> None:
+            async with HttpDownstream(build_http_transports(1), mapping) as http:
+                for number in numbers:
+                    [delivery] = await http.deliver([mapped(number)])
+                    assert delivery.status == 200, delivery.detail
+
+        asyncio.run(deliver([3]))  # row 3 had landed: the processor's request timed out after it was applied
+        common = (
+            "replay-failed-rows",
+            "--function",
+            function,
+            "--bucket",
+            bucket,
+            "--endpoint-url",
+            endpoint_url,
+        )
+
+        first = run_cli(*common)
+        assert (first["applied"] + first["already_applied"], first["failed_again"], first["refused"]) == (
+            4,
+            0,
+            0,
+        )
+        stats = sim.stats()
+        # the default body under row 3's key would be a 422 (same key, other body) and no row applied twice
+        assert (stats.effects_applied, stats.duplicate_effects, stats.key_conflicts_422) == (4, 0, 0)
+
+        asyncio.run(deliver(list(MAPPED_ROWS)))  # the mapped bodies again: each a replay, none a conflict
+        stats = sim.stats()
+        assert (stats.effects_applied, stats.key_conflicts_422, stats.duplicate_deliveries) == (4, 0, 5)
+        assert run_cli(*common)["rows_selected"] == 0
+
+
+def test_replay_without_a_function_or_url_is_one_clear_line(endpoint_url: str) -> None:
+    result = CliRunner().invoke(
+        app,
+        ["replay-failed-rows", "--function", "no-such-fn", "--bucket", "b", "--endpoint-url", endpoint_url],
+    )
+    assert result.exit_code != 0
+    assert "function 'no-such-fn' not found" in result.output

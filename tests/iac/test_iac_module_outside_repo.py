@@ -1,10 +1,12 @@
 """A team's own infrastructure repository uses the modules without this repository's layout.
 
-Terraform copies a module given by an absolute path (or from a registry or archive) alone into
-``.terraform/modules``, where ``../../../src/s3stagger/definitions`` does not exist. With
-``definitions_path`` (the one documented input for it) pointing at a copy of the definition files,
-both modules, copied out of the repository, initialise from the offline provider mirror and pass
-``terraform test`` against a mocked provider.
+Terraform installs a module given by an absolute path (or from a registry or archive) as a package
+of its own under ``.terraform/modules``, where ``../../../src/s3stagger/definitions`` does not
+exist. With ``definitions_path`` (the one documented input for it) pointing at a copy of the
+definition files, both modules, copied out of the repository, initialise from the offline provider
+mirror and pass ``terraform test`` against a mocked provider. The folder of the modules is the
+package (``<folder>//staggered-dispatcher``, as ``git::…//terraform/modules/…`` does for a
+repository), so the dispatcher finds ``../lambda-function`` inside it.
 """
 
 from __future__ import annotations
@@ -29,12 +31,12 @@ terraform {
 provider "aws" {}
 
 module "ingest" {
-  source           = "%(modules)s/event-ingest"
+  source           = "%(modules)s//event-ingest"
   definitions_path = "${path.root}/s3stagger-definitions"
 }
 
 module "dispatcher" {
-  source                  = "%(modules)s/staggered-dispatcher"
+  source                  = "%(modules)s//staggered-dispatcher"
   definitions_path        = "${path.root}/s3stagger-definitions"
   queues                  = module.ingest.queues
   source_bucket_name      = module.ingest.uploads_bucket_name
@@ -79,7 +81,7 @@ run "plans_from_a_copy_outside_the_repository" {
 def test_modules_copied_out_of_the_repository_plan_with_definitions_path(tmp_path: Path) -> None:
     infrastructure = tmp_path / "team-infrastructure"
     modules = tmp_path / "vendored" / "s3stagger-modules"  # referred to by an absolute path
-    for name in ("event-ingest", "staggered-dispatcher"):
+    for name in ("event-ingest", "staggered-dispatcher", "lambda-function"):
         shutil.copytree(
             TERRAFORM_ROOT / "modules" / name, modules / name, ignore=shutil.ignore_patterns("tests")
         )

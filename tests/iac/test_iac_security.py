@@ -12,6 +12,7 @@ from _iac_support import EXAMPLE_DIRS, MODULE_DIRS, TERRAFORM_ROOT, module_block
 
 INGEST = TERRAFORM_ROOT / "modules" / "event-ingest"
 DISPATCHER = TERRAFORM_ROOT / "modules" / "staggered-dispatcher"
+LAMBDA = TERRAFORM_ROOT / "modules" / "lambda-function"
 
 ACTIONS_WITHOUT_RESOURCE_LEVEL_PERMISSIONS = frozenset(
     {
@@ -102,8 +103,10 @@ def as_list(value: Any) -> list[Any]:
 
 
 OWN_RESOURCE_REFERENCE = re.compile(
-    r"\b(aws_[a-z0-9_]+\.[a-z0-9_]+|local\.[a-z0-9_]+_arn|var\.queues|statement\.value)\b"
+    r"\b(aws_[a-z0-9_]+\.[a-z0-9_]+|module\.[a-z0-9_]+\.[a-z0-9_]*arn|local\.[a-z0-9_]+_arn"
+    r"|var\.[a-z0-9_]+_secret_arn|var\.queues|statement\.value)\b"
 )
+"""A module's own resources, a child module's, or the one secret a caller names."""
 
 
 @pytest.mark.parametrize("module_dir", MODULE_DIRS, ids=lambda path: path.name)
@@ -169,6 +172,8 @@ def test_buckets_block_public_access_are_versioned_encrypted_and_tls_only() -> N
 
 
 QUEUELESS_MODULES = {
+    "firehose-delivery",
+    "lambda-function",
     "monitoring",
     "firehose-backup",
     "splunk-logs",
@@ -210,33 +215,63 @@ def test_dead_letter_retention_is_checked_against_the_source_queue() -> None:
     assert "queue_overrides.dlq_message_retention_seconds" in precondition["error_message"]
 
 
+def lambda_module_calls(directory: Path) -> dict[str, dict[str, Any]]:
+    """Name -> arguments of every call of the lambda-function module in ``directory``."""
+    return {
+        name: body
+        for name, body in module_blocks(directory, "module")
+        if body["source"] == "../lambda-function"
+    }
+
+
+def test_every_lambda_is_built_by_the_lambda_function_module() -> None:
+    """One place builds a function, its role and its log group: no module repeats the block."""
+    built_by = {
+        directory.name
+        for directory in MODULE_DIRS + EXAMPLE_DIRS
+        for kind, _, _ in resources(directory)
+        if kind == "aws_lambda_function"
+    }
+    assert built_by == {"lambda-function"}
+    callers = {
+        directory.name: sorted(lambda_module_calls(directory)) for directory in MODULE_DIRS + EXAMPLE_DIRS
+    }
+    assert {name: calls for name, calls in callers.items() if calls} == {
+        "alerting": ["notifier"],
+        "splunk-logs": ["transform"],
+        "staggered-dispatcher": ["autoscaler", "processor"],
+    }
+
+
 def test_lambda_and_state_machine_trace_and_log_with_retention() -> None:
     variables = dict(module_blocks(DISPATCHER, "variable"))
     assert variables["tracing_enabled"]["default"] is True
     assert variables["log_retention_days"]["default"] >= 365
-    functions = {
-        name: body for kind, name, body in resources(DISPATCHER, "resource") if kind == "aws_lambda_function"
-    }
-    assert set(functions) == {"processor", "autoscaler"}
-    for function in functions.values():
-        assert (
-            unwrap(function["tracing_config"][0]["mode"]) == 'var.tracing_enabled ? "Active" : "PassThrough"'
-        )
-        assert unwrap(function["source_code_hash"]) == "filebase64sha256(var.package_path)"
-    function = functions["processor"]
-    assert unwrap(function["runtime"]) == "local.processor_settings.runtime"
-    assert unwrap(function["architectures"][0]) == "local.architecture"
+    (function,) = _resource_bodies(LAMBDA, "aws_lambda_function")
     assert unwrap(function["tracing_config"][0]["mode"]) == 'var.tracing_enabled ? "Active" : "PassThrough"'
     assert unwrap(function["source_code_hash"]) == "filebase64sha256(var.package_path)"
+    assert unwrap(function["logging_config"][0]["log_group"]) == "aws_cloudwatch_log_group.this.name"
+    (function_logs,) = _resource_bodies(LAMBDA, "aws_cloudwatch_log_group")
+    calls = lambda_module_calls(DISPATCHER)
+    assert set(calls) == {"processor", "autoscaler"}
+    for call in calls.values():
+        assert unwrap(call["tracing_enabled"]) == "var.tracing_enabled"
+        assert unwrap(call["package_path"]) == "var.package_path"
+    processor = calls["processor"]
+    assert unwrap(processor["runtime"]) == "local.processor_settings.runtime"
+    assert unwrap(processor["architecture"]) == "local.architecture"
     (state_machine,) = _resource_bodies(DISPATCHER, "aws_sfn_state_machine")
     assert unwrap(state_machine["tracing_configuration"][0]["enabled"]) == "var.tracing_enabled"
     logging = state_machine["logging_configuration"][0]
     assert unwrap(logging["level"]) == "var.state_machine_log_level"
     # an Express dispatcher is observed through its log group; bodies and cursors stay out of it
     assert logging["include_execution_data"] is False
-    for log_group in _resource_bodies(DISPATCHER, "aws_cloudwatch_log_group"):
+    for log_group in [function_logs, *_resource_bodies(DISPATCHER, "aws_cloudwatch_log_group")]:
         assert unwrap(log_group["retention_in_days"]) == "var.log_retention_days"
         assert unwrap(log_group["kms_key_id"]) == "var.kms_key_arn"
+    for call in calls.values():
+        assert unwrap(call["log_retention_days"]) == "var.log_retention_days"
+        assert unwrap(call["kms_key_arn"]) == "var.kms_key_arn"
 
 
 def test_the_budget_parameter_value_belongs_to_the_autoscaler() -> None:

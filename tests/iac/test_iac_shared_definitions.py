@@ -33,8 +33,10 @@ DEFINITIONS_PREFIX = "${local.definitions_path}/"
 INGEST = TERRAFORM_ROOT / "modules" / "event-ingest"
 DISPATCHER = TERRAFORM_ROOT / "modules" / "staggered-dispatcher"
 DASHBOARD = TERRAFORM_ROOT / "modules" / "dynatrace-dashboard"
-DEFINITION_MODULES = [path for path in MODULE_DIRS if path.name != "firehose-backup"]
-"""Modules built from definition files (the backup bucket is a building block without one)."""
+BUILDING_BLOCKS = ("firehose-backup", "firehose-delivery", "lambda-function")
+"""Modules other modules call, which read no definition file: their callers pass what they read."""
+DEFINITION_MODULES = [path for path in MODULE_DIRS if path.name not in BUILDING_BLOCKS]
+"""Modules built from definition files."""
 
 
 def definition_json(name: str) -> Any:
@@ -198,11 +200,11 @@ def test_the_visibility_precondition_names_what_to_change() -> None:
     (body,) = [
         body
         for kind, name, body in resources(DISPATCHER)
-        if kind == "aws_lambda_function" and name == "processor"
+        if kind == "aws_sfn_state_machine" and name == "dispatcher"
     ]
     preconditions = body["lifecycle"][0]["precondition"]
     visibility = [item for item in preconditions if "visibility_extension_s" in item["condition"]]
-    assert visibility, "the processor has no visibility precondition"
+    assert visibility, "the state machine has no visibility precondition"
     message = visibility[0]["error_message"]
     assert "dispatcher.visibility_extension_s" in message
     assert "processor.timeout_seconds" in message

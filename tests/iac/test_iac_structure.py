@@ -27,6 +27,8 @@ def test_the_repository_has_both_modules_and_both_examples() -> None:
         "dynatrace-metrics",
         "event-ingest",
         "firehose-backup",
+        "firehose-delivery",
+        "lambda-function",
         "monitoring",
         "splunk-logs",
         "staggered-dispatcher",

@@ -49,8 +49,11 @@ def test_the_command_writes_the_report_and_ends_with_one_json_line(
     import chaos
 
     argv = ["--objects-per-kind", "2", "--window-s", "0.3", "--kinds", "storm_503", "poison_objects"]
-    assert chaos.main([*argv, "--out-dir", str(tmp_path)]) == 0
+    assert chaos.main([*argv, "--stack-kinds", "--out-dir", str(tmp_path)]) == 0
     last = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert (last["fault_kinds"], last["objects_per_kind"], last["lost_rows"]) == (2, 2, 0)
     assert "| storm_503 | 2 | 10 | 10 |" in (tmp_path / "chaos.md").read_text()
+    figures = json.loads((tmp_path / "chaos.json").read_text())
+    storm = figures["kinds"][0]
+    assert storm["timeline"][-1][1] == 10  # rows applied over time, ending at every row
     assert (tmp_path / "chaos.png").read_bytes().startswith(b"\x89PNG")

@@ -18,7 +18,7 @@ from s3stagger.local.pipeline import LocalPipeline, LocalPipelineSettings
 UNREACHABLE = "http://127.0.0.1:9/rows"  # nothing listens: every invocation fails, objects reach the DLQ
 
 
-def wait_for(condition: Callable[[], bool], timeout_s: float = 60, poll_s: float = 0.2) -> bool:
+def wait_for(condition: Callable[[], bool], timeout_s: float = 120, poll_s: float = 0.2) -> bool:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if condition():
@@ -71,12 +71,12 @@ def test_objects_in_the_dlq_raise_the_dlq_alarm_and_one_email_over_starttls(tmp_
             )
         dlq_alarm = "s3stagger-dlq-not-empty-normal"
         assert wait_for(lambda: stack.queue_depth(stack.names.dlq_urls["normal"]).visible == 3, 120)
-        assert wait_for(lambda: dlq_alarm in alerting.evaluator.fired(), 30)  # type: ignore[union-attr]
+        assert wait_for(lambda: dlq_alarm in alerting.evaluator.fired(), 120)  # type: ignore[union-attr]
 
         def dlq_emails() -> list[mailbox.mboxMessage]:
             return [m for m in messages(alerting.smtp.mbox_path) if dlq_alarm in str(m["Subject"])]
 
-        assert wait_for(lambda: len(dlq_emails()) >= 1, 30)
+        assert wait_for(lambda: len(dlq_emails()) >= 1, 120)
         time.sleep(
             3
         )  # more than a digest interval: nothing else may come for this alarm while it stays in ALARM
@@ -106,10 +106,12 @@ def test_smtp_down_for_a_while_the_alert_arrives_once_it_is_back(tmp_path: Path)
         alerting.smtp.stop()
         marker = f"outage-{uuid.uuid4()}"
         stack.client("events").put_events(Entries=[object_failed_entry(marker)])
-        assert wait_for(lambda: alerting.poller.failed_records >= 2, 30)  # type: ignore[union-attr]
+        assert wait_for(lambda: alerting.poller.failed_records >= 2, 120)  # type: ignore[union-attr]
         assert messages(alerting.smtp.mbox_path) == []
         alerting.smtp.start()
-        assert wait_for(lambda: any(marker in m.get_payload() for m in messages(alerting.smtp.mbox_path)), 30)
+        assert wait_for(
+            lambda: any(marker in m.get_payload() for m in messages(alerting.smtp.mbox_path)), 120
+        )
         assert stack.queue_depth(alerting.names.alert_dlq_url).visible == 0  # type: ignore[union-attr]
     assert sum(marker in m.get_payload() for m in messages(alerting.smtp.mbox_path)) == 1
 
@@ -126,7 +128,7 @@ def test_wrong_smtp_credentials_log_a_clear_error_and_the_alert_waits_in_the_ale
         marker = f"credentials-{uuid.uuid4()}"
         stack.client("events").put_events(Entries=[object_failed_entry(marker)])
         dlq = alerting.names.alert_dlq_url
-        assert wait_for(lambda: stack.queue_depth(dlq).visible >= 1, 60)
+        assert wait_for(lambda: stack.queue_depth(dlq).visible >= 1, 120)
         bodies = [
             m["Body"]
             for m in stack.client("sqs").receive_message(QueueUrl=dlq, MaxNumberOfMessages=10)["Messages"]
@@ -159,7 +161,9 @@ def test_the_same_event_delivered_twice_makes_one_email(tmp_path: Path) -> None:
         sqs = stack.client("sqs")
         for _ in range(2):  # SQS and EventBridge deliver at least once
             sqs.send_message(QueueUrl=alerting.names.alert_queue_url, MessageBody=json.dumps(event))
-        assert wait_for(lambda: any(marker in m.get_payload() for m in messages(alerting.smtp.mbox_path)), 30)
-        assert wait_for(lambda: stack.queue_depth(alerting.names.alert_queue_url).total == 0, 30)
+        assert wait_for(
+            lambda: any(marker in m.get_payload() for m in messages(alerting.smtp.mbox_path)), 120
+        )
+        assert wait_for(lambda: stack.queue_depth(alerting.names.alert_queue_url).total == 0, 120)
         time.sleep(4)  # past the digest interval: a held duplicate would have been mailed by now
     assert sum(marker in m.get_payload() for m in messages(alerting.smtp.mbox_path)) == 1

@@ -87,7 +87,12 @@ def render(stagger: dict[str, Any]) -> dict[str, Any]:
 def grid_machine(asl: dict[str, Any]) -> dict[str, Any]:
     top = asl["States"]
     slot = top["RunSlots"]["ItemProcessor"]["States"]
-    rewire = {"ExtendVisibility": "NoDelay", "QueueDepth": "Backlog", "HoldForStagger": "Delayed"}
+    rewire = {
+        "ClaimCoversCall": "NoDelay",
+        "ExtendVisibility": "NoDelay",
+        "QueueDepth": "Backlog",
+        "HoldForStagger": "Delayed",
+    }
 
     def take(states: dict[str, Any], name: str) -> dict[str, Any]:
         state = json.loads(json.dumps(states[name]))

@@ -142,3 +142,30 @@ def test_idle_scheduled_starts_are_priced_per_start_of_the_reference_schedule(pr
     assert idle.scaling == "per scheduled start"
     assert idle.quantity == pytest.approx(3 * 1_000_000 * 0.2 / 60)
     assert idle.usd == pytest.approx(0.25)
+
+
+def test_the_queue_requests_of_idle_starts_are_priced_per_start_not_per_object(prices: PriceTable) -> None:
+    """A start that found the lease held made one queue call; locally there is one a second."""
+    counted = {
+        "ReceiveMessage": 250,
+        "ReceiveMessage.empty": 50,
+        "DeleteMessage": 100,
+        "GetQueueAttributes": 40,
+    }
+    estimate = estimate_cost(
+        work(
+            sqs_requests=counted,
+            sfn_executions=41,
+            sfn_idle_executions=40,
+            sqs_idle_requests=50,
+            sqs_idle_empty_receives=10,
+        ),
+        prices,
+    )
+    # 390 requests - 50 empty - (50 - 10) idle ones that found something = 300: 3 per object
+    assert item(estimate, "SQS requests").quantity == pytest.approx(3_000_000)
+    assert item(estimate, "SQS empty receives").quantity == pytest.approx(400_000)
+    idle = item(estimate, "SQS requests (idle starts)")
+    assert idle.scaling == "per scheduled start"
+    # 50 requests over 40 idle starts, at the reference's 3,333 starts per million objects
+    assert idle.quantity == pytest.approx(50 / 40 * 1_000_000 * 0.2 / 60)

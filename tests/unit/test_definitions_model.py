@@ -210,9 +210,8 @@ REFUSED: dict[str, tuple[dict[str, dict[str, Any]], str]] = {
         "visibility_extension_s=455 must be >= processor.json timeout_s=300 .* = 456",
     ),
     "lease_outlasts_a_hold": (
-        {"dispatcher.json": {"lease_s": 843}},  # 240 + 600 + the longest stagger delay, 4
-        r"lease_s=843 must be >= time_budget_s \+ visibility_extension_s \+ the longest stagger "
-        r"delay \(844\)",
+        {"dispatcher.json": {"lease_s": 26}},  # the longest stagger delay 4 + 3 idle looks x 1 s + 20
+        r"lease_s=26 must be >= the longest stagger delay \+ idle_polls x idle_wait_s \+ 20 s \(27\)",
     ),
     "express_time_budget_fits": (
         {"dispatcher.json": {"time_budget_s": 271, "lease_s": 1000}},
@@ -251,7 +250,7 @@ def test_a_rule_refuses_its_case(rule: str) -> None:
             {"dispatcher.json": {"visibility_extension_s": 456, "lease_s": 700}},
             "visibility extension at the minimum",
         ),
-        ({"dispatcher.json": {"lease_s": 844}}, "lease at the minimum"),
+        ({"dispatcher.json": {"lease_s": 27}}, "lease at the minimum"),
         ({"dispatcher.json": {"time_budget_s": 270, "lease_s": 874}}, "Express time budget at the maximum"),
         ({"queues.json": {"queue": {"visibility_timeout_s": 300}}}, "queue visibility equal to the timeout"),
         ({"processor.json": {"reserved_concurrency": None}}, "no reserved concurrency"),

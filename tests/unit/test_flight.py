@@ -2,7 +2,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from s3stagger.domain.flight import FlightPlan, plan_flight
+from s3stagger.domain.flight import FlightPlan, pinned_processor_environment, plan_flight
 
 
 def test_the_demo_sizing_fills_the_capacity_exactly() -> None:
@@ -23,3 +23,10 @@ def test_never_above_capacity_unless_the_budget_is(capacity: int, budget: int) -
 def test_nonsense_is_refused(capacity: int, budget: int) -> None:
     with pytest.raises(ValueError, match="must be >= 1"):
         plan_flight(capacity, budget)
+
+
+def test_a_pinned_plan_starts_the_processor_at_its_share() -> None:
+    assert pinned_processor_environment(plan_flight(20, 4)) == {
+        "S3STAGGER_MAX_CONCURRENCY": "5",
+        "S3STAGGER_INITIAL_CONCURRENCY": "5",
+    }

@@ -6,7 +6,15 @@ from s3stagger.domain import perf_metrics
 from s3stagger.domain.perf_metrics import Sample
 
 
-def sample(t: float, *, in_flight: int = 0, visible: int = 0, slots: int | None = 4, **fields: int) -> Sample:
+def sample(
+    t: float,
+    *,
+    in_flight: int = 0,
+    visible: int = 0,
+    slots: int | None = 4,
+    held: int | None = None,
+    **fields: int,
+) -> Sample:
     values = {
         "rows_applied": 0,
         "downstream_requests": 0,
@@ -21,7 +29,7 @@ def sample(t: float, *, in_flight: int = 0, visible: int = 0, slots: int | None 
         invocations_in_flight=in_flight,
         slots=slots,
         queue_visible={"normal": visible},
-        queue_in_flight={"normal": in_flight},
+        queue_in_flight={"normal": in_flight if held is None else held},
         **values,
     )
 
@@ -34,6 +42,18 @@ def test_idle_slots_count_only_while_messages_wait_and_only_as_many_as_could_be_
         sample(3, in_flight=0, visible=0),
     ]
     assert perf_metrics.idle_slot_fraction_with_backlog(samples) == pytest.approx(2 / 8)
+
+
+def test_a_slot_holding_a_message_is_busy_though_it_invokes_nothing() -> None:
+    # 4 slots, 1 invoking, 3 holding a message in their stagger wait or between calls; 5 wait
+    samples = [
+        sample(0, in_flight=1, held=4, visible=5),
+        sample(1, in_flight=1, held=2, visible=5),
+        sample(2),
+    ]
+    assert perf_metrics.idle_slot_fraction_with_backlog(samples) == pytest.approx(2 / 8)
+    # counted busy only while invoking: 3 idle of 4 in each second
+    assert perf_metrics.slot_fraction_not_invoking_with_backlog(samples) == pytest.approx(6 / 8)
 
 
 def test_idle_slots_are_undefined_without_slots_or_backlog() -> None:

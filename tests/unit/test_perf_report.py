@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from s3stagger.domain.perf_metrics import Sample
-from s3stagger.perf.report import PLOTS, RunOutcome, last_line, summary, write_report
+from s3stagger.perf.report import LAST_LINE_FIGURES, PLOTS, RunOutcome, last_line, summary, write_report
 
 
 def accounting(**changes: Any) -> dict[str, Any]:
@@ -82,8 +82,18 @@ def test_figures_and_the_summary_of_v2_express() -> None:
     assert result["demo_utilization"] == 0.9
     assert result["skewed_idle_slot_fraction"] == pytest.approx(0.5)
     assert result["duplicate_effects"] == 1, "summed over every dispatcher"
-    assert result["runs_timed_out"] == []
+    assert set(result) == {
+        "demo_utilization",
+        "demo_rate_429",
+        "demo_peak_over_capacity",
+        "skewed_idle_slot_fraction",
+        "cost_per_million_objects_usd",
+        "rows_unaccounted",
+        "duplicate_effects",
+    }, "exactly the issue's keys"
     line = last_line(runs, Path("somewhere"))
+    assert line["runs_timed_out"] == []
+    assert set(line["scenarios"]["demo"]["v2-express"]) == set(LAST_LINE_FIGURES)
     assert set(line["scenarios"]["demo"]) == {"v2-express", "no-stagger"}
     assert line["scenarios"]["demo"]["no-stagger"]["transitions_per_object"] is None
 
@@ -101,8 +111,9 @@ def test_a_run_cut_off_reports_its_queued_rows_as_pending_not_unaccounted() -> N
     assert cut.figures()["rows_pending"] == 20
     result = summary([cut, lost])
     assert result["rows_unaccounted"] == 15, "without messages still queued the rows are missing"
-    assert result["rows_pending"] == 20
-    assert result["runs_timed_out"] == ["demo/no-stagger"]
+    line = last_line([cut, lost], Path("somewhere"))
+    assert line["rows_pending"] == 20
+    assert line["runs_timed_out"] == ["demo/no-stagger"]
 
 
 def test_the_report_folder_holds_json_markdown_and_every_plot(tmp_path: Path) -> None:

@@ -2,11 +2,13 @@
 
 A record (``<prefix>rows/<bucket>/<key>/<version>/rows-<first>-<last>.csv``) is read, each row
 rebuilt from its original bytes (:func:`s3stagger.domain.failed_row_record.rebuild_row`) and sent
-once. The downstream applies a key once, so a row that had in fact landed (a timed-out request, the
-older version of an overwritten object) is answered as already applied and counted apart, never
-twice. Rows sent (applied now or before) leave the record: it is rewritten with the rows still
-outstanding (refused, or failed again), or moved to ``<prefix>replayed/`` once none is — so a second
-run sends nothing twice and the sink tells what is still outstanding.
+once, through the deployment's :class:`~s3stagger.domain.request_mapping.RequestMapping` — the
+method, URL, headers, body and rows per request the processor used — so the downstream meets the
+same key with the same body. The downstream applies a key once, so a row that had in fact landed
+(a timed-out request, the older version of an overwritten object) is answered as already applied
+and counted apart, never twice. Rows sent (applied now or before) leave the record: it is rewritten
+with the rows still outstanding (refused, or failed again), or moved to ``<prefix>replayed/`` once
+none is — so a second run sends nothing twice and the sink tells what is still outstanding.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from s3stagger.domain.failed_row_record import (
 )
 from s3stagger.domain.ports import Downstream
 from s3stagger.domain.redrive import DeadLetter, RedriveFilter
-from s3stagger.domain.request_mapping import OutgoingRow, RowRequest
+from s3stagger.domain.request_mapping import OutgoingRow, RequestMapping, RowMappingError, SourceRow
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -94,13 +96,25 @@ def _object_of_record(relative: str) -> tuple[str, str]:
 
 
 class FailedRowsReplay:
-    """Replays the records under ``target`` through ``downstream`` (see the module doc)."""
+    """Replays the records under ``target`` through ``downstream`` (see the module doc).
 
-    def __init__(self, s3: S3Client, target: ReplayTarget, downstream: Downstream, fmt: CsvFormat) -> None:
+    ``mapping`` must be the one ``downstream`` sends with: it turns each row into its request part
+    and says how many rows a request carries.
+    """
+
+    def __init__(
+        self,
+        s3: S3Client,
+        target: ReplayTarget,
+        downstream: Downstream,
+        fmt: CsvFormat,
+        mapping: RequestMapping,
+    ) -> None:
         self._s3 = s3
         self._target = target
         self._downstream = downstream
         self._format = fmt
+        self._mapping = mapping
 
     def _records(self, now: datetime) -> Iterator[tuple[str, tuple[str, str], float]]:
         prefix = self._target.prefix + "rows/"
@@ -130,8 +144,8 @@ class FailedRowsReplay:
         bucket = self._target.bucket
         text = self._s3.get_object(Bucket=bucket, Key=record_key)["Body"].read().decode("utf-8")
         record = parse_record(text, f"s3://{bucket}/{record_key}")
-        sent: set[int] = set()
         wanted = options.selection.reason_contains.lower()
+        outgoing: list[OutgoingRow] = []
         for row in record.rows:
             if options.limit_reached(report):
                 break
@@ -141,31 +155,40 @@ class FailedRowsReplay:
             report.reasons[row.reason] += 1
             if options.dry_run:
                 continue
-            outcome, why = await self._replay_row(record, source, row, options.source_encoding)
-            setattr(report, outcome, getattr(report, outcome) + 1)
-            if why is None:
-                sent.add(row.row_number)
+            mapped = self._outgoing(record, source, row, options.source_encoding)
+            if isinstance(mapped, RefusedRow):
+                report.refused += 1
+                report.outstanding_reasons[mapped.reason] += 1
             else:
-                report.outstanding_reasons[why] += 1
+                outgoing.append(mapped)
+        sent: set[int] = set()
+        size = self._mapping.rows_per_request
+        for first in range(0, len(outgoing), size):
+            group = outgoing[first : first + size]
+            for sending, delivery in zip(group, await self._downstream.deliver(group), strict=True):
+                if delivery.outcome is DeliveryOutcome.APPLIED:
+                    sent.add(sending.number)
+                    if delivery.detail == ALREADY_APPLIED:
+                        report.already_applied += 1
+                    else:
+                        report.applied += 1
+                else:
+                    report.failed_again += 1
+                    report.outstanding_reasons[f"failed again: {delivery.detail}"] += 1
         self._settle_record(record_key, text, sent, len(record.rows))
 
-    async def _replay_row(
+    def _outgoing(
         self, record: FailedRowsRecord, source: tuple[str, str], row: RecordedRow, source_encoding: str | None
-    ) -> tuple[str, str | None]:
-        """Send one row: the :class:`ReplayReport` count it adds to, and why it is still outstanding."""
+    ) -> OutgoingRow | RefusedRow:
+        """The row as the processor sent it (same key, same mapped request), or why it cannot be."""
         rebuilt = rebuild_row(record, row, self._format, source_encoding)
         if isinstance(rebuilt, RefusedRow):
-            return "refused", rebuilt.reason
-        # The body the processor sent (processor.row_body): the same key with another body is refused.
-        body = {
-            "source": {"bucket": source[0], "key": source[1], "row": row.row_number},
-            "data": rebuilt.values,
-        }
-        outgoing = OutgoingRow(row.row_number, row.idempotency_key, RowRequest(body))
-        [delivery] = await self._downstream.deliver([outgoing])
-        if delivery.outcome is DeliveryOutcome.APPLIED:
-            return ("already_applied" if delivery.detail == ALREADY_APPLIED else "applied"), None
-        return "failed_again", f"failed again: {delivery.detail}"
+            return rebuilt
+        try:
+            request = self._mapping.map_row(SourceRow(source[0], source[1], row.row_number, rebuilt.values))
+        except RowMappingError as error:
+            return RefusedRow(f"request mapping: {error}")
+        return OutgoingRow(row.row_number, row.idempotency_key, request)
 
     def _settle_record(self, record_key: str, text: str, sent: set[int], rows: int) -> None:
         bucket = self._target.bucket

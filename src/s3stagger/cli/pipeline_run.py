@@ -37,7 +37,7 @@ from s3stagger.cli.pipeline_report import (
 from s3stagger.cli.sample_data import SampleObject, sample_objects
 from s3stagger.cli.simulate import UploadedObject, upload_objects
 from s3stagger.definitions.model import DEFAULT_NAME_PREFIX, Definitions
-from s3stagger.domain.flight import plan_flight
+from s3stagger.domain.flight import MAX_ROWS_VARIABLE, pinned_processor_environment, plan_flight
 from s3stagger.domain.redrive import object_key_of_message
 from s3stagger.errors import S3StaggerError
 from s3stagger.handlers import process_object
@@ -487,7 +487,12 @@ class PipelineRun:
     def pipeline_settings(self) -> LocalPipelineSettings:
         """The local stack's settings: the simulator's URL, the sizing, then ``pipeline_options``."""
         settings = self.settings
-        environment = {"S3STAGGER_MAX_CONCURRENCY": str(settings.sized_processor_concurrency())}
+        if settings.processor_max_concurrency is None:  # sized from the plan: start at the share
+            environment = pinned_processor_environment(
+                plan_flight(settings.capacity, settings.effective_budget())
+            )
+        else:
+            environment = {MAX_ROWS_VARIABLE: str(settings.processor_max_concurrency)}
         if settings.autoscale_interval_s is not None:
             environment |= autoscaled_processor_environment(
                 settings.autoscale_interval_s,

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated, Any
@@ -27,6 +28,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from s3stagger.adapters.api_setup import build_api_setup
 from s3stagger.adapters.dlq_redrive import (
     Destination,
     LocalMessageMoveTask,
@@ -39,9 +41,10 @@ from s3stagger.adapters.failed_rows_replay import FailedRowsReplay, ReplayOption
 from s3stagger.cli.aws_clients import AwsTarget, error_code
 from s3stagger.config import ProcessorSettings
 from s3stagger.definitions.model import DEFAULT_NAME_PREFIX, Definitions
-from s3stagger.domain.csv_rows import CsvFormat
 from s3stagger.domain.redrive import DeadLetter, RedriveFilter, Unroutable, route_by_key
+from s3stagger.env_settings import PREFIX
 from s3stagger.errors import S3StaggerError
+from s3stagger.processor import csv_format
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -250,9 +253,45 @@ def _move_task_status(
     typer.echo(json.dumps(tasks, sort_keys=True) if as_json else json.dumps(tasks, indent=2))
 
 
+def deployment_settings(
+    aws: AwsTarget, function_name: str, downstream_url: str | None
+) -> tuple[ProcessorSettings, str | None]:
+    """The processor's settings as deployed — its function's ``S3STAGGER_*`` environment: URL,
+    request mapping, authentication, TLS, CSV delimiter — with ``downstream_url`` over its URL; and
+    a warning line when the function is not found and this shell's ``S3STAGGER_*`` variables stand in."""
+    try:
+        configuration = aws.lambda_().get_function_configuration(FunctionName=function_name)
+        environment = dict(configuration.get("Environment", {}).get("Variables", {}))
+        warning = None
+    except botocore.exceptions.ClientError as error:
+        if downstream_url is None:
+            raise RedriveError(
+                f"function {function_name!r} not found ({error_code(error)}): pass --function (the "
+                "processor whose request mapping the rows were sent with) or --downstream-url"
+            ) from None
+        environment = {k: v for k, v in os.environ.items() if k.startswith(PREFIX)}
+        warning = (
+            f"warning: function {function_name!r} not found: the request mapping comes from this "
+            f"shell's {PREFIX}* variables"
+        )
+    if downstream_url is not None:
+        environment[f"{PREFIX}DOWNSTREAM_URL"] = downstream_url
+    return ProcessorSettings.from_env(environment), warning
+
+
 def replay_failed_rows(
     *,
-    downstream_url: Annotated[str, typer.Option(help="The downstream URL rows are POSTed to.")],
+    downstream_url: Annotated[
+        str | None,
+        typer.Option(help="Send to this URL (template) instead of the processor's S3STAGGER_DOWNSTREAM_URL."),
+    ] = None,
+    function: Annotated[
+        str | None,
+        typer.Option(
+            help="The processor function whose settings (request mapping, auth, TLS) the rows are sent "
+            "with (default: <name-prefix>-<processor.json suffix>)."
+        ),
+    ] = None,
     bucket: Annotated[
         str | None, typer.Option(help="Failed-rows bucket (default: <name-prefix>-<storage.json suffix>).")
     ] = None,
@@ -271,18 +310,30 @@ def replay_failed_rows(
     read_timeout_s: Annotated[float, typer.Option(min=0.01, help="Read timeout of each request.")] = 30.0,
     as_json: AsJson = False,
 ) -> None:
-    """Send recorded failed rows again, with their original Idempotency-Key: never applied twice."""
-    settings = ProcessorSettings.from_env({"S3STAGGER_DOWNSTREAM_URL": downstream_url})
+    """Send recorded failed rows again, as the processor sent them (its request mapping, its
+    authentication) with their original Idempotency-Key: never applied twice."""
     aws = AwsTarget(endpoint_url=endpoint_url, region=region)
-    target = ReplayTarget(bucket or Definitions.load().bucket_names(name_prefix)["failed_rows"], prefix)
+    definitions = Definitions.load()
+    function_name = function or f"{name_prefix}-{definitions.processor.function_name_suffix}"
+    settings, warning = deployment_settings(aws, function_name, downstream_url)
+    if warning is not None:
+        typer.echo(warning, err=True)
+    target = ReplayTarget(bucket or definitions.bucket_names(name_prefix)["failed_rows"], prefix)
     options = ReplayOptions(RedriveFilter(key_prefix, reason, min_age_s), limit, dry_run, source_encoding)
+    session = aws.session()
+    setup = build_api_setup(
+        settings,
+        lambda service: session.client(service, endpoint_url=aws.endpoint_url),  # type: ignore[call-overload]
+        session.get_credentials,
+    )
 
     async def replay() -> dict[str, Any]:
+        transports = build_http_transports(1, setup.tls())
         async with HttpDownstream(
-            build_http_transports(1), settings.downstream_url, read_timeout_s=read_timeout_s
+            transports, setup.mapping, settings.connect_timeout_s, read_timeout_s, auth=setup.auth
         ) as http:
-            fmt = CsvFormat(max_field_bytes=settings.max_field_bytes, max_line_bytes=settings.max_line_bytes)
-            return (await FailedRowsReplay(aws.s3(), target, http, fmt).run(options)).as_dict()
+            replay = FailedRowsReplay(aws.s3(), target, http, csv_format(settings), setup.mapping)
+            return (await replay.run(options)).as_dict()
 
     report = asyncio.run(replay())
     typer.echo(json.dumps(report, sort_keys=True) if as_json else json.dumps(report, indent=2))

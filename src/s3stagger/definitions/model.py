@@ -40,6 +40,8 @@ if TYPE_CHECKING:
 DEFAULT_NAME_PREFIX = "s3stagger"
 
 LAMBDA_RETRY_WINDOW_S = 126
+LEASE_MARGIN_S = 20
+"""Of the lease, on top of a dispatcher's longest stretch between two processor calls."""
 """Waits of the ASL's retrier on Lambda service errors around a processor call (2 s, 6 attempts,
 backoff 2: 2 + 4 + ... + 64)."""
 VISIBILITY_MARGIN_S = 30
@@ -665,11 +667,12 @@ def _visibility_extension_outlasts_call(d: Deployment) -> str | None:
 
 
 def minimum_lease_s(definitions: Definitions) -> int:
-    """How long one execution holds the lease without renewal: its time budget, a stagger wait and
-    one processor call (begun just before the budget ran out)."""
+    """How long the lease must last without renewal: every processor call renews it (keep-alive), so
+    it must outlast what a dispatcher does between calls — a stagger wait, the idle looks — and a
+    margin for the states around them."""
     dispatcher = definitions.dispatcher
     longest_delay = max(spacing.max_delay_s for spacing in dispatcher.stagger.priorities.values())
-    return dispatcher.time_budget_s + dispatcher.visibility_extension_s + longest_delay
+    return longest_delay + dispatcher.idle_polls * dispatcher.idle_wait_s + LEASE_MARGIN_S
 
 
 def _lease_outlasts_a_hold(d: Deployment) -> str | None:
@@ -677,9 +680,9 @@ def _lease_outlasts_a_hold(d: Deployment) -> str | None:
     needed = minimum_lease_s(d.definitions)
     if lease < needed:
         return (
-            f"dispatcher.json lease_s={lease} must be >= time_budget_s + visibility_extension_s + the "
-            f"longest stagger delay ({needed}), or the lease lapses while its execution runs and a second "
-            "dispatcher starts"
+            f"dispatcher.json lease_s={lease} must be >= the longest stagger delay + idle_polls x "
+            f"idle_wait_s + {LEASE_MARGIN_S} s ({needed}), or the lease lapses between two processor "
+            "calls of a running dispatcher and a second one starts"
         )
     return None
 

@@ -16,9 +16,10 @@ Scaling, stated once:
   at the downstream's pace (rows x L / C) over the run's. A run at C = 20 takes 2.5 times longer per
   object than the reference at C = 50, so its Lambda durations count 0.4 times;
 - dispatcher executions that invoked nothing (scheduled starts that found the lease held or the
-  queues empty) follow the schedule, not the objects: the local scheduler starts one every second,
-  AWS every minute. They are priced per start as measured, times the starts the reference sees
-  (55.6 hours at C / L x 60 per hour = 3,333 per million objects).
+  queues empty), and the queue requests they made, follow the schedule, not the objects: the
+  local scheduler starts one every second, AWS every minute. They are priced per start as
+  measured, times the starts the reference sees (55.6 hours at C / L x 60 per hour = 3,333 per
+  million objects).
 
 Whose cost: the user's upload PUT (and the storage of the object) is the user's, whatever processes
 it; it is shown under ``excluded``, never in the total. Everything the pattern does from the
@@ -161,6 +162,10 @@ class CountedWork:
     held or the queues empty): they follow the schedule, not the objects."""
     sfn_idle_transitions: int = 0
     express_idle_billed_ms: int = 0
+    sqs_idle_requests: int = 0
+    """Of the SQS requests, those the idle executions made: they follow the schedule too."""
+    sqs_idle_empty_receives: int = 0
+    """Of the empty receives, those the idle executions made."""
     express_memory_mb: int = 64
     log_bytes: int = 0
     user_s3_puts: int = 0
@@ -281,8 +286,10 @@ def _price_requests(pricing: _Pricing, work: CountedWork, prices: PriceTable) ->
     empty = sum(n for action, n in sqs.items() if action.endswith(EMPTY_RECEIVE_SUFFIX))
     total = sum(n for action, n in sqs.items() if not action.endswith(EMPTY_RECEIVE_SUFFIX))
     sqs_price = prices.sqs_per_million_requests / MILLION
-    pricing.add("SQS requests", total - empty, "requests", sqs_price)
-    pricing.add("SQS empty receives", empty, "requests", sqs_price, PER_OBJECT_TIMED)
+    idle, idle_empty = work.sqs_idle_requests, work.sqs_idle_empty_receives
+    pricing.add("SQS requests", total - empty - (idle - idle_empty), "requests", sqs_price)
+    pricing.add("SQS empty receives", empty - idle_empty, "requests", sqs_price, PER_OBJECT_TIMED)
+    pricing.add("SQS requests (idle starts)", idle, "requests", sqs_price, PER_START)
     s3_put = sum(n for action, n in work.s3_requests.items() if action in S3_PUT_CLASS)
     s3_get = sum(n for action, n in work.s3_requests.items() if action not in S3_PUT_CLASS | S3_FREE)
     pricing.add("S3 PUT/LIST requests", s3_put, "requests", prices.s3_put_per_thousand / 1000)

@@ -39,3 +39,16 @@ def plan_flight(downstream_capacity: int, budget: int) -> FlightPlan:
         raise ValueError(f"budget={budget} must be >= 1")
     share = max(1, downstream_capacity // budget)
     return FlightPlan(objects_in_flight=budget, rows_in_flight_per_object=share)
+
+
+MAX_ROWS_VARIABLE = "S3STAGGER_MAX_CONCURRENCY"
+INITIAL_ROWS_VARIABLE = "S3STAGGER_INITIAL_CONCURRENCY"
+
+
+def pinned_processor_environment(plan: FlightPlan) -> dict[str, str]:
+    """The processor's environment for a pinned plan: at most ``rows_in_flight_per_object`` rows in
+    flight, and that many from the first request. The budget already shares C out, so the adaptive
+    limit need not climb to its share object after object (from 2, each invocation would lose its
+    first rounds doing so); it still backs off on a 429."""
+    rows = str(plan.rows_in_flight_per_object)
+    return {MAX_ROWS_VARIABLE: rows, INITIAL_ROWS_VARIABLE: rows}

@@ -10,15 +10,22 @@ queue depth by priority and the dispatcher's slots (its budget). The figures:
   queue) than its capacity;
 - **idle_slot_fraction_with_backlog** — of the slot-seconds that passed while messages were visible
   (waiting) in a queue, the share in which a slot was idle although a waiting message could have
-  used it: per sample, ``min(slots - invocations in flight, visible messages)`` idle slots over
-  ``slots``, weighted by the time to the next sample. 0 means no message ever waited for a free slot.
-  Undefined (``None``) for a dispatcher without slots (no stagger) or without any backlog.
+  used it. A slot is busy while it holds a message: from its receive to its delete, including its
+  stagger wait and the orchestration around each call (each slot holds at most one message, so
+  the busy slots are ``min(slots, max(invocations in flight, messages in flight))``). Per sample,
+  ``min(slots - busy, visible messages)`` idle slots over ``slots``, weighted by the time to the
+  next sample. 0 means no message ever waited for a free slot. Undefined (``None``) for a
+  dispatcher without slots (no stagger) or without any backlog. A message released for a retry
+  delay after a failure is in flight without a slot and counts as held (failures only);
+- **slot_fraction_not_invoking_with_backlog** — the same share with a slot counted busy only while
+  its processor invocation runs: the stagger waits and the per-object orchestration (receive,
+  visibility, delete) count as idle here. The gap between the two is the dispatcher's overhead.
 """
 
 from __future__ import annotations
 
 import statistics
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
 
@@ -59,7 +66,16 @@ def moments_over_capacity(samples: Sequence[Sample]) -> int:
 
 
 def idle_slot_fraction_with_backlog(samples: Sequence[Sample]) -> float | None:
-    """See the module docstring."""
+    """See the module docstring: a slot holding a message is busy."""
+    return _idle_share(samples, lambda s: max(s.invocations_in_flight, sum(s.queue_in_flight.values())))
+
+
+def slot_fraction_not_invoking_with_backlog(samples: Sequence[Sample]) -> float | None:
+    """See the module docstring: a slot is busy only while its invocation runs."""
+    return _idle_share(samples, lambda s: s.invocations_in_flight)
+
+
+def _idle_share(samples: Sequence[Sample], busy: Callable[[Sample], int]) -> float | None:
     idle = 0.0
     total = 0.0
     for current, following in pairwise(samples):
@@ -67,7 +83,7 @@ def idle_slot_fraction_with_backlog(samples: Sequence[Sample]) -> float | None:
         if current.slots is None or current.slots <= 0 or waiting <= 0:
             continue
         dt = following.t - current.t
-        free = max(0, current.slots - current.invocations_in_flight)
+        free = max(0, current.slots - busy(current))
         idle += min(free, waiting) * dt
         total += current.slots * dt
     return idle / total if total > 0 else None

@@ -16,10 +16,11 @@ are CloudWatch EMF (Powertools), one set per invocation. The boto3 endpoint come
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import boto3
 from aws_lambda_powertools import Logger
@@ -30,15 +31,18 @@ from s3stagger.adapters.downstream_client import HttpDownstream, build_http_tran
 from s3stagger.adapters.failed_rows_sink import S3FailedRowsSink
 from s3stagger.adapters.flight_parameter import FlightParameterReader
 from s3stagger.adapters.s3_object_source import S3ObjectSource
+from s3stagger.adapters.visibility_keepalive import VisibilityKeepAlive
 from s3stagger.config import ConfigError, ProcessorSettings
 from s3stagger.definitions import read_json
 from s3stagger.domain.deadline import DispatchDeadline, bounded_remaining
 from s3stagger.domain.events import parse_process_request
+from s3stagger.domain.keepalive import Hold, KeepAlive, keepalive_of
 from s3stagger.domain.model import InvalidRequestError, ProcessRequest, RunStatus, RunSummary
 from s3stagger.processor import ObjectProcessor, RemainingTime, RunMetrics, SystemicRejectionError
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
+    from mypy_boto3_sqs import SQSClient
 
 SERVICE = "s3stagger-processor"
 METRICS_NAMESPACE_VARIABLE = "POWERTOOLS_METRICS_NAMESPACE"
@@ -51,19 +55,41 @@ LOG_KEYS = ("bucket", "object_key", "resume_row")
 logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME", SERVICE))
 
 _clients_lock = threading.Lock()
+ClientT = TypeVar("ClientT")
 _s3_clients: dict[str | None, S3Client] = {}
+_sqs_clients: dict[str | None, SQSClient] = {}
 _api_setups: dict[tuple[ProcessorSettings, str | None], ApiSetup] = {}
 
 
 def s3_client() -> S3Client:
     """One S3 client per endpoint (``AWS_ENDPOINT_URL``), reused across invocations; thread-safe."""
+    return _cached_client(_s3_clients, "s3")
+
+
+def sqs_client() -> SQSClient:
+    """One SQS client per endpoint, reused across invocations; thread-safe."""
+    return _cached_client(_sqs_clients, "sqs")
+
+
+def _cached_client(clients: dict[str | None, ClientT], service: str) -> ClientT:
     endpoint = os.environ.get("AWS_ENDPOINT_URL")
     with _clients_lock:
-        client = _s3_clients.get(endpoint)
+        client = clients.get(endpoint)
         if client is None:
-            client = boto3.session.Session().client("s3")
-            _s3_clients[endpoint] = client
+            client = cast(ClientT, boto3.session.Session().client(service))  # type: ignore[call-overload]
+            clients[endpoint] = client
         return client
+
+
+def kept_alive(keepalive: KeepAlive | None) -> contextlib.AbstractContextManager[object]:
+    """Renews the call's message and its dispatcher's lease while it runs (see domain/keepalive.py)."""
+    if keepalive is None:
+        return contextlib.nullcontext()
+
+    def lost(hold: Hold, why: str) -> None:
+        logger.warning("a hold is no longer renewed", extra={"queue_url": hold.queue_url, "error": why})
+
+    return VisibilityKeepAlive(sqs_client(), keepalive, lost)
 
 
 FLIGHT_PARAMETER_VARIABLE = "S3STAGGER_FLIGHT_PARAMETER"
@@ -197,6 +223,7 @@ def handler(event: Any, context: Any) -> dict[str, Any]:
     try:
         request = parse_process_request(event)
         deadline = DispatchDeadline.from_event(event)
+        keepalive = keepalive_of(event)
     except InvalidRequestError as error:
         logger.error("event is not an object reference", extra={"error": str(error)})
         raise
@@ -215,7 +242,8 @@ def handler(event: Any, context: Any) -> dict[str, Any]:
         try:
             remaining = bounded_remaining(remaining_time_of(context), deadline)
             ceiling = rows_in_flight_ceiling(event)
-            summary, figures = asyncio.run(_process(settings, request, remaining, ceiling))
+            with kept_alive(keepalive):
+                summary, figures = asyncio.run(_process(settings, request, remaining, ceiling))
         except SystemicRejectionError as error:
             logger.error("object stopped: the downstream refuses its rows", extra={"error": str(error)})
             raise

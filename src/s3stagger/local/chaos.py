@@ -13,8 +13,8 @@ still outstanding in the sink with a reason, objects quarantined with a reason (
 **lost** = expected - applied - outstanding, **duplicate effects** (the simulator's count of a body
 applied twice).
 
-What this harness does not cover (it needs the dispatcher and the Lambda service of the local stack):
-Lambda throttling and a dispatcher execution stopped mid-batch.
+Lambda throttling and a dispatcher execution stopped mid-batch need the dispatcher and the Lambda
+service: :mod:`s3stagger.local.stack_chaos` runs them on the whole local stack.
 """
 
 from __future__ import annotations
@@ -26,8 +26,9 @@ import itertools
 import random
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -54,7 +55,35 @@ ROWS_PER_OBJECT = 5
 TRANSIENT_KINDS = ("downstream_outage", "storm_503", "slow_downstream", "capacity_drop")
 MAX_CALLS_PER_OBJECT = 100
 """A run is bounded: an object not done after this many calls is dead-lettered (then redriven)."""
-NOT_COVERED = ("lambda_throttling", "dispatcher_stopped")
+
+
+SAMPLE_S = 0.25
+"""How often the rows the downstream applied are sampled for the timeline."""
+
+
+@contextmanager
+def applied_over_time(
+    sim: DownstreamSimulator, started: float, every_s: float, into: list[tuple[float, int]]
+) -> Iterator[None]:
+    """While the block runs, append (seconds since ``started``, effects applied) every ``every_s``."""
+    stop = threading.Event()
+
+    def sample() -> None:
+        into.append((round(time.monotonic() - started, 2), sim.stats().effects_applied))
+
+    def sampling() -> None:
+        while not stop.wait(every_s):
+            sample()
+
+    sample()
+    sampler = threading.Thread(target=sampling, name="chaos-sampler", daemon=True)
+    sampler.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        sampler.join()
+        sample()  # the last figure, as the block ends
 
 
 class InjectedCrashError(RuntimeError):
@@ -78,6 +107,10 @@ class KindResult:
     max_stall_s: float = 0.0
     seconds: float = 0.0
     quarantine_reasons: dict[str, int] = field(default_factory=dict)
+    fault_window_s: tuple[float, float] = (0.0, 0.0)
+    """When the fault was on, in seconds from the start of the kind."""
+    timeline: list[tuple[float, int]] = field(default_factory=list)
+    """(seconds from the start, rows the downstream applied so far), every quarter second."""
 
 
 @dataclass
@@ -131,11 +164,11 @@ def fault_kinds(window_s: float) -> dict[str, _Fault]:
     }
 
 
-def csv_object(kind: str, index: int, version: str = "v1") -> bytes:
+def csv_object(kind: str, index: int, version: str = "v1", rows: int = ROWS_PER_OBJECT) -> bytes:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["id", "kind", "value"])
-    for row in range(1, ROWS_PER_OBJECT + 1):
+    for row in range(1, rows + 1):
         writer.writerow([f"{index}-{row}", kind, f"{version}-{row * 7}"])
     return buffer.getvalue().encode()
 
@@ -177,7 +210,11 @@ class ChaosRun:
 
     def run(self, max_receives: int = 3, retry_delay_s: float = 0.05) -> KindResult:
         started = time.monotonic()
-        with DownstreamSimulator(self._fault.simulator) as sim, DownstreamOutageProxy(sim.port) as proxy:
+        with (
+            DownstreamSimulator(self._fault.simulator) as sim,
+            DownstreamOutageProxy(sim.port) as proxy,
+            applied_over_time(sim, started, SAMPLE_S, self.result.timeline),
+        ):
             settings = replace(
                 ProcessorSettings(
                     downstream_url=proxy.url("/rows"),
@@ -193,6 +230,7 @@ class ChaosRun:
                 **self._fault.settings,
             )
             objects = self._upload()
+            window_start = round(time.monotonic() - started, 2)
             if self._fault.outage_s:
                 proxy.outage()
                 threading.Timer(self._fault.outage_s, proxy.restore).start()
@@ -209,6 +247,13 @@ class ChaosRun:
             self.result.recovered_by_redrive += replayed
             self._account(settings, objects, sim)
         self.result.seconds = round(time.monotonic() - started, 2)
+        schedule = self._fault.simulator.capacity_schedule  # counted from the simulator's start
+        if self._fault.outage_s:
+            self.result.fault_window_s = (window_start, round(window_start + self._fault.outage_s, 2))
+        elif schedule:
+            self.result.fault_window_s = (0.0, schedule[-1][0])
+        else:
+            self.result.fault_window_s = (0.0, self.result.seconds)
         return self.result
 
     def _upload(self) -> list[_Object]:
@@ -335,9 +380,10 @@ class ChaosRun:
                 reasons[error["type"]] = reasons.get(error["type"], 0) + 1
 
     async def _replay(self, settings: ProcessorSettings, rows_url: str) -> int:
-        async with HttpDownstream(build_http_transports(2), rows_url) as http:
+        mapping = settings.api.request.mapping(rows_url)
+        async with HttpDownstream(build_http_transports(2), mapping) as http:
             target = ReplayTarget(BUCKET, settings.failed_rows_prefix or SINK_PREFIX)
-            replay = FailedRowsReplay(self._s3, target, http, csv_format(settings))
+            replay = FailedRowsReplay(self._s3, target, http, csv_format(settings), mapping)
             report = await replay.run(ReplayOptions())
         return report.applied + report.already_applied
 
@@ -397,6 +443,5 @@ def run_chaos(
         "recovered_by_redrive": sum(r.recovered_by_redrive for r in results),
         "rows_failed_transient": sum(r.rows_failed_transient for r in results),
         "max_stall_s": max((r.max_stall_s for r in results), default=0.0),
-        "not_covered": list(NOT_COVERED),
         "kinds": [asdict(r) for r in results],
     }

@@ -5,6 +5,8 @@ model prices. Used by ``perf-test`` for every run and by ``s3stagger demo`` for 
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -40,6 +42,11 @@ class ExecutionCounts:
     idle_executions: int = 0
     idle_transitions: int = 0
     idle_billed_ms: int = 0
+    idle_sqs_requests: int = 0
+    """Queue calls the idle executions made (the lease look, and for a start that took the lease,
+    its receives and the lease's release), all of them counted in the run's SQS requests too."""
+    idle_sqs_empty_receives: int = 0
+    """Of those, receives that returned no message."""
 
 
 def invoked_processor(events: list[dict[str, Any]]) -> bool:
@@ -51,11 +58,29 @@ def invoked_processor(events: list[dict[str, Any]]) -> bool:
     )
 
 
-def execution_counts(sfn: Any, state_machine_arn: str, step_ms: int) -> ExecutionCounts:
-    """Read every execution of the state machine (the emulator lists both types); each execution's
-    duration is rounded up to ``step_ms`` (Express billing)."""
-    counts = dict.fromkeys(ExecutionCounts.__dataclass_fields__, 0)
-    now = datetime.now().astimezone()
+def sqs_calls(events: list[dict[str, Any]]) -> tuple[int, int]:
+    """An execution's queue calls (Task states on SQS, each attempt) and, of them, the receives
+    that returned no message."""
+    calls = empty = 0
+    for event in events:
+        scheduled = event.get("taskScheduledEventDetails")
+        if scheduled is not None and str(scheduled.get("resourceType", "")).endswith("sqs"):
+            calls += 1
+        succeeded = event.get("taskSucceededEventDetails")
+        if (
+            succeeded is not None
+            and str(succeeded.get("resourceType", "")).endswith("sqs")
+            and str(succeeded.get("resource", "")).lower() == "receivemessage"
+            and not json.loads(succeeded.get("output") or "{}").get("Messages")
+        ):
+            empty += 1
+    return calls, empty
+
+
+def execution_histories(
+    sfn: Any, state_machine_arn: str
+) -> Iterator[tuple[dict[str, Any], list[dict[str, Any]]]]:
+    """Every execution of the state machine (the emulator lists both types) with its history."""
     for page in sfn.get_paginator("list_executions").paginate(stateMachineArn=state_machine_arn):
         for execution in page["executions"]:
             events: list[dict[str, Any]] = []
@@ -63,17 +88,29 @@ def execution_counts(sfn: Any, state_machine_arn: str, step_ms: int) -> Executio
                 executionArn=execution["executionArn"]
             ):
                 events.extend(history["events"])
-            entered = sum(1 for event in events if event["type"].endswith("StateEntered"))
-            billed = billed_ms(
-                ((execution.get("stopDate") or now) - execution["startDate"]).total_seconds() * 1000, step_ms
-            )
-            counts["executions"] += 1
-            counts["transitions"] += entered
-            counts["billed_ms"] += billed
-            if not invoked_processor(events):
-                counts["idle_executions"] += 1
-                counts["idle_transitions"] += entered
-                counts["idle_billed_ms"] += billed
+            yield execution, events
+
+
+def execution_counts(sfn: Any, state_machine_arn: str, step_ms: int) -> ExecutionCounts:
+    """Read every execution of the state machine; each execution's duration is rounded up to
+    ``step_ms`` (Express billing)."""
+    counts = dict.fromkeys(ExecutionCounts.__dataclass_fields__, 0)
+    now = datetime.now().astimezone()
+    for execution, events in execution_histories(sfn, state_machine_arn):
+        entered = sum(1 for event in events if event["type"].endswith("StateEntered"))
+        billed = billed_ms(
+            ((execution.get("stopDate") or now) - execution["startDate"]).total_seconds() * 1000, step_ms
+        )
+        counts["executions"] += 1
+        counts["transitions"] += entered
+        counts["billed_ms"] += billed
+        if not invoked_processor(events):
+            counts["idle_executions"] += 1
+            counts["idle_transitions"] += entered
+            counts["idle_billed_ms"] += billed
+            calls, empty = sqs_calls(events)
+            counts["idle_sqs_requests"] += calls
+            counts["idle_sqs_empty_receives"] += empty
     return ExecutionCounts(**counts)
 
 
@@ -146,6 +183,8 @@ def counted_work(
         sfn_idle_executions=runs.idle_executions,
         sfn_idle_transitions=runs.idle_transitions,
         express_idle_billed_ms=runs.idle_billed_ms,
+        sqs_idle_requests=runs.idle_sqs_requests,
+        sqs_idle_empty_receives=runs.idle_sqs_empty_receives,
         log_bytes=snapshot.log_bytes,
         user_s3_puts=uploads,
     )

@@ -58,6 +58,7 @@ class RunOutcome:
         r = self.report
         objects = int(r["objects_total"])
         idle = perf_metrics.idle_slot_fraction_with_backlog(self.samples)
+        not_invoking = perf_metrics.slot_fraction_not_invoking_with_backlog(self.samples)
         return {
             "dispatcher_type": self.dispatcher_type,
             "utilization": _round(r["utilization"]),
@@ -67,6 +68,9 @@ class RunOutcome:
             "moments_over_capacity": perf_metrics.moments_over_capacity(self.samples),
             "p95_upload_to_complete_s": perf_metrics.percentile_by_group(self.latencies, 95),
             "idle_slot_fraction_with_backlog": None if idle is None else round(idle, 4),
+            "slot_fraction_not_invoking_with_backlog": None
+            if not_invoking is None
+            else round(not_invoking, 4),
             "cost_per_million_objects_usd": None if self.cost is None else round(self.cost.total_usd, 2),
             "transitions_per_object": None
             if self.transitions is None
@@ -90,14 +94,14 @@ def _round(value: Any, digits: int = 3) -> Any:
 
 
 def summary(outcomes: Sequence[RunOutcome]) -> dict[str, Any]:
-    """The top-level summary for v2 Express, with accounting summed over every run."""
+    """The top-level summary for v2 Express, exactly the issue's keys; the accounting figures
+    (rows unaccounted, duplicate effects) are summed over every run."""
     by_key = {(o.scenario, o.dispatcher): o for o in outcomes}
     demo = by_key.get(("demo", EXPRESS))
     skewed = by_key.get(("skewed", EXPRESS))
     demo_figures = demo.figures() if demo else {}
     skewed_figures = skewed.figures() if skewed else {}
     return {
-        "dispatcher": EXPRESS,
         "demo_utilization": demo_figures.get("utilization"),
         "demo_rate_429": demo_figures.get("rate_429"),
         "demo_peak_over_capacity": demo_figures.get("moments_over_capacity"),
@@ -105,31 +109,39 @@ def summary(outcomes: Sequence[RunOutcome]) -> dict[str, Any]:
         "cost_per_million_objects_usd": demo_figures.get("cost_per_million_objects_usd"),
         "rows_unaccounted": sum(o.rows_unaccounted for o in outcomes),
         "duplicate_effects": sum(int(o.report["duplicate_effects"]) for o in outcomes),
-        "runs_timed_out": [f"{o.scenario}/{o.dispatcher}" for o in outcomes if o.timed_out],
-        "rows_pending": sum(o.rows_pending for o in outcomes),
     }
 
 
+LAST_LINE_FIGURES = (
+    "utilization",
+    "rate_429",
+    "peak_downstream_concurrency",
+    "capacity",
+    "p95_upload_to_complete_s",
+    "idle_slot_fraction_with_backlog",
+    "cost_per_million_objects_usd",
+    "transitions_per_object",
+)
+"""The per scenario and dispatcher keys of the last JSON line, as the issue names them."""
+
+
 def last_line(outcomes: Sequence[RunOutcome], report_dir: Path) -> dict[str, Any]:
-    """The one JSON object printed last."""
+    """The one JSON object printed last: the figures per scenario and dispatcher, the summary (of
+    v2 Express), the runs cut off by their time limit and their rows still queued, the report folder."""
     scenarios: dict[str, dict[str, Any]] = {}
     for outcome in outcomes:
+        figures = outcome.figures()
         scenarios.setdefault(outcome.scenario, {})[outcome.dispatcher] = {
-            key: value
-            for key, value in outcome.figures().items()
-            if key
-            in {
-                "utilization",
-                "rate_429",
-                "peak_downstream_concurrency",
-                "capacity",
-                "p95_upload_to_complete_s",
-                "idle_slot_fraction_with_backlog",
-                "cost_per_million_objects_usd",
-                "transitions_per_object",
-            }
+            key: figures[key] for key in LAST_LINE_FIGURES
         }
-    return {"scenarios": scenarios, "summary": summary(outcomes), "report_dir": str(report_dir)}
+    return {
+        "scenarios": scenarios,
+        "summary": summary(outcomes),
+        "summary_dispatcher": EXPRESS,
+        "runs_timed_out": [f"{o.scenario}/{o.dispatcher}" for o in outcomes if o.timed_out],
+        "rows_pending": sum(o.rows_pending for o in outcomes),
+        "report_dir": str(report_dir),
+    }
 
 
 def write_report(
@@ -259,7 +271,8 @@ class _Figures:
                 plot_run(axis, outcome)
             axis.set_title(f"{scenario}{note}")
             axis.set_ylabel(ylabel)
-            axis.legend(fontsize="x-small", ncol=2)
+            if axis.get_legend_handles_labels()[0]:  # a run without data draws no labelled line
+                axis.legend(fontsize="x-small", ncol=2)
         axes[-1][0].set_xlabel("seconds since the first upload" if name != "latency_cdf" else "seconds")
         figure.tight_layout()
         figure.savefig(self.report_dir / PLOTS[name], dpi=90)

@@ -26,6 +26,7 @@ from s3stagger.cli.pipeline_run import ProcessorOutcomes, count_sink_rows, dead_
 from s3stagger.cli.sample_data import SampleObject
 from s3stagger.cli.simulate import UploadedObject, upload_objects
 from s3stagger.domain.cost import DISPATCHER_NONE, estimate_cost
+from s3stagger.domain.flight import pinned_processor_environment
 from s3stagger.domain.perf_metrics import Sample
 from s3stagger.handlers import process_object
 from s3stagger.local.pipeline import LocalPipeline, LocalPipelineSettings
@@ -282,7 +283,7 @@ def run_scenario(
         settings = LocalPipelineSettings(
             downstream_url=simulator.rows_url,
             concurrency_budget=scenario.budget,
-            processor_environment={"S3STAGGER_MAX_CONCURRENCY": str(scenario.rows_in_flight_per_object)},
+            processor_environment=pinned_processor_environment(scenario.flight_plan),
             dispatcher_type=STATE_MACHINE_TYPES.get(dispatcher),  # a stand-in leaves the state machine idle
             start_scheduler=dispatcher in STATE_MACHINE_TYPES,
         )

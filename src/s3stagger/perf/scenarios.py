@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from s3stagger.cli.sample_data import SampleObject, run_id_for_seed, sample_csv, sample_object_key
+from s3stagger.domain.flight import FlightPlan, plan_flight
 from s3stagger.errors import S3StaggerError
 
 EXPRESS = "v2-express"
@@ -58,9 +59,9 @@ class Scenario:
         return sum(group.count * group.rows for group in self.groups)
 
     @property
-    def rows_in_flight_per_object(self) -> int:
-        """Rows each invocation keeps in flight: capacity // budget, so budget x it fits C."""
-        return max(1, self.capacity // self.budget)
+    def flight_plan(self) -> FlightPlan:
+        """``budget`` objects at once, each with capacity // budget rows in flight, so they fit C."""
+        return plan_flight(self.capacity, self.budget)
 
     def sample_objects(self, key_prefixes: dict[str, str], seed: int = 1) -> Iterator[SampleObject]:
         """The scenario's CSV objects, keys under each group's priority prefix, rows distinct."""

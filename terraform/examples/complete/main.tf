@@ -141,7 +141,6 @@ module "dispatcher" {
 
   processor = {
     timeout_seconds      = local.processor_timeout_seconds
-    memory_mb            = 512
     reserved_concurrency = local.budget_maximum
     environment = {
       S3STAGGER_MAX_CONCURRENCY = tostring(local.rows_in_flight_max)

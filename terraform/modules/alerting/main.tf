@@ -18,7 +18,6 @@ locals {
   alert_queue_name     = "${var.name_prefix}-${local.alerting.alert_queue.name_suffix}"
   alert_dlq_name       = "${var.name_prefix}-${local.alerting.alert_dlq.name_suffix}"
   function_name        = "${var.name_prefix}-${local.notifier.function_name_suffix}"
-  log_group_name       = "/aws/lambda/${local.function_name}"
   secret_name          = "${var.name_prefix}/${local.alerting.smtp.secret_name_suffix}"
   state_path           = "/${var.name_prefix}/${local.alerting.state.parameter_path_suffix}"
   state_parameters_arn = "arn:${local.partition}:ssm:${local.region}:${local.account_id}:parameter${local.state_path}/*"
@@ -219,45 +218,7 @@ resource "aws_secretsmanager_secret" "smtp" {
 
 # --- Notifier Lambda ----------------------------------------------------------------------------
 
-resource "aws_cloudwatch_log_group" "notifier" {
-  name              = local.log_group_name
-  retention_in_days = var.log_retention_days
-  kms_key_id        = var.kms_key_arn
-  tags              = var.tags
-}
-
-data "aws_iam_policy_document" "lambda_trust" {
-  statement {
-    sid     = "LambdaAssumesRole"
-    actions = ["sts:AssumeRole"]
-
-    principals {
-      type        = "Service"
-      identifiers = ["lambda.amazonaws.com"]
-    }
-
-    condition {
-      test     = "StringEquals"
-      variable = "aws:SourceAccount"
-      values   = [local.account_id]
-    }
-  }
-}
-
-resource "aws_iam_role" "notifier" {
-  name               = "${local.function_name}-role"
-  description        = "Role of the ${local.function_name} Lambda: read alerts, keep dedupe and digest state, read the SMTP secret, write its own logs."
-  assume_role_policy = data.aws_iam_policy_document.lambda_trust.json
-  tags               = var.tags
-}
-
 data "aws_iam_policy_document" "notifier" {
-  statement {
-    sid       = "WriteOwnLogs"
-    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
-    resources = ["${aws_cloudwatch_log_group.notifier.arn}:*"]
-  }
-
   statement {
     sid = "ConsumeAlerts"
     # The event source mapping receives with the function's role; SendMessage schedules a digest
@@ -287,79 +248,65 @@ data "aws_iam_policy_document" "notifier" {
       resources = [statement.value]
     }
   }
-
-  dynamic "statement" {
-    for_each = var.tracing_enabled ? ["xray"] : []
-
-    content {
-      sid = "WriteTraces"
-      # X-Ray has no resource-level permissions for these actions: "*" is the only valid resource.
-      actions   = ["xray:PutTraceSegments", "xray:PutTelemetryRecords"]
-      resources = ["*"]
-    }
-  }
 }
 
-resource "aws_iam_role_policy" "notifier" {
-  name   = "notifier"
-  role   = aws_iam_role.notifier.id
-  policy = data.aws_iam_policy_document.notifier.json
+# Invoked by an SQS event source mapping, not asynchronously: a failed alert returns to the alert
+# queue and, after max_receive_count receives, moves to the alert DLQ. The VPC is an input
+# (vpc_config) for a private relay; SES's SMTP interface and the AWS APIs are reached without one.
+module "notifier" {
+  source = "../lambda-function"
+
+  function_name              = local.function_name
+  description                = "s3stagger notifier: mails pipeline alerts (alarms, failed executions and objects, unrouted uploads) through the central SMTP server, deduplicated and digested."
+  role_description           = "Role of the ${local.function_name} Lambda: read alerts, keep dedupe and digest state, read the SMTP secret, write its own logs."
+  assume_role_source_account = local.account_id
+  handler                    = local.notifier.handler
+  runtime                    = local.notifier.runtime
+  architecture               = local.architecture
+  package_path               = var.package_path
+  timeout_seconds            = local.notifier.timeout_s
+  memory_mb                  = local.notifier.memory_mb
+  reserved_concurrency       = local.notifier.reserved_concurrency
+  environment                = local.notifier_environment
+  policy_name                = "notifier"
+  policy_json                = data.aws_iam_policy_document.notifier.json
+  log_retention_days         = var.log_retention_days
+  kms_key_arn                = var.kms_key_arn
+  tracing_enabled            = var.tracing_enabled
+  vpc_config                 = var.vpc_config
+  code_signing_config_arn    = var.code_signing_config_arn
+  tags                       = var.tags
 }
 
-resource "aws_iam_role_policy_attachment" "notifier_vpc" {
-  count = var.vpc_config == null ? 0 : 1
-
-  role       = aws_iam_role.notifier.name
-  policy_arn = "arn:${local.partition}:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole"
+# A stack deployed before the lambda-function module keeps its notifier (no destroy and create).
+moved {
+  from = aws_cloudwatch_log_group.notifier
+  to   = module.notifier.aws_cloudwatch_log_group.this
 }
 
-resource "aws_lambda_function" "notifier" {
-  #checkov:skip=CKV_AWS_116:The notifier is invoked by an SQS event source mapping, not asynchronously: a failed alert returns to the alert queue and, after max_receive_count receives, moves to the alert DLQ.
-  #checkov:skip=CKV_AWS_117:The VPC is an input (vpc_config) for a private relay; SES's SMTP interface and the AWS APIs are reached without one.
-  #checkov:skip=CKV_AWS_272:Code signing is an input (code_signing_config_arn); the package is built reproducibly by make package.
-  function_name                  = local.function_name
-  description                    = "s3stagger notifier: mails pipeline alerts (alarms, failed executions and objects, unrouted uploads) through the central SMTP server, deduplicated and digested."
-  role                           = aws_iam_role.notifier.arn
-  handler                        = local.notifier.handler
-  runtime                        = local.notifier.runtime
-  architectures                  = [local.architecture]
-  filename                       = var.package_path
-  source_code_hash               = filebase64sha256(var.package_path)
-  timeout                        = local.notifier.timeout_s
-  memory_size                    = local.notifier.memory_mb
-  reserved_concurrent_executions = local.notifier.reserved_concurrency
-  kms_key_arn                    = var.kms_key_arn
-  code_signing_config_arn        = var.code_signing_config_arn
-  tags                           = var.tags
+moved {
+  from = aws_iam_role.notifier
+  to   = module.notifier.aws_iam_role.this
+}
 
-  environment {
-    variables = local.notifier_environment
-  }
+moved {
+  from = aws_iam_role_policy.notifier
+  to   = module.notifier.aws_iam_role_policy.this
+}
 
-  logging_config {
-    log_format = "JSON"
-    log_group  = aws_cloudwatch_log_group.notifier.name
-  }
+moved {
+  from = aws_iam_role_policy_attachment.notifier_vpc
+  to   = module.notifier.aws_iam_role_policy_attachment.vpc
+}
 
-  tracing_config {
-    mode = var.tracing_enabled ? "Active" : "PassThrough"
-  }
-
-  dynamic "vpc_config" {
-    for_each = var.vpc_config == null ? [] : [var.vpc_config]
-
-    content {
-      subnet_ids         = vpc_config.value.subnet_ids
-      security_group_ids = vpc_config.value.security_group_ids
-    }
-  }
-
-  depends_on = [aws_iam_role_policy.notifier, aws_cloudwatch_log_group.notifier]
+moved {
+  from = aws_lambda_function.notifier
+  to   = module.notifier.aws_lambda_function.this
 }
 
 resource "aws_lambda_event_source_mapping" "alerts" {
   event_source_arn                   = aws_sqs_queue.alerts.arn
-  function_name                      = aws_lambda_function.notifier.arn
+  function_name                      = module.notifier.function_arn
   batch_size                         = local.notifier.event_source_mapping.batch_size
   maximum_batching_window_in_seconds = local.notifier.event_source_mapping.maximum_batching_window_s
   function_response_types            = local.notifier.event_source_mapping.function_response_types

@@ -30,22 +30,22 @@ output "alert_dlq_arn" {
 
 output "notifier_function_name" {
   description = "Name of the notifier Lambda (the monitoring module's notifier_function_name)."
-  value       = aws_lambda_function.notifier.function_name
+  value       = module.notifier.function_name
 }
 
 output "notifier_function_arn" {
   description = "ARN of the notifier Lambda."
-  value       = aws_lambda_function.notifier.arn
+  value       = module.notifier.function_arn
 }
 
 output "notifier_role_arn" {
   description = "ARN of the notifier's execution role."
-  value       = aws_iam_role.notifier.arn
+  value       = module.notifier.role_arn
 }
 
 output "notifier_log_group_name" {
   description = "Log group of the notifier (a wrong SMTP password or an unreachable server is logged here)."
-  value       = aws_cloudwatch_log_group.notifier.name
+  value       = module.notifier.log_group_name
 }
 
 output "smtp_secret_arn" {

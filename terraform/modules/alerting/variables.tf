@@ -18,22 +18,12 @@ variable "definitions_path" {
 variable "package_path" {
   type        = string
   description = "Path of the Lambda deployment zip built by `make package` (the processor's zip: the notifier's handler is in it), matching `architecture`."
-
-  validation {
-    condition     = endswith(var.package_path, ".zip")
-    error_message = "package_path must name the .zip built by `make package` (dist/s3stagger-lambda-arm64.zip or dist/s3stagger-lambda-x86_64.zip)."
-  }
 }
 
 variable "architecture" {
   type        = string
   description = "Instruction set of the notifier Lambda. Null: the one of `alerting.json` (arm64). The package must be built for it."
   default     = null
-
-  validation {
-    condition     = var.architecture == null || contains(["arm64", "x86_64"], coalesce(var.architecture, "arm64"))
-    error_message = "architecture must be arm64 or x86_64."
-  }
 }
 
 variable "state_machine_arn" {

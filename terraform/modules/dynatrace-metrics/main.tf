@@ -19,9 +19,6 @@ locals {
   account_id  = data.aws_caller_identity.current.account_id
   region      = data.aws_region.current.name
   stream_name = "${var.name_prefix}-dynatrace-metrics"
-  # Inputs and the backup bucket, named for the grants below.
-  backup_bucket_arn    = module.backup.bucket_arn
-  api_token_secret_arn = var.api_token_secret_arn
 
   layer_environment = var.lambda_layer.enabled ? merge(
     {
@@ -34,87 +31,42 @@ locals {
   ) : {}
 }
 
-module "backup" {
-  source = "../firehose-backup"
+module "delivery" {
+  source = "../firehose-delivery"
 
-  bucket_name     = "${local.stream_name}-backup-${local.account_id}"
-  kms_key_arn     = var.kms_key_arn
-  expiration_days = var.backup_expiration_days
-  force_destroy   = var.force_destroy
-  tags            = var.tags
+  stream_name            = local.stream_name
+  token_secret_arn       = var.api_token_secret_arn
+  kms_key_arn            = var.kms_key_arn
+  log_retention_days     = var.log_retention_days
+  backup_expiration_days = var.backup_expiration_days
+  force_destroy          = var.force_destroy
+  tags                   = var.tags
 }
 
-resource "aws_cloudwatch_log_group" "stream" {
-  name              = "/aws/kinesisfirehose/${local.stream_name}"
-  retention_in_days = var.log_retention_days
-  kms_key_id        = var.kms_key_arn
-  tags              = var.tags
+# A stack deployed before the firehose-delivery module keeps its backup, role and logs in place.
+moved {
+  from = module.backup
+  to   = module.delivery.module.backup
 }
 
-resource "aws_cloudwatch_log_stream" "stream" {
-  for_each = toset(["DestinationDelivery", "BackupDelivery"])
-
-  name           = each.key
-  log_group_name = aws_cloudwatch_log_group.stream.name
+moved {
+  from = aws_cloudwatch_log_group.stream
+  to   = module.delivery.aws_cloudwatch_log_group.this
 }
 
-data "aws_iam_policy_document" "firehose_trust" {
-  statement {
-    actions = ["sts:AssumeRole"]
-
-    principals {
-      type        = "Service"
-      identifiers = ["firehose.amazonaws.com"]
-    }
-
-    condition {
-      test     = "StringEquals"
-      variable = "sts:ExternalId"
-      values   = [local.account_id]
-    }
-  }
+moved {
+  from = aws_cloudwatch_log_stream.stream
+  to   = module.delivery.aws_cloudwatch_log_stream.this
 }
 
-resource "aws_iam_role" "firehose" {
-  name               = "${local.stream_name}-firehose"
-  assume_role_policy = data.aws_iam_policy_document.firehose_trust.json
-  tags               = var.tags
+moved {
+  from = aws_iam_role.firehose
+  to   = module.delivery.aws_iam_role.this
 }
 
-data "aws_iam_policy_document" "firehose" {
-  statement {
-    sid       = "BackUpFailedData"
-    actions   = ["s3:AbortMultipartUpload", "s3:GetBucketLocation", "s3:ListBucket", "s3:ListBucketMultipartUploads", "s3:PutObject"]
-    resources = [local.backup_bucket_arn, "${local.backup_bucket_arn}/*"]
-  }
-
-  statement {
-    sid       = "ReadApiToken"
-    actions   = ["secretsmanager:GetSecretValue"]
-    resources = [local.api_token_secret_arn]
-  }
-
-  statement {
-    sid       = "LogDeliveryErrors"
-    actions   = ["logs:PutLogEvents"]
-    resources = ["${aws_cloudwatch_log_group.stream.arn}:*"]
-  }
-
-  dynamic "statement" {
-    for_each = var.kms_key_arn == null ? [] : [var.kms_key_arn]
-
-    content {
-      sid       = "UseTheKey"
-      actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
-      resources = [statement.value]
-    }
-  }
-}
-
-resource "aws_iam_role_policy" "firehose" {
-  name   = "delivery"
-  role   = aws_iam_role.firehose.id
-  policy = data.aws_iam_policy_document.firehose.json
+moved {
+  from = aws_iam_role_policy.firehose
+  to   = module.delivery.aws_iam_role_policy.this
 }
 
 resource "aws_kinesis_firehose_delivery_stream" "this" {
@@ -131,7 +83,7 @@ resource "aws_kinesis_firehose_delivery_stream" "this" {
   http_endpoint_configuration {
     name               = "Dynatrace"
     url                = var.dynatrace_endpoint_url
-    role_arn           = aws_iam_role.firehose.arn
+    role_arn           = module.delivery.role_arn
     s3_backup_mode     = "FailedDataOnly"
     retry_duration     = var.retry_duration_seconds
     buffering_size     = 1
@@ -140,7 +92,7 @@ resource "aws_kinesis_firehose_delivery_stream" "this" {
     secrets_manager_configuration {
       enabled    = true
       secret_arn = var.api_token_secret_arn
-      role_arn   = aws_iam_role.firehose.arn
+      role_arn   = module.delivery.role_arn
     }
 
     request_configuration {
@@ -153,8 +105,8 @@ resource "aws_kinesis_firehose_delivery_stream" "this" {
     }
 
     s3_configuration {
-      role_arn            = aws_iam_role.firehose.arn
-      bucket_arn          = module.backup.bucket_arn
+      role_arn            = module.delivery.role_arn
+      bucket_arn          = module.delivery.backup_bucket_arn
       prefix              = "dynatrace-failed/"
       error_output_prefix = "errors/!{firehose:error-output-type}/"
       compression_format  = "GZIP"
@@ -162,19 +114,19 @@ resource "aws_kinesis_firehose_delivery_stream" "this" {
 
       cloudwatch_logging_options {
         enabled         = true
-        log_group_name  = aws_cloudwatch_log_group.stream.name
-        log_stream_name = aws_cloudwatch_log_stream.stream["BackupDelivery"].name
+        log_group_name  = module.delivery.log_group_name
+        log_stream_name = module.delivery.log_stream_names.backup
       }
     }
 
     cloudwatch_logging_options {
       enabled         = true
-      log_group_name  = aws_cloudwatch_log_group.stream.name
-      log_stream_name = aws_cloudwatch_log_stream.stream["DestinationDelivery"].name
+      log_group_name  = module.delivery.log_group_name
+      log_stream_name = module.delivery.log_stream_names.destination
     }
   }
 
-  depends_on = [aws_iam_role_policy.firehose]
+  depends_on = [module.delivery]
 }
 
 data "aws_iam_policy_document" "metric_stream_trust" {

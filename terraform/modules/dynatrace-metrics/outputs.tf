@@ -20,7 +20,7 @@ output "delivery_stream_arn" {
 
 output "backup_bucket_name" {
   description = "Bucket where Firehose keeps the metric data it could not deliver."
-  value       = module.backup.bucket_name
+  value       = module.delivery.backup_bucket_name
 }
 
 output "lambda_layer_arns" {
@@ -32,4 +32,9 @@ output "lambda_layer_environment" {
   description = "Environment variables to add to a function for Dynatrace's Lambda layer (empty unless `lambda_layer.enabled`)."
   value       = local.layer_environment
   sensitive   = true
+}
+
+output "firehose_role_arn" {
+  description = "ARN of the role the delivery stream assumes (name it in a customer-managed key's policy)."
+  value       = module.delivery.role_arn
 }

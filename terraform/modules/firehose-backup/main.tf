@@ -1,5 +1,5 @@
 # The S3 backup of a Firehose delivery stream: what could not be delivered (or transformed) is kept
-# here, encrypted, private, TLS-only, for replay. Shared by the splunk-logs and dynatrace-metrics modules.
+# here, encrypted, private, TLS-only, for replay. Built by firehose-delivery for every s3stagger stream.
 
 locals {
   sse_kms = var.kms_key_arn != null

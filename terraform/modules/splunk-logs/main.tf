@@ -12,61 +12,18 @@ locals {
   processor_settings = jsondecode(file("${local.definitions_path}/processor.json"))
   architecture       = coalesce(var.architecture, local.processor_settings.architecture)
 
-  partition       = data.aws_partition.current.partition
-  region          = data.aws_region.current.name
-  account_id      = data.aws_caller_identity.current.account_id
-  stream_name     = "${var.name_prefix}-splunk-logs"
-  transform_name  = "${var.name_prefix}-splunk-logs-transform"
-  stream_log_name = "/aws/kinesisfirehose/${local.stream_name}"
+  partition      = data.aws_partition.current.partition
+  region         = data.aws_region.current.name
+  account_id     = data.aws_caller_identity.current.account_id
+  stream_name    = "${var.name_prefix}-splunk-logs"
+  transform_name = "${var.name_prefix}-splunk-logs-transform"
   # Built, not referenced: the stream refers to the transform, so the transform cannot refer back.
-  delivery_stream_arn  = "arn:${local.partition}:firehose:${local.region}:${local.account_id}:deliverystream/${local.stream_name}"
-  backup_bucket_arn    = module.backup.bucket_arn
-  hec_token_secret_arn = var.hec_token_secret_arn
-}
-
-module "backup" {
-  source = "../firehose-backup"
-
-  bucket_name     = "${local.stream_name}-backup-${local.account_id}"
-  kms_key_arn     = var.kms_key_arn
-  expiration_days = var.backup_expiration_days
-  force_destroy   = var.force_destroy
-  tags            = var.tags
+  delivery_stream_arn = "arn:${local.partition}:firehose:${local.region}:${local.account_id}:deliverystream/${local.stream_name}"
 }
 
 # -- the transform Lambda --------------------------------------------------------------------------
 
-resource "aws_cloudwatch_log_group" "transform" {
-  name              = "/aws/lambda/${local.transform_name}"
-  retention_in_days = var.log_retention_days
-  kms_key_id        = var.kms_key_arn
-  tags              = var.tags
-}
-
-data "aws_iam_policy_document" "lambda_trust" {
-  statement {
-    actions = ["sts:AssumeRole"]
-
-    principals {
-      type        = "Service"
-      identifiers = ["lambda.amazonaws.com"]
-    }
-  }
-}
-
-resource "aws_iam_role" "transform" {
-  name               = local.transform_name
-  assume_role_policy = data.aws_iam_policy_document.lambda_trust.json
-  tags               = var.tags
-}
-
 data "aws_iam_policy_document" "transform" {
-  statement {
-    sid       = "WriteOwnLogs"
-    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
-    resources = ["${aws_cloudwatch_log_group.transform.arn}:*"]
-  }
-
   statement {
     sid       = "PutOverflowBack"
     actions   = ["firehose:PutRecordBatch"]
@@ -84,129 +41,103 @@ data "aws_iam_policy_document" "transform" {
   }
 }
 
-resource "aws_iam_role_policy" "transform" {
-  name   = "transform"
-  role   = aws_iam_role.transform.id
-  policy = data.aws_iam_policy_document.transform.json
-}
+# Firehose invokes the transform synchronously and retries it itself; records it cannot transform go
+# to the backup bucket (no Lambda DLQ), and it bounds the transform's concurrency by its own
+# buffering (no reserved concurrency to take from the pipeline's functions). It reads nothing but
+# its event and calls only Firehose: no VPC.
+module "transform" {
+  source = "../lambda-function"
 
-resource "aws_lambda_function" "transform" {
-  #checkov:skip=CKV_AWS_116:Firehose invokes the transform synchronously and retries it itself; records it cannot transform go to the backup bucket, so an async DLQ would never receive anything.
-  #checkov:skip=CKV_AWS_117:The transform reads nothing but its event and calls only Firehose; a VPC would add NAT cost and no protection.
-  #checkov:skip=CKV_AWS_272:Code signing is an input (code_signing_config_arn); the package is built reproducibly by make package.
-  #checkov:skip=CKV_AWS_115:Firehose bounds the transform's concurrency by its own buffering; reserving concurrency would take it from the pipeline's functions.
   function_name           = local.transform_name
   description             = "s3stagger: Firehose transformation of CloudWatch Logs records into Splunk HEC events."
-  role                    = aws_iam_role.transform.arn
+  role_name               = local.transform_name
   handler                 = "s3stagger.handlers.transform_logs.handler"
   runtime                 = local.processor_settings.runtime
-  architectures           = [local.architecture]
-  filename                = var.package_path
-  source_code_hash        = filebase64sha256(var.package_path)
-  timeout                 = 120
-  memory_size             = 512
+  architecture            = local.architecture
+  package_path            = var.package_path
+  timeout_seconds         = 120
+  memory_mb               = 512
+  policy_name             = "transform"
+  policy_json             = data.aws_iam_policy_document.transform.json
+  log_retention_days      = var.log_retention_days
   kms_key_arn             = var.kms_key_arn
   code_signing_config_arn = var.code_signing_config_arn
   tags                    = var.tags
 
-  environment {
-    variables = {
-      S3STAGGER_SPLUNK_INDEX      = var.splunk_index
-      S3STAGGER_SPLUNK_SOURCETYPE = var.splunk_sourcetype
-    }
+  environment = {
+    S3STAGGER_SPLUNK_INDEX      = var.splunk_index
+    S3STAGGER_SPLUNK_SOURCETYPE = var.splunk_sourcetype
   }
+}
 
-  logging_config {
-    log_format = "JSON"
-    log_group  = aws_cloudwatch_log_group.transform.name
-  }
+# A stack deployed before the lambda-function module keeps its transform (no destroy and create).
+moved {
+  from = aws_cloudwatch_log_group.transform
+  to   = module.transform.aws_cloudwatch_log_group.this
+}
 
-  tracing_config {
-    mode = "Active"
-  }
+moved {
+  from = aws_iam_role.transform
+  to   = module.transform.aws_iam_role.this
+}
 
-  depends_on = [aws_iam_role_policy.transform, aws_cloudwatch_log_group.transform]
+moved {
+  from = aws_iam_role_policy.transform
+  to   = module.transform.aws_iam_role_policy.this
+}
+
+moved {
+  from = aws_lambda_function.transform
+  to   = module.transform.aws_lambda_function.this
 }
 
 # -- the delivery stream ---------------------------------------------------------------------------
 
-resource "aws_cloudwatch_log_group" "stream" {
-  name              = local.stream_log_name
-  retention_in_days = var.log_retention_days
-  kms_key_id        = var.kms_key_arn
-  tags              = var.tags
-}
-
-resource "aws_cloudwatch_log_stream" "stream" {
-  for_each = toset(["DestinationDelivery", "BackupDelivery"])
-
-  name           = each.key
-  log_group_name = aws_cloudwatch_log_group.stream.name
-}
-
-data "aws_iam_policy_document" "firehose_trust" {
-  statement {
-    actions = ["sts:AssumeRole"]
-
-    principals {
-      type        = "Service"
-      identifiers = ["firehose.amazonaws.com"]
-    }
-
-    condition {
-      test     = "StringEquals"
-      variable = "sts:ExternalId"
-      values   = [local.account_id]
-    }
-  }
-}
-
-resource "aws_iam_role" "firehose" {
-  name               = "${local.stream_name}-firehose"
-  assume_role_policy = data.aws_iam_policy_document.firehose_trust.json
-  tags               = var.tags
-}
-
-data "aws_iam_policy_document" "firehose" {
-  statement {
-    sid       = "BackUpFailedEvents"
-    actions   = ["s3:AbortMultipartUpload", "s3:GetBucketLocation", "s3:ListBucket", "s3:ListBucketMultipartUploads", "s3:PutObject"]
-    resources = [local.backup_bucket_arn, "${local.backup_bucket_arn}/*"]
-  }
-
+data "aws_iam_policy_document" "firehose_transform" {
   statement {
     sid       = "Transform"
     actions   = ["lambda:InvokeFunction", "lambda:GetFunctionConfiguration"]
-    resources = [aws_lambda_function.transform.arn, "${aws_lambda_function.transform.arn}:*"]
-  }
-
-  statement {
-    sid       = "ReadHecToken"
-    actions   = ["secretsmanager:GetSecretValue"]
-    resources = [local.hec_token_secret_arn]
-  }
-
-  statement {
-    sid       = "LogDeliveryErrors"
-    actions   = ["logs:PutLogEvents"]
-    resources = ["${aws_cloudwatch_log_group.stream.arn}:*"]
-  }
-
-  dynamic "statement" {
-    for_each = var.kms_key_arn == null ? [] : [var.kms_key_arn]
-
-    content {
-      sid       = "UseTheKey"
-      actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
-      resources = [statement.value]
-    }
+    resources = [module.transform.function_arn, "${module.transform.function_arn}:*"]
   }
 }
 
-resource "aws_iam_role_policy" "firehose" {
-  name   = "delivery"
-  role   = aws_iam_role.firehose.id
-  policy = data.aws_iam_policy_document.firehose.json
+module "delivery" {
+  source = "../firehose-delivery"
+
+  stream_name            = local.stream_name
+  token_secret_arn       = var.hec_token_secret_arn
+  policy_json            = data.aws_iam_policy_document.firehose_transform.json
+  kms_key_arn            = var.kms_key_arn
+  log_retention_days     = var.log_retention_days
+  backup_expiration_days = var.backup_expiration_days
+  force_destroy          = var.force_destroy
+  tags                   = var.tags
+}
+
+# A stack deployed before the firehose-delivery module keeps its backup, role and logs in place.
+moved {
+  from = module.backup
+  to   = module.delivery.module.backup
+}
+
+moved {
+  from = aws_cloudwatch_log_group.stream
+  to   = module.delivery.aws_cloudwatch_log_group.this
+}
+
+moved {
+  from = aws_cloudwatch_log_stream.stream
+  to   = module.delivery.aws_cloudwatch_log_stream.this
+}
+
+moved {
+  from = aws_iam_role.firehose
+  to   = module.delivery.aws_iam_role.this
+}
+
+moved {
+  from = aws_iam_role_policy.firehose
+  to   = module.delivery.aws_iam_role_policy.this
 }
 
 resource "aws_kinesis_firehose_delivery_stream" "this" {
@@ -232,12 +163,12 @@ resource "aws_kinesis_firehose_delivery_stream" "this" {
     secrets_manager_configuration {
       enabled    = true
       secret_arn = var.hec_token_secret_arn
-      role_arn   = aws_iam_role.firehose.arn
+      role_arn   = module.delivery.role_arn
     }
 
     s3_configuration {
-      role_arn            = aws_iam_role.firehose.arn
-      bucket_arn          = module.backup.bucket_arn
+      role_arn            = module.delivery.role_arn
+      bucket_arn          = module.delivery.backup_bucket_arn
       prefix              = "splunk-failed/"
       error_output_prefix = "errors/!{firehose:error-output-type}/"
       compression_format  = "GZIP"
@@ -245,8 +176,8 @@ resource "aws_kinesis_firehose_delivery_stream" "this" {
 
       cloudwatch_logging_options {
         enabled         = true
-        log_group_name  = aws_cloudwatch_log_group.stream.name
-        log_stream_name = aws_cloudwatch_log_stream.stream["BackupDelivery"].name
+        log_group_name  = module.delivery.log_group_name
+        log_stream_name = module.delivery.log_stream_names.backup
       }
     }
 
@@ -258,12 +189,12 @@ resource "aws_kinesis_firehose_delivery_stream" "this" {
 
         parameters {
           parameter_name  = "LambdaArn"
-          parameter_value = "${aws_lambda_function.transform.arn}:$LATEST"
+          parameter_value = "${module.transform.function_arn}:$LATEST"
         }
 
         parameters {
           parameter_name  = "RoleArn"
-          parameter_value = aws_iam_role.firehose.arn
+          parameter_value = module.delivery.role_arn
         }
 
         parameters {
@@ -280,12 +211,12 @@ resource "aws_kinesis_firehose_delivery_stream" "this" {
 
     cloudwatch_logging_options {
       enabled         = true
-      log_group_name  = aws_cloudwatch_log_group.stream.name
-      log_stream_name = aws_cloudwatch_log_stream.stream["DestinationDelivery"].name
+      log_group_name  = module.delivery.log_group_name
+      log_stream_name = module.delivery.log_stream_names.destination
     }
   }
 
-  depends_on = [aws_iam_role_policy.firehose]
+  depends_on = [module.delivery]
 }
 
 # -- the subscriptions -----------------------------------------------------------------------------

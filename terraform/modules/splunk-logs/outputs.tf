@@ -10,12 +10,12 @@ output "delivery_stream_arn" {
 
 output "transform_function_name" {
   description = "Name of the transform Lambda (CloudWatch Logs records -> HEC events)."
-  value       = aws_lambda_function.transform.function_name
+  value       = module.transform.function_name
 }
 
 output "backup_bucket_name" {
   description = "Bucket where Firehose keeps the events it could not deliver (`splunk-failed/`) or transform (`errors/`)."
-  value       = module.backup.bucket_name
+  value       = module.delivery.backup_bucket_name
 }
 
 output "subscription_filter_names" {
@@ -25,5 +25,10 @@ output "subscription_filter_names" {
 
 output "stream_log_group_name" {
   description = "Log group where Firehose writes its delivery errors."
-  value       = aws_cloudwatch_log_group.stream.name
+  value       = module.delivery.log_group_name
+}
+
+output "firehose_role_arn" {
+  description = "ARN of the role the delivery stream assumes (name it in a customer-managed key's policy)."
+  value       = module.delivery.role_arn
 }

@@ -84,22 +84,12 @@ variable "splunk_sourcetype" {
 variable "package_path" {
   type        = string
   description = "Path of the Lambda deployment zip built by `make package` (the processor's zip: the transform handler `s3stagger.handlers.transform_logs.handler` is in it), matching `architecture`."
-
-  validation {
-    condition     = endswith(var.package_path, ".zip")
-    error_message = "package_path must name the .zip built by `make package`."
-  }
 }
 
 variable "architecture" {
   type        = string
   description = "Instruction set of the transform Lambda; the package must be built for it. Null: the processor's (`processor.json`)."
   default     = null
-
-  validation {
-    condition     = var.architecture == null || contains(["arm64", "x86_64"], coalesce(var.architecture, "arm64"))
-    error_message = "architecture must be arm64 or x86_64."
-  }
 }
 
 variable "definitions_path" {

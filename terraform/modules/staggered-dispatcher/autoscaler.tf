@@ -9,7 +9,6 @@ locals {
   autoscaler_function_name    = "${var.name_prefix}-${local.autoscaler_settings.function_name_suffix}"
   autoscaler_schedule_name    = "${var.name_prefix}-${local.autoscaler_settings.schedule_name_suffix}"
   autoscaler_flight_parameter = "/${var.name_prefix}/${local.autoscaler_settings.flight_parameter_suffix}"
-  autoscaler_log_group        = "/aws/lambda/${local.autoscaler_function_name}"
   autoscaler_namespace        = coalesce(var.autoscaler.metrics_namespace, local.processor_settings.environment.POWERTOOLS_METRICS_NAMESPACE)
 
   autoscaler_budget_floor = coalesce(var.autoscaler.budget_floor, local.autoscaler_settings.budget_floor, local.budget.minimum)
@@ -48,27 +47,7 @@ resource "aws_ssm_parameter" "autoscaler_flight" {
 
 # --- Function -----------------------------------------------------------------------------------
 
-resource "aws_cloudwatch_log_group" "autoscaler" {
-  name              = local.autoscaler_log_group
-  retention_in_days = var.log_retention_days
-  kms_key_id        = var.kms_key_arn
-  tags              = var.tags
-}
-
-resource "aws_iam_role" "autoscaler" {
-  name               = "${local.autoscaler_function_name}-role"
-  description        = "Role of the ${local.autoscaler_function_name} Lambda: read queue depths and metrics, write the budget and flight parameters."
-  assume_role_policy = data.aws_iam_policy_document.lambda_trust.json
-  tags               = var.tags
-}
-
 data "aws_iam_policy_document" "autoscaler" {
-  statement {
-    sid       = "WriteOwnLogs"
-    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
-    resources = ["${aws_cloudwatch_log_group.autoscaler.arn}:*"]
-  }
-
   statement {
     sid       = "ReadQueueDepths"
     actions   = ["sqs:GetQueueAttributes"]
@@ -97,58 +76,52 @@ data "aws_iam_policy_document" "autoscaler" {
       resources = [statement.value]
     }
   }
-
-  dynamic "statement" {
-    for_each = var.tracing_enabled ? ["xray"] : []
-
-    content {
-      sid = "WriteTraces"
-      # X-Ray has no resource-level permissions for these actions: "*" is the only valid resource.
-      actions   = ["xray:PutTraceSegments", "xray:PutTelemetryRecords"]
-      resources = ["*"]
-    }
-  }
 }
 
-resource "aws_iam_role_policy" "autoscaler" {
-  name   = "autoscaler"
-  role   = aws_iam_role.autoscaler.id
-  policy = data.aws_iam_policy_document.autoscaler.json
+# A failed run is replaced by the next scheduled one a minute later (nothing to redrive; the Errors
+# alarm reports it). It reads SQS, CloudWatch and SSM only: no VPC resource to reach, and the
+# processor's vpc_config does not apply here.
+module "autoscaler" {
+  source = "../lambda-function"
+
+  function_name           = local.autoscaler_function_name
+  description             = "s3stagger autoscaler: sets the concurrency budget and rows in flight from queue depth and the downstream's health."
+  role_description        = "Role of the ${local.autoscaler_function_name} Lambda: read queue depths and metrics, write the budget and flight parameters."
+  handler                 = local.autoscaler_settings.handler
+  runtime                 = local.autoscaler_settings.runtime
+  architecture            = local.autoscaler_settings.architecture
+  package_path            = var.package_path
+  timeout_seconds         = local.autoscaler_settings.timeout_s
+  memory_mb               = local.autoscaler_settings.memory_mb
+  reserved_concurrency    = 1 # one run at a time: each reads the state the previous one wrote
+  environment             = local.autoscaler_environment
+  policy_name             = "autoscaler"
+  policy_json             = data.aws_iam_policy_document.autoscaler.json
+  log_retention_days      = var.log_retention_days
+  kms_key_arn             = var.kms_key_arn
+  tracing_enabled         = var.tracing_enabled
+  code_signing_config_arn = var.code_signing_config_arn
+  tags                    = var.tags
 }
 
-resource "aws_lambda_function" "autoscaler" {
-  #checkov:skip=CKV_AWS_116:A failed run is replaced by the next scheduled one a minute later; there is nothing to redrive, and the Errors alarm reports it.
-  #checkov:skip=CKV_AWS_117:It reads SQS, CloudWatch and SSM only; no VPC resource to reach, and the processor's vpc_config does not apply here.
-  #checkov:skip=CKV_AWS_272:Code signing is an input (code_signing_config_arn); the package is built reproducibly by make package.
-  function_name                  = local.autoscaler_function_name
-  description                    = "s3stagger autoscaler: sets the concurrency budget and rows in flight from queue depth and the downstream's health."
-  role                           = aws_iam_role.autoscaler.arn
-  handler                        = local.autoscaler_settings.handler
-  runtime                        = local.autoscaler_settings.runtime
-  architectures                  = [local.autoscaler_settings.architecture]
-  filename                       = var.package_path
-  source_code_hash               = filebase64sha256(var.package_path)
-  timeout                        = local.autoscaler_settings.timeout_s
-  memory_size                    = local.autoscaler_settings.memory_mb
-  reserved_concurrent_executions = 1 # one run at a time: each reads the state the previous one wrote
-  kms_key_arn                    = var.kms_key_arn
-  code_signing_config_arn        = var.code_signing_config_arn
-  tags                           = var.tags
+moved {
+  from = aws_cloudwatch_log_group.autoscaler
+  to   = module.autoscaler.aws_cloudwatch_log_group.this
+}
 
-  environment {
-    variables = local.autoscaler_environment
-  }
+moved {
+  from = aws_iam_role.autoscaler
+  to   = module.autoscaler.aws_iam_role.this
+}
 
-  logging_config {
-    log_format = "JSON"
-    log_group  = aws_cloudwatch_log_group.autoscaler.name
-  }
+moved {
+  from = aws_iam_role_policy.autoscaler
+  to   = module.autoscaler.aws_iam_role_policy.this
+}
 
-  tracing_config {
-    mode = var.tracing_enabled ? "Active" : "PassThrough"
-  }
-
-  depends_on = [aws_iam_role_policy.autoscaler, aws_cloudwatch_log_group.autoscaler]
+moved {
+  from = aws_lambda_function.autoscaler
+  to   = module.autoscaler.aws_lambda_function.this
 }
 
 # --- The processor reads the flight parameter ---------------------------------------------------
@@ -163,7 +136,7 @@ data "aws_iam_policy_document" "processor_reads_flight" {
 
 resource "aws_iam_role_policy" "processor_reads_flight" {
   name   = "read-autoscaler-flight"
-  role   = aws_iam_role.processor.id
+  role   = module.processor.role_name
   policy = data.aws_iam_policy_document.processor_reads_flight.json
 }
 
@@ -198,7 +171,7 @@ data "aws_iam_policy_document" "autoscaler_scheduler" {
   statement {
     sid       = "InvokeAutoscaler"
     actions   = ["lambda:InvokeFunction"]
-    resources = [aws_lambda_function.autoscaler.arn]
+    resources = [module.autoscaler.function_arn]
   }
 }
 
@@ -220,7 +193,7 @@ resource "aws_scheduler_schedule" "autoscaler" {
   }
 
   target {
-    arn      = aws_lambda_function.autoscaler.arn
+    arn      = module.autoscaler.function_arn
     role_arn = aws_iam_role.autoscaler_scheduler.arn
 
     retry_policy {

@@ -88,6 +88,6 @@ resource "aws_iam_role_policy" "processor_downstream_api" {
   count = length(local.downstream_secret_arns) > 0 || local.downstream_api.auth_parameter_arn != null || local.downstream_api.auth_mode == "sigv4" ? 1 : 0
 
   name   = "downstream-api"
-  role   = aws_iam_role.processor.id
+  role   = module.processor.role_name
   policy = data.aws_iam_policy_document.processor_downstream_api.json
 }

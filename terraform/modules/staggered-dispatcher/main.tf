@@ -21,7 +21,6 @@ locals {
   state_machine_name   = "${var.name_prefix}-${local.dispatcher_settings.state_machine_name_suffix}"
   schedule_name        = "${var.name_prefix}-${local.dispatcher_settings.schedule_name_suffix}"
   budget_parameter     = "/${var.name_prefix}/${local.budget_settings.parameter_name_suffix}"
-  processor_log_group  = "/aws/lambda/${local.function_name}"
   dispatcher_log_group = "/aws/vendedlogs/states/${local.state_machine_name}"
   lease_queue_name     = "${var.name_prefix}-${local.queue_definitions.lease_queue.name_suffix}"
 
@@ -78,7 +77,7 @@ locals {
   # Per-priority values are joined with "," in queues.json order (first = highest); the ASL splits
   # them, so any number of priorities runs on the same states.
   state_machine_template_values = {
-    processor_function_arn  = aws_lambda_function.processor.arn
+    processor_function_arn  = module.processor.function_arn
     budget_parameter_name   = aws_ssm_parameter.concurrency_budget.name
     budget_default          = local.budget.initial
     budget_minimum          = local.budget.minimum
@@ -108,10 +107,12 @@ locals {
   visibility_margin_s            = 30
   minimum_visibility_extension_s = local.timeout_seconds + local.lambda_retry_window_s + local.visibility_margin_s
 
-  # The lease is taken at the start of each execution and not renewed: it must outlast the
-  # execution's time budget, a stagger wait and one call.
+  # The lease is taken for lease_s and renewed by every processor call while it runs (keep-alive): it
+  # must outlast a dispatcher's longest stretch between calls (a stagger wait, the idle looks) and a
+  # margin, so a dead dispatcher's lease frees itself within lease_s of its last call.
   longest_stagger_delay_s = max([for priority in local.priorities : local.dispatcher_settings.stagger.priorities[priority].max_delay_s]...)
-  minimum_lease_s         = local.dispatcher.time_budget_s + local.dispatcher.visibility_extension_s + local.longest_stagger_delay_s
+  lease_margin_s          = 20
+  minimum_lease_s         = local.longest_stagger_delay_s + local.dispatcher.idle_polls * local.dispatcher.idle_wait_s + local.lease_margin_s
 }
 
 # --- Dispatcher lease: a FIFO queue whose single token a running dispatcher holds ---------------
@@ -130,7 +131,13 @@ resource "aws_sqs_queue" "lease" {
   lifecycle {
     precondition {
       condition     = local.dispatcher.lease_s >= local.minimum_lease_s
-      error_message = "dispatcher.lease_s (${local.dispatcher.lease_s} s) must be at least time_budget_s + visibility_extension_s + the longest stagger delay (${local.minimum_lease_s} s), or the lease expires while its dispatcher still runs and a second one starts. Raise dispatcher.lease_s or lower dispatcher.time_budget_s."
+      error_message = "dispatcher.lease_s (${local.dispatcher.lease_s} s) must be at least the longest stagger delay + idle_polls x idle_wait_s + ${local.lease_margin_s} s (${local.minimum_lease_s} s), or the lease lapses between two processor calls of a running dispatcher and a second one starts. Raise dispatcher.lease_s."
+    }
+    # Here, on a resource that indexes no queue, so a plan without a priority's queue says which
+    # (the state machine and its role would only report an invalid index).
+    precondition {
+      condition     = length(setsubtract(local.priorities, keys(var.queues))) == 0
+      error_message = "queues lacks priorities ${join(", ", setsubtract(local.priorities, keys(var.queues)))} (queues.json lists ${join(", ", local.priorities)}): pass the event-ingest module's queues output."
     }
   }
 }
@@ -182,13 +189,6 @@ resource "aws_ssm_parameter" "concurrency_budget" {
 
 # --- Logs ---------------------------------------------------------------------------------------
 
-resource "aws_cloudwatch_log_group" "processor" {
-  name              = local.processor_log_group
-  retention_in_days = var.log_retention_days
-  kms_key_id        = var.kms_key_arn
-  tags              = var.tags
-}
-
 resource "aws_cloudwatch_log_group" "dispatcher" {
   name              = local.dispatcher_log_group
   retention_in_days = var.log_retention_days
@@ -198,32 +198,7 @@ resource "aws_cloudwatch_log_group" "dispatcher" {
 
 # --- Processor Lambda ---------------------------------------------------------------------------
 
-data "aws_iam_policy_document" "lambda_trust" {
-  statement {
-    sid     = "LambdaAssumesRole"
-    actions = ["sts:AssumeRole"]
-
-    principals {
-      type        = "Service"
-      identifiers = ["lambda.amazonaws.com"]
-    }
-  }
-}
-
-resource "aws_iam_role" "processor" {
-  name               = "${local.function_name}-role"
-  description        = "Role of the ${local.function_name} Lambda: read uploads, write failed rows, write its own logs."
-  assume_role_policy = data.aws_iam_policy_document.lambda_trust.json
-  tags               = var.tags
-}
-
 data "aws_iam_policy_document" "processor" {
-  statement {
-    sid       = "WriteOwnLogs"
-    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
-    resources = ["${aws_cloudwatch_log_group.processor.arn}:*"]
-  }
-
   statement {
     sid       = "ReadUploadedObjects"
     actions   = ["s3:GetObject", "s3:GetObjectVersion"]
@@ -253,93 +228,59 @@ data "aws_iam_policy_document" "processor" {
       resources = [statement.value]
     }
   }
-
-  dynamic "statement" {
-    for_each = var.tracing_enabled ? ["xray"] : []
-
-    content {
-      sid = "WriteTraces"
-      # X-Ray has no resource-level permissions for these actions: "*" is the only valid resource.
-      actions   = ["xray:PutTraceSegments", "xray:PutTelemetryRecords"]
-      resources = ["*"]
-    }
-  }
 }
 
-resource "aws_iam_role_policy" "processor" {
-  name   = "processor"
-  role   = aws_iam_role.processor.id
-  policy = data.aws_iam_policy_document.processor.json
+# The dispatcher invokes the processor synchronously: a failure is caught by the state machine and
+# the SQS message reaches its redrive DLQ (no Lambda DLQ). The VPC is an input (vpc_config); the
+# default reaches S3 and an HTTPS downstream without one.
+module "processor" {
+  source = "../lambda-function"
+
+  function_name           = local.function_name
+  description             = "s3stagger processor: streams the rows of one CSV object to the downstream API, within the dispatcher's concurrency budget."
+  role_description        = "Role of the ${local.function_name} Lambda: read uploads, write failed rows, write its own logs."
+  handler                 = local.processor_settings.handler
+  runtime                 = local.processor_settings.runtime
+  architecture            = local.architecture
+  package_path            = var.package_path
+  timeout_seconds         = local.timeout_seconds
+  memory_mb               = local.memory_mb
+  reserved_concurrency    = local.reserved_concurrency
+  environment             = local.processor_environment
+  policy_name             = "processor"
+  policy_json             = data.aws_iam_policy_document.processor.json
+  log_retention_days      = var.log_retention_days
+  kms_key_arn             = var.kms_key_arn
+  tracing_enabled         = var.tracing_enabled
+  vpc_config              = var.vpc_config
+  code_signing_config_arn = var.code_signing_config_arn
+  tags                    = var.tags
 }
 
-resource "aws_iam_role_policy_attachment" "processor_vpc" {
-  count = var.vpc_config == null ? 0 : 1
-
-  role       = aws_iam_role.processor.name
-  policy_arn = "arn:${local.partition}:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole"
+# A stack deployed before the lambda-function module keeps its processor (no destroy and create).
+moved {
+  from = aws_cloudwatch_log_group.processor
+  to   = module.processor.aws_cloudwatch_log_group.this
 }
 
-resource "aws_lambda_function" "processor" {
-  #checkov:skip=CKV_AWS_116:The dispatcher invokes the processor synchronously; Lambda DLQs apply only to asynchronous invocations. Failures are caught by the state machine and the SQS message reaches its redrive DLQ.
-  #checkov:skip=CKV_AWS_117:The VPC is an input (vpc_config); the default reaches S3 and an HTTPS downstream without one.
-  #checkov:skip=CKV_AWS_272:Code signing is an input (code_signing_config_arn); the package is built reproducibly by make package.
-  function_name                  = local.function_name
-  description                    = "s3stagger processor: streams the rows of one CSV object to the downstream API, within the dispatcher's concurrency budget."
-  role                           = aws_iam_role.processor.arn
-  handler                        = local.processor_settings.handler
-  runtime                        = local.processor_settings.runtime
-  architectures                  = [local.architecture]
-  filename                       = var.package_path
-  source_code_hash               = filebase64sha256(var.package_path)
-  timeout                        = local.timeout_seconds
-  memory_size                    = local.memory_mb
-  reserved_concurrent_executions = local.reserved_concurrency
-  kms_key_arn                    = var.kms_key_arn
-  code_signing_config_arn        = var.code_signing_config_arn
-  tags                           = var.tags
+moved {
+  from = aws_iam_role.processor
+  to   = module.processor.aws_iam_role.this
+}
 
-  environment {
-    variables = local.processor_environment
-  }
+moved {
+  from = aws_iam_role_policy.processor
+  to   = module.processor.aws_iam_role_policy.this
+}
 
-  logging_config {
-    log_format = "JSON"
-    log_group  = aws_cloudwatch_log_group.processor.name
-  }
+moved {
+  from = aws_iam_role_policy_attachment.processor_vpc
+  to   = module.processor.aws_iam_role_policy_attachment.vpc
+}
 
-  tracing_config {
-    mode = var.tracing_enabled ? "Active" : "PassThrough"
-  }
-
-  dynamic "vpc_config" {
-    for_each = var.vpc_config == null ? [] : [var.vpc_config]
-
-    content {
-      subnet_ids         = vpc_config.value.subnet_ids
-      security_group_ids = vpc_config.value.security_group_ids
-    }
-  }
-
-  lifecycle {
-    precondition {
-      condition     = local.dispatcher.visibility_extension_s >= local.minimum_visibility_extension_s
-      error_message = "The dispatcher makes a message invisible for visibility_extension_s = ${local.dispatcher.visibility_extension_s} s before each processor call, but the call can take ${local.minimum_visibility_extension_s - local.visibility_margin_s} s (processor timeout ${local.timeout_seconds} s + ${local.lambda_retry_window_s} s of Lambda service-error retries): the message would reappear mid-call and be processed twice. Set dispatcher.visibility_extension_s to at least ${local.minimum_visibility_extension_s}, or lower processor.timeout_seconds."
-    }
-    precondition {
-      condition     = alltrue([for queue in values(var.queues) : queue.visibility_timeout_seconds >= local.timeout_seconds])
-      error_message = "Every queue's visibility timeout must be at least the processor timeout (${local.timeout_seconds} s), so a consumer that does not extend visibility cannot lose a message mid-call. Raise queue_overrides.visibility_timeout_seconds in the event-ingest module, or lower processor.timeout_seconds."
-    }
-    precondition {
-      condition     = local.budget.maximum <= local.reserved_concurrency
-      error_message = "concurrency_budget.maximum (${local.budget.maximum}) exceeds the processor's reserved concurrency (${local.reserved_concurrency}): the dispatcher would be throttled. Lower concurrency_budget.maximum or raise processor.reserved_concurrency."
-    }
-    precondition {
-      condition     = length(setsubtract(local.priorities, keys(var.queues))) == 0
-      error_message = "queues lacks priorities ${join(", ", setsubtract(local.priorities, keys(var.queues)))} (queues.json lists ${join(", ", local.priorities)}): pass the event-ingest module's queues output."
-    }
-  }
-
-  depends_on = [aws_iam_role_policy.processor, aws_cloudwatch_log_group.processor]
+moved {
+  from = aws_lambda_function.processor
+  to   = module.processor.aws_lambda_function.this
 }
 
 # --- Dispatcher state machine -------------------------------------------------------------------
@@ -384,8 +325,8 @@ data "aws_iam_policy_document" "dispatcher" {
 
   statement {
     sid       = "InvokeProcessor"
-    actions   = ["lambda:InvokeFunction"]
-    resources = [aws_lambda_function.processor.arn, "${aws_lambda_function.processor.arn}:*"]
+    actions   = ["lambda:InvokeFunction", "lambda:GetFunctionConcurrency"]
+    resources = [module.processor.function_arn, "${module.processor.function_arn}:*"]
   }
 
   statement {
@@ -481,6 +422,18 @@ resource "aws_sfn_state_machine" "dispatcher" {
   }
 
   lifecycle {
+    precondition {
+      condition     = local.dispatcher.visibility_extension_s >= local.minimum_visibility_extension_s
+      error_message = "The dispatcher makes a message invisible for visibility_extension_s = ${local.dispatcher.visibility_extension_s} s before each processor call, but the call can take ${local.minimum_visibility_extension_s - local.visibility_margin_s} s (processor timeout ${local.timeout_seconds} s + ${local.lambda_retry_window_s} s of Lambda service-error retries): the message would reappear mid-call and be processed twice. Set dispatcher.visibility_extension_s to at least ${local.minimum_visibility_extension_s}, or lower processor.timeout_seconds."
+    }
+    precondition {
+      condition     = alltrue([for queue in values(var.queues) : queue.visibility_timeout_seconds >= local.timeout_seconds])
+      error_message = "Every queue's visibility timeout must be at least the processor timeout (${local.timeout_seconds} s), so a consumer that does not extend visibility cannot lose a message mid-call. Raise queue_overrides.visibility_timeout_seconds in the event-ingest module, or lower processor.timeout_seconds."
+    }
+    precondition {
+      condition     = local.budget.maximum <= local.reserved_concurrency
+      error_message = "concurrency_budget.maximum (${local.budget.maximum}) exceeds the processor's reserved concurrency (${local.reserved_concurrency}): the dispatcher would be throttled. Lower concurrency_budget.maximum or raise processor.reserved_concurrency."
+    }
     precondition {
       condition     = local.state_machine_type != "EXPRESS" || local.dispatcher.time_budget_s <= local.express_max_time_budget_s
       error_message = "dispatcher.time_budget_s (${local.dispatcher.time_budget_s} s) must be at most ${local.express_max_time_budget_s} s for an EXPRESS dispatcher: an execution lasts at most 300 s and its last calls need the rest. Lower it, or use state_machine_type = \"STANDARD\"."

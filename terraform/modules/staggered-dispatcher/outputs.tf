@@ -10,17 +10,17 @@ output "state_machine_name" {
 
 output "processor_function_name" {
   description = "Name of the processor Lambda."
-  value       = aws_lambda_function.processor.function_name
+  value       = module.processor.function_name
 }
 
 output "processor_function_arn" {
   description = "ARN of the processor Lambda."
-  value       = aws_lambda_function.processor.arn
+  value       = module.processor.function_arn
 }
 
 output "processor_role_arn" {
   description = "ARN of the processor Lambda's execution role (add statements to it, for example to reach a private downstream)."
-  value       = aws_iam_role.processor.arn
+  value       = module.processor.role_arn
 }
 
 output "dispatcher_role_arn" {
@@ -55,7 +55,7 @@ output "budget_parameter_arn" {
 
 output "processor_log_group_name" {
   description = "CloudWatch Logs group of the processor (JSON logs, EMF metrics)."
-  value       = aws_cloudwatch_log_group.processor.name
+  value       = module.processor.log_group_name
 }
 
 output "dispatcher_log_group_name" {
@@ -78,7 +78,7 @@ output "processor_metrics_namespace" {
 
 output "autoscaler_function_name" {
   description = "Name of the autoscaler Lambda."
-  value       = aws_lambda_function.autoscaler.function_name
+  value       = module.autoscaler.function_name
 }
 
 output "flight_parameter_name" {

@@ -48,22 +48,12 @@ variable "downstream_url" {
 variable "package_path" {
   type        = string
   description = "Path of the Lambda deployment zip built by `make package`: `dist/s3stagger-lambda-<architecture>.zip`, matching `architecture`."
-
-  validation {
-    condition     = endswith(var.package_path, ".zip")
-    error_message = "package_path must name the .zip built by `make package` (dist/s3stagger-lambda-arm64.zip or dist/s3stagger-lambda-x86_64.zip)."
-  }
 }
 
 variable "architecture" {
   type        = string
   description = "Instruction set of the processor Lambda. Null: the one of `processor.json` (arm64). The package must be built for it."
   default     = null
-
-  validation {
-    condition     = var.architecture == null || contains(["arm64", "x86_64"], coalesce(var.architecture, "arm64"))
-    error_message = "architecture must be arm64 or x86_64."
-  }
 }
 
 variable "processor" {

@@ -79,22 +79,22 @@ run "routes_alert_events_to_the_notifier_through_ses_by_default" {
   }
 
   assert {
-    condition     = aws_lambda_function.notifier.environment[0].variables.S3STAGGER_SMTP_HOST == "email-smtp.eu-west-1.amazonaws.com" && aws_lambda_function.notifier.environment[0].variables.S3STAGGER_SMTP_PORT == "587" && aws_lambda_function.notifier.environment[0].variables.S3STAGGER_SMTP_SECURITY == "starttls"
+    condition     = module.notifier.function.environment[0].variables.S3STAGGER_SMTP_HOST == "email-smtp.eu-west-1.amazonaws.com" && module.notifier.function.environment[0].variables.S3STAGGER_SMTP_PORT == "587" && module.notifier.function.environment[0].variables.S3STAGGER_SMTP_SECURITY == "starttls"
     error_message = "By default the notifier uses SES's SMTP interface in the deployment's region with STARTTLS on 587."
   }
 
   assert {
-    condition     = aws_lambda_function.notifier.environment[0].variables.S3STAGGER_SMTP_TO == "oncall@example.com,data-team@example.com" && aws_lambda_function.notifier.environment[0].variables.S3STAGGER_SMTP_SECRET_ID == aws_secretsmanager_secret.smtp[0].arn
+    condition     = module.notifier.function.environment[0].variables.S3STAGGER_SMTP_TO == "oncall@example.com,data-team@example.com" && module.notifier.function.environment[0].variables.S3STAGGER_SMTP_SECRET_ID == aws_secretsmanager_secret.smtp[0].arn
     error_message = "The notifier must get the recipients and the created secret."
   }
 
   assert {
-    condition     = alltrue([for name, value in aws_lambda_function.notifier.environment[0].variables : value != null]) && !contains(keys(aws_lambda_function.notifier.environment[0].variables), "S3STAGGER_SMTP_CA_FILE")
+    condition     = alltrue([for name, value in module.notifier.function.environment[0].variables : value != null]) && !contains(keys(module.notifier.function.environment[0].variables), "S3STAGGER_SMTP_CA_FILE")
     error_message = "No setting may stay unset, and no CA file is configured by default."
   }
 
   assert {
-    condition     = aws_lambda_function.notifier.handler == "s3stagger.handlers.notify.handler" && aws_lambda_function.notifier.reserved_concurrent_executions == 1
+    condition     = module.notifier.function.handler == "s3stagger.handlers.notify.handler" && module.notifier.function.reserved_concurrent_executions == 1
     error_message = "The notifier's handler and concurrency must follow alerting.json."
   }
 
@@ -104,7 +104,7 @@ run "routes_alert_events_to_the_notifier_through_ses_by_default" {
   }
 
   assert {
-    condition     = length(aws_iam_role_policy_attachment.notifier_vpc) == 0 && length(aws_lambda_function.notifier.vpc_config) == 0
+    condition     = length(module.notifier.function.vpc_config) == 0
     error_message = "No VPC by default."
   }
 }
@@ -136,7 +136,7 @@ run "uses_a_private_relay_with_implicit_tls_in_a_vpc_and_an_existing_secret" {
   }
 
   assert {
-    condition     = aws_lambda_function.notifier.environment[0].variables.S3STAGGER_SMTP_SECURITY == "tls" && aws_lambda_function.notifier.environment[0].variables.S3STAGGER_SMTP_CA_FILE == "/var/task/corp-ca.pem" && aws_lambda_function.notifier.environment[0].variables.S3STAGGER_SMTP_HOST == "relay.corp.example"
+    condition     = module.notifier.function.environment[0].variables.S3STAGGER_SMTP_SECURITY == "tls" && module.notifier.function.environment[0].variables.S3STAGGER_SMTP_CA_FILE == "/var/task/corp-ca.pem" && module.notifier.function.environment[0].variables.S3STAGGER_SMTP_HOST == "relay.corp.example"
     error_message = "The relay's host, implicit TLS and CA file must reach the notifier."
   }
 
@@ -146,7 +146,7 @@ run "uses_a_private_relay_with_implicit_tls_in_a_vpc_and_an_existing_secret" {
   }
 
   assert {
-    condition     = length(aws_iam_role_policy_attachment.notifier_vpc) == 1 && aws_lambda_function.notifier.vpc_config[0].subnet_ids == toset(["subnet-0123456789abcdef0"])
+    condition     = module.notifier.function.vpc_config[0].subnet_ids == toset(["subnet-0123456789abcdef0"])
     error_message = "vpc_config must place the notifier in the subnets and let it create its network interfaces."
   }
 

@@ -71,12 +71,12 @@ run "ships_every_log_group_through_the_transform_to_the_hec" {
   }
 
   assert {
-    condition     = aws_lambda_function.transform.handler == "s3stagger.handlers.transform_logs.handler" && aws_lambda_function.transform.environment[0].variables.S3STAGGER_SPLUNK_INDEX == "main"
+    condition     = module.transform.function.handler == "s3stagger.handlers.transform_logs.handler" && module.transform.function.environment[0].variables.S3STAGGER_SPLUNK_INDEX == "main"
     error_message = "The transform Lambda runs the project's handler with the index setting."
   }
 
   assert {
-    condition     = contains([for p in one(one(one(aws_kinesis_firehose_delivery_stream.this.splunk_configuration).processing_configuration).processors).parameters : p.parameter_value], "${aws_lambda_function.transform.arn}:$LATEST")
+    condition     = contains([for p in one(one(one(aws_kinesis_firehose_delivery_stream.this.splunk_configuration).processing_configuration).processors).parameters : p.parameter_value], "${module.transform.function_arn}:$LATEST")
     error_message = "Firehose must run the transform Lambda."
   }
 }

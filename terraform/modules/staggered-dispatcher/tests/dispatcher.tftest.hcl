@@ -84,17 +84,17 @@ run "renders_the_shared_state_machine_and_processor" {
   }
 
   assert {
-    condition     = aws_lambda_function.processor.runtime == "python3.13" && aws_lambda_function.processor.architectures == tolist(["arm64"])
+    condition     = module.processor.function.runtime == "python3.13" && module.processor.function.architectures == tolist(["arm64"])
     error_message = "The processor must run python3.13 on arm64 by default."
   }
 
   assert {
-    condition     = aws_lambda_function.processor.function_name == "s3stagger-processor" && aws_sfn_state_machine.dispatcher.name == "s3stagger-dispatcher"
+    condition     = module.processor.function.function_name == "s3stagger-processor" && aws_sfn_state_machine.dispatcher.name == "s3stagger-dispatcher"
     error_message = "Names must follow <name_prefix>-<thing> as in local mode."
   }
 
   assert {
-    condition     = aws_lambda_function.processor.environment[0].variables["S3STAGGER_DOWNSTREAM_URL"] == "https://api.example.com/v1/rows"
+    condition     = module.processor.function.environment[0].variables["S3STAGGER_DOWNSTREAM_URL"] == "https://api.example.com/v1/rows"
     error_message = "The downstream URL must reach the processor's environment."
   }
 
@@ -121,14 +121,14 @@ run "rejects_a_visibility_extension_shorter_than_a_call" {
     dispatcher = { visibility_extension_s = 400 }
   }
 
-  expect_failures = [aws_lambda_function.processor]
+  expect_failures = [aws_sfn_state_machine.dispatcher]
 }
 
-run "rejects_a_lease_shorter_than_a_wait_and_a_call" {
+run "rejects_a_lease_shorter_than_a_wait_and_the_idle_looks" {
   command = plan
 
   variables {
-    dispatcher = { lease_s = 600 }
+    dispatcher = { lease_s = 10 }
   }
 
   expect_failures = [aws_sqs_queue.lease]
@@ -141,7 +141,7 @@ run "rejects_a_budget_above_the_reserved_concurrency" {
     processor = { reserved_concurrency = 5 }
   }
 
-  expect_failures = [aws_lambda_function.processor]
+  expect_failures = [aws_sfn_state_machine.dispatcher]
 }
 
 run "rejects_a_downstream_url_that_is_not_http" {
@@ -174,19 +174,19 @@ run "passes_secret_arns_and_api_settings_to_the_processor" {
 
   assert {
     condition = (
-      aws_lambda_function.processor.environment[0].variables["S3STAGGER_AUTH_MODE"] == "oauth" &&
-      aws_lambda_function.processor.environment[0].variables["S3STAGGER_AUTH_SECRET_ID"] == "arn:aws:secretsmanager:eu-west-1:123456789012:secret:downstream/oauth-client-AbCdEf" &&
-      aws_lambda_function.processor.environment[0].variables["S3STAGGER_TLS_CA_SECRET_ID"] == "arn:aws:secretsmanager:eu-west-1:123456789012:secret:downstream/ca-AbCdEf"
+      module.processor.function.environment[0].variables["S3STAGGER_AUTH_MODE"] == "oauth" &&
+      module.processor.function.environment[0].variables["S3STAGGER_AUTH_SECRET_ID"] == "arn:aws:secretsmanager:eu-west-1:123456789012:secret:downstream/oauth-client-AbCdEf" &&
+      module.processor.function.environment[0].variables["S3STAGGER_TLS_CA_SECRET_ID"] == "arn:aws:secretsmanager:eu-west-1:123456789012:secret:downstream/ca-AbCdEf"
     )
     error_message = "The auth mode and the secret ARNs must reach the processor's environment."
   }
 
   assert {
     condition = (
-      jsondecode(aws_lambda_function.processor.environment[0].variables["S3STAGGER_REQUEST_FIELDS"]) == { orderId = "id:int", total = "amount:decimal" } &&
-      aws_lambda_function.processor.environment[0].variables["S3STAGGER_ROWS_PER_REQUEST"] == "25" &&
-      aws_lambda_function.processor.environment[0].variables["S3STAGGER_RETRYABLE_STATUSES"] == "409,423" &&
-      aws_lambda_function.processor.environment[0].variables["S3STAGGER_BREAKER_WINDOW"] == "50"
+      jsondecode(module.processor.function.environment[0].variables["S3STAGGER_REQUEST_FIELDS"]) == { orderId = "id:int", total = "amount:decimal" } &&
+      module.processor.function.environment[0].variables["S3STAGGER_ROWS_PER_REQUEST"] == "25" &&
+      module.processor.function.environment[0].variables["S3STAGGER_RETRYABLE_STATUSES"] == "409,423" &&
+      module.processor.function.environment[0].variables["S3STAGGER_BREAKER_WINDOW"] == "50"
     )
     error_message = "The request mapping and breaker settings must reach the processor's environment."
   }
@@ -201,7 +201,7 @@ run "adds_no_policy_without_secrets" {
   command = plan
 
   assert {
-    condition     = length(aws_iam_role_policy.processor_downstream_api) == 0 && aws_lambda_function.processor.environment[0].variables["S3STAGGER_AUTH_MODE"] == "none"
+    condition     = length(aws_iam_role_policy.processor_downstream_api) == 0 && module.processor.function.environment[0].variables["S3STAGGER_AUTH_MODE"] == "none"
     error_message = "Without downstream credentials the role gets no secret read."
   }
 }
@@ -273,27 +273,27 @@ run "schedules_the_autoscaler_with_the_shared_settings" {
   command = apply
 
   assert {
-    condition     = aws_lambda_function.autoscaler.handler == jsondecode(file("../../../src/s3stagger/definitions/autoscaler.json")).handler
+    condition     = module.autoscaler.function.handler == jsondecode(file("../../../src/s3stagger/definitions/autoscaler.json")).handler
     error_message = "The autoscaler must run autoscaler.json's handler."
   }
 
   assert {
-    condition     = aws_lambda_function.autoscaler.reserved_concurrent_executions == 1
+    condition     = module.autoscaler.function.reserved_concurrent_executions == 1
     error_message = "One run at a time: each reads the state the previous one wrote."
   }
 
   assert {
-    condition     = jsondecode(aws_lambda_function.autoscaler.environment[0].variables.S3STAGGER_QUEUE_URLS).high == var.queues.high.url
+    condition     = jsondecode(module.autoscaler.function.environment[0].variables.S3STAGGER_QUEUE_URLS).high == var.queues.high.url
     error_message = "The queue URLs must reach the autoscaler by priority."
   }
 
   assert {
-    condition     = aws_lambda_function.autoscaler.environment[0].variables.S3STAGGER_BUDGET_CAP == "40"
+    condition     = module.autoscaler.function.environment[0].variables.S3STAGGER_BUDGET_CAP == "40"
     error_message = "Without a cap the autoscaler's budget cap is budget.json's maximum."
   }
 
   assert {
-    condition     = aws_lambda_function.processor.environment[0].variables.S3STAGGER_FLIGHT_PARAMETER == aws_ssm_parameter.autoscaler_flight.name
+    condition     = module.processor.function.environment[0].variables.S3STAGGER_FLIGHT_PARAMETER == aws_ssm_parameter.autoscaler_flight.name
     error_message = "The processor must read the flight parameter the autoscaler writes."
   }
 
@@ -317,7 +317,7 @@ run "pins_and_pauses_the_autoscaler" {
   }
 
   assert {
-    condition     = aws_lambda_function.autoscaler.environment[0].variables.S3STAGGER_BUDGET_FLOOR == "8" && aws_lambda_function.autoscaler.environment[0].variables.S3STAGGER_ROWS_CAP == "40"
+    condition     = module.autoscaler.function.environment[0].variables.S3STAGGER_BUDGET_FLOOR == "8" && module.autoscaler.function.environment[0].variables.S3STAGGER_ROWS_CAP == "40"
     error_message = "The operator's floor and cap reach the autoscaler."
   }
 

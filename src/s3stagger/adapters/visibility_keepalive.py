@@ -1,0 +1,67 @@
+"""Renews a processor call's holds (its message, its dispatcher's lease) while the call runs.
+
+A daemon thread sets each hold's visibility to ``visibility_s`` at once and every
+:attr:`~s3stagger.domain.keepalive.KeepAlive.beat_interval_s` until the call ends. A hold that
+cannot be renewed (its receipt handle no longer holds the message: the lease lapsed and another
+dispatcher took it, or the message was deleted) is reported once and left alone; the call goes on.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from types import TracebackType
+from typing import TYPE_CHECKING
+
+import botocore.exceptions
+
+from s3stagger.domain.keepalive import Hold, KeepAlive
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
+
+HoldLost = Callable[[Hold, str], None]
+
+
+class VisibilityKeepAlive:
+    """``with VisibilityKeepAlive(sqs, keepalive): <the call>`` (see the module doc)."""
+
+    def __init__(self, sqs: SQSClient, keepalive: KeepAlive, on_lost: HoldLost | None = None) -> None:
+        self._sqs = sqs
+        self._keepalive = keepalive
+        self._on_lost = on_lost or (lambda _hold, _why: None)
+        self._live = list(keepalive.holds)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="visibility-keepalive", daemon=True)
+        self.beats = 0
+
+    def __enter__(self) -> VisibilityKeepAlive:
+        self.beat()
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._keepalive.beat_interval_s):
+            self.beat()
+
+    def beat(self) -> None:
+        """Renew every hold still held once."""
+        for hold in list(self._live):
+            try:
+                self._sqs.change_message_visibility(
+                    QueueUrl=hold.queue_url,
+                    ReceiptHandle=hold.receipt_handle,
+                    VisibilityTimeout=self._keepalive.visibility_s,
+                )
+            except botocore.exceptions.ClientError as error:
+                self._live.remove(hold)
+                self._on_lost(hold, str(error))
+            except botocore.exceptions.BotoCoreError:
+                continue  # a network hiccup: the next beat tries again, before the hold lapses
+        self.beats += 1

@@ -1,0 +1,15 @@
+"""The stall of a full-stack chaos kind: the longest time no row was applied while rows were due."""
+
+from __future__ import annotations
+
+from s3stagger.local.stack_chaos import longest_stall
+
+
+def test_the_longest_flat_stretch_before_every_row_is_applied() -> None:
+    timeline = [(0.0, 0), (1.0, 5), (2.0, 5), (9.5, 5), (10.0, 8), (11.0, 10), (40.0, 10)]
+    assert longest_stall(timeline, 10) == 9.0  # 1.0 → 10.0 at 5 rows; the idle tail after 10 rows is no stall
+
+
+def test_no_rows_at_all_is_one_stall_as_long_as_the_run() -> None:
+    assert longest_stall([(0.0, 0), (3.0, 0), (7.5, 0)], 4) == 7.5
+    assert longest_stall([], 4) == 0.0
