@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from s3stagger.cli.app import app
 from s3stagger.local.alerting import LocalAlertingSettings
 from s3stagger.local.pipeline import LocalPipeline, LocalPipelineSettings
+from s3stagger.local.request_counter import ORIGIN_HARNESS, ORIGIN_PATTERN
 
 UNREACHABLE = "http://127.0.0.1:9/rows"  # nothing listens: every invocation fails, objects reach the DLQ
 
@@ -167,3 +168,15 @@ def test_the_same_event_delivered_twice_makes_one_email(tmp_path: Path) -> None:
         assert wait_for(lambda: stack.queue_depth(alerting.names.alert_queue_url).total == 0, 120)
         time.sleep(4)  # past the digest interval: a held duplicate would have been mailed by now
     assert sum(marker in m.get_payload() for m in messages(alerting.smtp.mbox_path)) == 1
+
+
+def test_the_alarm_evaluator_stands_in_for_cloudwatch_and_bills_the_pattern_nothing(tmp_path: Path) -> None:
+    with LocalPipeline(stack_settings(tmp_path)) as stack:
+        counter = stack.emulator.request_counter
+        assert counter is not None
+        counter.reset()
+        assert wait_for(lambda: counter.snapshot(ORIGIN_HARNESS).get("sqs", {}).get("GetQueueAttributes"))
+        pattern = counter.snapshot(ORIGIN_PATTERN)
+    # AWS bills no request for CloudWatch's own sampling (nor the alarm states and events it emits)
+    assert "cloudwatch" not in pattern
+    assert "GetQueueAttributes" not in pattern.get("sqs", {})

@@ -97,9 +97,14 @@ class LocalAlerting(LocalService):
         pipeline: ResourceNames,
         counters: Callable[[str], FunctionCounters],
         definitions: Definitions,
+        *,
+        stand_in_client: ClientFactory | None = None,
     ) -> None:
         self.settings = settings
         self.client = client
+        self.stand_in_client = stand_in_client or client
+        """Clients of the alarm evaluator, CloudWatch's stand-in: AWS bills no request for what
+        CloudWatch samples and the events it emits, so a cost count must not either."""
         self.pipeline = pipeline
         self.definition: AlertingDefinition = load_alerting_definition()
         self.smtp = LocalSmtpServer(settings.mailbox or default_mailbox(), port=settings.smtp_port)
@@ -305,7 +310,7 @@ class LocalAlerting(LocalService):
     def _evaluator(self) -> LocalAlarmEvaluator:
         if self.names is None:
             raise RuntimeError("provision() first: the evaluator needs the alerting resources")
-        sqs = self.client("sqs")
+        sqs = self.stand_in_client("sqs")
         queue_urls = {
             url.rsplit("/", 1)[-1]: url
             for url in (
@@ -314,7 +319,7 @@ class LocalAlerting(LocalService):
                 self.names.alert_dlq_url,
             )
         }
-        sfn = self.client("stepfunctions")
+        sfn = self.stand_in_client("stepfunctions")
         evaluator: LocalAlarmEvaluator
 
         def ended(execution: Mapping[str, Any]) -> None:
@@ -330,8 +335,8 @@ class LocalAlerting(LocalService):
                 ),
                 DispatcherExecutionMetrics(sfn, self.pipeline.state_machine_arn, ended),
             ],
-            cloudwatch=self.client("cloudwatch"),
-            events=self.client("events"),
+            cloudwatch=self.stand_in_client("cloudwatch"),
+            events=self.stand_in_client("events"),
             region=self.pipeline.region,
             account_id=self.pipeline.account_id,
             description=self._description,

@@ -30,6 +30,7 @@ from s3stagger.local.lambda_runtime import FunctionCounters, Handler, LocalLambd
 from s3stagger.local.lifecycle import LocalService
 from s3stagger.local.observability import LocalObservability, LocalObservabilitySettings
 from s3stagger.local.provision import Provisioner, ProvisionSettings, ResourceNames
+from s3stagger.local.request_counter import HARNESS_USER_AGENT, client_as
 from s3stagger.local.scheduler import DispatcherScheduler, SchedulerCounters, SlotAlreadyStarted
 
 LOGGER = logging.getLogger(__name__)
@@ -94,6 +95,7 @@ class LocalPipeline(LocalService):
                     self._names,
                     self.runtime.counters,
                     self.settings.load_definitions(),
+                    stand_in_client=self.stand_in_client,
                 ).start()
             if self.settings.observability is not None:
                 functions = [self._names.function_name]
@@ -143,6 +145,11 @@ class LocalPipeline(LocalService):
         if self._names is None:
             raise RuntimeError("the local stack is not started")
         return self._names
+
+    def stand_in_client(self, service_name: str) -> Any:
+        """A client for the stand-ins of AWS's own work (the alarm evaluator): a request counter
+        files its requests under the harness, billed to nobody."""
+        return client_as(HARNESS_USER_AGENT, service_name, self.emulator.client_settings())
 
     def client(self, service_name: str) -> Any:
         """A boto3 client for ``service_name`` bound to the emulator (cached; thread-safe)."""
