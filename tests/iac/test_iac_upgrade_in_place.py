@@ -23,6 +23,7 @@ from _iac_support import DEFINITIONS_DIR, REPO_ROOT, TERRAFORM_ROOT
 from test_iac_terraform import PLUGIN_DIR, needs_offline_provider, run_terraform, terraform_env
 
 PREVIOUS_RELEASE = "695906286436a7c8a52701a90c66e9ee4bb90c72"
+DEFINITIONS = "src/s3stagger/definitions"
 """The last commit whose modules built each Lambda themselves (before ``lambda-function``)."""
 
 ROOT = """
@@ -153,6 +154,10 @@ run "deploy_the_previous_release" {
   module {
     source = "../previous"
   }
+
+  variables {
+    definitions_path = "%(previous_definitions)s"
+  }
 }
 
 run "upgrade_to_the_current_modules" {
@@ -183,12 +188,22 @@ def mock_resources() -> str:
 
 
 def previous_modules(destination: Path) -> None:
-    """``terraform/modules`` of :data:`PREVIOUS_RELEASE`, or skip where the history is not at hand."""
+    """``terraform/modules`` and the definitions of :data:`PREVIOUS_RELEASE` (a deployed stack was
+    built from both), or skip where the history is not at hand."""
     git = shutil.which("git")
     if git is None:
         pytest.skip("git is not installed: the previous release's modules come from the history")
     archive = subprocess.run(  # noqa: S603 - fixed arguments
-        [git, "-C", str(REPO_ROOT), "archive", "--format=tar", PREVIOUS_RELEASE, "terraform/modules"],
+        [
+            git,
+            "-C",
+            str(REPO_ROOT),
+            "archive",
+            "--format=tar",
+            PREVIOUS_RELEASE,
+            "terraform/modules",
+            DEFINITIONS,
+        ],
         capture_output=True,
         check=False,
         timeout=60,
@@ -215,7 +230,13 @@ def test_a_deployed_stack_keeps_its_functions_and_roles(tmp_path: Path) -> None:
     shutil.copy(TERRAFORM_ROOT / "tests" / "fixtures" / "processor.zip", package)
     (tmp_path / "root" / "tests").mkdir()
     (tmp_path / "root" / "tests" / "upgrade.tftest.hcl").write_text(
-        TEST % {"mocks": mock_resources(), "definitions": DEFINITIONS_DIR, "package": package},
+        TEST
+        % {
+            "mocks": mock_resources(),
+            "definitions": DEFINITIONS_DIR,
+            "previous_definitions": tmp_path / "previous-release" / DEFINITIONS,
+            "package": package,
+        },
         encoding="utf-8",
     )
 
