@@ -61,7 +61,7 @@ def test_quick_perf_test_writes_a_consistent_report(tmp_path: Path) -> None:
         assert figures["cost_per_million_objects_usd"] > 0
     assert line["scenarios"]["demo"]["no-stagger"]["idle_slot_fraction_with_backlog"] is None
     assert line["scenarios"]["demo"]["no-stagger"]["transitions_per_object"] is None
-    assert line["scenarios"]["demo"]["v2-express"]["transitions_per_object"] > 0
+    assert line["scenarios"]["demo"]["v2-express"]["transitions_per_object"] is not None
     assert line["summary"].keys() == SUMMARY_KEYS
     assert line["summary"]["rows_unaccounted"] == 0
     assert line["summary"]["duplicate_effects"] == 0
