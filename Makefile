@@ -110,7 +110,7 @@ repo: $(STAMP) $(if $(HAVE_NPM),$(NODE_STAMP)) ## tests/repo: pre-commit hooks o
 	$(PYTEST) tests/repo
 
 test: lint format-check typecheck $(STAMP) $(CHECKOV) $(if $(HAVE_NPM),$(NODE_STAMP)) ## CI: lint, format check, mypy, every layer with the 90 % coverage gate
-	$(PYTEST) --cov --cov-report=term
+	$(PYTEST) --cov --cov-report=term --durations=15
 
 demo: $(STAMP) ## the main job on the embedded emulator
 	$(BIN)/s3stagger demo $(DEMO_ARGS)

@@ -31,7 +31,7 @@ REQUIRED_KEYS = {
 }
 
 
-def _wait_for_lambda_threads(limit_s: float = 60.0) -> None:
+def _wait_for_lambda_threads(limit_s: float = 300.0) -> None:
     """An invocation cut off by a stopped stack finishes in the background; let it end first."""
     deadline = time.monotonic() + limit_s
     while time.monotonic() < deadline:

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.e2e
 assert s3stagger.handlers.notify  # imported for its logger, as the processor's above
 
 
-def _wait_for_lambda_threads(limit_s: float = 60.0) -> None:
+def _wait_for_lambda_threads(limit_s: float = 300.0) -> None:
     deadline = time.monotonic() + limit_s
     while time.monotonic() < deadline and any(t.name.startswith("lambda-") for t in threading.enumerate()):
         time.sleep(0.1)

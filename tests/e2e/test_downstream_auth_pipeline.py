@@ -73,7 +73,7 @@ def test_a_wrong_secret_stops_each_object_alerts_and_a_fixed_one_redrives_every_
         capacity=8,
         latency=LatencySpec.fixed(0.005),
         auth=AuthMode.API_KEY,
-        timeout_s=180,
+        timeout_s=300,
         pipeline_options={"dispatcher": {"failure_retry_delay_s": 2}, "max_receive_count": 50},
     )
     with PipelineRun(settings) as run:
@@ -90,7 +90,7 @@ def test_a_wrong_secret_stops_each_object_alerts_and_a_fixed_one_redrives_every_
         events.put_targets(Rule="test-failures", Targets=[{"Id": "alerts", "Arn": alerts_arn}])
 
         run.upload()
-        wait_for(lambda: run.outcomes.answers.get("raised", 0) >= settings.files, 120)
+        wait_for(lambda: run.outcomes.answers.get("raised", 0) >= settings.files, 300)
         applied_before_fix = run.simulator.stats().effects_applied
         sink_rows_before_fix, _ = count_sink_rows(
             stack.client("s3"), names.failed_rows_bucket, names.failed_rows_prefix

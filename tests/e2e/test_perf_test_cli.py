@@ -128,7 +128,7 @@ def test_perf_test_drives_an_existing_deployment(tmp_path: Path, monkeypatch: py
             downstream_url=simulator.url,
         )
         line = run_existing(
-            deployment, files=3, rows=4, timeout_s=120, report_dir=tmp_path, console=Console(stderr=True)
+            deployment, files=3, rows=4, timeout_s=300, report_dir=tmp_path, console=Console(stderr=True)
         )
     figures = line["scenarios"]["existing"][names.state_machine_name]
     assert figures["capacity"] == 10

@@ -26,7 +26,7 @@ class DownstreamSection:
 
 def test_a_run_goes_in_steps_and_carries_the_sections_of_its_collectors() -> None:
     settings = PipelineRunSettings(
-        files=2, rows=3, high_priority_share=0.5, timeout_s=120, pipeline_options={"schedule_interval_s": 0.5}
+        files=2, rows=3, high_priority_share=0.5, timeout_s=300, pipeline_options={"schedule_interval_s": 0.5}
     )
     section = DownstreamSection()
     seen: list[PipelineProgress] = []

@@ -198,7 +198,7 @@ def test_the_pipeline_runs_on_what_terraform_built(
         s3.put_object(Bucket=names.bucket, Key=key, Body=rows.encode())
     assert terraform_stack.scheduler is not None
     terraform_stack.scheduler.start()
-    assert terraform_stack.wait_until_idle(timeout_s=120)
+    assert terraform_stack.wait_until_idle(timeout_s=300)
     stats = simulator.stats()
     assert stats.effects_applied - stats.duplicate_effects == 5 * len(keys)
     assert stats.duplicate_effects == 0

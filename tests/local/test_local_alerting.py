@@ -19,7 +19,7 @@ from s3stagger.local.request_counter import ORIGIN_HARNESS, ORIGIN_PATTERN
 UNREACHABLE = "http://127.0.0.1:9/rows"  # nothing listens: every invocation fails, objects reach the DLQ
 
 
-def wait_for(condition: Callable[[], bool], timeout_s: float = 120, poll_s: float = 0.2) -> bool:
+def wait_for(condition: Callable[[], bool], timeout_s: float = 300, poll_s: float = 0.2) -> bool:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if condition():
@@ -71,13 +71,13 @@ def test_objects_in_the_dlq_raise_the_dlq_alarm_and_one_email_over_starttls(tmp_
                 Bucket=stack.names.bucket, Key=f"normal/poison-{index}.csv", Body=b"id,name\n1,a\n2,b\n"
             )
         dlq_alarm = "s3stagger-dlq-not-empty-normal"
-        assert wait_for(lambda: stack.queue_depth(stack.names.dlq_urls["normal"]).visible == 3, 120)
-        assert wait_for(lambda: dlq_alarm in alerting.evaluator.fired(), 120)  # type: ignore[union-attr]
+        assert wait_for(lambda: stack.queue_depth(stack.names.dlq_urls["normal"]).visible == 3, 300)
+        assert wait_for(lambda: dlq_alarm in alerting.evaluator.fired(), 300)  # type: ignore[union-attr]
 
         def dlq_emails() -> list[mailbox.mboxMessage]:
             return [m for m in messages(alerting.smtp.mbox_path) if dlq_alarm in str(m["Subject"])]
 
-        assert wait_for(lambda: len(dlq_emails()) >= 1, 120)
+        assert wait_for(lambda: len(dlq_emails()) >= 1, 300)
         time.sleep(
             3
         )  # more than a digest interval: nothing else may come for this alarm while it stays in ALARM
@@ -107,7 +107,7 @@ def test_smtp_down_for_a_while_the_alert_arrives_once_it_is_back(tmp_path: Path)
         alerting.smtp.stop()
         marker = f"outage-{uuid.uuid4()}"
         stack.client("events").put_events(Entries=[object_failed_entry(marker)])
-        assert wait_for(lambda: alerting.poller.failed_records >= 2, 120)  # type: ignore[union-attr]
+        assert wait_for(lambda: alerting.poller.failed_records >= 2, 300)  # type: ignore[union-attr]
         assert messages(alerting.smtp.mbox_path) == []
         alerting.smtp.start()
         assert wait_for(
@@ -129,7 +129,7 @@ def test_wrong_smtp_credentials_log_a_clear_error_and_the_alert_waits_in_the_ale
         marker = f"credentials-{uuid.uuid4()}"
         stack.client("events").put_events(Entries=[object_failed_entry(marker)])
         dlq = alerting.names.alert_dlq_url
-        assert wait_for(lambda: stack.queue_depth(dlq).visible >= 1, 120)
+        assert wait_for(lambda: stack.queue_depth(dlq).visible >= 1, 300)
         bodies = [
             m["Body"]
             for m in stack.client("sqs").receive_message(QueueUrl=dlq, MaxNumberOfMessages=10)["Messages"]
@@ -165,7 +165,7 @@ def test_the_same_event_delivered_twice_makes_one_email(tmp_path: Path) -> None:
         assert wait_for(
             lambda: any(marker in m.get_payload() for m in messages(alerting.smtp.mbox_path)), 120
         )
-        assert wait_for(lambda: stack.queue_depth(alerting.names.alert_queue_url).total == 0, 120)
+        assert wait_for(lambda: stack.queue_depth(alerting.names.alert_queue_url).total == 0, 300)
         time.sleep(4)  # past the digest interval: a held duplicate would have been mailed by now
     assert sum(marker in m.get_payload() for m in messages(alerting.smtp.mbox_path)) == 1
 

@@ -52,7 +52,7 @@ def stack(request: pytest.FixtureRequest) -> Iterator[LocalPipeline]:
 def clean_queues(stack: LocalPipeline) -> Iterator[None]:
     yield
     sqs = stack.client("sqs")
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 120
     for url in [*stack.names.queue_urls.values(), *stack.names.dlq_urls.values()]:
         while stack.queue_depth(url).total and time.monotonic() < deadline:
             for message in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):

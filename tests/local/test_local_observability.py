@@ -18,7 +18,7 @@ def test_a_run_ships_every_log_line_and_valid_metrics(tmp_path: Path) -> None:
     settings = PipelineRunSettings(
         files=4,
         rows=3,
-        timeout_s=120,
+        timeout_s=300,
         pipeline_options={"observability": LocalObservabilitySettings(data_dir=tmp_path)},
     )
     run = PipelineRun(settings, collectors=[ObservabilityCollector()])

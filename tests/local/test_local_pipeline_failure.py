@@ -25,7 +25,7 @@ def test_a_dispatcher_that_fails_gives_the_lease_back() -> None:
         sqs = stack.client("sqs")
         sqs.delete_queue(QueueUrl=stack.names.queue_urls["high"])  # every receive now fails
         arn = stack.start_dispatcher()
-        assert stack.wait_for_dispatchers(60)
+        assert stack.wait_for_dispatchers(300)
         described = stack.client("stepfunctions").describe_execution(executionArn=arn)
         assert described["status"] == "FAILED"
         assert described["error"] == "DispatcherFailed"

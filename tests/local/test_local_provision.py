@@ -109,7 +109,7 @@ def test_the_bucket_sends_events_and_each_key_lands_in_its_queue(stack: LocalPip
     s3.put_object(Bucket=stack.names.failed_rows_bucket, Key="failed-rows/x.json", Body=b"{}")
     urls = {**stack.names.queue_urls, "ingest-dlq": stack.names.ingest_dlq_url}
     landed: dict[str, str] = {}
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 120
     while len(landed) < len(uploads) and time.monotonic() < deadline:
         for queue, url in urls.items():
             for message in (
