@@ -2,11 +2,11 @@
 
 The processor-level kinds (s3stagger.local.chaos) run over many small objects; the full-stack kinds
 (s3stagger.local.stack_chaos: a dispatcher stopped mid-batch, Lambda throttling at reserved
-concurrency 1) run on the emulator with the dispatcher and the local Lambda runtime. Live progress
-(rich) per kind; writes a report (docs/chaos.md), the figures (docs/chaos.json) and a plot
-(docs/chaos.png: rows applied over time per kind, the fault window shaded); one JSON line last.
+concurrency 1 for a window) run on the emulator with the dispatcher and the local Lambda runtime.
+Live progress (rich) per kind; writes a report (docs/chaos.md), the figures (docs/chaos.json) and a
+plot (docs/chaos.png: rows applied over time per kind, the fault window shaded); one JSON line last.
 
-    .venv/bin/python benchmarks/chaos.py --objects-per-kind 1000 --stack-objects 12
+    .venv/bin/python benchmarks/chaos.py --objects-per-kind 1000 --stack-objects 1000
 """
 
 from __future__ import annotations
@@ -29,6 +29,10 @@ from rich.table import Table
 
 from s3stagger.local.chaos import KindResult, fault_kinds, run_chaos
 from s3stagger.local.stack_chaos import STACK_KINDS, StackKindResult, run_stack_chaos
+
+STACK_BUDGET = 8
+"""Dispatcher slots of the full-stack kinds at the issue's size: enough that 1,000 small objects
+drain in minutes on the local stack, fewer than the objects so most wait in the queue."""
 
 COLUMNS = (
     ("kind", "fault kind"),
@@ -76,9 +80,11 @@ def summarise(
     for kind in kinds:
         kind["timeline"] = thinned(kind["timeline"])
     stopped = [r.resume_s for r in stack if r.kind == "dispatcher_stopped" and r.resume_s is not None]
+    objects = [(processor or {}).get("objects_per_kind", 0)] if processor else []
+    objects += [result.objects for result in stack]
     return {
         "fault_kinds": len(kinds),
-        "objects_per_kind": (processor or {}).get("objects_per_kind", 0),
+        "objects_per_kind": min(objects, default=0),
         "stack_objects_per_kind": stack_objects if stack else 0,
         "lost_rows": sum(kind["lost_rows"] for kind in kinds),
         "duplicate_effects": sum(kind["duplicate_effects"] for kind in kinds),
@@ -103,13 +109,15 @@ def markdown(summary: dict[str, Any], command: str) -> str:
         "  dead-lettered objects are redriven and the sink replayed. max stall s: the longest gap between",
         "  two invocations that applied rows.",
         "- Full-stack kinds (`src/s3stagger/local/stack_chaos.py`, marked *): the emulator, the Step",
-        "  Functions dispatcher, the local Lambda runtime, the scheduler (1 s), the real processor handler",
-        "  and the simulator. dispatcher_stopped: every running execution stopped (`StopExecution`) once",
-        "  1/5 of the rows were applied; resume s = from the stop to the first processor call under a",
-        "  lease taken after it. lambda_throttling: reserved concurrency 1 below a budget of 2; throttles =",
-        "  calls Lambda turned away. max stall s: the longest time no new row was applied while rows were",
-        "  due (sampled every 0.25 s; it includes re-sending the rows of the objects a stopped",
-        "  dispatcher's calls had finished, which the downstream answers as already applied).",
+        "  Functions dispatcher, the local Lambda runtime, the scheduler, the real processor handler and",
+        "  the simulator; small objects on the high-priority queue (no stagger wait), the dispatcher's",
+        "  budget as given, the processor timeout 30 s. The fault starts once 1/5 of the rows are applied.",
+        "  dispatcher_stopped: every running execution stopped (`StopExecution`); resume s = from the stop",
+        "  to the first processor call under a lease taken after it. lambda_throttling: the processor's",
+        "  reserved concurrency drops to 1 below the running execution's slots for the fault window, then",
+        "  goes back; throttles = calls Lambda turned away (retried by the dispatcher). max stall s: the",
+        "  longest time no new row was applied after the fault started while rows were due (sampled every",
+        "  0.25 s).",
         "",
         "![rows applied over time per kind, fault window shaded](chaos.png)",
         "",
@@ -194,8 +202,23 @@ def main(argv: list[str] | None = None) -> int:
         default=list(STACK_KINDS),
         help="Full-stack kinds (none: skip).",
     )
-    parser.add_argument("--stack-objects", type=int, default=12, help="Objects per full-stack kind.")
-    parser.add_argument("--stack-rows", type=int, default=40, help="Rows per object of the full-stack kinds.")
+    parser.add_argument("--stack-objects", type=int, default=1000, help="Objects per full-stack kind.")
+    parser.add_argument("--stack-rows", type=int, default=5, help="Rows per object of the full-stack kinds.")
+    parser.add_argument(
+        "--stack-budget", type=int, default=STACK_BUDGET, help="Dispatcher slots of the full-stack kinds."
+    )
+    parser.add_argument(
+        "--stack-window-s",
+        type=float,
+        default=20.0,
+        help="How long the reserved concurrency stays at 1 (lambda_throttling).",
+    )
+    parser.add_argument(
+        "--stack-deadline-s",
+        type=float,
+        default=480.0,
+        help="Each full-stack kind's bound: work not drained by then is reported as not applied.",
+    )
     parser.add_argument("--out-dir", type=Path, default=Path("docs"))
     args = parser.parse_args(argv)
     for name, value in {"AWS_ACCESS_KEY_ID": "chaos", "AWS_SECRET_ACCESS_KEY": "chaos"}.items():
@@ -226,7 +249,13 @@ def main(argv: list[str] | None = None) -> int:
                 )
         stack = (
             run_stack_chaos(
-                args.stack_objects, kinds=args.stack_kinds, rows_per_object=args.stack_rows, progress=progress
+                args.stack_objects,
+                kinds=args.stack_kinds,
+                rows_per_object=args.stack_rows,
+                budget=args.stack_budget,
+                fault_window_s=args.stack_window_s,
+                deadline_s=args.stack_deadline_s,
+                progress=progress,
             )
             if args.stack_kinds
             else []
