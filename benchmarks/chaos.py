@@ -14,9 +14,13 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import multiprocessing
 import os
 import sys
 import time
+from collections.abc import Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -111,7 +115,7 @@ def markdown(summary: dict[str, Any], command: str) -> str:
         "- Full-stack kinds (`src/s3stagger/local/stack_chaos.py`, marked *): the emulator, the Step",
         "  Functions dispatcher, the local Lambda runtime, the scheduler, the real processor handler and",
         "  the simulator; small objects on the high-priority queue (no stagger wait), the dispatcher's",
-        "  budget as given, the processor timeout 30 s. The fault starts once 1/5 of the rows are applied.",
+        "  budget as given, the processor timeout 60 s. The fault starts once 1/5 of the rows are applied.",
         "  dispatcher_stopped: every running execution stopped (`StopExecution`); resume s = from the stop",
         "  to the first processor call under a lease taken after it. lambda_throttling: the processor's",
         "  reserved concurrency drops to 1 below the running execution's slots for the fault window, then",
@@ -182,6 +186,34 @@ def timeline_png(summary: dict[str, Any], path: Path) -> None:
     plt.close(figure)
 
 
+@contextmanager
+def _stack_kinds_beside(args: argparse.Namespace) -> Iterator[list[Future[list[StackKindResult]]]]:
+    """Each full-stack kind in a process of its own, started at once: the local stack is bound to one
+    core by the GIL, so they run beside the processor-level kinds rather than after them."""
+    if not args.stack_kinds:
+        yield []
+        return
+    spawn = multiprocessing.get_context("spawn")  # this process has threads: no fork
+    with ProcessPoolExecutor(len(args.stack_kinds), mp_context=spawn, initializer=_quiet_moto) as pool:
+        yield [
+            pool.submit(
+                run_stack_chaos,
+                args.stack_objects,
+                kinds=[kind],
+                rows_per_object=args.stack_rows,
+                budget=args.stack_budget,
+                fault_window_s=args.stack_window_s,
+                deadline_s=args.stack_deadline_s,
+            )
+            for kind in args.stack_kinds
+        ]
+
+
+def _quiet_moto() -> None:
+    # a stopped execution's states end in errors moto logs at length; the accounting tells the outcome
+    logging.getLogger("moto.stepfunctions").setLevel(logging.CRITICAL)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--objects-per-kind", type=int, default=1000)
@@ -216,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--stack-deadline-s",
         type=float,
-        default=480.0,
+        default=1200.0,
         help="Each full-stack kind's bound: work not drained by then is reported as not applied.",
     )
     parser.add_argument("--out-dir", type=Path, default=Path("docs"))
@@ -224,8 +256,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, value in {"AWS_ACCESS_KEY_ID": "chaos", "AWS_SECRET_ACCESS_KEY": "chaos"}.items():
         os.environ.setdefault(name, value)
     os.environ.pop("AWS_ENDPOINT_URL", None)
-    # a stopped execution's states end in errors moto logs at length; the accounting tells the outcome
-    logging.getLogger("moto.stepfunctions").setLevel(logging.CRITICAL)
+    _quiet_moto()
     results: list[Result] = []
     console = Console(stderr=True)
     started = time.monotonic()
@@ -237,29 +268,21 @@ def main(argv: list[str] | None = None) -> int:
             if not console.is_terminal:  # a log, not a screen: one line per kind
                 console.print(f"{result.kind}: {result.seconds} s, lost {result.lost_rows}", highlight=False)
 
-        processor = None
-        if args.kinds != []:
-            with mock_aws():
-                processor = run_chaos(
-                    boto3.client("s3", region_name="us-east-1"),
-                    args.objects_per_kind,
-                    kinds=args.kinds,
-                    window_s=args.window_s,
-                    progress=progress,
-                )
-        stack = (
-            run_stack_chaos(
-                args.stack_objects,
-                kinds=args.stack_kinds,
-                rows_per_object=args.stack_rows,
-                budget=args.stack_budget,
-                fault_window_s=args.stack_window_s,
-                deadline_s=args.stack_deadline_s,
-                progress=progress,
-            )
-            if args.stack_kinds
-            else []
-        )
+        with _stack_kinds_beside(args) as stack_runs:
+            processor = None
+            if args.kinds != []:
+                with mock_aws():
+                    processor = run_chaos(
+                        boto3.client("s3", region_name="us-east-1"),
+                        args.objects_per_kind,
+                        kinds=args.kinds,
+                        window_s=args.window_s,
+                        progress=progress,
+                    )
+            stack = []
+            for run in stack_runs:
+                stack += run.result()
+                progress(stack[-1])
     summary = summarise(processor, stack, args.stack_objects)
     summary["seconds"] = round(time.monotonic() - started, 1)
     args.out_dir.mkdir(parents=True, exist_ok=True)

@@ -56,10 +56,10 @@ PROCESSOR_ENVIRONMENT = {
 }
 BUDGET = 2
 """Slots of the dispatcher (default): fewer than the objects, so some wait in the queue when it dies."""
-PROCESSOR_TIMEOUT_S = 30
+PROCESSOR_TIMEOUT_S = 60
 """The processor's timeout on the chaos stack: its objects take well under a second. The dispatcher's
 pre-call visibility ceiling is the smallest the rule allows with it (timeout + Lambda retrier +
-margin = 186 s; shipped: 600 s), so a message a stopped dispatcher received but had not yet handed
+margin = 216 s; shipped: 600 s), so a message a stopped dispatcher received but had not yet handed
 to a call reappears within minutes (see ``docs/chaos.md``)."""
 SCHEDULE_INTERVAL_S = 5.0
 """Scheduled starts (AWS: 1 minute): each one that finds the lease held still costs an execution on
