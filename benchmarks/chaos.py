@@ -106,7 +106,8 @@ def markdown(summary: dict[str, Any], command: str) -> str:
     lines = [
         "# Chaos suite (as measured)",
         "",
-        f"Command: `{command}`.",
+        f"Command: `{command}`; {summary['seconds']} s, load average (1 min) "
+        f"{summary['load_average'][0]} at the start, {summary['load_average'][1]} at the end.",
         "",
         "- Processor-level kinds (`src/s3stagger/local/chaos.py`): the real processor, failed-rows sink,",
         "  downstream simulator and outage proxy, S3 on moto, driven as the dispatcher drives it; then the",
@@ -121,7 +122,11 @@ def markdown(summary: dict[str, Any], command: str) -> str:
         "  reserved concurrency drops to 1 below the running execution's slots for the fault window, then",
         "  goes back; throttles = calls Lambda turned away (retried by the dispatcher). max stall s: the",
         "  longest time no new row was applied after the fault started while rows were due (sampled every",
-        "  0.25 s).",
+        "  0.25 s). The full-stack kinds run in processes of their own, beside the processor-level ones.",
+        "- A message a stopped dispatcher's slot had received but not yet handed to a processor call",
+        "  (between `ExtendVisibility` and the call's first keep-alive beat) stays hidden for the pre-call",
+        "  visibility ceiling `visibility_extension_s`: 216 s on this stack (the smallest the rule allows",
+        "  with a 60 s processor timeout), 600 s as shipped. The other messages reappear within `lease_s`.",
         "",
         "![rows applied over time per kind, fault window shaded](chaos.png)",
         "",
@@ -260,6 +265,7 @@ def main(argv: list[str] | None = None) -> int:
     results: list[Result] = []
     console = Console(stderr=True)
     started = time.monotonic()
+    load_at_start = os.getloadavg()[0]
     with Live(table_of(results), console=console, refresh_per_second=2) as live:
 
         def progress(result: Result) -> None:
@@ -285,6 +291,7 @@ def main(argv: list[str] | None = None) -> int:
                 progress(stack[-1])
     summary = summarise(processor, stack, args.stack_objects)
     summary["seconds"] = round(time.monotonic() - started, 1)
+    summary["load_average"] = [round(load_at_start, 1), round(os.getloadavg()[0], 1)]
     args.out_dir.mkdir(parents=True, exist_ok=True)
     command = "python benchmarks/chaos.py " + " ".join(argv if argv is not None else sys.argv[1:])
     (args.out_dir / "chaos.md").write_text(markdown(summary, command.strip()), encoding="utf-8")
