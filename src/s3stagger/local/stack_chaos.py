@@ -307,7 +307,7 @@ def run_stack_chaos(
     kinds: list[str] | None = None,
     rows_per_object: int = 40,
     budget: int = BUDGET,
-    fault_window_s: float = 10.0,
+    fault_window_s: float = 5.0,
     deadline_s: float = 300.0,
     progress: Callable[[StackKindResult], None] | None = None,
 ) -> list[StackKindResult]:
