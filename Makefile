@@ -144,7 +144,7 @@ monitor: $(STAMP) ## live view: make monitor QUEUE= STATE_MACHINE= FUNCTION= [EN
 
 CHAOS_ARGS ?= --objects-per-kind 1000 --stack-objects 1000
 CHAOS_TIMEOUT_S ?= 3600
-chaos: $(STAMP) ## chaos suite: every fault kind (processor-level and on the full local stack), lost/duplicate accounting, redrive; docs/chaos.{md,json,png}, one JSON line last
+chaos: $(STAMP) ## chaos suite: every fault kind over 1,000 objects (processor-level and on the full local stack), lost/duplicate accounting, redrive, at most CHAOS_TIMEOUT_S s; docs/chaos.{md,json,png}, one JSON line last
 	timeout $(CHAOS_TIMEOUT_S) $(BIN)/python benchmarks/chaos.py $(CHAOS_ARGS)
 
 REDRIVE_ARGS ?=
