@@ -67,7 +67,8 @@ the emulator's CPU, which the dispatcher's own work needs."""
 THROTTLED_CONCURRENCY = 1
 """The processor's reserved concurrency while ``lambda_throttling`` is on (the issue's figure)."""
 FAULT_AT = 5
-"""The fault starts once 1/FAULT_AT of the rows are applied."""
+"""The fault starts once every object is uploaded and 1/FAULT_AT of the rows are applied (on a loaded
+machine the uploads can take longer than that share)."""
 
 
 @dataclass
