@@ -142,9 +142,10 @@ simulate: $(STAMP) ## upload generated CSV files: make simulate BUCKET= FILES= R
 monitor: $(STAMP) ## live view: make monitor QUEUE= STATE_MACHINE= FUNCTION= [ENDPOINT=]
 	$(BIN)/s3stagger monitor --queue "$(QUEUE)" --state-machine "$(STATE_MACHINE)" --function "$(FUNCTION)" $(ENDPOINT_FLAG)
 
-CHAOS_ARGS ?= --objects-per-kind 1000 --stack-objects 12
-chaos: $(STAMP) ## chaos suite: every fault kind (processor-level and on the full local stack), lost/duplicate accounting, redrive; docs/chaos.{md,json,png}, one JSON line last
-	$(BIN)/python benchmarks/chaos.py $(CHAOS_ARGS)
+CHAOS_ARGS ?= --objects-per-kind 1000 --stack-objects 1000
+CHAOS_TIMEOUT_S ?= 3600
+chaos: $(STAMP) ## chaos suite: every fault kind over 1,000 objects (processor-level and on the full local stack), lost/duplicate accounting, redrive, at most CHAOS_TIMEOUT_S s; docs/chaos.{md,json,png}, one JSON line last
+	timeout $(CHAOS_TIMEOUT_S) $(BIN)/python benchmarks/chaos.py $(CHAOS_ARGS)
 
 REDRIVE_ARGS ?=
 redrive: $(STAMP) ## move dead-lettered work back (priority DLQs, ingest DLQ by route): make redrive [ENDPOINT=] [REDRIVE_ARGS="--dry-run --key-prefix normal/ --limit 10"]

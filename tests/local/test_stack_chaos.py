@@ -20,6 +20,8 @@ def test_nothing_is_lost_and_nothing_applied_twice(kind: str) -> None:
     assert (result.lost_rows, result.duplicate_effects, result.rows_in_sink) == (0, 0, 0)
     assert result.rows_applied_once == result.rows_expected
     assert result.objects_in_dlq == 0
+    start, end = result.fault_window_s
+    assert 0 < start <= end <= result.seconds  # the fault was on mid-run, after rows had been applied
     if kind == "lambda_throttling":
         assert result.reserved_concurrency == 1
     # dispatcher_stopped: how soon dispatch resumed is a figure of the chaos report, not asserted — when

@@ -8,16 +8,26 @@ simulator:
 * ``dispatcher_stopped``: once rows are being applied, every running dispatcher execution is stopped
   (``StopExecution``) mid-batch. Its processor calls run on to their end (Lambda does not stop them)
   and then no longer renew their message and the lease (:mod:`s3stagger.domain.keepalive`); the
-  next scheduled start takes the lease and dispatches. **resume s**: from the stop to the first
-  processor call made under a lease taken after it.
-* ``lambda_throttling``: the processor's reserved concurrency is 1 (set as an operator or an
-  incident would, below the budget); the dispatcher clamps its slots to it, so it starts no call
-  Lambda turns away. **peak calls** is the most calls the handler ever ran at once.
+  next scheduled start takes the lease and dispatches. A message a slot had received but not yet
+  handed to a call stays hidden for the pre-call visibility ceiling (``visibility_extension_s``).
+  **resume s**: from the stop to the first processor call made under a lease taken after it.
+* ``lambda_throttling``: once rows are being applied, the processor's reserved concurrency drops to
+  1 (an operator or an incident, below the running execution's slots) for ``fault_window_s``, then
+  goes back to what was provisioned. The running execution cannot know: its other slots' calls are
+  turned away (``TooManyRequestsException``) and wait in the dispatcher's throttle retrier (1 s, x
+  1.5, 8 tries, about 49 s) until the window ends; an execution that starts meanwhile clamps its
+  slots to 1. **throttles** is the calls Lambda turned away, **peak calls** the most calls the
+  handler ran at once.
 
 Accounting as in :mod:`s3stagger.local.chaos`, from the simulator's ledger: rows expected (every
 data row), applied once, outstanding in the failed-rows sink, **lost**, **duplicate effects**; what
 waits in a DLQ is redriven once the fault is gone. The timeline (rows applied every
 ``sample_s``) and the fault window feed the report's plot.
+
+The stack is set up so that 1,000 small objects drain in minutes on the emulator, whose Step
+Functions interpreter is what costs CPU: the objects go to the high-priority queue (no stagger wait,
+no empty higher-priority queue to look at first), the schedule starts an execution every
+``SCHEDULE_INTERVAL_S`` rather than every second, the processor's timeout fits its small objects.
 """
 
 from __future__ import annotations
@@ -29,7 +39,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from s3stagger.adapters.dlq_redrive import LocalMessageMoveTask
-from s3stagger.definitions.model import DEFAULT_NAME_PREFIX, Definitions
+from s3stagger.definitions.model import DEFAULT_NAME_PREFIX, Definitions, minimum_visibility_extension_s
 from s3stagger.domain.idempotency import object_version_token, row_idempotency_key
 from s3stagger.domain.redrive import DeadLetter, RedriveFilter
 from s3stagger.handlers import process_object
@@ -45,7 +55,20 @@ PROCESSOR_ENVIRONMENT = {
     "S3STAGGER_BACKOFF_MAX_S": "0.5",
 }
 BUDGET = 2
-"""Slots of the dispatcher: fewer than the objects, so some wait in the queue when it dies."""
+"""Slots of the dispatcher (default): fewer than the objects, so some wait in the queue when it dies."""
+PROCESSOR_TIMEOUT_S = 60
+"""The processor's timeout on the chaos stack: its objects take well under a second. The dispatcher's
+pre-call visibility ceiling is the smallest the rule allows with it (timeout + Lambda retrier +
+margin = 216 s; shipped: 600 s), so a message a stopped dispatcher received but had not yet handed
+to a call reappears within minutes (see ``docs/chaos.md``)."""
+SCHEDULE_INTERVAL_S = 5.0
+"""Scheduled starts (AWS: 1 minute): each one that finds the lease held still costs an execution on
+the emulator's CPU, which the dispatcher's own work needs."""
+THROTTLED_CONCURRENCY = 1
+"""The processor's reserved concurrency while ``lambda_throttling`` is on (the issue's figure)."""
+FAULT_AT = 5
+"""The fault starts once every object is uploaded and 1/FAULT_AT of the rows are applied (on a loaded
+machine the uploads can take longer than that share)."""
 
 
 @dataclass
@@ -68,7 +91,8 @@ class StackKindResult:
     resume_s: float | None = None
     """dispatcher_stopped: from the stop to the first call under a lease taken after it."""
     max_stall_s: float = 0.0
-    """The longest time no row was applied while rows were still expected (from the timeline)."""
+    """The longest time no row was applied after the fault started while rows were still expected
+    (from the timeline)."""
     fault_window_s: tuple[float, float] = (0.0, 0.0)
     """When the fault was on, in seconds from the first upload."""
     timeline: list[tuple[float, int]] = field(default_factory=list)
@@ -117,6 +141,10 @@ class StackChaosRun:
         objects: int,
         *,
         rows_per_object: int = 40,
+        budget: int = BUDGET,
+        fault_window_s: float = 5.0,
+        schedule_interval_s: float = SCHEDULE_INTERVAL_S,
+        priority: str = "high",
         latency: LatencySpec | None = None,
         deadline_s: float = 300.0,
         sample_s: float = 0.25,
@@ -124,6 +152,10 @@ class StackChaosRun:
         if kind not in STACK_KINDS:
             raise ValueError(f"unknown stack fault kind {kind!r}; one of {', '.join(STACK_KINDS)}")
         self._kind = kind
+        self._budget = budget
+        self._window_s = fault_window_s
+        self._schedule_interval_s = schedule_interval_s
+        self._priority = priority
         self._latency = latency or LatencySpec.uniform(0.02, 0.08)
         self._deadline_s = deadline_s
         self._sample_s = sample_s
@@ -134,9 +166,12 @@ class StackChaosRun:
         with DownstreamSimulator(SimulatorSettings(capacity=8, latency=self._latency, seed=7)) as sim:
             settings = LocalPipelineSettings(
                 downstream_url=sim.rows_url,
-                concurrency_budget=BUDGET,
+                concurrency_budget=self._budget,
+                schedule_interval_s=self._schedule_interval_s,
                 processor_environment=PROCESSOR_ENVIRONMENT,
-                start_scheduler=False,  # the fault is set up first: an execution reads it as it starts
+                processor_timeout_s=PROCESSOR_TIMEOUT_S,
+                dispatcher={"visibility_extension_s": minimum_visibility_extension_s(PROCESSOR_TIMEOUT_S)},
+                start_scheduler=False,  # started with the clock, just before the first upload
                 handlers={
                     f"{DEFAULT_NAME_PREFIX}-{Definitions.load().processor.function_name_suffix}": recorder
                 },
@@ -147,25 +182,18 @@ class StackChaosRun:
 
     def _run_on(self, stack: LocalPipeline, sim: DownstreamSimulator, recorder: _CallRecorder) -> None:
         result = self.result
-        lam = stack.client("lambda")
-        if self._kind == "lambda_throttling":
-            lam.put_function_concurrency(
-                FunctionName=stack.names.function_name, ReservedConcurrentExecutions=1
-            )
-            result.reserved_concurrency = 1
         if stack.scheduler is not None:
             stack.scheduler.start()
         started = time.monotonic()
         deadline = started + self._deadline_s
         with applied_over_time(sim, started, self._sample_s, result.timeline):
             keys = self._upload(stack)
+            self._wait_for_a_share_applied(sim, deadline)
             if self._kind == "dispatcher_stopped":
-                self._stop_mid_run(stack, sim, recorder, started, deadline)
+                self._stop_mid_run(stack, recorder, started, deadline)
             else:
-                result.fault_window_s = (0.0, 0.0)
+                self._throttle_for_a_window(stack, started)
             result.completed = stack.wait_until_idle(max(1.0, deadline - time.monotonic()))
-            if self._kind == "lambda_throttling":
-                result.fault_window_s = (0.0, round(time.monotonic() - started, 2))
             result.recovered_by_redrive = self._redrive(stack)
             if result.recovered_by_redrive:
                 result.completed = stack.wait_until_idle(max(1.0, deadline - time.monotonic()))
@@ -177,7 +205,7 @@ class StackChaosRun:
         keys: set[str] = set()
         rows = self.result.rows_per_object
         for index in range(self.result.objects):
-            key = f"normal/{self._kind}/{index:04d}.csv"
+            key = f"{self._priority}/{self._kind}/{index:04d}.csv"
             put = s3.put_object(
                 Bucket=stack.names.bucket, Key=key, Body=csv_object(self._kind, index, rows=rows)
             )
@@ -185,18 +213,33 @@ class StackChaosRun:
             keys |= {row_idempotency_key(stack.names.bucket, key, version, n) for n in range(1, rows + 1)}
         return keys
 
-    def _stop_mid_run(
-        self,
-        stack: LocalPipeline,
-        sim: DownstreamSimulator,
-        recorder: _CallRecorder,
-        started: float,
-        deadline: float,
-    ) -> None:
-        """Once some rows (not all) are applied, stop every running dispatcher; measure the resume."""
-        wanted = max(1, self.result.objects * self.result.rows_per_object // 5)
+    def _wait_for_a_share_applied(self, sim: DownstreamSimulator, deadline: float) -> None:
+        """The fault starts mid-run: once some rows (not all) are applied."""
+        wanted = max(1, self.result.objects * self.result.rows_per_object // FAULT_AT)
         while sim.stats().effects_applied < wanted and time.monotonic() < deadline:
             time.sleep(0.05)
+
+    def _throttle_for_a_window(self, stack: LocalPipeline, started: float) -> None:
+        """Reserved concurrency down to THROTTLED_CONCURRENCY for the window, then as provisioned."""
+        lam = stack.client("lambda")
+        function = stack.names.function_name
+        provisioned = lam.get_function_concurrency(FunctionName=function).get("ReservedConcurrentExecutions")
+        dropped_at = time.monotonic()
+        lam.put_function_concurrency(
+            FunctionName=function, ReservedConcurrentExecutions=THROTTLED_CONCURRENCY
+        )
+        self.result.reserved_concurrency = THROTTLED_CONCURRENCY
+        time.sleep(self._window_s)
+        if provisioned is None:
+            lam.delete_function_concurrency(FunctionName=function)
+        else:
+            lam.put_function_concurrency(FunctionName=function, ReservedConcurrentExecutions=provisioned)
+        self.result.fault_window_s = (round(dropped_at - started, 2), round(time.monotonic() - started, 2))
+
+    def _stop_mid_run(
+        self, stack: LocalPipeline, recorder: _CallRecorder, started: float, deadline: float
+    ) -> None:
+        """Stop every running dispatcher; measure how soon a new lease dispatches."""
         stopped_at = time.monotonic()
         stack.stop_running_dispatchers()
         old = recorder.leases_before(stopped_at)
@@ -230,7 +273,7 @@ class StackChaosRun:
             len(record["body"]) for record in stack.failed_row_records() if record["key"].endswith(".csv")
         )
         result.lost_rows = max(0, result.rows_expected - result.rows_applied_once - result.rows_in_sink)
-        result.max_stall_s = longest_stall(result.timeline, result.rows_expected)
+        result.max_stall_s = longest_stall(result.timeline, result.rows_expected, result.fault_window_s[0])
         result.duplicate_effects = stats.duplicate_effects
         result.duplicate_deliveries = stats.duplicate_deliveries
         counters = stack.processor_counters()
@@ -239,16 +282,19 @@ class StackChaosRun:
         result.peak_calls = recorder.peak
 
 
-def longest_stall(timeline: list[tuple[float, int]], expected: int) -> float:
-    """The longest time between two samples that saw rows applied, until every expected row was
-    (and, if they never all were, up to the last sample)."""
-    longest, since, applied = 0.0, 0.0, 0
+def longest_stall(timeline: list[tuple[float, int]], expected: int, after: float = 0.0) -> float:
+    """The longest time, from ``after`` (the fault's start) on, between two samples that saw rows
+    applied, until every expected row was (and, if they never all were, up to the last sample)."""
+    longest, since = 0.0, after
+    applied = max((count for at, count in timeline if at <= after), default=0)
     for at, count in timeline:
+        if at <= after:
+            continue
         if count > applied:
             longest, since, applied = max(longest, at - since), at, count
         if applied >= expected:
             return round(longest, 2)
-    tail = timeline[-1][0] - since if timeline else 0.0
+    tail = timeline[-1][0] - since if timeline and applied < expected else 0.0
     return round(max(longest, tail), 2)
 
 
@@ -261,6 +307,9 @@ def run_stack_chaos(
     *,
     kinds: list[str] | None = None,
     rows_per_object: int = 40,
+    budget: int = BUDGET,
+    fault_window_s: float = 5.0,
+    deadline_s: float = 300.0,
     progress: Callable[[StackKindResult], None] | None = None,
 ) -> list[StackKindResult]:
     """Run every full-stack fault kind (or ``kinds``), one local stack each."""
@@ -268,7 +317,15 @@ def run_stack_chaos(
     for kind in STACK_KINDS:
         if kinds and kind not in kinds:
             continue
-        result = StackChaosRun(kind, objects_per_kind, rows_per_object=rows_per_object).run()
+        run = StackChaosRun(
+            kind,
+            objects_per_kind,
+            rows_per_object=rows_per_object,
+            budget=budget,
+            fault_window_s=fault_window_s,
+            deadline_s=deadline_s,
+        )
+        result = run.run()
         results.append(result)
         if progress is not None:
             progress(result)
