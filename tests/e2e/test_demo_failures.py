@@ -26,7 +26,7 @@ def _wait_for_lambda_threads(limit_s: float = 300.0) -> None:
         time.sleep(0.1)
 
 
-@pytest.mark.timeout(900)  # the demo's own bound is 240 s of run plus the alert settling; a loaded CI is slow
+@pytest.mark.timeout(1200)  # the demo's own bound is 240 s of run plus the alert settling; loaded CI is slow
 def test_failures_scenario_reports_alarms_and_emails_and_accounts_every_row(tmp_path: Path) -> None:
     mbox = tmp_path / "mail.mbox"
     args = ["demo", "--scenario", "failures", "--files", "8", "--rows", "10", "--json", "--timeout", "240"]

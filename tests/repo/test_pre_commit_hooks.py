@@ -86,7 +86,7 @@ def hook_verdicts(output: str) -> dict[str, str]:
     return {match["name"]: match["verdict"] for match in pattern.finditer(output)}
 
 
-@pytest.mark.timeout(600)  # terraform validate loads the AWS provider once per directory
+@pytest.mark.timeout(900)  # terraform validate loads the AWS provider once per directory
 @pytest.mark.parametrize("hook_id", sorted(configured_hooks()))
 def test_every_configured_hook_passes_over_the_whole_tree(tree_copy: Path, home: Path, hook_id: str) -> None:
     """One hook per test, so parallel workers share the hooks out (a contributor runs them all)."""

@@ -99,19 +99,21 @@ class Emulator(LocalService):
         return self
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.stop()
-            self._server = None
-        for name, value in self._saved_env.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-        self._saved_env.clear()
-        if Emulator._running is self:
-            Emulator._running = None
-            for patch in EMULATOR_PATCHES:
-                patch.uninstall()
+        server, self._server = self._server, None
+        try:
+            if server is not None:
+                server.stop()
+        finally:  # the process's one emulator slot is freed even if the server's shutdown fails
+            for name, value in self._saved_env.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
+            self._saved_env.clear()
+            if Emulator._running is self:
+                Emulator._running = None
+                for patch in EMULATOR_PATCHES:
+                    patch.uninstall()
 
     def client_settings(self) -> dict[str, str]:
         """Keyword arguments for ``boto3.client(...)`` bound to this emulator."""

@@ -117,23 +117,29 @@ class LocalPipeline(LocalService):
         return Provisioner(self.client, self.settings, self.settings.region).provision()
 
     def stop(self) -> None:
-        if self.observability is not None:
-            self.observability.stop()
-            self.observability = None
-        if self.alerting is not None:
-            self.alerting.stop()
-        if self.scheduler is not None:
-            self.scheduler.stop()
-        if self._names is not None:
+        # The emulator is one per process: it is stopped whatever else fails or is interrupted here,
+        # or every later stack in this process would be refused.
+        try:
+            if self.observability is not None:
+                self.observability.stop()
+                self.observability = None
+            if self.alerting is not None:
+                self.alerting.stop()
+            if self.scheduler is not None:
+                self.scheduler.stop()
+            if self._names is not None:
+                try:
+                    self.stop_running_dispatchers()
+                except Exception:  # the emulator may already be unusable; stopping must go on
+                    LOGGER.exception("stopping running dispatcher executions failed")
+        finally:
             try:
-                self.stop_running_dispatchers()
-            except Exception:  # the emulator may already be unusable; stopping must go on
-                LOGGER.exception("stopping running dispatcher executions failed")
-        if self.runtime is not None:
-            self.runtime.uninstall()
-            self.runtime = None
-        self.emulator.stop()
-        self._clients.clear()
+                if self.runtime is not None:
+                    self.runtime.uninstall()
+                    self.runtime = None
+            finally:
+                self.emulator.stop()
+                self._clients.clear()
 
     # -- access ---------------------------------------------------------------------------------
     @property
