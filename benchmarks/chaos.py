@@ -84,7 +84,7 @@ def summarise(
     for kind in kinds:
         kind["timeline"] = thinned(kind["timeline"])
     stopped = [r.resume_s for r in stack if r.kind == "dispatcher_stopped" and r.resume_s is not None]
-    objects = [(processor or {}).get("objects_per_kind", 0)] if processor else []
+    objects = [processor.get("objects_per_kind", 0)] if processor else []
     objects += [result.objects for result in stack]
     return {
         "fault_kinds": len(kinds),

@@ -64,6 +64,10 @@ to a call reappears within minutes (see ``docs/chaos.md``)."""
 SCHEDULE_INTERVAL_S = 5.0
 """Scheduled starts (AWS: 1 minute): each one that finds the lease held still costs an execution on
 the emulator's CPU, which the dispatcher's own work needs."""
+FAULT_WINDOW_S = 5.0
+"""How long the reserved concurrency stays throttled (``lambda_throttling``), by default."""
+DEADLINE_S = 300.0
+"""Each kind's bound by default: work not drained by then is reported as not applied."""
 THROTTLED_CONCURRENCY = 1
 """The processor's reserved concurrency while ``lambda_throttling`` is on (the issue's figure)."""
 FAULT_AT = 5
@@ -142,11 +146,11 @@ class StackChaosRun:
         *,
         rows_per_object: int = 40,
         budget: int = BUDGET,
-        fault_window_s: float = 5.0,
+        fault_window_s: float = FAULT_WINDOW_S,
         schedule_interval_s: float = SCHEDULE_INTERVAL_S,
         priority: str = "high",
         latency: LatencySpec | None = None,
-        deadline_s: float = 300.0,
+        deadline_s: float = DEADLINE_S,
         sample_s: float = 0.25,
     ) -> None:
         if kind not in STACK_KINDS:
@@ -308,8 +312,8 @@ def run_stack_chaos(
     kinds: list[str] | None = None,
     rows_per_object: int = 40,
     budget: int = BUDGET,
-    fault_window_s: float = 5.0,
-    deadline_s: float = 300.0,
+    fault_window_s: float = FAULT_WINDOW_S,
+    deadline_s: float = DEADLINE_S,
     progress: Callable[[StackKindResult], None] | None = None,
 ) -> list[StackKindResult]:
     """Run every full-stack fault kind (or ``kinds``), one local stack each."""
