@@ -24,6 +24,7 @@ from s3stagger.local import (
     s3_bucket_policy_conditions,
     sfn_parameter_casing,
     sfn_provider_actions,
+    sfn_reuse,
     sqs_redrive_allow_policy,
 )
 from s3stagger.local.lifecycle import LocalService
@@ -35,15 +36,18 @@ EMULATOR_CONFIG: dict[str, Any] = {
 }
 DEFAULT_REGION = "us-east-1"
 EMULATOR_PATCHES = (
+    sfn_reuse,
     sfn_parameter_casing,
     sfn_provider_actions,
     sqs_redrive_allow_policy,
     s3_bucket_policy_conditions,
 )
 """Stand-ins for what moto 5.2.5 leaves out or gets wrong, installed while an emulator runs:
-integration parameter casing (the dispatcher's ``states:startExecution``), and what Terraform's
-resources need: the Step Functions actions the provider calls, a DLQ's ``RedriveAllowPolicy`` read
-back, the TLS-only conditions of the buckets' policies (``docs/local-mode.md`` lists them all)."""
+integration parameter casing (the dispatcher's ``states:startExecution``), the interpreter's reuse
+of parsed definitions, clients and JSONPaths (moto rebuilds them at every execution and state), and
+what Terraform's resources need: the Step Functions actions the provider calls, a DLQ's
+``RedriveAllowPolicy`` read back, the TLS-only conditions of the buckets' policies
+(``docs/local-mode.md`` lists them all)."""
 FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}  # nosec B105 - moto takes any key
 
 
