@@ -88,8 +88,7 @@ def grid_machine(asl: dict[str, Any]) -> dict[str, Any]:
     top = asl["States"]
     slot = top["RunSlots"]["ItemProcessor"]["States"]
     rewire = {
-        "ClaimCoversCall": "NoDelay",
-        "ExtendVisibility": "NoDelay",
+        "InvokeProcessor": "NoDelay",
         "QueueDepth": "Backlog",
         "HoldForStagger": "Delayed",
     }
