@@ -88,7 +88,7 @@ def grid_machine(asl: dict[str, Any]) -> dict[str, Any]:
     top = asl["States"]
     slot = top["RunSlots"]["ItemProcessor"]["States"]
     rewire = {
-        "InvokeProcessor": "NoDelay",
+        "ExtendVisibility": "NoDelay",
         "QueueDepth": "Backlog",
         "HoldForStagger": "Delayed",
     }
