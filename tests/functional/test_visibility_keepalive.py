@@ -70,13 +70,38 @@ def test_holds_are_renewed_while_the_call_runs_and_no_longer_after() -> None:
     sqs = RecordingSqs()
     holds = (Hold("q", "message"), Hold("lease-q", "lease"))
     with VisibilityKeepAlive(sqs, KeepAlive(1, holds)) as keepalive:  # type: ignore[arg-type]
-        assert sqs.renewals[:2] == [("message", 1), ("lease", 1)]  # at once, before the call
         deadline = time.monotonic() + DEADLINE_S
         while keepalive.beats < 3 and time.monotonic() < deadline:
             time.sleep(0.05)
         assert keepalive.beats >= 3
+        assert sqs.renewals[:2] == [("message", 1), ("lease", 1)]  # the first beat, at once
     after = len(sqs.renewals)
     assert after == 2 * keepalive.beats
+    assert not keepalive._thread.is_alive()
+
+
+class BlockedSqs(RecordingSqs):
+    """A fake SQS client whose renewals wait until released."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = threading.Event()
+
+    def change_message_visibility(self, *, QueueUrl: str, ReceiptHandle: str, VisibilityTimeout: int) -> None:
+        self.release.wait(DEADLINE_S)
+        super().change_message_visibility(
+            QueueUrl=QueueUrl, ReceiptHandle=ReceiptHandle, VisibilityTimeout=VisibilityTimeout
+        )
+
+
+def test_the_call_starts_beside_the_first_beat_and_ends_after_it() -> None:
+    sqs = BlockedSqs()
+    keepalive = VisibilityKeepAlive(sqs, KeepAlive(60, (Hold("q", "message"), Hold("lease-q", "lease"))))  # type: ignore[arg-type]
+    keepalive.__enter__()
+    assert sqs.renewals == []  # the call goes on while the first beat waits for SQS
+    sqs.release.set()
+    keepalive.__exit__(None, None, None)
+    assert sqs.renewals == [("message", 60), ("lease", 60)]  # and ends only after it
     assert not keepalive._thread.is_alive()
 
 

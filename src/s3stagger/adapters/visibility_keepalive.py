@@ -1,7 +1,9 @@
 """Renews a processor call's holds (its message, its dispatcher's lease) while the call runs.
 
 A daemon thread sets each hold's visibility to ``visibility_s`` at once and every
-:attr:`~s3stagger.domain.keepalive.KeepAlive.beat_interval_s` until the call ends. A hold that
+:attr:`~s3stagger.domain.keepalive.KeepAlive.beat_interval_s` until the call ends. The call does not
+wait for the first beat (two SQS requests): it starts reading its object beside it, and ending the
+call waits for the beat in progress, so no beat lands after the caller deleted the message. A hold that
 cannot be renewed (its receipt handle no longer holds the message: the lease lapsed and another
 dispatcher took it, or the message was deleted) is reported once and left alone; the call goes on.
 """
@@ -36,7 +38,6 @@ class VisibilityKeepAlive:
         self.beats = 0
 
     def __enter__(self) -> VisibilityKeepAlive:
-        self.beat()
         self._thread.start()
         return self
 
@@ -47,6 +48,7 @@ class VisibilityKeepAlive:
         self._thread.join()
 
     def _run(self) -> None:
+        self.beat()
         while not self._stop.wait(self._keepalive.beat_interval_s):
             self.beat()
 
