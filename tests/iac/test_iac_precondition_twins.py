@@ -206,15 +206,6 @@ TWINS: dict[tuple[str, str, str], Twin] = {
     (
         DISPATCHER,
         "aws_sfn_state_machine.dispatcher",
-        "${local.dispatcher.visibility_extension_s >= local.minimum_visibility_extension_s}",
-    ): Twin(
-        "visibility_extension_outlasts_processor_call",
-        refused=(Case({"dispatcher.json": {"visibility_extension_s": 455}}),),  # 300 + 126 + 30 = 456
-        accepted=(Case({"dispatcher.json": {"visibility_extension_s": 456}}),),
-    ),
-    (
-        DISPATCHER,
-        "aws_sfn_state_machine.dispatcher",
         "${alltrue([for queue in values(var.queues) : "
         "queue.visibility_timeout_seconds >= local.timeout_seconds])}",
     ): Twin(

@@ -21,12 +21,11 @@ from _iac_support import (
     file_reads,
     module_locals,
     object_keys,
-    resources,
     unwrap,
 )
 
 from s3stagger import definitions
-from s3stagger.definitions.model import LAMBDA_RETRY_WINDOW_S, VISIBILITY_MARGIN_S, Definitions, violations
+from s3stagger.definitions.model import Definitions, violations
 from s3stagger.local.templates import placeholders
 
 DEFINITIONS_PREFIX = "${local.definitions_path}/"
@@ -162,52 +161,12 @@ def test_module_priorities_come_from_queues_json() -> None:
     assert queue_definitions == 'jsondecode(file("${local.definitions_path}/queues.json"))'
 
 
-def _dispatcher_local_int(name: str) -> int:
-    return int(module_locals(DISPATCHER)[name])
-
-
-def asl_retry_window_s(state_name: str) -> float:
-    """Total wait of the retriers of an ASL state: interval * backoff**n over its attempts."""
-    asl = definition_json("dispatcher.asl.json")
-    states = dict(asl["States"])
-    for state in asl["States"].values():
-        states.update(state.get("ItemProcessor", {}).get("States", {}))
-    return max(
-        sum(
-            retrier["IntervalSeconds"] * retrier.get("BackoffRate", 2.0) ** attempt
-            for attempt in range(retrier["MaxAttempts"])
-        )
-        for retrier in states[state_name]["Retry"]
-    )
-
-
-def test_the_module_and_the_model_know_the_asl_retry_window_of_the_processor_call() -> None:
-    """The visibility rule adds the ASL's Lambda retrier; the module and the model must match the template."""
-    assert _dispatcher_local_int("lambda_retry_window_s") == asl_retry_window_s("InvokeProcessor")
-    assert asl_retry_window_s("InvokeProcessor") == LAMBDA_RETRY_WINDOW_S
-    assert _dispatcher_local_int("visibility_margin_s") == VISIBILITY_MARGIN_S
-
-
 def test_shared_definitions_pass_the_modules_plan_time_checks() -> None:
     """The defaults deploy: the model's rules (twins of the preconditions) hold for the files as shipped."""
     shipped = Definitions.load(directory=DEFINITIONS_DIR)
     assert violations(shipped) == {}
     assert shipped.processor.runtime == "python3.13"
     assert shipped.processor.architecture == "arm64"
-
-
-def test_the_visibility_precondition_names_what_to_change() -> None:
-    (body,) = [
-        body
-        for kind, name, body in resources(DISPATCHER)
-        if kind == "aws_sfn_state_machine" and name == "dispatcher"
-    ]
-    preconditions = body["lifecycle"][0]["precondition"]
-    visibility = [item for item in preconditions if "visibility_extension_s" in item["condition"]]
-    assert visibility, "the state machine has no visibility precondition"
-    message = visibility[0]["error_message"]
-    assert "dispatcher.visibility_extension_s" in message
-    assert "processor.timeout_seconds" in message
 
 
 @pytest.fixture

@@ -8,15 +8,21 @@ import datetime as dt
 import json
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from moto.core import DEFAULT_ACCOUNT_ID
+from moto.core.utils import unix_time_millis
+from moto.sqs.models import sqs_backends
 
 from s3stagger import definitions
 from s3stagger.local.pipeline import LocalPipeline, LocalPipelineSettings
 
 WAIT_S = 60
+DEADLINE_S = 300
+"""One generous deadline for a condition on a loaded machine, never the expected pace."""
 ZERO_STAGGER = {
     "backlog_depth": 20,
     "priorities": {"high": {"spacing_s": 0, "max_delay_s": 0}, "normal": {"spacing_s": 0, "max_delay_s": 0}},
@@ -122,6 +128,33 @@ def states_entered(stack: LocalPipeline, execution_arn: str) -> list[str]:
 
 def depth(stack: LocalPipeline, url: str) -> int:
     return stack.queue_depth(url).total
+
+
+def seconds_until_visible(stack: LocalPipeline, queue_url: str) -> list[float]:
+    """How long each in-flight message of the queue stays hidden from now on. The SQS API does not
+    tell, so this reads the emulator's SQS state (moto runs in this process)."""
+    queue = sqs_backends[DEFAULT_ACCOUNT_ID][stack.settings.region].queues[queue_url.rsplit("/", 1)[1]]
+    now_ms = unix_time_millis()
+    return [(message.visible_at - now_ms) / 1000 for message in list(queue._messages) if not message.visible]
+
+
+def wait_for(condition: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + DEADLINE_S
+    while not condition():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.1)
+
+
+def put_back_a_lease_token(stack: LocalPipeline) -> None:
+    """A stopped execution's token stays in flight until lease_s lapses; the next test needs one now."""
+    sqs = stack.client("sqs")
+    sqs.purge_queue(QueueUrl=stack.names.lease_queue_url)
+    sqs.send_message(
+        QueueUrl=stack.names.lease_queue_url,
+        MessageBody="dispatcher lease",
+        MessageGroupId="dispatcher",
+        MessageDeduplicationId=uuid.uuid4().hex,
+    )
 
 
 def set_budget(stack: LocalPipeline, value: str) -> None:
@@ -356,6 +389,54 @@ def test_the_dispatcher_starts_no_more_calls_than_the_reserved_concurrency(stack
     # the budget (10 slots) is clamped to the reserved concurrency read at the start: no call throttled
     assert stack.processor_counters().throttles == throttled_before
     assert depth(stack, stack.names.queue_urls["normal"]) == 0
+
+
+def test_a_dispatcher_that_ends_while_lambda_refuses_the_call_hides_its_message_no_longer_than_the_claim(
+    stack: LocalPipeline,
+) -> None:
+    """Lambda refuses the call (its one reserved concurrency is busy) and the execution ends in the
+    retry (stopped here; on AWS also the Express 5-minute limit or a failed state): no processor
+    runs to renew the message, so no hold the dispatcher set may outlast the claim (it used to be
+    the 600 s ceiling set before every call, which hid the message ten minutes)."""
+    lam, sfn, sqs = stack.client("lambda"), stack.client("stepfunctions"), stack.client("sqs")
+    name, queue_url = stack.names.function_name, stack.names.queue_urls["normal"]
+    reserved = lam.get_function_concurrency(FunctionName=name).get("ReservedConcurrentExecutions")
+    lam.put_function_concurrency(FunctionName=name, ReservedConcurrentExecutions=1)
+    busy = threading.Event()
+    release = threading.Event()
+
+    def answer(event: Any) -> dict[str, Any]:
+        if event["object"]["key"] == "busy.csv":
+            busy.set()
+            release.wait(DEADLINE_S)
+        return complete(event)
+
+    recorder = use(stack, answer)
+    try:
+        busy_call = json.dumps({"object": {"key": "busy.csv"}})
+        lam.invoke(FunctionName=name, InvocationType="Event", Payload=busy_call)
+        assert busy.wait(DEADLINE_S), "the call that keeps Lambda busy never started"
+        throttled_before = stack.processor_counters().throttles
+        send(stack, "normal", "normal/refused.csv")
+        execution = stack.start_dispatcher()
+        wait_for(lambda: stack.processor_counters().throttles > throttled_before, "no call was refused")
+        sfn.stop_execution(executionArn=execution, cause="ended while Lambda refused its call")
+        wait_for(lambda: not stack.running_dispatchers(), "the stopped execution kept running")
+        hidden = seconds_until_visible(stack, queue_url)
+        # the receive's claim, or a retry wait (at most 17 s this early) and the claim after it
+        claim = stack.settings.load_definitions().dispatcher.receive_claim_s
+        assert len(hidden) == 1
+        assert hidden[0] <= claim + 17, hidden
+        assert [call["object"]["key"] for call in recorder.calls] == ["busy.csv"]
+    finally:
+        release.set()
+        if reserved is None:
+            lam.delete_function_concurrency(FunctionName=name)
+        else:
+            lam.put_function_concurrency(FunctionName=name, ReservedConcurrentExecutions=reserved)
+        sqs.purge_queue(QueueUrl=queue_url)
+        put_back_a_lease_token(stack)
+        wait_for(lambda: stack.processor_counters().in_flight == 0, "the busy call did not end")
 
 
 def test_a_body_that_is_not_json_is_a_recorded_failure_not_a_failed_execution(stack: LocalPipeline) -> None:

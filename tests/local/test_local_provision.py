@@ -155,15 +155,18 @@ def test_the_state_machine_is_the_rendered_template(stack: LocalPipeline) -> Non
     assert described["type"] == Definitions.load().dispatcher.state_machine_type
     invoke = asl["States"]["RunSlots"]["ItemProcessor"]["States"]["InvokeProcessor"]
     assert invoke["Parameters"]["FunctionName"] == stack.names.function_arn
-    throttled, service = invoke["Retry"]  # a throttle clears in seconds, a service error may not
-    assert throttled["ErrorEquals"] == ["Lambda.TooManyRequestsException"]
-    assert (throttled["IntervalSeconds"], throttled["MaxAttempts"], throttled["BackoffRate"]) == (1, 8, 1.5)
-    assert set(service["ErrorEquals"]) == {
+    # Lambda's refusals go to the slot's own retry loop, which holds the message for each wait (no
+    # Retry on the call: during its waits nothing would renew the message)
+    assert "Retry" not in invoke
+    refused, anything_else = invoke["Catch"]
+    assert set(refused["ErrorEquals"]) == {
+        "Lambda.TooManyRequestsException",
         "Lambda.ServiceException",
         "Lambda.AWSLambdaException",
         "Lambda.SdkClientException",
     }
-    assert (service["IntervalSeconds"], service["MaxAttempts"], service["BackoffRate"]) == (2, 6, 2)
+    assert refused["Next"] == "CallRefused"
+    assert (anything_else["ErrorEquals"], anything_else["Next"]) == (["States.ALL"], "RecordFailure")
 
 
 def test_the_environment_points_a_client_at_the_stack(stack: LocalPipeline) -> None:
@@ -256,9 +259,9 @@ def test_an_unknown_dispatcher_override_is_named() -> None:
         load(dispatcher={"retry_delay": 1})
 
 
-def test_a_processor_timeout_the_visibility_extension_cannot_cover_is_refused() -> None:
+def test_a_processor_timeout_the_queue_visibility_cannot_cover_is_refused() -> None:
     with pytest.raises(
-        DefinitionError, match=r"visibility_extension_s=600 must be >= processor\.json timeout_s=900"
+        DefinitionError, match=r"queue\.visibility_timeout_s=360 must be at least processor\.json timeout_s"
     ):
         load(processor_timeout_s=900)
 

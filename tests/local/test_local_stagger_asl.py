@@ -88,7 +88,6 @@ def grid_machine(asl: dict[str, Any]) -> dict[str, Any]:
     top = asl["States"]
     slot = top["RunSlots"]["ItemProcessor"]["States"]
     rewire = {
-        "ClaimCoversCall": "NoDelay",
         "ExtendVisibility": "NoDelay",
         "QueueDepth": "Backlog",
         "HoldForStagger": "Delayed",

@@ -74,3 +74,36 @@ def test_a_generated_list_renders_as_a_json_list_in_a_valid_json_template() -> N
     assert json.loads(rendered) == {"wildcard": ['a"b', "c\\d", "é"]}
     with pytest.raises(TemplateError, match="at least one item"):
         json_string_list_items([])
+
+
+def _targets(state: dict[str, object]) -> set[str]:
+    """Every state ``state`` can go to next (Next, Default, a Choice rule, a Catch)."""
+    found = {state[key] for key in ("Next", "Default") if isinstance(state.get(key), str)}
+    for branch in ("Choices", "Catch"):
+        rules = state.get(branch, [])
+        assert isinstance(rules, list)
+        found |= {rule["Next"] for rule in rules}
+    return {str(name) for name in found}
+
+
+def test_every_processor_call_starts_with_a_fresh_claim_and_no_hold_is_longer() -> None:
+    """The only way into InvokeProcessor is ExtendVisibility to receive_claim_s: however long the
+    way from the receive took (a stagger wait, Lambda's refusals), the call's start has the whole
+    claim, and no hold the dispatcher sets can outlive it by more than the wait it covers."""
+    slot = json.loads(definitions.read_text("dispatcher.asl.json"))["States"]["RunSlots"]["ItemProcessor"][
+        "States"
+    ]
+    into_call = {name for name, state in slot.items() if "InvokeProcessor" in _targets(state)}
+    assert into_call == {"ExtendVisibility"}
+    assert slot["ExtendVisibility"]["Parameters"]["VisibilityTimeout.$"] == "$.settings.receiveClaimS"
+    holds = {
+        name: state["Parameters"]["VisibilityTimeout.$"]
+        for name, state in slot.items()
+        if state.get("Resource", "").endswith("sqs:changeMessageVisibility")
+    }
+    assert holds == {
+        "HoldForStagger": "States.MathAdd($.stagger.delayS, $.settings.receiveClaimS)",
+        "ExtendVisibility": "$.settings.receiveClaimS",
+        "HoldForRetry": "States.MathAdd($.retry.waitS, $.settings.receiveClaimS)",
+        "ReleaseForRetry": "$.settings.failureRetryDelayS",
+    }

@@ -12,13 +12,10 @@ import pytest
 from s3stagger import definitions
 from s3stagger.definitions.model import (
     DEFINITION_FILES,
-    LAMBDA_RETRY_WINDOW_S,
     RULES,
-    VISIBILITY_MARGIN_S,
     DefinitionError,
     Definitions,
     Deployment,
-    minimum_visibility_extension_s,
     violations,
 )
 from s3stagger.errors import S3StaggerError
@@ -205,10 +202,6 @@ REFUSED: dict[str, tuple[dict[str, dict[str, Any]], str]] = {
         {"queues.json": {"queue": {"visibility_timeout_s": 299}}},
         "queue.visibility_timeout_s=299 must be at least processor.json timeout_s=300",
     ),
-    "visibility_extension_outlasts_processor_call": (
-        {"dispatcher.json": {"visibility_extension_s": 455}},
-        "visibility_extension_s=455 must be >= processor.json timeout_s=300 .* = 456",
-    ),
     "lease_outlasts_a_hold": (
         {"dispatcher.json": {"lease_s": 26}},  # the longest stagger delay 4 + 3 idle looks x 1 s + 20
         r"lease_s=26 must be >= the longest stagger delay \+ idle_polls x idle_wait_s \+ 20 s \(27\)",
@@ -246,10 +239,6 @@ def test_a_rule_refuses_its_case(rule: str) -> None:
 @pytest.mark.parametrize(
     ("overrides", "accepted"),
     [
-        (
-            {"dispatcher.json": {"visibility_extension_s": 456, "lease_s": 700}},
-            "visibility extension at the minimum",
-        ),
         ({"dispatcher.json": {"lease_s": 27}}, "lease at the minimum"),
         ({"dispatcher.json": {"time_budget_s": 270, "lease_s": 874}}, "Express time budget at the maximum"),
         ({"queues.json": {"queue": {"visibility_timeout_s": 300}}}, "queue visibility equal to the timeout"),
@@ -261,16 +250,11 @@ def test_the_boundaries_are_accepted(overrides: dict[str, dict[str, Any]], accep
     assert violations(load(overrides)) == {}, accepted
 
 
-def test_the_visibility_minimum_is_the_call_the_retrier_and_the_margin() -> None:
-    assert minimum_visibility_extension_s(300) == 300 + LAMBDA_RETRY_WINDOW_S + VISIBILITY_MARGIN_S == 456
-
-
 def test_every_broken_rule_is_reported_on_one_line() -> None:
     with pytest.raises(DefinitionError) as raised:
         load({"processor.json": {"timeout_s": 900, "reserved_concurrency": 39}})
     message = str(raised.value)
     assert "\n" not in message
-    assert "visibility_extension_s=600" in message
     assert "reserved_concurrency=39" in message
     assert "queue.visibility_timeout_s=360" in message
 

@@ -39,13 +39,8 @@ if TYPE_CHECKING:
 
 DEFAULT_NAME_PREFIX = "s3stagger"
 
-LAMBDA_RETRY_WINDOW_S = 126
 LEASE_MARGIN_S = 20
 """Of the lease, on top of a dispatcher's longest stretch between two processor calls."""
-"""Waits of the ASL's retrier on Lambda service errors around a processor call (2 s, 6 attempts,
-backoff 2: 2 + 4 + ... + 64)."""
-VISIBILITY_MARGIN_S = 30
-"""Slack on top of a processor call and its retries before a message may reappear."""
 INLINE_MAP_MAX_CONCURRENCY = 40
 """An inline Map runs at most 40 iterations at once, whatever its MaxConcurrency says."""
 BUCKET_NAME_MAX_LENGTH = 63
@@ -251,7 +246,9 @@ class DispatcherDefinition:
     schedule_name_suffix: str
     schedule_expression: str
     receive_claim_s: int
-    visibility_extension_s: int
+    """The longest a dispatcher holds a message ahead of itself: from the receive, after a stagger
+    wait or a retry wait, and before a PARTIAL object's next call, until the processor's keep-alive
+    takes over; so a dispatcher that dies anywhere frees its messages within it."""
     failure_retry_delay_s: int
     lease_s: int
     time_budget_s: int
@@ -369,7 +366,6 @@ def _parse_dispatcher(f: FieldReader) -> DispatcherDefinition:
         schedule_name_suffix=f.text("schedule_name_suffix"),
         schedule_expression=f.text("schedule_expression"),
         receive_claim_s=f.integer("receive_claim_s", 1, 43200),
-        visibility_extension_s=f.integer("visibility_extension_s", 1, 43200),
         failure_retry_delay_s=f.integer("failure_retry_delay_s", 0, 43200),
         lease_s=f.integer("lease_s", 1, 43200),
         time_budget_s=f.integer("time_budget_s", 1),
@@ -647,25 +643,6 @@ def _queue_visibility_covers_timeout(d: Deployment) -> str | None:
     return None
 
 
-def minimum_visibility_extension_s(processor_timeout_s: int) -> int:
-    """A processor call, the ASL's Lambda retrier and a margin: how long a message must stay hidden."""
-    return processor_timeout_s + LAMBDA_RETRY_WINDOW_S + VISIBILITY_MARGIN_S
-
-
-def _visibility_extension_outlasts_call(d: Deployment) -> str | None:
-    extension = d.definitions.dispatcher.visibility_extension_s
-    timeout = d.definitions.processor.timeout_s
-    needed = minimum_visibility_extension_s(timeout)
-    if extension < needed:
-        return (
-            f"dispatcher.json visibility_extension_s={extension} must be >= "
-            f"processor.json timeout_s={timeout} + {LAMBDA_RETRY_WINDOW_S} s of Lambda retries "
-            f"+ {VISIBILITY_MARGIN_S} s margin = {needed}, "
-            "or a message reappears while it is being processed"
-        )
-    return None
-
-
 def minimum_lease_s(definitions: Definitions) -> int:
     """How long the lease must last without renewal: every processor call renews it (keep-alive), so
     it must outlast what a dispatcher does between calls — a stagger wait, the idle looks — and a
@@ -736,7 +713,6 @@ RULES: tuple[Rule, ...] = (
     Rule("stagger_covers_priorities", _stagger_covers_priorities),
     Rule("dlq_retains_longer_than_queue", _dlq_retains_longer),
     Rule("queue_visibility_covers_processor_timeout", _queue_visibility_covers_timeout),
-    Rule("visibility_extension_outlasts_processor_call", _visibility_extension_outlasts_call),
     Rule("lease_outlasts_a_hold", _lease_outlasts_a_hold),
     Rule("express_time_budget_fits", _express_time_budget_fits),
     Rule("budget_in_order_within_inline_map", _budget_in_order),

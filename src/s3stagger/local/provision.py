@@ -155,7 +155,6 @@ def dispatcher_template_values(d: Definitions, names: ResourceNames) -> dict[str
         "event_source": dispatcher.event_source,
         "stagger_backlog_depth": dispatcher.stagger.backlog_depth,
         "receive_claim_s": dispatcher.receive_claim_s,
-        "visibility_extension_s": dispatcher.visibility_extension_s,
         "failure_retry_delay_s": dispatcher.failure_retry_delay_s,
         "lease_s": dispatcher.lease_s,
         "time_budget_s": dispatcher.time_budget_s,

@@ -8,14 +8,14 @@ simulator:
 * ``dispatcher_stopped``: once rows are being applied, every running dispatcher execution is stopped
   (``StopExecution``) mid-batch. Its processor calls run on to their end (Lambda does not stop them)
   and then no longer renew their message and the lease (:mod:`s3stagger.domain.keepalive`); the
-  next scheduled start takes the lease and dispatches. A message a slot had received but not yet
-  handed to a call stays hidden for the pre-call visibility ceiling (``visibility_extension_s``).
-  **resume s**: from the stop to the first processor call made under a lease taken after it.
+  next scheduled start takes the lease and dispatches; a message a slot had received but not yet
+  handed to a call is visible again within the receive's claim. **resume s**: from the stop to the
+  first processor call made under a lease taken after it.
 * ``lambda_throttling``: once rows are being applied, the processor's reserved concurrency drops to
   1 (an operator or an incident, below the running execution's slots) for ``fault_window_s``, then
   goes back to what was provisioned. The running execution cannot know: its other slots' calls are
-  turned away (``TooManyRequestsException``) and wait in the dispatcher's throttle retrier (1 s, x
-  1.5, 8 tries, about 49 s) until the window ends; an execution that starts meanwhile clamps its
+  turned away (``TooManyRequestsException``) and retried by the slot's own loop (holding the
+  message through each wait) until the window ends; an execution that starts meanwhile clamps its
   slots to 1. **throttles** is the calls Lambda turned away, **peak calls** the most calls the
   handler ran at once.
 
@@ -27,7 +27,7 @@ waits in a DLQ is redriven once the fault is gone. The timeline (rows applied ev
 The stack is set up so that 1,000 small objects drain in minutes on the emulator, whose Step
 Functions interpreter is what costs CPU: the objects go to the high-priority queue (no stagger wait,
 no empty higher-priority queue to look at first), the schedule starts an execution every
-``SCHEDULE_INTERVAL_S`` rather than every second, the processor's timeout fits its small objects.
+``SCHEDULE_INTERVAL_S`` rather than every second.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from s3stagger.adapters.dlq_redrive import LocalMessageMoveTask
-from s3stagger.definitions.model import DEFAULT_NAME_PREFIX, Definitions, minimum_visibility_extension_s
+from s3stagger.definitions.model import DEFAULT_NAME_PREFIX, Definitions
 from s3stagger.domain.idempotency import object_version_token, row_idempotency_key
 from s3stagger.domain.redrive import DeadLetter, RedriveFilter
 from s3stagger.handlers import process_object
@@ -56,11 +56,6 @@ PROCESSOR_ENVIRONMENT = {
 }
 BUDGET = 2
 """Slots of the dispatcher (default): fewer than the objects, so some wait in the queue when it dies."""
-PROCESSOR_TIMEOUT_S = 60
-"""The processor's timeout on the chaos stack: its objects take well under a second. The dispatcher's
-pre-call visibility ceiling is the smallest the rule allows with it (timeout + Lambda retrier +
-margin = 216 s; shipped: 600 s), so a message a stopped dispatcher received but had not yet handed
-to a call reappears within minutes (see ``docs/chaos.md``)."""
 SCHEDULE_INTERVAL_S = 5.0
 """Scheduled starts (AWS: 1 minute): each one that finds the lease held still costs an execution on
 the emulator's CPU, which the dispatcher's own work needs."""
@@ -173,8 +168,6 @@ class StackChaosRun:
                 concurrency_budget=self._budget,
                 schedule_interval_s=self._schedule_interval_s,
                 processor_environment=PROCESSOR_ENVIRONMENT,
-                processor_timeout_s=PROCESSOR_TIMEOUT_S,
-                dispatcher={"visibility_extension_s": minimum_visibility_extension_s(PROCESSOR_TIMEOUT_S)},
                 start_scheduler=False,  # started with the clock, just before the first upload
                 handlers={
                     f"{DEFAULT_NAME_PREFIX}-{Definitions.load().processor.function_name_suffix}": recorder

@@ -54,7 +54,6 @@ locals {
   dispatcher = {
     schedule_expression     = coalesce(var.dispatcher.schedule_expression, local.dispatcher_settings.schedule_expression)
     receive_claim_s         = coalesce(var.dispatcher.receive_claim_s, local.dispatcher_settings.receive_claim_s)
-    visibility_extension_s  = coalesce(var.dispatcher.visibility_extension_s, local.dispatcher_settings.visibility_extension_s)
     failure_retry_delay_s   = coalesce(var.dispatcher.failure_retry_delay_s, local.dispatcher_settings.failure_retry_delay_s)
     lease_s                 = coalesce(var.dispatcher.lease_s, local.dispatcher_settings.lease_s)
     time_budget_s           = coalesce(var.dispatcher.time_budget_s, local.dispatcher_settings.time_budget_s)
@@ -85,7 +84,6 @@ locals {
     event_bus_name          = local.dispatcher_settings.event_bus_name
     event_source            = local.dispatcher_settings.event_source
     receive_claim_s         = local.dispatcher.receive_claim_s
-    visibility_extension_s  = local.dispatcher.visibility_extension_s
     failure_retry_delay_s   = local.dispatcher.failure_retry_delay_s
     lease_s                 = local.dispatcher.lease_s
     lease_queue_url         = aws_sqs_queue.lease.id
@@ -99,13 +97,6 @@ locals {
     stagger_spacing_s       = join(",", [for priority in local.priorities : local.dispatcher_settings.stagger.priorities[priority].spacing_s])
     stagger_max_delay_s     = join(",", [for priority in local.priorities : local.dispatcher_settings.stagger.priorities[priority].max_delay_s])
   }
-
-  # A message is invisible for visibility_extension_s before each processor call: it must outlast
-  # the call and the ASL's retrier for Lambda service errors (2 s, 6 attempts, backoff 2: 126 s of
-  # waits), or the message reappears while it is still being processed.
-  lambda_retry_window_s          = 126
-  visibility_margin_s            = 30
-  minimum_visibility_extension_s = local.timeout_seconds + local.lambda_retry_window_s + local.visibility_margin_s
 
   # The lease is taken for lease_s and renewed by every processor call while it runs (keep-alive): it
   # must outlast a dispatcher's longest stretch between calls (a stagger wait, the idle looks) and a
@@ -422,10 +413,6 @@ resource "aws_sfn_state_machine" "dispatcher" {
   }
 
   lifecycle {
-    precondition {
-      condition     = local.dispatcher.visibility_extension_s >= local.minimum_visibility_extension_s
-      error_message = "The dispatcher makes a message invisible for visibility_extension_s = ${local.dispatcher.visibility_extension_s} s before each processor call, but the call can take ${local.minimum_visibility_extension_s - local.visibility_margin_s} s (processor timeout ${local.timeout_seconds} s + ${local.lambda_retry_window_s} s of Lambda service-error retries): the message would reappear mid-call and be processed twice. Set dispatcher.visibility_extension_s to at least ${local.minimum_visibility_extension_s}, or lower processor.timeout_seconds."
-    }
     precondition {
       condition     = alltrue([for queue in values(var.queues) : queue.visibility_timeout_seconds >= local.timeout_seconds])
       error_message = "Every queue's visibility timeout must be at least the processor timeout (${local.timeout_seconds} s), so a consumer that does not extend visibility cannot lose a message mid-call. Raise queue_overrides.visibility_timeout_seconds in the event-ingest module, or lower processor.timeout_seconds."

@@ -90,7 +90,6 @@ variable "dispatcher" {
     schedule_expression     = optional(string)
     schedule_enabled        = optional(bool, true)
     receive_claim_s         = optional(number)
-    visibility_extension_s  = optional(number)
     failure_retry_delay_s   = optional(number)
     lease_s                 = optional(number)
     time_budget_s           = optional(number)
@@ -103,7 +102,6 @@ variable "dispatcher" {
 
   validation {
     condition = alltrue([
-      var.dispatcher.visibility_extension_s == null ? true : var.dispatcher.visibility_extension_s >= 0 && var.dispatcher.visibility_extension_s <= 43200,
       var.dispatcher.receive_claim_s == null ? true : var.dispatcher.receive_claim_s >= 0 && var.dispatcher.receive_claim_s <= 43200,
       var.dispatcher.failure_retry_delay_s == null ? true : var.dispatcher.failure_retry_delay_s >= 0 && var.dispatcher.failure_retry_delay_s <= 43200,
       var.dispatcher.lease_s == null ? true : var.dispatcher.lease_s >= 1 && var.dispatcher.lease_s <= 43200,

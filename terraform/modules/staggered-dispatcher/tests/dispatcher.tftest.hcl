@@ -114,16 +114,6 @@ run "renders_the_shared_state_machine_and_processor" {
   }
 }
 
-run "rejects_a_visibility_extension_shorter_than_a_call" {
-  command = plan
-
-  variables {
-    dispatcher = { visibility_extension_s = 400 }
-  }
-
-  expect_failures = [aws_sfn_state_machine.dispatcher]
-}
-
 run "rejects_a_lease_shorter_than_a_wait_and_the_idle_looks" {
   command = plan
 
