@@ -247,7 +247,7 @@ class DispatcherDefinition:
     schedule_expression: str
     receive_claim_s: int
     """The longest a dispatcher holds a message ahead of itself: from the receive, after a stagger
-    wait or a retry wait, and before a PARTIAL object's next call, until the processor's keep-alive
+    wait or a retry wait, and right before every processor call, until the processor's keep-alive
     takes over; so a dispatcher that dies anywhere frees its messages within it."""
     failure_retry_delay_s: int
     lease_s: int
