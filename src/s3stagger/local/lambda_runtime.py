@@ -19,8 +19,8 @@ invocation of a created function runs the project's handler in this process, as 
 - an exception in the handler becomes an ``Unhandled`` function error with
   ``errorType``/``errorMessage``, which Step Functions sees as the error name.
 
-This is one of local mode's two hooks into moto; the other, :mod:`s3stagger.local.sfn_parameter_casing`,
-fills a stub of its Step Functions interpreter. moto is pinned (5.2.5);
+This is local mode's hook into moto's Lambda; the Step Functions interpreter's are
+``EMULATOR_PATCHES`` in :mod:`s3stagger.local.emulator`. moto is pinned (5.2.5);
 ``tests/local/test_local_lambda_runtime.py`` fails loudly if an upgrade moves the hook point.
 """
 
