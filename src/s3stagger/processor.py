@@ -7,8 +7,9 @@ one invocation. What each attempt means for its row is decided by the pure
 :func:`s3stagger.domain.delivery.decide`; this module carries the decisions out:
 
 * rows are read lazily and sent concurrently on one asyncio loop; the number of requests in flight
-  is bounded by the adaptive (AIMD) limit, never above ``max_concurrency``; at most
-  ``2 * max_concurrency`` rows are read ahead, so memory stays flat;
+  is bounded by the adaptive (AIMD) limit, never above ``max_concurrency`` (or the autoscaler's
+  ceiling, when it gives one); at most twice the most requests that may be in flight have their
+  rows read ahead, so memory stays flat;
 * each row gets up to ``max_attempts`` attempts with full-jitter backoff, honouring Retry-After;
   a 429 is counted apart (``max_throttled_attempts``) and never sends a row to the sink: a row
   throttled that often stops the invocation taking rows, and the answer is ``PARTIAL`` at it;
@@ -333,10 +334,15 @@ class ObjectProcessor:
         rng: random.Random | None = None,
         sleep: Sleep = asyncio.sleep,
         ceiling: Callable[[], int | None] | None = None,
+        most_in_flight: int | None = None,
     ) -> None:
         """``ceiling``: the autoscaler's rows in flight per object, asked before every request
-        (None: keep ``settings.max_concurrency``); the adaptive limit never exceeds it."""
+        (None: keep ``settings.max_concurrency``); the adaptive limit never exceeds it.
+        ``most_in_flight``: the most requests the ceiling may ever allow (the invocation's
+        connection pool; default ``settings.max_concurrency``); the rows read ahead follow it, so
+        a raised ceiling is not held back by how far the reader may run ahead."""
         self._ceiling = ceiling
+        self._most_in_flight = max(settings.max_concurrency, most_in_flight or 0)
         self._settings = settings
         self._source = source
         self._sink = sink
@@ -459,7 +465,7 @@ class ObjectProcessor:
         groups = _Groups(
             lambda group: self._deliver_group(invocation, group),
             self._mapping.rows_per_request,
-            2 * self._settings.max_concurrency * self._mapping.rows_per_request,
+            2 * self._most_in_flight * self._mapping.rows_per_request,
         )
         position = _ReadPosition(start.first_row, start.first_offset)
         rows: Iterator[CsvRow] = start.reader.rows(start.header.columns, start.first_row)

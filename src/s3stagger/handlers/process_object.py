@@ -187,6 +187,7 @@ async def _process(
             downstream,
             mapping=setup.mapping,
             ceiling=ceiling,
+            most_in_flight=pool,
         )
         summary, figures = await processor.run(request, remaining)
         summary.auth_refreshes = downstream.auth_refreshes
