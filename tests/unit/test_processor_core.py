@@ -379,22 +379,13 @@ def test_rows_go_n_per_request_and_each_row_is_decided_on_its_own() -> None:
     assert summary.retries == 1
 
 
-@dataclass
-class CountingDownstream:
-    """Applies every row after a pause long enough for the others to pile up; notes the peak."""
-
-    in_flight: int = 0
-    peak: int = 0
+class SlowDownstream:
+    """Applies every row after a pause long enough for the other requests to pile up."""
 
     async def deliver(self, rows: Sequence[OutgoingRow], timeout_s: float | None = None) -> list[Delivery]:
-        self.in_flight += 1
-        self.peak = max(self.peak, self.in_flight)
-        try:
-            for _ in range(20):
-                await asyncio.sleep(0)
-            return [OK for _ in rows]
-        finally:
-            self.in_flight -= 1
+        for _ in range(20):
+            await asyncio.sleep(0)
+        return [OK for _ in rows]
 
 
 @pytest.mark.parametrize(("most_in_flight", "reachable"), [(None, 4), (12, 12)])
@@ -404,18 +395,17 @@ def test_an_autoscaler_ceiling_above_max_concurrency_is_not_held_back_by_the_rea
     """max_concurrency 2 reads 2 x 2 requests ahead; an invocation the autoscaler may give 12 reads
     twice that ahead, so its limit can climb to the ceiling of 12."""
     settings = replace(SETTINGS, max_concurrency=2, initial_concurrency=2)
-    downstream = CountingDownstream()
     processor = ObjectProcessor(
         settings,
         MemorySource(csv_object(400), chunk=4096),
         KeptSink(),
-        downstream,
+        SlowDownstream(),
         rng=random.Random(1),
         sleep=no_wait,
         ceiling=lambda: 12,
         most_in_flight=most_in_flight,
     )
-    summary, _ = asyncio.run(processor.run(ProcessRequest(REF, None)))
+    summary, metrics = asyncio.run(processor.run(ProcessRequest(REF, None)))
     assert summary.status is RunStatus.COMPLETE
     assert summary.rows_applied == 400
-    assert downstream.peak == reachable
+    assert metrics.peak_in_flight == reachable
