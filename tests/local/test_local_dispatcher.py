@@ -19,6 +19,7 @@ from moto.sqs.models import sqs_backends
 
 from s3stagger import definitions
 from s3stagger.local.pipeline import LocalPipeline, LocalPipelineSettings
+from s3stagger.local.provision import LEASE_GROUP, LEASE_MESSAGE_BODY
 
 WAIT_S = 60
 DEADLINE_S = 300
@@ -151,8 +152,8 @@ def put_back_a_lease_token(stack: LocalPipeline) -> None:
     sqs.purge_queue(QueueUrl=stack.names.lease_queue_url)
     sqs.send_message(
         QueueUrl=stack.names.lease_queue_url,
-        MessageBody="dispatcher lease",
-        MessageGroupId="dispatcher",
+        MessageBody=LEASE_MESSAGE_BODY,
+        MessageGroupId=LEASE_GROUP,
         MessageDeduplicationId=uuid.uuid4().hex,
     )
 
