@@ -63,6 +63,9 @@ class ProcessorSettings:
     max_rows_per_invocation: int = 1_000_000
     deadline_margin_s: float = 10.0
     """Stop taking new rows when the Lambda has less than this much time left."""
+    budget_grace_s: float = 5.0
+    """Once the autoscaler raised the budget above the dispatcher execution's, take rows this long
+    more, then answer so the execution ends and its continuation runs the new budget's slots."""
     failed_rows_bucket: str | None = None
     """Bucket of the failed-rows sink; defaults to the source object's bucket."""
     failed_rows_prefix: str = "failed-rows/"
@@ -104,6 +107,7 @@ class ProcessorSettings:
             max_line_bytes=read_int(env, "MAX_LINE_BYTES", 1024 * 1024, minimum=1),
             max_rows_per_invocation=read_int(env, "MAX_ROWS_PER_INVOCATION", 1_000_000, minimum=1),
             deadline_margin_s=read_float(env, "DEADLINE_MARGIN_S", 10.0),
+            budget_grace_s=read_float(env, "BUDGET_GRACE_S", 5.0),
             failed_rows_bucket=read(env, "FAILED_ROWS_BUCKET"),
             failed_rows_prefix=read(env, "FAILED_ROWS_PREFIX") or "failed-rows/",
             api=api,

@@ -104,6 +104,7 @@ def test_flight_store_round_trips_the_state_and_writes_the_budget(endpoint_url: 
     )
     reader = FlightParameterReader(ssm, f"{FLIGHT}-rt", ttl_s=60)
     assert reader.rows_in_flight_per_object() == decision.plan.rows_in_flight_per_object
+    assert reader.budget() == decision.plan.objects_in_flight
 
 
 def test_flight_reader_caches_and_tolerates_a_missing_or_bad_parameter(endpoint_url: str) -> None:
@@ -112,13 +113,19 @@ def test_flight_reader_caches_and_tolerates_a_missing_or_bad_parameter(endpoint_
     reader = FlightParameterReader(ssm, f"{FLIGHT}-cache", ttl_s=10, clock=lambda: now[0])
     assert reader.rows_in_flight_per_object() is None  # missing: keep the configured ceiling
     ssm.put_parameter(
-        Name=f"{FLIGHT}-cache", Value=json.dumps({"rows_in_flight_per_object": 7}), Type="String"
+        Name=f"{FLIGHT}-cache",
+        Value=json.dumps({"rows_in_flight_per_object": 7, "budget": True}),
+        Type="String",
     )
     assert reader.rows_in_flight_per_object() is None  # cached for 10 s
     now[0] = 10.0
     assert reader.rows_in_flight_per_object() == 7
-    ssm.put_parameter(Name=f"{FLIGHT}-cache", Value="not json", Type="String", Overwrite=True)
+    assert reader.budget() is None  # not a count
+    ssm.put_parameter(Name=f"{FLIGHT}-cache", Value="[3]", Type="String", Overwrite=True)
     now[0] = 20.0
+    assert (reader.rows_in_flight_per_object(), reader.budget()) == (None, None)
+    ssm.put_parameter(Name=f"{FLIGHT}-cache", Value="not json", Type="String", Overwrite=True)
+    now[0] = 30.0
     assert reader.rows_in_flight_per_object() is None
     assert state_of({"state": {"unknown": 1}}) is None
 

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Iterator
 from typing import Any
 
+import boto3
 import pytest
 from _processor_support import BUCKET, csv_bytes, invoke, moto_s3, processor_env
 
+from s3stagger.handlers import process_object
 from s3stagger.local.downstream import DownstreamSimulator, LatencySpec, SimulatorSettings
 
 MARGIN_S = 5
@@ -62,3 +65,34 @@ def test_a_malformed_deadline_is_refused(s3: Any, monkeypatch: pytest.MonkeyPatc
     processor_env(monkeypatch, "http://127.0.0.1:9/rows")
     with pytest.raises(ValueError, match="deadline"):
         invoke({"object": {"bucket": BUCKET, "key": "k.csv"}, "cursor": None, "deadline": {"after_s": 1}})
+
+
+def with_budget(deadline: dict[str, Any], budget: int | None) -> dict[str, Any]:
+    return {**deadline, "budget": budget}
+
+
+def test_a_budget_the_autoscaler_raised_ends_the_call_after_its_grace(
+    s3: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    body = csv_bytes(20)
+    etag = s3.put_object(Bucket=BUCKET, Key="normal/grown.csv", Body=body)["ETag"]
+    ref = {"bucket": BUCKET, "key": "normal/grown.csv", "etag": etag, "size": len(body)}
+    flight = "/s3stagger-test/flight-outgrown"
+    boto3.client("ssm", region_name="us-east-1").put_parameter(
+        Name=flight, Value=json.dumps({"budget": 6, "rows_in_flight_per_object": 2}), Type="String"
+    )
+    process_object._flight_readers.clear()
+    with DownstreamSimulator(SimulatorSettings(capacity=5, latency=LatencySpec.fixed(0.003))) as sim:
+        env = {"DEADLINE_MARGIN_S": MARGIN_S, "FLIGHT_PARAMETER": flight, "FLIGHT_CACHE_S": 0}
+        processor_env(monkeypatch, sim.rows_url, BUDGET_GRACE_S=0, **env)
+        outgrown = invoke({"object": ref, "cursor": None, "deadline": with_budget(deadline_in(200), 4)})
+        assert outgrown["status"] == "PARTIAL"  # no grace: nothing taken, the continuation resumes
+        assert outgrown["cursor"]["next_row"] == 1
+        assert outgrown["deadline_reached"] is True
+        for budget in (6, None):  # the execution runs the budget the autoscaler set, or does not know
+            same = invoke({"object": ref, "cursor": None, "deadline": with_budget(deadline_in(200), budget)})
+            assert (same["status"], same["deadline_reached"]) == ("COMPLETE", False)
+        processor_env(monkeypatch, sim.rows_url, BUDGET_GRACE_S=60, **env)
+        graced = invoke({"object": ref, "cursor": None, "deadline": with_budget(deadline_in(200), 4)})
+    process_object._flight_readers.clear()
+    assert (graced["status"], graced["deadline_reached"]) == ("COMPLETE", True)  # done within grace

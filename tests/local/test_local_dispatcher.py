@@ -241,6 +241,7 @@ def test_the_processor_gets_the_deadline_and_a_reached_deadline_continues_at_the
     assert [call["cursor"] for call in recorder.calls] == [None, {"row": 7}]
     deadline = recorder.calls[0]["deadline"]
     assert deadline["after_s"] == definitions.read_json("dispatcher.json")["time_budget_s"]
+    assert deadline["budget"] == 1  # the budget the execution read: a higher one ends it early
     assert dt.datetime.fromisoformat(deadline["started_at"]).tzinfo is not None
     # the cursor travelled in a continuation message, resumed by the continuation execution
     assert [e["name"] for e in executions[1:]] == [f"{executions[0]['name']}-g1"]
@@ -361,6 +362,8 @@ def test_the_budget_is_read_and_clamped(stack: LocalPipeline, stored: str, used:
     )
     state = json.loads(slots["stateEnteredEventDetails"]["input"])
     assert state["budget"]["value"] == used
+    # what every processor call gets to tell whether the autoscaler outgrew it: the value as read
+    assert state["budget"]["read"] == (None if stored == "abc" else int(stored))
     assert state["budget"]["slotIds"] == list(range(used))
 
 

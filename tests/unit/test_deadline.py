@@ -1,6 +1,6 @@
 import pytest
 
-from s3stagger.domain.deadline import DispatchDeadline, bounded_remaining
+from s3stagger.domain.deadline import DispatchDeadline, OutgrownBudget, bounded_remaining
 from s3stagger.domain.model import InvalidRequestError
 
 STARTED = "2026-11-30T20:00:00.000Z"
@@ -63,3 +63,35 @@ def test_without_a_deadline_the_invocation_time_is_unchanged() -> None:
 
     assert bounded_remaining(remaining, None) is remaining
     assert bounded_remaining(None, None) is None
+
+
+@pytest.mark.parametrize(("budget", "expected"), [(4, 4), (None, None), (0, None), (2.5, None), (True, None)])
+def test_the_deadline_carries_the_budget_read_when_it_is_a_count(
+    budget: object, expected: int | None
+) -> None:
+    spec = {"started_at": STARTED, "after_s": 240, "budget": budget}
+    assert DispatchDeadline.from_event({"deadline": spec}) == DispatchDeadline(EPOCH + 240, expected)
+
+
+def test_an_outgrown_budget_ends_the_call_after_its_grace() -> None:
+    now = EPOCH
+    autoscaled = [4]
+    outgrown = OutgrownBudget(4, lambda: autoscaled[0], grace_s=5, margin_s=2, clock=lambda: now)
+    bounded = bounded_remaining(lambda: 300.0, DispatchDeadline(EPOCH + 240, 4), lambda: now, outgrown)
+    assert bounded is not None
+    assert bounded() == 240  # the budget as the execution read it: no early end
+    autoscaled[0] = 3
+    assert bounded() == 240  # a lowered budget settles through the rows' share, not here
+    now = EPOCH + 10
+    autoscaled[0] = 6
+    assert bounded() == 7  # noticed now: 5 s of rows, then the margin
+    assert outgrown.noticed_at == EPOCH + 10
+    autoscaled[0] = 4  # noticed once is enough: the execution's slots are too few
+    now = EPOCH + 16
+    assert bounded() == 1
+
+
+def test_an_unknown_budget_never_ends_the_call_early() -> None:
+    outgrown = OutgrownBudget(4, lambda: None, grace_s=5, margin_s=2, clock=lambda: EPOCH)
+    assert outgrown.remaining_s() is None
+    assert outgrown.noticed_at is None

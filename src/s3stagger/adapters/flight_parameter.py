@@ -80,10 +80,13 @@ class SsmFlightStore:
 
 
 class FlightParameterReader:
-    """The autoscaler's rows in flight per object, read at most once per ``ttl_s``; thread-safe.
+    """The autoscaler's figures for the processor, read at most once per ``ttl_s``; thread-safe.
 
-    None when the parameter is missing, unreadable or holds no figure: the processor then keeps its
+    :meth:`rows_in_flight_per_object` is the ceiling of the processor's adaptive limit; None when
+    the parameter is missing, unreadable or holds no figure: the processor then keeps its
     configured ``S3STAGGER_MAX_CONCURRENCY`` (a pinned, autoscaler-free deployment works as before).
+    :meth:`budget` is the concurrency budget the autoscaler last set (None: unknown), which ends a
+    dispatcher execution whose budget it outgrew (:class:`s3stagger.domain.deadline.OutgrownBudget`).
     """
 
     def __init__(
@@ -99,25 +102,35 @@ class FlightParameterReader:
         self._clock = clock
         self._lock = threading.Lock()
         self._read_at: float | None = None
-        self._value: int | None = None
+        self._record: dict[str, Any] = {}
 
     def rows_in_flight_per_object(self) -> int | None:
+        return _count(self._fresh_record().get("rows_in_flight_per_object"))
+
+    def budget(self) -> int | None:
+        return _count(self._fresh_record().get("budget"))
+
+    def _fresh_record(self) -> dict[str, Any]:
         with self._lock:
             now = self._clock()
             if self._read_at is None or now - self._read_at >= self._ttl_s:
-                self._value = self._read()
+                self._record = self._read()
                 self._read_at = now
-            return self._value
+            return self._record
 
-    def _read(self) -> int | None:
+    def _read(self) -> dict[str, Any]:
         try:
-            value = self._ssm.get_parameter(Name=self.name)["Parameter"]["Value"]
-            rows = json.loads(value).get("rows_in_flight_per_object")
-        except (ClientError, BotoCoreError, ValueError, AttributeError) as error:
+            record = json.loads(self._ssm.get_parameter(Name=self.name)["Parameter"]["Value"])
+        except (ClientError, BotoCoreError, ValueError) as error:
             LOGGER.warning(
                 "flight parameter %s not read (%s); keeping the configured ceiling", self.name, error
             )
-            return None
-        if isinstance(rows, bool) or not isinstance(rows, int) or rows < 1:
-            return None
-        return rows
+            return {}
+        return record if isinstance(record, dict) else {}
+
+
+def _count(value: Any) -> int | None:
+    """A figure of the record: an integer >= 1, else None."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        return None
+    return value

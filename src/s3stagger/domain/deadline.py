@@ -7,6 +7,14 @@ and the absolute deadline is ``started_at + after_s``. The processor stops takin
 ``min(Lambda's remaining time, time to the deadline)`` less its margin, answers PARTIAL with a
 cursor, and says ``deadline_reached`` once less than its margin is left, so the dispatcher's slot
 takes no further message.
+
+The payload also carries the concurrency budget parameter as the execution read it (``"budget": N``;
+null when it fell back to its default, and anything but a count, is not known). Once the autoscaler
+raised the budget above it, the execution's time is up early (:class:`OutgrownBudget`): its calls
+take rows ``grace_s`` more, then answer (PARTIAL with a cursor if rows are left) with
+``deadline_reached``, its slots end, and its continuation starts with the new budget's slots. A
+raised budget reaches the downstream within a tick and ``grace_s`` instead of at the next execution
+(up to ``time_budget_s`` later).
 """
 
 from __future__ import annotations
@@ -29,6 +37,8 @@ class DispatchDeadline:
     """An absolute deadline, in seconds since the epoch."""
 
     at_epoch_s: float
+    budget: int | None = None
+    """The concurrency budget parameter as the dispatcher's execution read it (None: not known)."""
 
     @classmethod
     def from_event(cls, event: Any) -> DispatchDeadline | None:
@@ -45,24 +55,66 @@ class DispatchDeadline:
             ) from None
         if isinstance(after_s, bool) or not isinstance(after_s, int | float) or after_s < 0:
             raise InvalidRequestError(f"deadline after_s must be a number >= 0, got {after_s!r}")
+        budget = spec.get("budget")
+        if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
+            budget = None  # the parameter as the dispatcher read it: anything but a count is unknown
         if started.tzinfo is None:
             started = started.replace(tzinfo=dt.UTC)
-        return cls(started.timestamp() + float(after_s))
+        return cls(started.timestamp() + float(after_s), budget)
 
     def remaining_s(self, clock: Clock = time.time) -> float:
         return self.at_epoch_s - clock()
 
 
+class OutgrownBudget:
+    """The moment a call learnt that the budget outgrew its execution's, and the time left after it.
+
+    ``current_budget`` is the autoscaler's latest budget (None: unknown); it is asked until it
+    exceeds ``execution_budget`` once, and from then the call has ``grace_s`` more seconds than its
+    ``margin_s`` (the processor stops taking rows once less than its margin remains).
+    """
+
+    def __init__(
+        self,
+        execution_budget: int,
+        current_budget: Callable[[], int | None],
+        grace_s: float,
+        margin_s: float,
+        clock: Clock = time.time,
+    ) -> None:
+        self._execution_budget = execution_budget
+        self._current_budget = current_budget
+        self._left_after_s = grace_s + margin_s
+        self._clock = clock
+        self.noticed_at: float | None = None
+
+    def remaining_s(self) -> float | None:
+        """Seconds left to the early end; None while the budget did not outgrow the execution's."""
+        if self.noticed_at is None:
+            current = self._current_budget()
+            if current is None or current <= self._execution_budget:
+                return None
+            self.noticed_at = self._clock()
+        return self.noticed_at + self._left_after_s - self._clock()
+
+
 def bounded_remaining(
-    remaining: RemainingTime | None, deadline: DispatchDeadline | None, clock: Clock = time.time
+    remaining: RemainingTime | None,
+    deadline: DispatchDeadline | None,
+    clock: Clock = time.time,
+    outgrown: OutgrownBudget | None = None,
 ) -> RemainingTime | None:
-    """Seconds left: the smaller of ``remaining()`` (the invocation's) and the time to ``deadline``."""
+    """Seconds left: the smallest of ``remaining()`` (the invocation's), the time to ``deadline``
+    and, once the budget outgrew the execution's, the time to the early end."""
     if deadline is None:
         return remaining
 
     def left() -> float:
-        own = remaining() if remaining is not None else None
-        to_deadline = deadline.remaining_s(clock)
-        return to_deadline if own is None else min(own, to_deadline)
+        limits = [deadline.remaining_s(clock)]
+        if remaining is not None and (own := remaining()) is not None:
+            limits.append(own)
+        if outgrown is not None and (early := outgrown.remaining_s()) is not None:
+            limits.append(early)
+        return min(limits)
 
     return left

@@ -34,7 +34,7 @@ from s3stagger.adapters.s3_object_source import S3ObjectSource
 from s3stagger.adapters.visibility_keepalive import VisibilityKeepAlive
 from s3stagger.config import ConfigError, ProcessorSettings
 from s3stagger.definitions import read_json
-from s3stagger.domain.deadline import DispatchDeadline, bounded_remaining
+from s3stagger.domain.deadline import DispatchDeadline, OutgrownBudget, bounded_remaining
 from s3stagger.domain.events import parse_process_request
 from s3stagger.domain.keepalive import Hold, KeepAlive, keepalive_of
 from s3stagger.domain.model import InvalidRequestError, ProcessRequest, RunStatus, RunSummary
@@ -119,6 +119,14 @@ def rows_in_flight_ceiling(event: Any) -> Callable[[], int | None] | None:
         return lambda: rows
     reader = flight_reader()
     return None if reader is None else reader.rows_in_flight_per_object
+
+
+def outgrown_budget(deadline: DispatchDeadline | None, settings: ProcessorSettings) -> OutgrownBudget | None:
+    """Watches the autoscaler's budget against the execution's (None: either is not known)."""
+    reader = flight_reader()
+    if deadline is None or deadline.budget is None or reader is None:
+        return None
+    return OutgrownBudget(deadline.budget, reader.budget, settings.budget_grace_s, settings.deadline_margin_s)
 
 
 def flight_reader() -> FlightParameterReader | None:
@@ -241,7 +249,8 @@ def handler(event: Any, context: Any) -> dict[str, Any]:
     try:
         logger.info("processing object", extra={"version_id": request.object.version_id})
         try:
-            remaining = bounded_remaining(remaining_time_of(context), deadline)
+            outgrown = outgrown_budget(deadline, settings)
+            remaining = bounded_remaining(remaining_time_of(context), deadline, outgrown=outgrown)
             ceiling = rows_in_flight_ceiling(event)
             with kept_alive(keepalive):
                 summary, figures = asyncio.run(_process(settings, request, remaining, ceiling))
@@ -252,9 +261,12 @@ def handler(event: Any, context: Any) -> dict[str, Any]:
             logger.exception("processing failed; the caller retries")
             raise
         answer = summary.as_dict()
-        # the dispatcher's slot takes no further message once its execution's deadline is this close
-        margin_s = settings.deadline_margin_s
-        answer["deadline_reached"] = deadline is not None and deadline.remaining_s() < margin_s
+        # the dispatcher's slot takes no further message once its execution's deadline is this close,
+        # or once the budget outgrew its execution's (the continuation runs the new budget's slots)
+        answer["deadline_reached"] = deadline is not None and (
+            deadline.remaining_s() < settings.deadline_margin_s
+            or (outgrown is not None and outgrown.noticed_at is not None)
+        )
         if summary.status is RunStatus.REJECTED:
             logger.warning("object rejected", extra={"summary": answer})
         else:
