@@ -53,7 +53,8 @@ CONFIGS = [
 ]
 SLOTS = list(range(12))
 ROUNDS = [1, 2]
-"""The slot's processor call this message starts: 1 = its first message (staggered), 2 = a later one."""
+"""The slot's processor call this message starts: 1 = its first message (staggered in a scheduled
+execution, generation 0; a continuation never is), 2 = a later one."""
 
 
 def depths_for(backlog: int) -> list[int]:
@@ -157,21 +158,28 @@ def test_asl_delay_equals_stagger_policy(sfn: Any, stagger: dict[str, Any]) -> N
         definition=json.dumps(grid_machine(render(stagger))),
         roleArn="arn:aws:iam::123456789012:role/x",
     )["stateMachineArn"]
-    run = {"slot": "s", "generation": 0, "token": {"ReceiptHandle": "r"}}
-    execution = sfn.start_execution(stateMachineArn=arn, input=json.dumps({"run": run, "cases": cases}))[
-        "executionArn"
-    ]
-    deadline = time.monotonic() + 120
-    while (described := sfn.describe_execution(executionArn=execution))["status"] == "RUNNING":
-        assert time.monotonic() < deadline, "grid execution did not finish"
-        time.sleep(0.2)
-    assert described["status"] == "SUCCEEDED", described.get("cause")
-    asl = [int(seconds) for seconds in json.loads(described["output"])]
-    python = [
-        policy.delay_s(
-            case["slot"], case["depth"], priorities[case["queueIndex"]], first_in_slot=case["calls"] == 1
+    for generation in (0, 1):  # a scheduled execution, then a continuation (never staggered)
+        run = {"slot": "s", "generation": generation, "token": {"ReceiptHandle": "r"}}
+        started = sfn.start_execution(
+            stateMachineArn=arn, name=f"g{generation}", input=json.dumps({"run": run, "cases": cases})
         )
-        for case in cases
-    ]
-    assert asl == python
-    assert len(set(python)) > 1 or stagger["backlog_depth"] == 0  # the grid is not trivial
+        deadline = time.monotonic() + 120
+        while (described := sfn.describe_execution(executionArn=started["executionArn"]))[
+            "status"
+        ] == "RUNNING":
+            assert time.monotonic() < deadline, "grid execution did not finish"
+            time.sleep(0.2)
+        assert described["status"] == "SUCCEEDED", described.get("cause")
+        asl = [int(seconds) for seconds in json.loads(described["output"])]
+        python = [
+            policy.delay_s(
+                case["slot"],
+                case["depth"],
+                priorities[case["queueIndex"]],
+                first_in_slot=case["calls"] == 1 and generation == 0,
+            )
+            for case in cases
+        ]
+        assert asl == python
+        # the grid is not trivial
+        assert len(set(python)) > 1 or stagger["backlog_depth"] == 0 or generation > 0

@@ -1,10 +1,11 @@
 """The stagger policy: how long a dispatcher slot waits before the processor call of its first message.
 
 The dispatcher runs ``budget`` slots at once; each takes one message after another. Only a slot's
-first message of an execution waits, offset by the slot's index, so the slots' first starts are
-spread; afterwards a slot takes its next message the moment the previous object is done (the
-budget is what limits the load then). A continuation message (one carrying a cursor) is never
-delayed again.
+first message of a scheduled execution waits, offset by the slot's index, so the slots' first
+starts are spread; afterwards a slot takes its next message the moment the previous object is done
+(the budget is what limits the load then). A continuation message (one carrying a cursor) is never
+delayed again, nor is any message of a continuation execution (generation > 0): it carries on
+slots that were running a moment before, so the downstream is not starting cold.
 
 The dispatcher state machine computes the same thing with ASL intrinsic functions (it has
 addition but no multiplication, so it builds the table ``States.ArrayRange(0, max_delay_s,
@@ -15,6 +16,7 @@ The formula, for the first message of slot ``slot`` (0-based), received from the
 ``priority`` when ``queue_depth`` messages were still waiting::
 
     delay_s = 0                                              if not its slot's first message
+                                                             of a scheduled execution
             = 0                                              if queue_depth >= backlog_depth
             = 0                                              if spacing_s(priority) == 0
             = min(slot, max_delay_s // spacing_s) * spacing_s    otherwise
@@ -95,7 +97,8 @@ class StaggerPolicy:
 
     def delay_s(self, slot: int, queue_depth: int, priority: str, *, first_in_slot: bool = True) -> int:
         """Seconds slot ``slot`` waits before calling the processor for a message from ``priority``'s
-        queue, ``queue_depth`` messages waiting; only a slot's first message waits."""
+        queue, ``queue_depth`` messages waiting; only a slot's first message of a scheduled
+        execution waits (``first_in_slot``; a continuation execution's are never first)."""
         if slot < 0:
             raise StaggerPolicyError(f"slot={slot} must be >= 0")
         if queue_depth < 0:
