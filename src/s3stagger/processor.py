@@ -337,7 +337,8 @@ class ObjectProcessor:
         most_in_flight: int | None = None,
     ) -> None:
         """``ceiling``: the autoscaler's rows in flight per object, asked before every request
-        (None: keep ``settings.max_concurrency``); the adaptive limit never exceeds it.
+        (None: keep ``settings.max_concurrency``); the adaptive limit starts at it and never
+        exceeds it.
         ``most_in_flight``: the most requests the ceiling may ever allow (the invocation's
         connection pool; default ``settings.max_concurrency``); the rows read ahead follow it, so
         a raised ceiling is not held back by how far the reader may run ahead."""
@@ -361,7 +362,11 @@ class ObjectProcessor:
         started = time.monotonic()
         ref = request.object
         summary = RunSummary(status=RunStatus.COMPLETE, bucket=ref.bucket, key=ref.key)
-        load = _Load(AimdLimiter(self._settings.initial_concurrency, self._settings.max_concurrency))
+        # the autoscaler's ceiling is already this object's share of the downstream: start there
+        # rather than climb to it object after object (as a pinned share starts at its share)
+        ceiling = self._ceiling() if self._ceiling is not None else None
+        initial = self._settings.initial_concurrency if ceiling is None else ceiling
+        load = _Load(AimdLimiter(initial, max(self._settings.max_concurrency, initial)))
         opened: list[OpenedObject] = []
         try:
             start = self._open(request, opened)

@@ -409,3 +409,24 @@ def test_an_autoscaler_ceiling_above_max_concurrency_is_not_held_back_by_the_rea
     assert summary.status is RunStatus.COMPLETE
     assert summary.rows_applied == 400
     assert metrics.peak_in_flight == reachable
+
+
+@pytest.mark.parametrize("ceiling", [None, 6])
+def test_an_invocation_starts_at_the_autoscaler_ceiling_not_at_the_initial_limit(ceiling: int | None) -> None:
+    """The autoscaler's ceiling is the object's share of the downstream already: its first requests
+    go out together. Without one the limit starts at initial_concurrency and climbs."""
+    settings = replace(SETTINGS, max_concurrency=8, initial_concurrency=1)
+    processor = ObjectProcessor(
+        settings,
+        MemorySource(csv_object(6)),
+        KeptSink(),
+        SlowDownstream(),
+        sleep=no_wait,
+        ceiling=None if ceiling is None else (lambda: ceiling),
+    )
+    summary, metrics = asyncio.run(processor.run(ProcessRequest(REF, None)))
+    assert summary.rows_applied == 6
+    if ceiling is None:
+        assert metrics.peak_in_flight < 6  # climbing from 1, the object ends before it gets there
+    else:
+        assert metrics.peak_in_flight == 6
