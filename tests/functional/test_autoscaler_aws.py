@@ -5,6 +5,7 @@ handler end to end, and the processor reading its rows in flight from the flight
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -105,6 +106,9 @@ def test_flight_store_round_trips_the_state_and_writes_the_budget(endpoint_url: 
     reader = FlightParameterReader(ssm, f"{FLIGHT}-rt", ttl_s=60)
     assert reader.rows_in_flight_per_object() == decision.plan.rows_in_flight_per_object
     assert reader.budget() == decision.plan.objects_in_flight
+    # written before an execution began, it is not the autoscaler's answer to that execution's budget
+    assert reader.budget(written_after=time.time() - 60) == decision.plan.objects_in_flight
+    assert reader.budget(written_after=time.time() + 60) is None
 
 
 def test_flight_reader_caches_and_tolerates_a_missing_or_bad_parameter(endpoint_url: str) -> None:

@@ -92,6 +92,11 @@ def test_a_budget_the_autoscaler_raised_ends_the_call_after_its_grace(
         for budget in (6, None):  # the execution runs the budget the autoscaler set, or does not know
             same = invoke({"object": ref, "cursor": None, "deadline": with_budget(deadline_in(200), budget)})
             assert (same["status"], same["deadline_reached"]) == ("COMPLETE", False)
+        # a flight parameter older than the execution: the budget it read was set since, by hand
+        started_later = {"started_at": (dt.datetime.now(dt.UTC) + dt.timedelta(seconds=60)).isoformat()}
+        later = {**with_budget(deadline_in(200), 4), **started_later}
+        stale = invoke({"object": ref, "cursor": None, "deadline": later})
+        assert (stale["status"], stale["deadline_reached"]) == ("COMPLETE", False)
         processor_env(monkeypatch, sim.rows_url, BUDGET_GRACE_S=60, **env)
         graced = invoke({"object": ref, "cursor": None, "deadline": with_budget(deadline_in(200), 4)})
     process_object._flight_readers.clear()

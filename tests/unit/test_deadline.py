@@ -12,7 +12,7 @@ def test_the_deadline_is_start_plus_budget_in_aws_and_emulator_formats() -> None
     moto = DispatchDeadline.from_event(
         {"deadline": {"started_at": "2026-11-30T20:00:00.000000+00:00", "after_s": 240}}
     )
-    assert aws == moto == DispatchDeadline(EPOCH + 240)
+    assert aws == moto == DispatchDeadline(EPOCH + 240, started_at_s=EPOCH)
     assert aws is not None
     assert aws.remaining_s(clock=lambda: EPOCH + 200) == 40
 
@@ -70,7 +70,7 @@ def test_the_deadline_carries_the_budget_read_when_it_is_a_count(
     budget: object, expected: int | None
 ) -> None:
     spec = {"started_at": STARTED, "after_s": 240, "budget": budget}
-    assert DispatchDeadline.from_event({"deadline": spec}) == DispatchDeadline(EPOCH + 240, expected)
+    assert DispatchDeadline.from_event({"deadline": spec}) == DispatchDeadline(EPOCH + 240, expected, EPOCH)
 
 
 def test_an_outgrown_budget_ends_the_call_after_its_grace() -> None:

@@ -89,6 +89,9 @@ class FlightParameterReader:
     dispatcher execution whose budget it outgrew (:class:`s3stagger.domain.deadline.OutgrownBudget`).
     """
 
+    _written_at: float | None
+    """When the parameter was last written (SSM's LastModifiedDate, seconds since the epoch)."""
+
     def __init__(
         self,
         ssm: SSMClient,
@@ -103,12 +106,19 @@ class FlightParameterReader:
         self._lock = threading.Lock()
         self._read_at: float | None = None
         self._record: dict[str, Any] = {}
+        self._written_at = None
 
     def rows_in_flight_per_object(self) -> int | None:
         return _count(self._fresh_record().get("rows_in_flight_per_object"))
 
-    def budget(self) -> int | None:
-        return _count(self._fresh_record().get("budget"))
+    def budget(self, written_after: float | None = None) -> int | None:
+        """The autoscaler's budget; with ``written_after`` (epoch seconds) only if the parameter was
+        written since: an older one was there when the dispatcher read its budget, so a budget
+        parameter that differs from it was set by someone else (by hand, while the autoscaler is off)."""
+        budget = _count(self._fresh_record().get("budget"))
+        if written_after is not None and (self._written_at is None or self._written_at <= written_after):
+            return None
+        return budget
 
     def _fresh_record(self) -> dict[str, Any]:
         with self._lock:
@@ -120,12 +130,15 @@ class FlightParameterReader:
 
     def _read(self) -> dict[str, Any]:
         try:
-            record = json.loads(self._ssm.get_parameter(Name=self.name)["Parameter"]["Value"])
+            parameter = self._ssm.get_parameter(Name=self.name)["Parameter"]
+            record = json.loads(parameter["Value"])
         except (ClientError, BotoCoreError, ValueError) as error:
             LOGGER.warning(
                 "flight parameter %s not read (%s); keeping the configured ceiling", self.name, error
             )
             return {}
+        modified = parameter.get("LastModifiedDate")
+        self._written_at = modified.timestamp() if modified is not None else None
         return record if isinstance(record, dict) else {}
 
 

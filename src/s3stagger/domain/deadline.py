@@ -39,6 +39,8 @@ class DispatchDeadline:
     at_epoch_s: float
     budget: int | None = None
     """The concurrency budget parameter as the dispatcher's execution read it (None: not known)."""
+    started_at_s: float | None = None
+    """When the execution's time budget began (seconds since the epoch)."""
 
     @classmethod
     def from_event(cls, event: Any) -> DispatchDeadline | None:
@@ -60,7 +62,7 @@ class DispatchDeadline:
             budget = None  # the parameter as the dispatcher read it: anything but a count is unknown
         if started.tzinfo is None:
             started = started.replace(tzinfo=dt.UTC)
-        return cls(started.timestamp() + float(after_s), budget)
+        return cls(started.timestamp() + float(after_s), budget, started.timestamp())
 
     def remaining_s(self, clock: Clock = time.time) -> float:
         return self.at_epoch_s - clock()

@@ -126,7 +126,12 @@ def outgrown_budget(deadline: DispatchDeadline | None, settings: ProcessorSettin
     reader = flight_reader()
     if deadline is None or deadline.budget is None or reader is None:
         return None
-    return OutgrownBudget(deadline.budget, reader.budget, settings.budget_grace_s, settings.deadline_margin_s)
+    return OutgrownBudget(
+        deadline.budget,
+        lambda: reader.budget(written_after=deadline.started_at_s),
+        settings.budget_grace_s,
+        settings.deadline_margin_s,
+    )
 
 
 def flight_reader() -> FlightParameterReader | None:
