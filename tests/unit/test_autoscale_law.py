@@ -340,3 +340,12 @@ def test_limiter_follows_a_new_ceiling_down_and_grows_to_a_higher_one() -> None:
     for _ in range(20):
         limiter.on_success(in_flight=limiter.limit)
     assert limiter.limit == 12
+
+
+def test_when_idle_r_is_shared_among_the_budget_the_next_arrivals_may_fill() -> None:
+    """Measured before: idle, the one slot the backlog allowed took all of R (20), and the two
+    objects that then arrived together started at 20 rows each against a capacity of 20."""
+    idle = decide(state(20, 2), EMPTY, clean(requests=0), POLICY)
+    assert (idle.reason, idle.plan) == ("idle", FlightPlan(objects_in_flight=2, rows_in_flight_per_object=10))
+    one_slot = decide(state(20, 1), EMPTY, clean(requests=0), POLICY)
+    assert one_slot.plan.rows_in_flight_per_object == 20

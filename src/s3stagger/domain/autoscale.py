@@ -364,7 +364,9 @@ def decide(
     # by hand or provisioned before the first tick): they all share R. Measured: 10 slots from the
     # provisioned budget ran 40 s while the law shared R among its 2, 33 % of requests 429.
     held = sum(backlog.in_flight.values())
-    slots = max(1, min(max(state.budget, held), backlog.waiting))
+    # nothing waiting: the next arrivals may fill every slot of the budget at once, each at its share
+    # (an idle share of all of R let two objects arriving together start at R each: 429s)
+    slots = max(1, min(max(state.budget, held), backlog.waiting or state.budget))
     running = max(1, min(held, slots)) if held else slots
     # within the allowance the share rounds up: R = 9 over 5 slots is 2 rows each, not 1 (a floor
     # left 44 % of R unused, measured); at share_overshoot 1 it stays ⌊R / slots⌋
