@@ -52,6 +52,17 @@ TICK_CASES: list[TickCase] = [
         18,
         6,  # the budget only drops after holding lower for 3 ticks
     ),
+    # the same loss right after R grew from 40: what was served lags a rising R (rows that began a
+    # latency earlier), the R that ran clean does not: cut to β x 40, not to 44 / 2
+    (
+        "shrink on 429s right after a growth",
+        state(44, 5, grown_from=40.0, capacity_seen=True),
+        BIG_BACKLOG,
+        DownstreamSignals(requests=125, throttled_429=25, latency_ms=200, interval_s=1),
+        "throttled",
+        36,
+        5,
+    ),
     (
         "timeouts",
         state(20, 4),
@@ -280,9 +291,14 @@ def test_policy_refuses_nonsense(field: str) -> None:
         AutoscalePolicy(**{field: 0})
 
 
-def reject_mode_tick(rows_in_flight: int, capacity: int, latency_s: float = 0.2) -> DownstreamSignals:
-    """A downstream that serves `capacity` at once and refuses the rest (one 1-s interval)."""
+def reject_mode_tick(
+    rows_in_flight: int, capacity: int, latency_s: float = 0.2, served_when_refused: float = 1.0
+) -> DownstreamSignals:
+    """A downstream that serves `capacity` at once and refuses the rest (one 1-s interval);
+    `served_when_refused`: the share of `capacity` served in an interval with refusals."""
     served = min(rows_in_flight, capacity)
+    if rows_in_flight > capacity:
+        served = round(capacity * served_when_refused)
     successes = round(served / latency_s)
     refused = max(0, rows_in_flight - capacity) * 5
     return DownstreamSignals(
@@ -290,7 +306,9 @@ def reject_mode_tick(rows_in_flight: int, capacity: int, latency_s: float = 0.2)
     )
 
 
-def run_closed_loop(capacities: list[int], start: AutoscaleState) -> list[Decision]:
+def run_closed_loop(
+    capacities: list[int], start: AutoscaleState, served_when_refused: float = 1.0
+) -> list[Decision]:
     decisions: list[Decision] = []
     current = start
     plan = None
@@ -299,7 +317,8 @@ def run_closed_loop(capacities: list[int], start: AutoscaleState) -> list[Decisi
         held = plan.objects_in_flight if decisions else start.budget
         rows = held * (plan.rows_in_flight_per_object if decisions else 1)
         backlog = Backlog(visible={"normal": 100}, in_flight={"normal": held})
-        decision = decide(current, backlog, reject_mode_tick(rows, capacity), POLICY)
+        signals = reject_mode_tick(rows, capacity, served_when_refused=served_when_refused)
+        decision = decide(current, backlog, signals, POLICY)
         decisions.append(decision)
         current, plan = decision.state, decision.plan
     return decisions
@@ -328,6 +347,19 @@ def test_closed_loop_regrows_to_a_risen_capacity_without_a_slow_start_overshoot(
     after_up = [d.plan.rows_in_flight for d in decisions[20:]]
     assert max(after_up) <= 1.15 * 40
     assert sum(after_up[-15:]) / 15 >= 0.85 * 40
+
+
+def test_closed_loop_holds_a_risen_capacity_when_a_loss_depresses_what_was_served() -> None:
+    """Measured before (capacity step 10 -> 40, 2026-12-01): in the tick of the first 429s the
+    processors' own limiters backed off, the downstream served 25 of its 40, the cut took R from 44
+    to 23, that low estimate was soon forgotten again and R regrew into the next loss: a saw tooth
+    of 429 bursts well below the capacity."""
+    decisions = run_closed_loop(
+        [10] * 20 + [40] * 60, AutoscaleState.initial(POLICY), served_when_refused=0.6
+    )
+    settled = [d.plan.rows_in_flight for d in decisions[-30:]]
+    assert min(settled) >= 0.85 * 40
+    assert max(settled) <= 1.15 * 40
 
 
 def test_limiter_follows_a_new_ceiling_down_and_grows_to_a_higher_one() -> None:

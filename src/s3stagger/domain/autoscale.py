@@ -7,9 +7,10 @@ Two quantities, two loops (docs/autoscaling.md argues the choice):
 
 * **R, the rows in flight the downstream sees in total** — the quantity the downstream's capacity
   C bounds. Loss-based AIMD for a downstream that refuses (429, timeouts, Lambda throttles, a 5xx
-  burst): on loss ``R <- max(R/2, min(R·β, β·served))`` where ``served = successes/s x latency``
-  (Little's law: the concurrency the downstream actually served); with no loss and work waiting
-  R grows — x``slow_start_factor`` while no capacity was ever seen, halfway towards the last
+  burst): on loss ``R <- max(R/2, min(R·β, β·estimate))`` where the estimate is ``served =
+  successes/s x latency`` (Little's law: the concurrency the downstream actually served), or the R
+  before the last growth when that is more (``served`` lags a rising R); with no loss and work
+  waiting R grows — x``slow_start_factor`` while no capacity was ever seen, halfway towards the last
   capacity estimate below it, +1 every ``probe_every_ticks`` clean ticks (probing) near it, and
   x``regrowth_factor`` (+10 %) a tick once it passed the estimate by ``ceiling_forget_ratio``
   without loss (the capacity rose by an unknown amount). A gradient
@@ -171,6 +172,9 @@ class AutoscaleState:
     slow start)."""
     baseline_latency_ms: float | None = None
     cooldown_left: int = 0
+    grown_from: float | None = None
+    """R before the last tick grew it (None: the last tick did not grow R). A loss the tick after
+    a growth puts the capacity between the two: above this R, which ran clean, below the new one."""
     ticks_at_ceiling: int = 0
     """Clean ticks in a row at the capacity estimate without a probe (see ``probe_every_ticks``)."""
     lower_budget_ticks: int = 0
@@ -236,6 +240,7 @@ def _next_rows(
     """The new total rows in flight R and why."""
     rows = state.rows_target
     baseline = state.baseline_latency_ms
+    grown_from, state = state.grown_from, replace(state, grown_from=None)
     latency = signals.latency_ms if signals.requests > 0 else None
     if latency is not None:
         baseline = latency if baseline is None else min(baseline * policy.baseline_drift, latency)
@@ -247,7 +252,7 @@ def _next_rows(
     cut = replace(state, cooldown_left=policy.cooldown_ticks, ticks_at_ceiling=0)
     loss = _loss_reason(signals, policy)
     if loss is not None:
-        return _cut_on_loss(cut, signals, policy, loss), loss
+        return _cut_on_loss(cut, signals, policy, loss, grown_from), loss
     ratio = None if latency is None or not baseline else latency / baseline
     if ratio is not None and ratio > policy.latency_high_ratio:
         shrunk = rows * max(0.5, policy.latency_target_ratio / ratio)
@@ -267,20 +272,26 @@ def _next_rows(
 
 
 def _cut_on_loss(
-    cut: AutoscaleState, signals: DownstreamSignals, policy: AutoscalePolicy, loss: str
+    cut: AutoscaleState,
+    signals: DownstreamSignals,
+    policy: AutoscalePolicy,
+    loss: str,
+    grown_from: float | None,
 ) -> AutoscaleState:
-    """R after a loss: x backoff, and just under what the downstream served (never below R/2)."""
+    """R after a loss: x backoff, and just under the capacity estimate (never below R/2)."""
     rows = cut.rows_target
     shrunk = rows * policy.backoff_ratio
-    served = signals.served_concurrency()
-    if served is not None and served > 0 and loss != "lambda_throttled":
-        shrunk = max(rows * 0.5, min(shrunk, served * policy.backoff_ratio))
     if loss == "lambda_throttled":  # Lambda's limit, not the downstream's: no capacity learnt
         return replace(cut, rows_target=_clampf(shrunk, policy.rows_floor, policy.rows_cap))
+    # What the downstream served estimates the capacity, but it lags a rising R (it counts rows that
+    # began up to a latency earlier): a loss right after a growth keeps the R that ran clean.
+    estimate = max(signals.served_concurrency() or 0.0, grown_from or 0.0)
+    if estimate > 0:
+        shrunk = max(rows * 0.5, min(shrunk, estimate * policy.backoff_ratio))
     return replace(
         cut,
         rows_target=_clampf(shrunk, policy.rows_floor, policy.rows_cap),
-        ceiling=served or shrunk,
+        ceiling=estimate or shrunk,
         capacity_seen=True,
     )
 
@@ -311,6 +322,7 @@ def _grow(
         state,
         rows_target=_clampf(grown, policy.rows_floor, policy.rows_cap),
         ceiling=ceiling,
+        grown_from=rows,
         ticks_at_ceiling=0,
     ), reason
 
