@@ -25,11 +25,20 @@ def stats(**figures: Any) -> SimulatorStats:
 
 
 def test_signals_are_the_differences_since_the_last_look() -> None:
-    looks = iter([stats(), stats(requests=120, throttled_429=20, errors_5xx=1, latency_p50_ms=500.0)])
+    before = stats(requests=1000, answered=900, response_time_total_ms=1_350_000.0)
+    after = stats(
+        requests=1120,
+        throttled_429=20,
+        errors_5xx=1,
+        answered=1000,
+        response_time_total_ms=1_400_000.0,
+        latency_p50_ms=1500.0,  # the recent window's median still reads an earlier queueing spell
+    )
+    looks = iter([before, after])
     times = iter([0.0, 2.0])
     signals = SimulatorSignals(lambda: next(looks), clock=lambda: next(times)).read_signals()
     assert (signals.requests, signals.throttled_429, signals.errors_5xx) == (120, 20, 1)
-    assert (signals.latency_ms, signals.interval_s) == (500.0, 2.0)
+    assert (signals.latency_ms, signals.interval_s) == (500.0, 2.0)  # 50 s over 100 answers
     assert signals.served_concurrency() == (120 - 20 - 1) / 2.0 * 0.5
 
 

@@ -67,6 +67,11 @@ class SimulatorStats:
     latency_p95_ms: float | None
     service_mean_ms: float | None
     """Mean time admitted requests spent in service (admission to answer): the effective L of C / L."""
+    answered: int = 0
+    """Admitted requests answered since start or the last reset."""
+    response_time_total_ms: float = 0.0
+    """Their response times summed (queueing included): differences between two looks give the mean
+    latency of an interval, as a metric's average over a period does."""
 
     def as_dict(self) -> dict[str, Any]:
         """The JSON-serialisable form ``GET /stats`` returns."""
@@ -198,6 +203,7 @@ class DownstreamModel:
             self.fingerprints: set[str] = set()
             self.response_times: collections.deque[float] = collections.deque(maxlen=LATENCY_WINDOW)
             self.service_time_total = 0.0
+            self.response_time_total = 0.0
             self.served = 0
             seed = self.settings.seed
             # Simulated latency and failures, not security: a seedable PRNG is what is wanted.
@@ -328,6 +334,7 @@ class DownstreamModel:
         """Note a request's times (lock held); the injected 5xx answer when it is to fail."""
         now = self._clock()
         self.response_times.append(now - arrived)
+        self.response_time_total += now - arrived
         self.service_time_total += now - admitted
         self.served += 1
         if not fail:
@@ -388,4 +395,6 @@ class DownstreamModel:
                 latency_p50_ms=_rounded_ms(percentile(times, 0.50)),
                 latency_p95_ms=_rounded_ms(percentile(times, 0.95)),
                 service_mean_ms=_rounded_ms(self.service_time_total / self.served) if self.served else None,
+                answered=self.served,
+                response_time_total_ms=round(self.response_time_total * 1000, 3),
             )
