@@ -154,6 +154,41 @@ def test_one_tick(case: TickCase) -> None:
     assert sharing * decision.plan.rows_in_flight_per_object <= max(decision.rows_in_flight_target, sharing)
 
 
+def test_a_tick_that_did_not_exercise_r_keeps_the_r_that_ran_clean() -> None:
+    # measured: R grew 39 → 43, the raised budget's hand-over held R a tick (served 15 < 43 / 2),
+    # then the new slots' burst: the cut went to 43 / 2 from what that burst let through
+    grown = state(43, 5, grown_from=39.0, capacity_seen=True)
+    hand_over = DownstreamSignals(requests=31, latency_ms=500, interval_s=1)
+    held = decide(grown, BIG_BACKLOG, hand_over, POLICY)
+    burst = DownstreamSignals(requests=94, throttled_429=53, latency_ms=500, interval_s=1)
+    cut = decide(held.state, BIG_BACKLOG, burst, POLICY)
+    assert (held.reason, cut.reason, cut.rows_in_flight_target) == ("hold", "throttled", 35)
+
+
+def test_a_tick_that_tested_r_without_growing_it_forgets_the_r_it_grew_from() -> None:
+    # R covers the backlog and was served in full: a loss now is news about the capacity
+    grown = state(43, 5, grown_from=39.0, capacity_seen=True)
+    covered = Backlog(visible={"normal": 0}, in_flight={"normal": 4})
+    held = decide(grown, covered, DownstreamSignals(requests=86, latency_ms=500, interval_s=1), POLICY)
+    burst = DownstreamSignals(requests=94, throttled_429=53, latency_ms=500, interval_s=1)
+    cut = decide(held.state, BIG_BACKLOG, burst, POLICY)
+    assert (held.reason, cut.reason, cut.rows_in_flight_target) == ("hold", "throttled", 21)
+
+
+def test_a_loss_the_last_share_explains_re_shares_r_and_learns_no_ceiling() -> None:
+    # measured: R 32 over a raised budget of 4 while 2 objects were held, share 12; the new
+    # execution's 4 slots started at 12 (48 rows at C = 40) and the law learnt a ceiling of 29
+    four_held = Backlog(visible={"normal": 100}, in_flight={"normal": 4})
+    burst = DownstreamSignals(requests=48, throttled_429=8, latency_ms=500, interval_s=1)
+    after = decide(state(32, 4, share=12, grown_from=29.0, capacity_seen=True), four_held, burst, POLICY)
+    assert (after.reason, after.rows_in_flight_target, after.state.ceiling) == ("overshoot", 32, None)
+    assert after.plan.rows_in_flight_per_object == 8  # R re-shared among the four
+    assert after.state.cooldown_left == POLICY.cooldown_ticks
+    # the same loss at a share that fits R among the objects held is R's: cut, ceiling learnt
+    cut = decide(state(32, 4, share=8, grown_from=29.0, capacity_seen=True), four_held, burst, POLICY)
+    assert (cut.reason, cut.state.ceiling) == ("throttled", 29.0)
+
+
 def test_budget_shrinks_only_after_holding_lower_then_settles() -> None:
     current = state(40, 8, ceiling=40.0)
     few = Backlog(visible={"normal": 0}, in_flight={"normal": 2})

@@ -9,7 +9,8 @@ Two quantities, two loops (docs/autoscaling.md argues the choice):
   C bounds. Loss-based AIMD for a downstream that refuses (429, timeouts, Lambda throttles, a 5xx
   burst): on loss ``R <- max(R/2, min(R·β, β·estimate))`` where the estimate is ``served =
   successes/s x latency`` (Little's law: the concurrency the downstream actually served), or the R
-  before the last growth when that is more (``served`` lags a rising R); with no loss and work
+  before the last growth when that is more (``served`` lags a rising R, and a tick that did not
+  exercise R, such as a hand-over's, leaves that R standing); with no loss and work
   waiting R grows — x``slow_start_factor`` while no capacity was ever seen, halfway towards the last
   capacity estimate below it, +1 every ``probe_every_ticks`` clean ticks (probing) near it, and
   x``regrowth_factor`` (+10 %) a tick once it passed the estimate by ``ceiling_forget_ratio``
@@ -17,7 +18,9 @@ Two quantities, two loops (docs/autoscaling.md argues the choice):
   term handles a downstream that queues instead: latency over its no-load baseline by more than
   ``latency_high_ratio`` scales R by ``latency_target_ratio / ratio``; no growth above
   ``latency_grow_below_ratio``. One tick of cooldown after every cut: the signals of that tick
-  still describe the old R.
+  still describe the old R. A loss that the share written last tick explains (the objects held
+  now, each at that share, exceed R by a row each: new slots started at the share of fewer
+  running ones) keeps R and its estimate: reason ``overshoot``, R is re-shared.
 * **B, the objects in flight (the dispatcher's slots)** — KEDA-like ``⌈R / rows_per_object⌉``
   limited by the backlog (``⌈backlog / 1⌉``: one object per slot), clamped to the operator's floor
   and cap. B grows at once and shrinks only after the lower value held ``budget_hold_ticks``
@@ -173,8 +176,11 @@ class AutoscaleState:
     baseline_latency_ms: float | None = None
     cooldown_left: int = 0
     grown_from: float | None = None
-    """R before the last tick grew it (None: the last tick did not grow R). A loss the tick after
-    a growth puts the capacity between the two: above this R, which ran clean, below the new one."""
+    """R before the last growth, which ran clean (None: a tick since then cut R, or tested it without
+    growing it; ticks that did not exercise R keep it). A loss now puts the capacity between the
+    two: above this R, below the new one."""
+    share: int = 0
+    """Rows in flight per object the last tick wrote (0: none yet)."""
     ticks_at_ceiling: int = 0
     """Clean ticks in a row at the capacity estimate without a probe (see ``probe_every_ticks``)."""
     lower_budget_ticks: int = 0
@@ -251,6 +257,12 @@ def _next_rows(
         return replace(state, cooldown_left=state.cooldown_left - 1), "cooldown"
     cut = replace(state, cooldown_left=policy.cooldown_ticks, ticks_at_ceiling=0)
     loss = _loss_reason(signals, policy)
+    held = sum(backlog.in_flight.values())
+    if loss is not None and loss != "lambda_throttled" and held * state.share >= rows + held:
+        # the objects held now at the share written last tick exceed R (a raised budget's new slots
+        # started at the share the fewer running ones had): the loss is the overshoot's, not R's,
+        # and this tick re-shares R among them; learning a ceiling from it left R 20 s below C
+        return replace(cut, grown_from=grown_from), "overshoot"
     if loss is not None:
         return _cut_on_loss(cut, signals, policy, loss, grown_from), loss
     ratio = None if latency is None or not baseline else latency / baseline
@@ -260,13 +272,14 @@ def _next_rows(
         return replace(cut, rows_target=shrunk, ceiling=shrunk, capacity_seen=True), "queueing"
     wanted = backlog.waiting * policy.rows_per_object
     served = signals.served_concurrency()
+    # a tick that did not exercise R says nothing of the capacity: the R that last ran clean stands
+    # (a hand-over's tick, then the burst of its new slots: cut to R/2 from a depressed figure)
+    unexercised = replace(state, grown_from=grown_from)
     if signals.requests == 0:
-        return state, "no_signal"  # objects wait (stagger, a new execution): nothing to learn from
-    if (
-        wanted <= rows
-        or (ratio is not None and ratio > policy.latency_grow_below_ratio)
-        or (served is not None and served < rows * 0.5)  # R is not what holds throughput back
-    ):
+        return unexercised, "no_signal"  # objects wait (stagger, a new execution)
+    if served is not None and served < rows * 0.5:
+        return unexercised, "hold"  # R is not what holds throughput back
+    if wanted <= rows or (ratio is not None and ratio > policy.latency_grow_below_ratio):
         return state, "hold"
     return _grow(state, served, wanted, policy)
 
@@ -390,5 +403,5 @@ def decide(
         plan=FlightPlan(objects_in_flight=state.budget, rows_in_flight_per_object=per_object),
         rows_in_flight_target=rows_target,
         reason=reason,
-        state=state,
+        state=replace(state, share=per_object),
     )
