@@ -30,12 +30,17 @@ def deadline_in(seconds: float) -> dict[str, Any]:
     return {"started_at": started.isoformat(), "after_s": budget_s}
 
 
+def put_csv(s3: Any, key: str, rows: int) -> dict[str, Any]:
+    """Upload a CSV of ``rows`` rows; the object reference the dispatcher would send."""
+    body = csv_bytes(rows)
+    etag = s3.put_object(Bucket=BUCKET, Key=key, Body=body)["ETag"]
+    return {"bucket": BUCKET, "key": key, "etag": etag, "size": len(body)}
+
+
 def test_a_near_deadline_ends_the_invocation_partial_and_says_so(
     s3: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    body = csv_bytes(50)
-    etag = s3.put_object(Bucket=BUCKET, Key="normal/late.csv", Body=body)["ETag"]
-    ref = {"bucket": BUCKET, "key": "normal/late.csv", "etag": etag, "size": len(body)}
+    ref = put_csv(s3, "normal/late.csv", 50)
     with DownstreamSimulator(SimulatorSettings(capacity=5, latency=LatencySpec.fixed(0.003))) as sim:
         processor_env(monkeypatch, sim.rows_url, DEADLINE_MARGIN_S=MARGIN_S)
         late = invoke({"object": ref, "cursor": None, "deadline": deadline_in(MARGIN_S - 1)})
@@ -74,9 +79,7 @@ def with_budget(deadline: dict[str, Any], budget: int | None) -> dict[str, Any]:
 def test_a_budget_the_autoscaler_raised_ends_the_call_after_its_grace(
     s3: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    body = csv_bytes(20)
-    etag = s3.put_object(Bucket=BUCKET, Key="normal/grown.csv", Body=body)["ETag"]
-    ref = {"bucket": BUCKET, "key": "normal/grown.csv", "etag": etag, "size": len(body)}
+    ref = put_csv(s3, "normal/grown.csv", 20)
     flight = "/s3stagger-test/flight-outgrown"
     boto3.client("ssm", region_name="us-east-1").put_parameter(
         Name=flight, Value=json.dumps({"budget": 6, "rows_in_flight_per_object": 2}), Type="String"
