@@ -115,15 +115,26 @@ TICK_CASES: list[TickCase] = [
     # objects wait (stagger delays, a new execution): no request answered, nothing to learn
     ("no signal", state(10, 2), BIG_BACKLOG, clean(requests=0), "no_signal", 10, 2),
     ("cooldown after a cut", state(18, 4, cooldown_left=1), BIG_BACKLOG, clean(), "cooldown", 18, 4),
-    # latency 2x the baseline: the downstream queues; scale by 1.15 / 2
+    # latency 2x the baseline: the downstream queues; 100/s at the 100-ms baseline is 10 at once,
+    # x 1.15 of queueing: 11.5, but never below R / 2 in one tick
     (
         "queueing",
         state(40, 8, baseline_latency_ms=100.0),
         BIG_BACKLOG,
         clean(latency_ms=200.0),
         "queueing",
-        23,
+        20,
         8,
+    ),
+    # the same tick at R = 20: what the downstream serves at its baseline (11.5)
+    (
+        "queueing, near the capacity",
+        state(20, 4, baseline_latency_ms=100.0),
+        BIG_BACKLOG,
+        clean(latency_ms=200.0),
+        "queueing",
+        11,
+        4,
     ),
     # latency between 1.2x and 1.3x its baseline: neither grow nor cut (the hysteresis band)
     (
@@ -395,6 +406,28 @@ def test_closed_loop_holds_a_risen_capacity_when_a_loss_depresses_what_was_serve
     settled = [d.plan.rows_in_flight for d in decisions[-30:]]
     assert min(settled) >= 0.85 * 40
     assert max(settled) <= 1.15 * 40
+
+
+def test_closed_loop_queue_mode_does_not_collapse_while_a_queue_drains() -> None:
+    # a downstream that queues (C = 20, L = 0.5 s); the processors follow R four ticks late, so the
+    # latency of the queue an overshoot left behind outlives the cut that caused it
+    capacity, latency_s, lag = 20, 0.5, 4
+    current = AutoscaleState(rows_target=100.0, budget=10, baseline_latency_ms=latency_s * 1000)
+    in_flight = [100.0] * lag
+    targets = []
+    for _ in range(40):
+        rows = in_flight[-lag]
+        served = min(rows, capacity)
+        signals = DownstreamSignals(
+            requests=round(served / latency_s),
+            latency_ms=latency_s * 1000 * max(1.0, rows / capacity),
+            interval_s=1,
+        )
+        current = decide(current, BIG_BACKLOG, signals, POLICY).state
+        in_flight.append(current.rows_target)
+        targets.append(current.rows_target)
+    # R x 1.15 / ratio every other tick on the stale latency went 100 → 6: the downstream idled
+    assert min(targets) >= 0.9 * capacity
 
 
 def test_limiter_follows_a_new_ceiling_down_and_grows_to_a_higher_one() -> None:

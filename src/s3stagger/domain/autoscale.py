@@ -16,7 +16,9 @@ Two quantities, two loops (docs/autoscaling.md argues the choice):
   x``regrowth_factor`` (+10 %) a tick once it passed the estimate by ``ceiling_forget_ratio``
   without loss (the capacity rose by an unknown amount). A gradient
   term handles a downstream that queues instead: latency over its no-load baseline by more than
-  ``latency_high_ratio`` scales R by ``latency_target_ratio / ratio``; no growth above
+  ``latency_high_ratio`` sets R to what the downstream serves at that baseline with
+  ``latency_target_ratio`` of queueing (``successes/s x baseline x 1.15``, Little), within
+  ``[R/2, R]``; no growth above
   ``latency_grow_below_ratio``. One tick of cooldown after every cut: the signals of that tick
   still describe the old R. A loss that the share written last tick explains (the objects held
   now, each at that share, exceed R by a row each: new slots started at the share of fewer
@@ -266,9 +268,12 @@ def _next_rows(
     if loss is not None:
         return _cut_on_loss(cut, signals, policy, loss, grown_from), loss
     ratio = None if latency is None or not baseline else latency / baseline
-    if ratio is not None and ratio > policy.latency_high_ratio:
-        shrunk = rows * max(0.5, policy.latency_target_ratio / ratio)
-        shrunk = _clampf(shrunk, policy.rows_floor, policy.rows_cap)
+    if ratio is not None and ratio > policy.latency_high_ratio and baseline:
+        # Little: the rows the downstream serves at once at its no-load latency, with the target's
+        # queueing on top; a floor that a queue left behind does not lower (its latency stays high
+        # for ticks after R was cut: R x 1.15 / ratio every other tick took R from 101 to 1 at C = 20)
+        at_target = signals.successes / signals.interval_s * baseline / 1000 * policy.latency_target_ratio
+        shrunk = _clampf(max(rows * 0.5, min(rows, at_target)), policy.rows_floor, policy.rows_cap)
         return replace(cut, rows_target=shrunk, ceiling=shrunk, capacity_seen=True), "queueing"
     wanted = backlog.waiting * policy.rows_per_object
     served = signals.served_concurrency()
