@@ -54,8 +54,13 @@ class Backlog:
     oldest_age_s: float = 0.0
 
     @property
+    def held(self) -> int:
+        """Messages received and not deleted: objects a slot holds (or a retry delay keeps)."""
+        return sum(self.in_flight.values())
+
+    @property
     def objects(self) -> int:
-        return sum(self.visible.values()) + sum(self.in_flight.values())
+        return sum(self.visible.values()) + self.held
 
     @property
     def waiting(self) -> int:
@@ -259,7 +264,7 @@ def _next_rows(
         return replace(state, cooldown_left=state.cooldown_left - 1), "cooldown"
     cut = replace(state, cooldown_left=policy.cooldown_ticks, ticks_at_ceiling=0)
     loss = _loss_reason(signals, policy)
-    held = sum(backlog.in_flight.values())
+    held = backlog.held
     if loss is not None and loss != "lambda_throttled" and held * state.share >= rows + held:
         # the objects held now at the share written last tick exceed R (a raised budget's new slots
         # started at the share the fewer running ones had): the loss is the overshoot's, not R's,
@@ -393,7 +398,7 @@ def decide(
     # More objects held than the budget (a lowered budget's execution still running, a budget set
     # by hand or provisioned before the first tick): they all share R. Measured: 10 slots from the
     # provisioned budget ran 40 s while the law shared R among its 2, 33 % of requests 429.
-    held = sum(backlog.in_flight.values())
+    held = backlog.held
     # nothing waiting: the next arrivals may fill every slot of the budget at once, each at its share
     # (an idle share of all of R let two objects arriving together start at R each: 429s)
     slots = max(1, min(max(state.budget, held), backlog.waiting or state.budget))
