@@ -48,7 +48,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, Protocol, TypeVar
 
 from s3stagger.config import ProcessorSettings
 from s3stagger.domain.breaker import RejectionWindow
@@ -75,6 +75,61 @@ from s3stagger.errors import S3StaggerError
 
 RemainingTime = Callable[[], float | None]
 """Seconds left in the invocation, or ``None`` when there is no deadline."""
+
+T = TypeVar("T")
+
+
+@dataclass(eq=False)
+class ChainLink(Generic[T]):
+    """One object of a call (:meth:`ObjectProcessor.run_chain`) and how it ended.
+
+    ``tag``: what the caller knows it by (its queue message); ``request``: the object, or ``None``
+    when the message names none (``error`` says why; the chain ends there).
+    """
+
+    tag: T
+    request: ProcessRequest | None
+    summary: RunSummary | None = None
+    error: BaseException | None = None
+    followed: bool = False
+    """Another object was taken after this one."""
+    superseded: bool = False
+    """The caller was told the object ended clean with another after it (its message can go)."""
+
+    @property
+    def ended(self) -> bool:
+        return self.summary is not None or self.error is not None
+
+    @property
+    def clean(self) -> bool:
+        """Ended COMPLETE or REJECTED (quarantined): nothing of it is left to do."""
+        return self.summary is not None and self.summary.status is not RunStatus.PARTIAL
+
+
+class ChainHooks(Protocol[T]):
+    """What :meth:`ObjectProcessor.run_chain` asks and tells its caller."""
+
+    async def take(self) -> ChainLink[T] | None:
+        """The next object (its message received and held), or ``None``: none waits."""
+        ...
+
+    async def ended(self, link: ChainLink[T]) -> None:
+        """``link`` ended (its summary or error is set)."""
+        ...
+
+    async def superseded(self, link: ChainLink[T]) -> None:
+        """``link`` ended clean and another was taken after it: its message can go."""
+        ...
+
+
+def answered_link(links: Sequence[ChainLink[T]]) -> ChainLink[T]:
+    """The one link a chain's answer is about: the first that did not end clean, else the last.
+
+    The caller settles every other link itself: a clean one's message is deleted, one that did not
+    end clean is given back to its queue (its rows done are sent again under their Idempotency-Keys).
+    """
+    return next((link for link in links if not link.clean), links[-1])
+
 
 Sleep = Callable[[float], Awaitable[None]]
 
@@ -359,30 +414,103 @@ class ObjectProcessor:
         self, request: ProcessRequest, remaining_s: RemainingTime | None = None
     ) -> tuple[RunSummary, RunMetrics]:
         """Process ``request``; returns the summary and figures, or raises on a transient failure."""
+        links, figures = await self.run_chain(ChainLink(None, request), remaining_s)
+        if links[0].error is not None:
+            raise links[0].error
+        assert links[0].summary is not None  # noqa: S101 - a link ends with a summary or an error
+        return links[0].summary, figures
+
+    async def run_chain(
+        self,
+        first: ChainLink[T],
+        remaining_s: RemainingTime | None = None,
+        hooks: ChainHooks[T] | None = None,
+    ) -> tuple[list[ChainLink[T]], RunMetrics]:
+        """Process ``first`` and, through ``hooks.take``, the objects after it, with one row pool.
+
+        Once an object's last row is taken (its tail in flight), the next one is taken and its rows
+        fill the pool as the tail drains, so the downstream does not idle between objects. No next
+        object is taken once an object ended otherwise than COMPLETE or REJECTED, less than the
+        deadline margin is left, or ``take`` finds none. ``hooks.ended`` hears of every object as it
+        ends, ``hooks.superseded`` of every clean one once another was taken after it (its message
+        can go); the caller settles the rest (:func:`answered_link`). Every link ends with a summary
+        or the error it raised.
+        """
+        remaining = remaining_s or (lambda: None)
+        load = self._new_load()
+        links: list[ChainLink[T]] = []
+        running: list[asyncio.Task[None]] = []
+
+        async def superseded(link: ChainLink[T]) -> None:
+            if hooks is not None and link.followed and link.clean and not link.superseded:
+                link.superseded = True
+                await hooks.superseded(link)
+
+        async def run_link(link: ChainLink[T], all_taken: Callable[[], None]) -> None:
+            await self._run_link(link, load, remaining, all_taken)
+            if hooks is not None:
+                await hooks.ended(link)
+            await superseded(link)
+
+        link: ChainLink[T] | None = first
+        while link is not None:
+            if links:
+                links[-1].followed = True
+                await superseded(links[-1])
+            links.append(link)
+            if link.request is None:  # a message that names no object: nothing to run, the chain ends
+                break
+            all_taken = asyncio.Event()
+            running.append(asyncio.create_task(run_link(link, all_taken.set)))
+            taken = asyncio.create_task(all_taken.wait())
+            await asyncio.wait({running[-1], taken}, return_when=asyncio.FIRST_COMPLETED)
+            taken.cancel()
+            if hooks is None or not self._may_chain(links, remaining):
+                break
+            link = await hooks.take()
+        await asyncio.gather(*running)
+        return links, load.metrics()
+
+    def _may_chain(self, links: Sequence[ChainLink[Any]], remaining: RemainingTime) -> bool:
+        if not all(link.clean for link in links if link.ended):
+            return False
+        left = remaining()
+        return left is None or left >= self._settings.deadline_margin_s
+
+    async def _run_link(
+        self, link: ChainLink[Any], load: _Load, remaining: RemainingTime, all_taken: Callable[[], None]
+    ) -> None:
+        assert link.request is not None  # noqa: S101 - run_chain runs only links that name an object
         started = time.monotonic()
-        ref = request.object
+        ref = link.request.object
         summary = RunSummary(status=RunStatus.COMPLETE, bucket=ref.bucket, key=ref.key)
-        # the autoscaler's ceiling is already this object's share of the downstream: start there
-        # rather than climb to it object after object (as a pinned share starts at its share)
-        ceiling = self._ceiling() if self._ceiling is not None else None
-        initial = self._settings.initial_concurrency if ceiling is None else ceiling
-        load = _Load(AimdLimiter(initial, max(self._settings.max_concurrency, initial)))
         opened: list[OpenedObject] = []
         try:
-            start = self._open(request, opened)
-            await self._deliver_rows(start, summary, load, remaining_s or (lambda: None))
+            start = self._open(link.request, opened)
+            await self._deliver_rows(start, summary, load, remaining, all_taken)
         except ObjectRejectedError as rejection:
             summary.status = RunStatus.REJECTED
             summary.error = {"type": rejection.reason.value, "message": rejection.message}
             summary.failed_rows_object = self._sink.write_quarantine(
                 ref, rejection.reason.value, rejection.message
             )
+        except Exception as error:  # the link carries it; run() and the handler raise it
+            link.error = error
         finally:
             for item in opened:
                 item.close()
             summary.concurrency_limit = load.limiter.limit
             summary.duration_ms = int((time.monotonic() - started) * 1000)
-        return summary, load.metrics()
+            all_taken()
+        if link.error is None:
+            link.summary = summary
+
+    def _new_load(self) -> _Load:
+        # the autoscaler's ceiling is already this call's share of the downstream: start there
+        # rather than climb to it object after object (as a pinned share starts at its share)
+        ceiling = self._ceiling() if self._ceiling is not None else None
+        initial = self._settings.initial_concurrency if ceiling is None else ceiling
+        return _Load(AimdLimiter(initial, max(self._settings.max_concurrency, initial)))
 
     def _open(self, request: ProcessRequest, opened: list[OpenedObject]) -> _Start:
         ref = request.object
@@ -429,7 +557,12 @@ class ObjectProcessor:
             )
 
     async def _deliver_rows(
-        self, start: _Start, summary: RunSummary, load: _Load, remaining: RemainingTime
+        self,
+        start: _Start,
+        summary: RunSummary,
+        load: _Load,
+        remaining: RemainingTime,
+        all_taken: Callable[[], None],
     ) -> None:
         summary.key = start.opened.key or summary.key
         ref = ObjectRef(summary.bucket, summary.key, start.version_id, start.opened.etag)
@@ -439,7 +572,7 @@ class ObjectProcessor:
         breaker: RejectionWindow[HeldRow] = RejectionWindow(self._settings.api.breaker)
         invocation = _Invocation(ref, version, summary, failed, load, remaining, breaker)
         try:
-            position = await self._take_rows(start, invocation)
+            position = await self._take_rows(start, invocation, all_taken)
             if invocation.unreachable is not None:
                 raise DownstreamUnavailableError(invocation.unreachable)
             if invocation.stopped is not None:
@@ -462,7 +595,9 @@ class ObjectProcessor:
                 position.row, position.offset, start.header_end, start.opened.etag, start.version_id
             )
 
-    async def _take_rows(self, start: _Start, invocation: _Invocation) -> _ReadPosition:
+    async def _take_rows(
+        self, start: _Start, invocation: _Invocation, all_taken: Callable[[], None]
+    ) -> _ReadPosition:
         """Take rows while time, the row limit and the downstream allow; deliver each group in a task.
 
         A group is ``rows_per_request`` rows (one request); the last group of a run may be smaller.
@@ -482,6 +617,7 @@ class ObjectProcessor:
                 row = next(rows, None)
                 if row is None:
                     position.finished = True
+                    all_taken()
                     break
                 row_start, position.row, position.offset = position.offset, row.number + 1, row.next_offset
                 if isinstance(row, BadRow):

@@ -85,11 +85,11 @@ def test_capacity_below_the_maximum_draws_429s_and_the_limit_backs_off(
     event = put(s3, "high/crowded.csv", csv_bytes(400))
     settings = SimulatorSettings(capacity=3, latency=FAST, overload="reject", seed=3, retry_after_s=0.002)
     figures: list[Any] = []
-    original = process_object._emit_metrics
+    original = process_object._emit_call_metrics
     monkeypatch.setattr(
         process_object,
-        "_emit_metrics",
-        lambda summary, metrics: (figures.append(metrics), original(summary, metrics)),
+        "_emit_call_metrics",
+        lambda metrics, refreshes: (figures.append(metrics), original(metrics, refreshes)),
     )
     with DownstreamSimulator(settings) as sim:
         processor_env(monkeypatch, sim.rows_url, MAX_CONCURRENCY=12, INITIAL_CONCURRENCY=12)
@@ -282,9 +282,9 @@ def test_handler_logs_carry_the_object_key_and_metrics_are_emf(
     emf = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith('{"_aws"')]
     assert logs
     assert all(line["object_key"] == "high/logged.csv" for line in logs)
-    assert len(emf) == 1
+    assert len(emf) == 2  # the object's, then the call's own figures
     assert emf[0]["RowsApplied"] == [20.0]
-    names = {m["Name"] for m in emf[0]["_aws"]["CloudWatchMetrics"][0]["Metrics"]}
+    names = {m["Name"] for line in emf for m in line["_aws"]["CloudWatchMetrics"][0]["Metrics"]}
     assert {
         "RowsApplied",
         "RowsFailed",
@@ -293,3 +293,43 @@ def test_handler_logs_carry_the_object_key_and_metrics_are_emf(
         "DownstreamLatencyAvg",
         "ConcurrencyLimit",
     } <= names
+
+
+def test_a_call_with_a_chain_serves_the_queued_objects_and_answers_about_the_last_it_took(
+    s3: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    import boto3
+
+    from s3stagger.handlers import process_object
+
+    process_object._sqs_clients.clear()
+    sqs = boto3.client("sqs", region_name="us-east-1")
+    url = sqs.create_queue(QueueName="normal")["QueueUrl"]
+    first, second = put(s3, "normal/one.csv", csv_bytes(30)), put(s3, "normal/two.csv", csv_bytes(30))
+    for body in (json.dumps(first["object"]), json.dumps(second["object"]), "not an event"):
+        sqs.send_message(QueueUrl=url, MessageBody=body)
+    [own] = sqs.receive_message(QueueUrl=url, VisibilityTimeout=30)["Messages"]
+    assert json.loads(own["Body"])["key"] == "normal/one.csv"
+    held = {"queue_url": url, "receipt_handle": own["ReceiptHandle"]}
+    event = first | {"keepalive": {"visibility_s": 30, "message": held}, "chain": {"queue_urls": [url]}}
+    with DownstreamSimulator(SimulatorSettings(capacity=4, latency=FAST, seed=5)) as sim:
+        processor_env(monkeypatch, sim.rows_url, MAX_CONCURRENCY=4)
+        answer = invoke(event)
+        stats = sim.stats()
+    process_object._sqs_clients.clear()
+
+    assert stats.effects_applied == 60  # both objects' rows, once each
+    assert stats.duplicate_effects == 0
+    assert stats.peak_concurrency <= 4  # one pool for the call
+    assert answer["objects_served"] == 3
+    # the chain ended at the malformed message: the answer is its failure, with the message itself
+    assert answer["status"] == "FAILED"
+    assert answer["error"]["Error"] == "InvalidRequestError"
+    assert answer["message"]["Body"] == "not an event"
+    assert answer["queueUrl"] == url
+    # the finished objects' messages are gone; the malformed one is still held, for the dispatcher
+    attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+    assert attributes["ApproximateNumberOfMessages"] == "0"
+    assert attributes["ApproximateNumberOfMessagesNotVisible"] == "1"

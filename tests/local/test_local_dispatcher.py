@@ -319,6 +319,53 @@ def test_an_answer_that_is_not_a_status_is_a_failure_and_the_message_stays(stack
     assert depth(stack, stack.names.queue_urls["normal"]) == 1
 
 
+def chaining(stack: LocalPipeline, answer: Callable[[dict[str, Any]], dict[str, Any]]) -> Recorder:
+    """A processor stand-in that serves one further message the way the real one does: it takes the
+    next message from the queues it is given, deletes its own and answers about the one it took."""
+    sqs = stack.client("sqs")
+
+    def serve(event: Any) -> Any:
+        own = event["keepalive"]["message"]
+        for index, url in enumerate(event["chain"]["queue_urls"]):
+            taken = sqs.receive_message(QueueUrl=url, VisibilityTimeout=30).get("Messages")
+            if taken:
+                sqs.delete_message(QueueUrl=own["queue_url"], ReceiptHandle=own["receipt_handle"])
+                message = {"message": taken[0], "queueUrl": url, "queueIndex": index}
+                return answer(message) | message
+        return complete(event)
+
+    return use(stack, serve)
+
+
+def test_the_slot_settles_the_message_a_call_took_itself(stack: LocalPipeline) -> None:
+    recorder = chaining(stack, lambda _taken: {"status": "COMPLETE", "cursor": None})
+    set_budget(stack, "1")
+    send(stack, "normal", "normal/first.csv")
+    send(stack, "normal", "normal/second.csv")
+    (execution,) = dispatch(stack)
+    assert execution["status"] == "SUCCEEDED"
+    assert [call["object"]["key"] for call in recorder.calls] == ["normal/first.csv"]
+    entered = states_entered(stack, execution["executionArn"])
+    assert "TakeChainedMessage" in entered
+    assert depth(stack, stack.names.queue_urls["normal"]) == 0  # the one it took was deleted too
+
+
+def test_a_failed_message_the_call_took_is_recorded_and_released_for_retry(stack: LocalPipeline) -> None:
+    failed = {"status": "FAILED", "error": {"Error": "SystemicRejectionError", "Cause": "HTTP 403"}}
+    chaining(stack, lambda _taken: failed)
+    set_budget(stack, "1")
+    send(stack, "normal", "normal/first.csv")
+    send(stack, "normal", "normal/refused.csv")
+    (execution,) = dispatch(stack)
+    entered = states_entered(stack, execution["executionArn"])
+    assert entered.index("ChainedFailure") < entered.index("RecordFailure") < entered.index("ReleaseForRetry")
+    assert "DeleteMessage" not in entered
+    assert depth(stack, stack.names.queue_urls["normal"]) == 1  # kept for its retry, not deleted
+    # released with the receipt handle the answer named: hidden failure_retry_delay_s (1 s) at most,
+    # not the 30 s the call's receive claimed
+    assert all(left <= 1 for left in seconds_until_visible(stack, stack.names.queue_urls["normal"]))
+
+
 def test_a_dispatcher_that_finds_the_lease_held_ends_without_touching_the_queues(
     stack: LocalPipeline,
 ) -> None:

@@ -62,7 +62,8 @@ AWS_METRICS = {
 def processor_emf_keys(capsys: pytest.CaptureFixture[str]) -> set[str]:
     """The keys of the metrics the processor really emits: run its EMF code and read its output."""
     summary = RunSummary(RunStatus.COMPLETE, "b", "k", rows_applied=3, duration_ms=5, concurrency_limit=2)
-    process_object._emit_metrics(summary, RunMetrics(1.0, 2.0, 1, 2, 1, 0))
+    process_object._emit_metrics(summary)
+    process_object._emit_call_metrics(RunMetrics(1.0, 2.0, 1, 2, 1, 0), auth_refreshes=0)
     points = [point for line in capsys.readouterr().out.splitlines() for point in parse_emf_line(line)]
     assert points, "the processor wrote no EMF line"
     return {metric_stream_key(p.namespace, p.name, p.dimensions) for p in points}

@@ -21,7 +21,8 @@ def test_a_call_without_keepalive_has_none() -> None:
 
 def test_the_message_and_the_lease_are_held_in_that_order() -> None:
     spec = keepalive_of({"keepalive": {"visibility_s": 30, "message": MESSAGE, "lease": LEASE}})
-    assert spec == KeepAlive(30, (Hold("https://q/normal", "m-1"), Hold("https://q/lease.fifo", "l-1")))
+    message = Hold("https://q/normal", "m-1")
+    assert spec == KeepAlive(30, (message, Hold("https://q/lease.fifo", "l-1")), message)
     assert spec.beat_interval_s == 10
 
 

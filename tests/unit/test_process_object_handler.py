@@ -12,14 +12,14 @@ from s3stagger.domain.model import InvalidRequestError, RunStatus, RunSummary
 from s3stagger.domain.rejection import ObjectRejectedError, RejectionReason
 from s3stagger.errors import S3StaggerError
 from s3stagger.handlers import process_object
-from s3stagger.processor import DownstreamUnavailableError, RunMetrics
+from s3stagger.processor import DownstreamUnavailableError
 
 DEPLOYED_NAMESPACE = read_json("processor.json")["environment"]["POWERTOOLS_METRICS_NAMESPACE"]
 
 
 def emitted_namespace(capsys: pytest.CaptureFixture[str]) -> str:
     summary = RunSummary(status=RunStatus.COMPLETE, bucket="b", key="k", rows_applied=3)
-    process_object._emit_metrics(summary, RunMetrics(1.0, 2.0, 1, 2, 1, 0))
+    process_object._emit_metrics(summary)
     (line,) = [line for line in capsys.readouterr().out.splitlines() if line.startswith('{"_aws"')]
     namespace: str = json.loads(line)["_aws"]["CloudWatchMetrics"][0]["Namespace"]
     return namespace

@@ -19,10 +19,23 @@ from s3stagger.domain.breaker import BreakerSettings
 from s3stagger.domain.csv_rows import CsvHeader
 from s3stagger.domain.delivery import Delivery, DeliveryOutcome
 from s3stagger.domain.failed_row_record import parse_record
-from s3stagger.domain.model import Cursor, ObjectRef, ProcessRequest, RunStatus
+from s3stagger.domain.model import (
+    Cursor,
+    InvalidRequestError,
+    ObjectRef,
+    ProcessRequest,
+    RunStatus,
+    RunSummary,
+)
 from s3stagger.domain.ports import OpenedObject
 from s3stagger.domain.request_mapping import FieldSpec, FieldType, OutgoingRow, RequestMapping
-from s3stagger.processor import DownstreamUnavailableError, ObjectProcessor, SystemicRejectionError
+from s3stagger.processor import (
+    ChainLink,
+    DownstreamUnavailableError,
+    ObjectProcessor,
+    SystemicRejectionError,
+    answered_link,
+)
 
 REF = ObjectRef("bucket", "normal/rows.csv", etag="etag-1")
 
@@ -430,3 +443,156 @@ def test_an_invocation_starts_at_the_autoscaler_ceiling_not_at_the_initial_limit
         assert metrics.peak_in_flight < 6  # climbing from 1, the object ends before it gets there
     else:
         assert metrics.peak_in_flight == 6
+
+
+# One call serving several objects with one row pool (ObjectProcessor.run_chain)
+
+LATENCY_S = 0.002
+
+
+@dataclass
+class Objects:
+    """Serves several objects from memory by key."""
+
+    rows: dict[str, int]
+
+    def open(self, ref: ObjectRef, **range_and_match: object) -> object:
+        return MemorySource(csv_object(self.rows[ref.key])).open(ref, **range_and_match)  # type: ignore[arg-type]
+
+
+@dataclass
+class TimedDownstream:
+    """Answers every row after a short wait; records when each object's rows were on the wire and
+    the most requests in flight at once. Rows of ``refused_keys`` are refused (the breaker trips)."""
+
+    refused_keys: frozenset[str] = frozenset()
+    in_flight: int = 0
+    peak: int = 0
+    wire: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
+
+    async def deliver(self, rows: Sequence[OutgoingRow], timeout_s: float | None = None) -> list[Delivery]:
+        key = str(rows[0].request.body["source"]["key"])
+        loop = asyncio.get_running_loop()
+        self.in_flight += 1
+        self.peak = max(self.peak, self.in_flight)
+        started = loop.time()
+        await asyncio.sleep(LATENCY_S)
+        self.in_flight -= 1
+        self.wire.setdefault(key, []).append((started, loop.time()))
+        if key in self.refused_keys:
+            return [
+                Delivery(DeliveryOutcome.REJECTED, 403, "HTTP 403: forbidden", latency_s=LATENCY_S)
+            ] * len(rows)
+        return [Delivery(DeliveryOutcome.APPLIED, 200, "ok", latency_s=LATENCY_S)] * len(rows)
+
+
+def link(key: str) -> ChainLink[str]:
+    return ChainLink(key, ProcessRequest(ObjectRef("bucket", key, etag="etag-1")))
+
+
+@dataclass
+class Queue:
+    """The next objects of a chain, taken one by one; records what the caller was told."""
+
+    waiting: list[ChainLink[str]]
+    taken: int = 0
+    ended_tags: list[str] = field(default_factory=list)
+    superseded_tags: list[str] = field(default_factory=list)
+
+    async def take(self) -> ChainLink[str] | None:
+        if not self.waiting:
+            return None
+        self.taken += 1
+        return self.waiting.pop(0)
+
+    async def ended(self, done: ChainLink[str]) -> None:
+        self.ended_tags.append(done.tag)
+
+    async def superseded(self, done: ChainLink[str]) -> None:
+        self.superseded_tags.append(done.tag)
+
+
+def run_chain(
+    rows: dict[str, int], queue: Queue, downstream: TimedDownstream, remaining_s: float | None = None
+) -> list[ChainLink[str]]:
+    processor = ObjectProcessor(
+        SETTINGS, Objects(rows), KeptSink(), downstream, rng=random.Random(1), sleep=no_wait
+    )
+    first = link(next(iter(rows)))
+    links, _ = asyncio.run(processor.run_chain(first, lambda: remaining_s, queue))
+    return links
+
+
+def test_the_next_object_starts_while_the_last_rows_of_the_one_before_are_in_flight() -> None:
+    rows = {"a.csv": 21, "b.csv": 21, "c.csv": 21}
+    downstream = TimedDownstream()
+    queue = Queue([link("b.csv"), link("c.csv")])
+
+    links = run_chain(rows, queue, downstream)
+
+    assert [item.summary.rows_applied for item in links if item.summary] == [21, 21, 21]
+    assert all(item.summary and item.summary.status is RunStatus.COMPLETE for item in links)
+    a_last_end = max(end for _, end in downstream.wire["a.csv"])
+    b_first_start = min(start for start, _ in downstream.wire["b.csv"])
+    assert b_first_start < a_last_end  # b's rows filled the pool while a's tail drained
+    assert downstream.peak == SETTINGS.max_concurrency  # one pool for the call, never above it
+    # each clean object is let go once another followed it; the last is the answer's
+    assert queue.superseded_tags == ["a.csv", "b.csv"]
+    assert answered_link(links).tag == "c.csv"
+    assert queue.ended_tags == ["a.csv", "b.csv", "c.csv"]
+
+
+def test_no_object_is_taken_after_one_that_did_not_end_clean() -> None:
+    rows = {"a.csv": 30, "b.csv": 5}
+    queue = Queue([link("b.csv")])
+
+    links = run_chain(rows, queue, TimedDownstream(refused_keys=frozenset({"a.csv"})))
+
+    assert queue.taken == 0
+    assert [item.tag for item in links] == ["a.csv"]
+    assert links[0].error is not None
+    assert "403" in str(links[0].error)
+    assert queue.superseded_tags == []
+
+
+def test_no_object_is_taken_within_the_deadline_margin() -> None:
+    rows = {"a.csv": 3, "b.csv": 3}
+    queue = Queue([link("b.csv")])
+
+    links = run_chain(rows, queue, TimedDownstream(), remaining_s=SETTINGS.deadline_margin_s - 1)
+
+    assert queue.taken == 0
+    assert links[0].summary is not None
+    assert links[0].summary.status is RunStatus.PARTIAL
+
+
+def test_a_message_that_names_no_object_ends_the_chain_and_is_the_answer() -> None:
+    rows = {"a.csv": 5, "c.csv": 5}
+    malformed: ChainLink[str] = ChainLink("b", None, error=InvalidRequestError("no S3 event"))
+    queue = Queue([malformed, link("c.csv")])
+
+    links = run_chain(rows, queue, TimedDownstream())
+
+    assert [item.tag for item in links] == ["a.csv", "b"]
+    assert answered_link(links) is malformed
+    assert queue.superseded_tags == ["a.csv"]
+
+
+def test_the_answer_is_about_the_first_object_that_did_not_end_clean() -> None:
+    def ended(tag: str, status: RunStatus | None) -> ChainLink[str]:
+        item = link(tag)
+        if status is None:
+            item.error = RuntimeError("unreachable")
+        else:
+            item.summary = run_summary(tag, status)
+        return item
+
+    clean = [ended("a", RunStatus.COMPLETE), ended("b", RunStatus.REJECTED)]
+    assert answered_link(clean).tag == "b"
+    partial_then_failed = [*clean, ended("c", RunStatus.PARTIAL), ended("d", None)]
+    assert answered_link(partial_then_failed).tag == "c"
+    assert answered_link([*clean, ended("d", None), ended("e", RunStatus.COMPLETE)]).tag == "d"
+
+
+def run_summary(key: str, status: RunStatus) -> RunSummary:
+    return RunSummary(status=status, bucket="bucket", key=key)

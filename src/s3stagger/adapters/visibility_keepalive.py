@@ -6,6 +6,9 @@ wait for the first beat (two SQS requests): it starts reading its object beside 
 call waits for the beat in progress, so no beat lands after the caller deleted the message. A hold that
 cannot be renewed (its receipt handle no longer holds the message: the lease lapsed and another
 dispatcher took it, or the message was deleted) is reported once and left alone; the call goes on.
+A call that takes further messages (:mod:`s3stagger.adapters.message_chain`) adds each one's hold
+with :meth:`VisibilityKeepAlive.add` and drops it with :meth:`VisibilityKeepAlive.release` before it
+deletes or gives the message back.
 """
 
 from __future__ import annotations
@@ -33,6 +36,8 @@ class VisibilityKeepAlive:
         self._keepalive = keepalive
         self._on_lost = on_lost or (lambda _hold, _why: None)
         self._live = list(keepalive.holds)
+        self._beating = threading.Lock()
+        """Held for a whole beat: a released hold is not renewed after :meth:`release` returns."""
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="visibility-keepalive", daemon=True)
         self.beats = 0
@@ -52,8 +57,28 @@ class VisibilityKeepAlive:
         while not self._stop.wait(self._keepalive.beat_interval_s):
             self.beat()
 
+    @property
+    def visibility_s(self) -> int:
+        """What each beat sets a hold's visibility to."""
+        return self._keepalive.visibility_s
+
+    def add(self, hold: Hold) -> None:
+        """Renew ``hold`` from the next beat on (its receive set its visibility)."""
+        with self._beating:
+            self._live.append(hold)
+
+    def release(self, hold: Hold) -> None:
+        """Stop renewing ``hold``; once this returns no beat touches it (the caller may delete it)."""
+        with self._beating:
+            if hold in self._live:
+                self._live.remove(hold)
+
     def beat(self) -> None:
         """Renew every hold still held once."""
+        with self._beating:
+            self._beat_once()
+
+    def _beat_once(self) -> None:
         for hold in list(self._live):
             try:
                 self._sqs.change_message_visibility(

@@ -18,8 +18,10 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 import threading
 import time
+import weakref
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack
@@ -159,13 +161,21 @@ def workload(
 
 
 class ProcessorOutcomes:
-    """Wraps the processor handler and notes every answer; thread-safe.
+    """Wraps the processor handler and notes how every object ended; thread-safe.
 
     Call it as the handler. It returns exactly what the handler returns and re-raises what it
-    raises.
+    raises. An object ends in the handler's answer or, when a call served several objects
+    (:mod:`s3stagger.adapters.message_chain`), in the processor's ``object processed`` /
+    ``object rejected`` log line, as CloudWatch Logs would show it; either is noted at once.
     """
 
-    def __init__(self, handler: Callable[[Any, Any], Any], clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        handler: Callable[[Any, Any], Any],
+        clock: Callable[[], float] = time.time,
+        processor_logger: str | None = None,
+    ) -> None:
+        """``processor_logger``: the logger whose records carry each object's ``summary``."""
         self._handler = handler
         self._clock = clock
         self._lock = threading.Lock()
@@ -174,6 +184,8 @@ class ProcessorOutcomes:
         self._rejected: set[str] = set()
         self._raised = 0
         self._auth_refreshes = 0
+        if processor_logger is not None:
+            logging.getLogger(processor_logger).addHandler(_ObjectEnds(self))
 
     def __call__(self, event: Any, context: Any) -> Any:
         try:
@@ -189,12 +201,17 @@ class ProcessorOutcomes:
         """Record one answer of the processor."""
         if not isinstance(answer, Mapping):
             return
-        status = str(answer.get("status"))
-        key = str(answer.get("key"))
+        with self._lock:
+            self._statuses[str(answer.get("status"))] += 1
+            self._auth_refreshes += int(answer.get("auth_refreshes") or 0)
+        self.note_object(answer)
+
+    def note_object(self, summary: Mapping[str, Any]) -> None:
+        """Record how one object ended (its summary: ``status``, ``key``)."""
+        status = summary.get("status")
+        key = str(summary.get("key"))
         now = self._clock()
         with self._lock:
-            self._statuses[status] += 1
-            self._auth_refreshes += int(answer.get("auth_refreshes") or 0)
             if status == "COMPLETE":
                 self._complete_at.setdefault(key, now)
             elif status == "REJECTED":
@@ -223,6 +240,23 @@ class ProcessorOutcomes:
         """Answers by status, plus ``raised`` (invocations that raised)."""
         with self._lock:
             return {**self._statuses, "raised": self._raised}
+
+
+class _ObjectEnds(logging.Handler):
+    """Hands each log record's ``summary`` to its :class:`ProcessorOutcomes` while that lives."""
+
+    def __init__(self, outcomes: ProcessorOutcomes) -> None:
+        super().__init__()
+        self._outcomes = weakref.ref(outcomes)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        outcomes = self._outcomes()
+        if outcomes is None:
+            logging.getLogger(record.name).removeHandler(self)
+            return
+        summary = getattr(record, "summary", None)
+        if isinstance(summary, Mapping):
+            outcomes.note_object(summary)
 
 
 @dataclass(frozen=True)
@@ -419,7 +453,7 @@ class PipelineRun:
             region = str(settings.pipeline_options.get("region", DEFAULT_REGION))
             self.demo_auth = DemoAuth(settings.auth, region)
         self.collectors = tuple(collectors) + ((self.demo_auth,) if self.demo_auth else ())
-        self.outcomes = ProcessorOutcomes(process_object.handler)
+        self.outcomes = ProcessorOutcomes(process_object.handler, processor_logger=process_object.logger.name)
         self._resources = ExitStack()
         self._simulator: DownstreamSimulator | None = None
         self._stack: LocalPipeline | None = None

@@ -84,3 +84,23 @@ def parse_process_request(event: Any) -> ProcessRequest:
         cursor = None if cursor_data is None else Cursor.from_dict(cursor_data)
         return ProcessRequest(object=parse_object_ref(event["object"]), cursor=cursor)
     return ProcessRequest(object=parse_object_ref(event))
+
+
+CURSOR_ATTRIBUTE = "cursor"
+"""The message attribute a continuation message carries its cursor in (JSON of :class:`Cursor`)."""
+
+
+def parse_queue_message(message: Mapping[str, Any]) -> ProcessRequest:
+    """A dispatcher queue message (as SQS ReceiveMessage returns it) as the processor's request:
+    its body is the object's event, its ``cursor`` attribute (a continuation) where to resume."""
+    if not str(message.get("Body", "")).startswith("{"):
+        raise InvalidRequestError("the message body is not a JSON object, so it is no S3 event")
+    attributes = message.get("MessageAttributes") or {}
+    cursor_text = (attributes.get(CURSOR_ATTRIBUTE) or {}).get("StringValue")
+    try:
+        cursor = None if cursor_text is None else Cursor.from_dict(json.loads(cursor_text))
+    except json.JSONDecodeError as error:
+        raise InvalidRequestError(
+            f"the message attribute {CURSOR_ATTRIBUTE!r} is not JSON: {error}"
+        ) from None
+    return ProcessRequest(object=parse_object_ref(message["Body"]), cursor=cursor)

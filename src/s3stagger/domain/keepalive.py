@@ -34,6 +34,8 @@ class Hold:
 class KeepAlive:
     visibility_s: int
     holds: tuple[Hold, ...]
+    message: Hold | None = None
+    """The call's own message among ``holds`` (None: the payload names none)."""
 
     @property
     def beat_interval_s(self) -> float:
@@ -55,6 +57,7 @@ def keepalive_of(event: Any) -> KeepAlive | None:
     if not isinstance(visibility, int) or isinstance(visibility, bool) or not 1 <= visibility <= 43_200:
         raise InvalidRequestError(f"keepalive.visibility_s must be 1-43200 s, got {visibility!r}")
     holds = []
+    message = None
     for name in HOLD_NAMES:
         hold = spec.get(name)
         if hold is None:
@@ -62,4 +65,6 @@ def keepalive_of(event: Any) -> KeepAlive | None:
         if not isinstance(hold, dict) or not all(isinstance(hold.get(k), str) for k in Hold.__annotations__):
             raise InvalidRequestError(f"{shape}: {name} is {hold!r}")
         holds.append(Hold(hold["queue_url"], hold["receipt_handle"]))
-    return KeepAlive(visibility, tuple(holds))
+        if name == "message":
+            message = holds[-1]
+    return KeepAlive(visibility, tuple(holds), message)

@@ -30,6 +30,7 @@ from s3stagger.adapters.api_setup import ApiSetup, build_api_setup
 from s3stagger.adapters.downstream_client import HttpDownstream, build_http_transports
 from s3stagger.adapters.failed_rows_sink import S3FailedRowsSink
 from s3stagger.adapters.flight_parameter import FlightParameterReader
+from s3stagger.adapters.message_chain import MessageChain, QueuedMessage, chain_queues
 from s3stagger.adapters.s3_object_source import S3ObjectSource
 from s3stagger.adapters.visibility_keepalive import VisibilityKeepAlive
 from s3stagger.config import ConfigError, ProcessorSettings
@@ -38,7 +39,14 @@ from s3stagger.domain.deadline import DispatchDeadline, OutgrownBudget, bounded_
 from s3stagger.domain.events import parse_process_request
 from s3stagger.domain.keepalive import Hold, KeepAlive, keepalive_of
 from s3stagger.domain.model import InvalidRequestError, ProcessRequest, RunStatus, RunSummary
-from s3stagger.processor import ObjectProcessor, RemainingTime, RunMetrics, SystemicRejectionError
+from s3stagger.processor import (
+    ChainLink,
+    ObjectProcessor,
+    RemainingTime,
+    RunMetrics,
+    SystemicRejectionError,
+    answered_link,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -50,7 +58,8 @@ METRICS_NAMESPACE: str = read_json("processor.json")["environment"][METRICS_NAME
 """The CloudWatch namespace of the processor's metrics (case-sensitive). One source:
 ``definitions/processor.json``, which Terraform deploys as the function's environment; the code
 falls back to the same value when the variable is unset."""
-LOG_KEYS = ("bucket", "object_key", "resume_row")
+FAILED = "FAILED"
+"""Answer status of a message the call took itself whose object raised (the dispatcher records it)."""
 
 logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME", SERVICE))
 
@@ -81,7 +90,7 @@ def _cached_client(clients: dict[str | None, ClientT], service: str) -> ClientT:
         return client
 
 
-def kept_alive(keepalive: KeepAlive | None) -> contextlib.AbstractContextManager[object]:
+def kept_alive(keepalive: KeepAlive | None) -> contextlib.AbstractContextManager[VisibilityKeepAlive | None]:
     """Renews the call's message and its dispatcher's lease while it runs (see domain/keepalive.py)."""
     if keepalive is None:
         return contextlib.nullcontext()
@@ -175,12 +184,38 @@ AUTOSCALED_POOL_SIZE = 40
 (``autoscaler.json`` ``law.max_rows_per_object``)."""
 
 
+Link = ChainLink[QueuedMessage | None]
+
+
+class _CallHooks:
+    """The handler's side of a call's chain: each object is logged and measured as it ends; with a
+    :class:`MessageChain`, further messages are taken and the finished ones deleted."""
+
+    def __init__(self, chain: MessageChain | None) -> None:
+        self._chain = chain
+
+    async def take(self) -> Link | None:
+        return None if self._chain is None else await self._chain.take()
+
+    async def ended(self, link: Link) -> None:
+        _report(link)
+        if link.summary is not None:
+            _emit_metrics(link.summary)
+
+    async def superseded(self, link: Link) -> None:
+        if self._chain is not None:
+            await self._chain.delete(link)
+
+
 async def _process(
     settings: ProcessorSettings,
     request: ProcessRequest,
     remaining: RemainingTime | None,
     ceiling: Callable[[], int | None] | None = None,
-) -> tuple[RunSummary, RunMetrics]:
+    chain: MessageChain | None = None,
+) -> tuple[list[Link], RunMetrics]:
+    """Run the call's object (and, with a ``chain``, the messages after it); settle every message
+    of the call but the answered one (see :mod:`s3stagger.adapters.message_chain`)."""
     s3 = s3_client()
     setup = api_setup(settings)
     pool = settings.max_concurrency
@@ -202,33 +237,53 @@ async def _process(
             ceiling=ceiling,
             most_in_flight=pool,
         )
-        summary, figures = await processor.run(request, remaining)
-        summary.auth_refreshes = downstream.auth_refreshes
-        return summary, figures
+        first: Link = ChainLink(None, request)
+        links, figures = await processor.run_chain(first, remaining, _CallHooks(chain))
+        answered = answered_link(links)
+        for link in links:
+            if chain is None or link is answered or link.superseded:
+                continue
+            if link.clean:
+                await chain.delete(link)
+            else:
+                await chain.give_back(link)
+                logger.warning("its message was given back to its queue", extra=_object_keys(link.request))
+        answered_summary = answered.summary
+        if answered_summary is not None:
+            answered_summary.auth_refreshes = downstream.auth_refreshes
+        return links, figures
 
 
-def _emit_metrics(summary: RunSummary, figures: RunMetrics) -> None:
-    metrics = EphemeralMetrics(
+def _metrics() -> EphemeralMetrics:
+    return EphemeralMetrics(
         namespace=os.environ.get(METRICS_NAMESPACE_VARIABLE) or METRICS_NAMESPACE, service=SERVICE
     )
+
+
+def _emit_metrics(summary: RunSummary) -> None:
+    """One object's metrics (EMF), as it ends."""
+    metrics = _metrics()
     count = MetricUnit.Count
     metrics.add_metric(name="RowsApplied", unit=count, value=summary.rows_applied)
     metrics.add_metric(name="RowsFailed", unit=count, value=summary.rows_failed)
     metrics.add_metric(name="RowsRetried", unit=count, value=summary.retries)
     metrics.add_metric(name="Throttled429", unit=count, value=summary.throttled)
     metrics.add_metric(name="DownstreamTimeouts", unit=count, value=summary.timeouts)
-    metrics.add_metric(name="AuthRefreshes", unit=count, value=summary.auth_refreshes)
     metrics.add_metric(name=f"Objects{summary.status.value.title()}", unit=count, value=1)
     metrics.add_metric(name="ConcurrencyLimit", unit=count, value=summary.concurrency_limit)
+    metrics.add_metric(name="InvocationDuration", unit=MetricUnit.Milliseconds, value=summary.duration_ms)
+    metrics.flush_metrics()
+
+
+def _emit_call_metrics(figures: RunMetrics, auth_refreshes: int) -> None:
+    """The call's own figures (its limiter, its requests' latency), once per call."""
+    metrics = _metrics()
+    count, ms = MetricUnit.Count, MetricUnit.Milliseconds
+    metrics.add_metric(name="AuthRefreshes", unit=count, value=auth_refreshes)
     metrics.add_metric(name="PeakConcurrencyLimit", unit=count, value=figures.peak_limit)
     metrics.add_metric(name="ConcurrencyLimitDecreases", unit=count, value=figures.limit_decreases)
-    metrics.add_metric(
-        name="DownstreamLatencyAvg", unit=MetricUnit.Milliseconds, value=round(figures.latency_avg_ms, 3)
-    )
-    metrics.add_metric(
-        name="DownstreamLatencyMax", unit=MetricUnit.Milliseconds, value=round(figures.latency_max_ms, 3)
-    )
-    metrics.add_metric(name="InvocationDuration", unit=MetricUnit.Milliseconds, value=summary.duration_ms)
+    metrics.add_metric(name="DownstreamLatencyAvg", unit=ms, value=round(figures.latency_avg_ms, 3))
+    metrics.add_metric(name="DownstreamLatencyMax", unit=ms, value=round(figures.latency_max_ms, 3))
     metrics.flush_metrics()
 
 
@@ -238,6 +293,7 @@ def handler(event: Any, context: Any) -> dict[str, Any]:
         request = parse_process_request(event)
         deadline = DispatchDeadline.from_event(event)
         keepalive = keepalive_of(event)
+        queues = chain_queues(event)
     except InvalidRequestError as error:
         logger.error("event is not an object reference", extra={"error": str(error)})
         raise
@@ -246,37 +302,71 @@ def handler(event: Any, context: Any) -> dict[str, Any]:
     except ConfigError as error:
         logger.error("processor settings are invalid", extra={"error": str(error)})
         raise
-    logger.thread_safe_append_keys(
-        bucket=request.object.bucket,
-        object_key=request.object.key,
-        resume_row=request.cursor.next_row if request.cursor else None,
-    )
+    logger.info("processing object", extra=_object_keys(request) | {"version_id": request.object.version_id})
+    outgrown = outgrown_budget(deadline, settings)
+    remaining = bounded_remaining(remaining_time_of(context), deadline, outgrown=outgrown)
+    ceiling = rows_in_flight_ceiling(event)
     try:
-        logger.info("processing object", extra={"version_id": request.object.version_id})
-        try:
-            outgrown = outgrown_budget(deadline, settings)
-            remaining = bounded_remaining(remaining_time_of(context), deadline, outgrown=outgrown)
-            ceiling = rows_in_flight_ceiling(event)
-            with kept_alive(keepalive):
-                summary, figures = asyncio.run(_process(settings, request, remaining, ceiling))
-        except SystemicRejectionError as error:
-            logger.error("object stopped: the downstream refuses its rows", extra={"error": str(error)})
-            raise
-        except Exception:
-            logger.exception("processing failed; the caller retries")
-            raise
-        answer = summary.as_dict()
-        # the dispatcher's slot takes no further message once its execution's deadline is this close,
-        # or once the budget outgrew its execution's (the continuation runs the new budget's slots)
-        answer["deadline_reached"] = deadline is not None and (
-            deadline.remaining_s() < settings.deadline_margin_s
-            or (outgrown is not None and outgrown.noticed_at is not None)
-        )
-        if summary.status is RunStatus.REJECTED:
-            logger.warning("object rejected", extra={"summary": answer})
+        with kept_alive(keepalive) as alive:
+            chain = None
+            if queues and alive is not None and keepalive is not None and keepalive.message is not None:
+                chain = MessageChain(sqs_client(), queues, alive, keepalive.message)
+            links, figures = asyncio.run(_process(settings, request, remaining, ceiling, chain))
+    except Exception:
+        logger.exception("processing failed; the caller retries", extra=_object_keys(request))
+        raise
+    answered = answered_link(links)
+    _emit_call_metrics(figures, answered.summary.auth_refreshes if answered.summary else 0)
+    if answered.error is not None and answered.tag is None:
+        raise answered.error
+    # the dispatcher's slot takes no further message once its execution's deadline is this close,
+    # or once the budget outgrew its execution's (the continuation runs the new budget's slots)
+    reached = deadline is not None and (
+        deadline.remaining_s() < settings.deadline_margin_s
+        or (outgrown is not None and outgrown.noticed_at is not None)
+    )
+    answer = _answer(answered) | {"deadline_reached": reached}
+    if len(links) > 1:
+        answer["objects_served"] = len(links)
+    return answer
+
+
+def _object_keys(request: ProcessRequest | None) -> dict[str, Any]:
+    if request is None:
+        return {}
+    resume = request.cursor.next_row if request.cursor else None
+    return {"bucket": request.object.bucket, "object_key": request.object.key, "resume_row": resume}
+
+
+def _report(link: Link) -> None:
+    """Log how one object of the call ended (a JSON line with its bucket and key)."""
+    keys = _object_keys(link.request)
+    if link.summary is not None:
+        summary = link.summary.as_dict()
+        if link.summary.status is RunStatus.REJECTED:
+            logger.warning("object rejected", extra=keys | {"summary": summary})
         else:
-            logger.info("object processed", extra={"summary": answer})
-        _emit_metrics(summary, figures)
-        return answer
-    finally:
-        logger.thread_safe_remove_keys(LOG_KEYS)
+            logger.info("object processed", extra=keys | {"summary": summary})
+        return
+    error = link.error
+    if isinstance(error, SystemicRejectionError):
+        logger.error("object stopped: the downstream refuses its rows", extra=keys | {"error": str(error)})
+    elif isinstance(error, InvalidRequestError):
+        logger.error("message is not an object reference", extra=keys | {"error": str(error)})
+    else:
+        logger.error(
+            "processing failed; the caller retries", extra=keys | {"error": repr(error)}, exc_info=error
+        )
+
+
+def _answer(link: Link) -> dict[str, Any]:
+    """The answer about ``link``; a message the call took itself travels with it (the dispatcher
+    settles that one instead of its own), and so does its error (status FAILED)."""
+    answer: dict[str, Any] = {}
+    if link.summary is not None:
+        answer = link.summary.as_dict()
+    elif link.error is not None:
+        answer = {"status": FAILED, "error": {"Error": type(link.error).__name__, "Cause": str(link.error)}}
+    if link.tag is not None:
+        answer |= link.tag.as_answer()
+    return answer

@@ -137,7 +137,7 @@ class ScenarioRun:
         self.simulator = simulator
         self.on_sample = on_sample
         names = stack.names
-        self.outcomes = ProcessorOutcomes(process_object.handler)
+        self.outcomes = ProcessorOutcomes(process_object.handler, processor_logger=process_object.logger.name)
         if stack.runtime is None:  # pragma: no cover - LocalPipeline.start sets it or raises
             raise RuntimeError("the local pipeline has no Lambda runtime")
         stack.runtime.register(names.function_name, self.outcomes)
