@@ -72,6 +72,17 @@ def test_cloudwatch_signals_read_the_processor_metrics(endpoint_url: str) -> Non
             {"MetricName": "DownstreamLatencyAvg", "Dimensions": service, "Value": 200.0, "Timestamp": now},
         ],
     )
+    cloudwatch.put_metric_data(  # Lambda's own metric, which moto keeps like any other
+        Namespace="AWS/Lambda",
+        MetricData=[
+            {
+                "MetricName": "ConcurrentExecutions",
+                "Dimensions": [{"Name": "FunctionName", "Value": "s3stagger-processor"}],
+                "Value": 6,
+                "Timestamp": now,
+            }
+        ],
+    )
     signals = CloudWatchSignals(
         cloudwatch,
         "as-test",
@@ -84,6 +95,7 @@ def test_cloudwatch_signals_read_the_processor_metrics(endpoint_url: str) -> Non
     assert (signals.throttled_429, signals.timeouts, signals.errors_5xx) == (5, 1, 2)
     assert signals.latency_ms == pytest.approx(200.0)
     assert signals.interval_s == 60.0
+    assert signals.calls_in_flight == 6
 
 
 def test_flight_store_round_trips_the_state_and_writes_the_budget(endpoint_url: str) -> None:

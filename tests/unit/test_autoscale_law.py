@@ -234,6 +234,20 @@ def test_more_objects_held_than_the_budget_share_r() -> None:
     assert 10 * decision.plan.rows_in_flight_per_object <= decision.rows_in_flight_target
 
 
+def test_r_is_shared_among_the_calls_running_not_the_messages_they_hold() -> None:
+    """A call serves one object after another, holding two messages while one's tail drains and
+    the next starts: sharing R among 10 messages held by 5 calls gave each call R / 10 (measured:
+    the capacity step's utilization fell from 0.78 to 0.64)."""
+    ten_held = Backlog(visible={"normal": 50}, in_flight={"normal": 10})
+    by_messages = decide(state(20, 5, ceiling=21.0), ten_held, clean(), POLICY)
+    by_calls = decide(
+        state(20, 5, ceiling=21.0), ten_held, dataclasses.replace(clean(), calls_in_flight=5), POLICY
+    )
+    assert by_messages.plan.rows_in_flight_per_object == 2
+    assert by_calls.plan.rows_in_flight_per_object == 4
+    assert 5 * by_calls.plan.rows_in_flight_per_object <= by_calls.rows_in_flight_target
+
+
 def test_the_slots_a_raised_budget_adds_do_not_overshoot_r() -> None:
     """Measured before: r was R / (objects held now), so the slots a raised budget added took the
     same share before the next tick re-shared R (B x r = 45 rows for R = 30: 429s)."""

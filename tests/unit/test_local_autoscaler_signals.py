@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from s3stagger.domain.autoscale import Backlog
 from s3stagger.local.autoscaler import (
     AutoscalerRunMetrics,
     SimulatorSignals,
@@ -40,6 +41,14 @@ def test_signals_are_the_differences_since_the_last_look() -> None:
     assert (signals.requests, signals.throttled_429, signals.errors_5xx) == (120, 20, 1)
     assert (signals.latency_ms, signals.interval_s) == (500.0, 2.0)  # 50 s over 100 answers
     assert signals.served_concurrency() == (120 - 20 - 1) / 2.0 * 0.5
+
+
+def test_the_calls_running_come_from_the_runtime() -> None:
+    looks = iter([stats(), stats()])
+    times = iter([0.0, 1.0])
+    signals = SimulatorSignals(lambda: next(looks), clock=lambda: next(times), calls=lambda: 7).read_signals()
+    assert signals.calls_in_flight == 7
+    assert signals.objects_served(Backlog(visible={}, in_flight={"normal": 12})) == 7
 
 
 def test_no_request_means_no_latency() -> None:

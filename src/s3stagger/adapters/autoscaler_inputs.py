@@ -89,15 +89,9 @@ class CloudWatchSignals:
 
         queries = [query(name.lower(), self._namespace, name, processor, "Sum") for name in PROCESSOR_SUMS]
         queries.append(query("latency", self._namespace, "DownstreamLatencyAvg", processor, "Average"))
-        queries.append(
-            query(
-                "lambdathrottles",
-                "AWS/Lambda",
-                "Throttles",
-                [{"Name": "FunctionName", "Value": self._function_name}],
-                "Sum",
-            )
-        )
+        function = [{"Name": "FunctionName", "Value": self._function_name}]
+        queries.append(query("lambdathrottles", "AWS/Lambda", "Throttles", function, "Sum"))
+        queries.append(query("calls", "AWS/Lambda", "ConcurrentExecutions", function, "Maximum"))
         queries.extend(
             query(
                 f"oldest{index}",
@@ -128,6 +122,7 @@ class CloudWatchSignals:
         ages = [age for key, series in values.items() if key.startswith("oldest") for age in series]
         self.oldest_age_s = max(ages, default=0.0)
         throttled = total("throttled429")
+        calls = values.get("calls", [])
         return DownstreamSignals(
             requests=total("rowsapplied") + total("rowsfailed") + total("rowsretried") + throttled,
             throttled_429=throttled,
@@ -136,4 +131,5 @@ class CloudWatchSignals:
             lambda_throttles=total("lambdathrottles"),
             latency_ms=sum(latencies) / len(latencies) if latencies else None,
             interval_s=max(60.0, self.interval_s),
+            calls_in_flight=round(calls[0]) if calls else None,
         )

@@ -86,6 +86,14 @@ class DownstreamSignals:
     latency_ms: float | None = None
     """Mean latency of the row requests as the processor sees it (queueing included)."""
     interval_s: float = 60.0
+    calls_in_flight: int | None = None
+    """Processor calls running (Lambda's ConcurrentExecutions); None: not known. A call serves one
+    object after another from one row pool (its share of R), holding two messages while one
+    object's tail drains and the next starts: R is shared among calls, not messages held."""
+
+    def objects_served(self, backlog: Backlog) -> int:
+        """The holders of a share of R now: the calls running, else the messages held."""
+        return backlog.held if self.calls_in_flight is None else self.calls_in_flight
 
     @property
     def successes(self) -> int:
@@ -264,7 +272,7 @@ def _next_rows(
         return replace(state, cooldown_left=state.cooldown_left - 1), "cooldown"
     cut = replace(state, cooldown_left=policy.cooldown_ticks, ticks_at_ceiling=0)
     loss = _loss_reason(signals, policy)
-    held = backlog.held
+    held = signals.objects_served(backlog)
     if loss is not None and loss != "lambda_throttled" and held * state.share >= rows + held:
         # the objects held now at the share written last tick exceed R (a raised budget's new slots
         # started at the share the fewer running ones had): the loss is the overshoot's, not R's,
@@ -398,7 +406,7 @@ def decide(
     # More objects held than the budget (a lowered budget's execution still running, a budget set
     # by hand or provisioned before the first tick): they all share R. Measured: 10 slots from the
     # provisioned budget ran 40 s while the law shared R among its 2, 33 % of requests 429.
-    held = backlog.held
+    held = signals.objects_served(backlog)
     # nothing waiting: the next arrivals may fill every slot of the budget at once, each at its share
     # (an idle share of all of R let two objects arriving together start at R each: 429s)
     slots = max(1, min(max(state.budget, held), backlog.waiting or state.budget))

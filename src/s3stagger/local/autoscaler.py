@@ -35,10 +35,15 @@ class SimulatorSignals:
     """The downstream's signals since the previous look, from the simulator's stats."""
 
     def __init__(
-        self, stats: Callable[[], SimulatorStats], clock: Callable[[], float] = time.monotonic
+        self,
+        stats: Callable[[], SimulatorStats],
+        clock: Callable[[], float] = time.monotonic,
+        calls: Callable[[], int] | None = None,
     ) -> None:
+        """``calls``: the processor calls running now (the local Lambda runtime's count)."""
         self._stats = stats
         self._clock = clock
+        self._calls = calls
         self._last = stats()
         self._last_at = clock()
 
@@ -60,6 +65,7 @@ class SimulatorSignals:
             errors_5xx=max(0, stats.errors_5xx - last.errors_5xx),
             latency_ms=latency,
             interval_s=interval,
+            calls_in_flight=None if self._calls is None else self._calls(),
         )
 
 
@@ -97,7 +103,7 @@ class LocalAutoscalerRunner:
         self.autoscaler = Autoscaler(
             policy,
             SqsBacklog(stack.client("sqs"), stack.names.queue_urls),
-            SimulatorSignals(stats),
+            SimulatorSignals(stats, calls=lambda: stack.processor_counters().in_flight),
             SsmFlightStore(stack.client("ssm"), stack.names.budget_parameter, flight_parameter),
             initial,
         )
