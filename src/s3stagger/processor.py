@@ -100,6 +100,14 @@ class ChainLink(Generic[T]):
     def ended(self) -> bool:
         return self.summary is not None or self.error is not None
 
+    def outcome(self) -> RunSummary:
+        """The summary of an ended link; raises the error it ended with."""
+        if self.error is not None:
+            raise self.error
+        if self.summary is None:
+            raise RuntimeError(f"object {self.tag!r} has not ended")
+        return self.summary
+
     @property
     def clean(self) -> bool:
         """Ended COMPLETE or REJECTED (quarantined): nothing of it is left to do."""
@@ -415,10 +423,7 @@ class ObjectProcessor:
     ) -> tuple[RunSummary, RunMetrics]:
         """Process ``request``; returns the summary and figures, or raises on a transient failure."""
         links, figures = await self.run_chain(ChainLink(None, request), remaining_s)
-        if links[0].error is not None:
-            raise links[0].error
-        assert links[0].summary is not None  # noqa: S101 - a link ends with a summary or an error
-        return links[0].summary, figures
+        return links[0].outcome(), figures
 
     async def run_chain(
         self,
@@ -446,8 +451,10 @@ class ObjectProcessor:
                 link.superseded = True
                 await hooks.superseded(link)
 
-        async def run_link(link: ChainLink[T], all_taken: Callable[[], None]) -> None:
-            await self._run_link(link, load, remaining, all_taken)
+        async def run_link(
+            link: ChainLink[T], request: ProcessRequest, all_taken: Callable[[], None]
+        ) -> None:
+            await self._run_link(link, request, load, remaining, all_taken)
             if hooks is not None:
                 await hooks.ended(link)
             await superseded(link)
@@ -461,7 +468,7 @@ class ObjectProcessor:
             if link.request is None:  # a message that names no object: nothing to run, the chain ends
                 break
             all_taken = asyncio.Event()
-            running.append(asyncio.create_task(run_link(link, all_taken.set)))
+            running.append(asyncio.create_task(run_link(link, link.request, all_taken.set)))
             taken = asyncio.create_task(all_taken.wait())
             await asyncio.wait({running[-1], taken}, return_when=asyncio.FIRST_COMPLETED)
             taken.cancel()
@@ -478,15 +485,19 @@ class ObjectProcessor:
         return left is None or left >= self._settings.deadline_margin_s
 
     async def _run_link(
-        self, link: ChainLink[Any], load: _Load, remaining: RemainingTime, all_taken: Callable[[], None]
+        self,
+        link: ChainLink[Any],
+        request: ProcessRequest,
+        load: _Load,
+        remaining: RemainingTime,
+        all_taken: Callable[[], None],
     ) -> None:
-        assert link.request is not None  # noqa: S101 - run_chain runs only links that name an object
         started = time.monotonic()
-        ref = link.request.object
+        ref = request.object
         summary = RunSummary(status=RunStatus.COMPLETE, bucket=ref.bucket, key=ref.key)
         opened: list[OpenedObject] = []
         try:
-            start = self._open(link.request, opened)
+            start = self._open(request, opened)
             await self._deliver_rows(start, summary, load, remaining, all_taken)
         except ObjectRejectedError as rejection:
             summary.status = RunStatus.REJECTED
