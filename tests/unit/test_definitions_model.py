@@ -212,7 +212,7 @@ REFUSED: dict[str, tuple[dict[str, dict[str, Any]], str]] = {
     ),
     "budget_in_order_within_inline_map": (
         {"budget.json": {"maximum": 41}, "processor.json": {"reserved_concurrency": 50}},
-        r"need 1 <= minimum \(1\) <= default \(10\) <= maximum \(41\) <= 40",
+        r"need 1 <= minimum \(1\) <= default \(5\) <= maximum \(41\) <= 40",
     ),
     "budget_within_reserved_concurrency": (
         {"processor.json": {"reserved_concurrency": 39}},

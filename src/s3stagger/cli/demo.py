@@ -9,7 +9,7 @@ clean (duplicate effects, messages left in a DLQ, or the downstream's capacity e
 wrong flags.
 
 The defaults (100 files x 50 rows; downstream capacity C = 20 at L = 200 ms, so at most
-C / L = 100 rows/s; dispatcher budget 10 objects x 2 rows in flight each = 20 = C) keep the
+C / L = 100 rows/s; dispatcher budget 5 objects x 4 rows in flight each = 20 = C) keep the
 downstream the bottleneck while the emulator's per-object orchestration stays below it: the run
 takes one to two minutes on 2 cores and its utilization means something.
 """

@@ -44,7 +44,7 @@ class Scenario:
     groups: tuple[ObjectGroup, ...]
     capacity: int = 20
     latency_s: float = 0.2
-    budget: int = 10
+    budget: int = 5
     upload_spread_s: float = 0.0
     """0: every object uploaded at once (10 upload workers); else uploads evenly over this long."""
     upload_workers: int = 10
@@ -85,7 +85,7 @@ def scenarios(quick: bool) -> dict[str, Scenario]:
     listed = [
         Scenario(
             name="demo",
-            description="the demo workload: 100 objects x 50 rows (10 % high), C = 20, L = 200 ms, budget 10",
+            description="the demo workload: 100 objects x 50 rows (10 % high), C = 20, L = 200 ms, budget 5",
             groups=(
                 ObjectGroup("high", n(10), 50 // (5 if quick else 1)),
                 ObjectGroup("normal", n(90), 50 // (5 if quick else 1)),
