@@ -192,12 +192,12 @@ TWINS: dict[tuple[str, str, str], Twin] = {
     ): Twin(
         "budget_in_order_within_inline_map",
         refused=(
-            Case(budget(minimum=11)),
+            Case(budget(minimum=6)),
             Case(budget(default=41, maximum=41) | {"processor.json": {"reserved_concurrency": 50}}),
             Case(budget(minimum=0)),
         ),
         accepted=(
-            Case(budget(minimum=10)),
+            Case(budget(minimum=5)),
             Case(
                 budget(minimum=40, default=40, maximum=40) | {"processor.json": {"reserved_concurrency": 50}}
             ),

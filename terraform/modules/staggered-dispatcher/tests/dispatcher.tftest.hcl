@@ -104,7 +104,7 @@ run "renders_the_shared_state_machine_and_processor" {
   }
 
   assert {
-    condition     = aws_ssm_parameter.concurrency_budget.name == "/s3stagger/concurrency-budget" && aws_ssm_parameter.concurrency_budget.value == "10"
+    condition     = aws_ssm_parameter.concurrency_budget.name == "/s3stagger/concurrency-budget" && aws_ssm_parameter.concurrency_budget.value == "5"
     error_message = "The budget parameter must be created from budget.json."
   }
 
