@@ -539,8 +539,9 @@ def test_the_shipped_settings_keep_the_worst_case_standard_history_below_25000_e
     shipped = definitions.read_json("dispatcher.json")
     slots = definitions.read_json("budget.json")["maximum"]
     calls = shipped["max_calls_per_slot"]["STANDARD"]
-    # an idle round looks at every queue like an empty slot, plus its Pass and Wait (4 events)
-    per_idle_round = per_empty_slot + 4
+    # an idle round looks at every queue like an empty slot, plus its Pass (2 events), the long
+    # poll (a Task: 5) and its Choice (2)
+    per_idle_round = per_empty_slot + 9
     worst = (
         empty
         + (slots - 1) * per_empty_slot

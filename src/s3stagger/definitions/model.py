@@ -372,7 +372,7 @@ def _parse_dispatcher(f: FieldReader) -> DispatcherDefinition:
         max_calls_per_slot={name: calls.integer(name, 1) for name in STATE_MACHINE_TYPES},
         max_partials_per_object=f.integer("max_partials_per_object", 1),
         idle_polls=f.integer("idle_polls", 0),
-        idle_wait_s=f.integer("idle_wait_s", 0, 3600),
+        idle_wait_s=f.integer("idle_wait_s", 0, 20),  # an SQS long poll: WaitTimeSeconds <= 20
         event_bus_name=f.text("event_bus_name"),
         event_source=f.text("event_source"),
         stagger=_parse_stagger(f.section("stagger")),
