@@ -204,8 +204,21 @@ class _RequestSlots:
     def __init__(self, limiter: AimdLimiter) -> None:
         self._limiter = limiter
         self._waiters: deque[asyncio.Future[None]] = deque()
+        self._room = asyncio.Event()
         self.in_flight = 0
         self.peak_in_flight = 0
+
+    async def room_for_more(self) -> None:
+        """Until fewer rows wait for a slot than the limit: then what waits is less than one
+        latency of work, and rows taken now do not queue behind a backlog of earlier ones."""
+        self._note_room()
+        await self._room.wait()
+
+    def _note_room(self) -> None:
+        if len(self._waiters) < self._limiter.limit:
+            self._room.set()
+        else:
+            self._room.clear()
 
     async def acquire(self) -> None:
         if not self._waiters and self.in_flight < self._limiter.limit:
@@ -213,6 +226,7 @@ class _RequestSlots:
             return
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters.append(waiter)
+        self._note_room()
         try:
             await waiter  # resolved by _wake, which has already taken the slot for us
         except asyncio.CancelledError:
@@ -220,6 +234,7 @@ class _RequestSlots:
                 self.release()
             else:
                 self._waiters.remove(waiter)
+                self._note_room()
             raise
 
     def release(self) -> None:
@@ -236,6 +251,7 @@ class _RequestSlots:
             if not waiter.done():
                 self._take()
                 waiter.set_result(None)
+        self._note_room()
 
 
 @dataclass(frozen=True)
@@ -469,7 +485,10 @@ class ObjectProcessor:
                 break
             all_taken = asyncio.Event()
             running.append(asyncio.create_task(run_link(link, link.request, all_taken.set)))
-            taken = asyncio.create_task(all_taken.wait())
+            # the next object once this one's last row is taken and fewer rows wait for the
+            # downstream than the limit: small objects whose rows were all taken at once let a call
+            # take 100 messages ahead of its pool (a high one then waited behind them all, measured)
+            taken = asyncio.create_task(self._all_taken_with_room(all_taken, load))
             await asyncio.wait({running[-1], taken}, return_when=asyncio.FIRST_COMPLETED)
             taken.cancel()
             if hooks is None or not self._may_chain(links, remaining):
@@ -477,6 +496,11 @@ class ObjectProcessor:
             link = await hooks.take()
         await asyncio.gather(*running)
         return links, load.metrics()
+
+    @staticmethod
+    async def _all_taken_with_room(all_taken: asyncio.Event, load: _Load) -> None:
+        await all_taken.wait()
+        await load.slots.room_for_more()
 
     def _may_chain(self, links: Sequence[ChainLink[Any]], remaining: RemainingTime) -> bool:
         if not all(link.clean for link in links if link.ended):

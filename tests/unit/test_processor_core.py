@@ -542,6 +542,34 @@ def test_the_next_object_starts_while_the_last_rows_of_the_one_before_are_in_fli
     assert queue.ended_tags == ["a.csv", "b.csv", "c.csv"]
 
 
+def test_a_call_takes_no_object_while_a_pool_of_rows_already_waits() -> None:
+    """Rows are read ahead of the pool (up to twice its most in flight); objects smaller than that
+    are all taken at once, but the next message waits until fewer rows wait than the limit."""
+    rows = {f"{index:02d}.csv": 2 for index in range(20)}
+    open_at_take: list[int] = []
+
+    class Pacing(Queue):
+        async def take(self) -> ChainLink[str] | None:
+            open_at_take.append(self.taken + 1 - len(self.ended_tags))
+            return await super().take()
+
+    queue = Pacing([link(key) for key in list(rows)[1:]])
+    processor = ObjectProcessor(
+        SETTINGS,
+        Objects(rows),
+        KeptSink(),
+        TimedDownstream(),
+        rng=random.Random(1),
+        sleep=no_wait,
+        most_in_flight=64,
+    )
+    links, _ = asyncio.run(processor.run_chain(link("00.csv"), lambda: None, queue))
+
+    assert [item.summary.rows_applied for item in links if item.summary] == [2] * 20
+    # in service (the limit) and waiting (fewer than the limit), two rows an object, plus the one taken
+    assert max(open_at_take) <= 2 * SETTINGS.max_concurrency // 2 + 1
+
+
 def test_no_object_is_taken_after_one_that_did_not_end_clean() -> None:
     rows = {"a.csv": 30, "b.csv": 5}
     queue = Queue([link("b.csv")])
