@@ -38,6 +38,27 @@ TICK_CASES: list[TickCase] = [
     ("grow", state(10, 2), BIG_BACKLOG, clean(), "grow", 15, 2),
     # past a forgotten estimate (the capacity rose by an unknown amount): +10 % a tick, not x1.5
     ("regrow", state(30, 3, capacity_seen=True), BIG_BACKLOG, clean(), "regrow", 33, 4),
+    # R = 30 over a raised budget of 3, but two slots run (the third waits for the continuation):
+    # they cannot use R, and growing it would hand the next execution's slots more than C
+    (
+        "slots not running yet",
+        state(30, 3, share=10),
+        Backlog(visible={"high": 0, "normal": 100}, in_flight={"high": 0, "normal": 2}),
+        clean(),
+        "hold",
+        30,
+        3,
+    ),
+    # R = 9 over 5 running slots is 1 row each: the slots all run, so R grows (no deadlock)
+    (
+        "a share rounded down still grows",
+        state(9, 5, share=1, capacity_seen=True),
+        Backlog(visible={"high": 0, "normal": 100}, in_flight={"high": 0, "normal": 5}),
+        clean(requests=25),
+        "regrow",
+        10,
+        5,
+    ),
     # known capacity 20, far below it: halfway there
     ("grow towards the estimate", state(10, 2, ceiling=20.0), BIG_BACKLOG, clean(), "grow", 15, 2),
     # at the estimate: +1 per tick
