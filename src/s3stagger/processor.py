@@ -449,8 +449,9 @@ class ObjectProcessor:
     ) -> tuple[list[ChainLink[T]], RunMetrics]:
         """Process ``first`` and, through ``hooks.take``, the objects after it, with one row pool.
 
-        Once an object's last row is taken (its tail in flight), the next one is taken and its rows
-        fill the pool as the tail drains, so the downstream does not idle between objects. No next
+        Once an object's last row is taken (its tail in flight) and fewer rows wait for a request
+        slot than the limit, the next one is taken and its rows fill the pool as the tail drains, so
+        the downstream does not idle between objects and no object queues behind many others. No next
         object is taken once an object ended otherwise than COMPLETE or REJECTED, less than the
         deadline margin is left, or ``take`` finds none. ``hooks.ended`` hears of every object as it
         ends, ``hooks.superseded`` of every clean one once another was taken after it (its message
