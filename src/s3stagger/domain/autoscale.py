@@ -308,10 +308,16 @@ def _r_not_limiting(state: AutoscaleState, backlog: Backlog, held: int, served: 
     Growing R meanwhile (two slots served 20 of R = 30) took it to 45 for the five slots that
     started next: 253 of 313 requests refused in one tick (capacity step, measured)."""
     rows = state.rows_target
-    slots = min(max(state.budget, held), backlog.waiting or state.budget)
+    slots = _slots_that_may_run(state.budget, held, backlog)
     if state.share and held < slots and held * state.share < rows * 0.9:
         return True
     return served is not None and served < rows * 0.5
+
+
+def _slots_that_may_run(budget: int, held: int, backlog: Backlog) -> int:
+    """The budget's slots, or every object held when more; no more than the objects waiting (with
+    none waiting, the budget's: the next arrivals may fill them all at once)."""
+    return max(1, min(max(budget, held), backlog.waiting or budget))
 
 
 def _cut_on_loss(
@@ -421,7 +427,7 @@ def decide(
     held = signals.objects_served(backlog)
     # nothing waiting: the next arrivals may fill every slot of the budget at once, each at its share
     # (an idle share of all of R let two objects arriving together start at R each: 429s)
-    slots = max(1, min(max(state.budget, held), backlog.waiting or state.budget))
+    slots = _slots_that_may_run(state.budget, held, backlog)
     running = max(1, min(held, slots)) if held else slots
     # within the allowance the share rounds up: R = 9 over 5 slots is 2 rows each, not 1 (a floor
     # left 44 % of R unused, measured); at share_overshoot 1 it stays ⌊R / slots⌋
