@@ -1,10 +1,12 @@
-"""The dispatcher ASL computes the same stagger delay as StaggerPolicy (run in the emulator).
+"""The dispatcher ASL waits as long as StaggerPolicy says (run in the emulator).
 
 The states under test are taken from the shipped template, rendered with each configuration, and
 wired into a small state machine: the shipped Setup, then a Map over the grid whose iterations run
 the shipped rule of RouteMessage that picks a slot's first message, StaggerSpacing, StaggerMode,
-Backlog and StaggerDelay, with the queue depth given (QueueDepth reads it from SQS) and the calls
-that would extend visibility, wait and invoke replaced by a Pass that returns the delay.
+Backlog, StaggerDelay, StaggerOver and StaggerWaited. The queue depth comes from the case (the
+first read at the receive, then one read per second of waiting, where QueueDepth reads it from
+SQS); the calls that would hold the message, wait a step and extend visibility before the invoke
+are replaced by Passes, the last of which returns the seconds waited.
 """
 
 import json
@@ -57,8 +59,12 @@ ROUNDS = [1, 2]
 execution, generation 0; a continuation never is), 2 = a later one."""
 
 
-def depths_for(backlog: int) -> list[int]:
-    return sorted({0, max(0, backlog - 1), backlog, backlog + 7})
+def depth_profiles(backlog: int, seconds: int) -> list[list[int]]:
+    """The depth read after 0..seconds seconds of waiting: steady ones, and a backlog that forms
+    during the wait (after 1 s, after 3 s)."""
+    steady = sorted({0, max(0, backlog - 1), backlog, backlog + 7})
+    rising = [[0 if s < after else backlog + 7 for s in range(seconds + 1)] for after in (1, 3)]
+    return [[depth] * (seconds + 1) for depth in steady] + rising
 
 
 @pytest.fixture(scope="module")
@@ -88,11 +94,7 @@ def render(stagger: dict[str, Any]) -> dict[str, Any]:
 def grid_machine(asl: dict[str, Any]) -> dict[str, Any]:
     top = asl["States"]
     slot = top["RunSlots"]["ItemProcessor"]["States"]
-    rewire = {
-        "ExtendVisibility": "NoDelay",
-        "QueueDepth": "Backlog",
-        "HoldForStagger": "Delayed",
-    }
+    rewire = {"ExtendVisibility": "Waited", "HoldForStagger": "Stagger"}
 
     def take(states: dict[str, Any], name: str) -> dict[str, Any]:
         state = json.loads(json.dumps(states[name]))
@@ -107,11 +109,24 @@ def grid_machine(asl: dict[str, Any]) -> dict[str, Any]:
     first_message = take(slot, "RouteMessage")
     first_message["Choices"] = [c for c in first_message["Choices"] if c["Next"] == "StaggerSpacing"]
     assert len(first_message["Choices"]) == 1, "RouteMessage has one rule for a slot's first message"
-    tested = ("StaggerSpacing", "StaggerMode", "Backlog", "StaggerDelay")
+    tested = ("StaggerSpacing", "StaggerMode", "Backlog", "StaggerDelay", "StaggerOver", "StaggerWaited")
     per_case = {name: take(slot, name) for name in tested}
     per_case["FirstMessage"] = first_message
+    per_case["StaggerMode"]["Default"] = "Backlog"  # the first read: the case's depth at the receive
+    per_case["QueueDepth"] = {  # a read during the wait
+        "Type": "Pass",
+        "Parameters": {"value.$": "States.ArrayGetItem($.depths, $.stagger.waitedS)"},
+        "ResultPath": "$.depth",
+        "Next": "Backlog",
+    }
+    per_case["Stagger"] = {"Type": "Pass", "Next": "StaggerWaited"}
+    per_case["Waited"] = {
+        "Type": "Choice",
+        "Choices": [{"Variable": "$.stagger.waitedS", "IsPresent": True, "Next": "Delayed"}],
+        "Default": "NoDelay",
+    }
     per_case["NoDelay"] = {"Type": "Pass", "Result": 0, "End": True}
-    per_case["Delayed"] = {"Type": "Pass", "InputPath": "$.stagger.delayS", "End": True}
+    per_case["Delayed"] = {"Type": "Pass", "InputPath": "$.stagger.waitedS", "End": True}
     setup = json.loads(json.dumps(top["Setup"]))
     setup["Next"] = "Cases"
     return {
@@ -125,6 +140,7 @@ def grid_machine(asl: dict[str, Any]) -> dict[str, Any]:
                     "settings.$": "$.settings",
                     "slotIndex.$": "$$.Map.Item.Value.slot",
                     "depth": {"value.$": "$$.Map.Item.Value.depth"},
+                    "depths.$": "$$.Map.Item.Value.depths",
                     "work": {
                         "queueIndex.$": "$$.Map.Item.Value.queueIndex",
                         "queueUrl": "x-queue",
@@ -143,13 +159,14 @@ def grid_machine(asl: dict[str, Any]) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("stagger", CONFIGS, ids=["shipped-like", "spaced", "zero-cap", "three-priorities"])
-def test_asl_delay_equals_stagger_policy(sfn: Any, stagger: dict[str, Any]) -> None:
+def test_asl_wait_equals_stagger_policy(sfn: Any, stagger: dict[str, Any]) -> None:
     policy = StaggerPolicy.from_definition(stagger)
     priorities = list(stagger["priorities"])
+    seconds = max(p["max_delay_s"] for p in stagger["priorities"].values())
     cases = [
-        {"queueIndex": index, "depth": depth, "slot": slot, "calls": calls}
+        {"queueIndex": index, "depth": depths[0], "depths": depths, "slot": slot, "calls": calls}
         for index in range(len(priorities))
-        for depth in depths_for(stagger["backlog_depth"])
+        for depths in depth_profiles(stagger["backlog_depth"], seconds)
         for slot in SLOTS
         for calls in ROUNDS
     ]
@@ -171,15 +188,15 @@ def test_asl_delay_equals_stagger_policy(sfn: Any, stagger: dict[str, Any]) -> N
             time.sleep(0.2)
         assert described["status"] == "SUCCEEDED", described.get("cause")
         asl = [int(seconds) for seconds in json.loads(described["output"])]
-        python = [
-            policy.delay_s(
-                case["slot"],
-                case["depth"],
-                priorities[case["queueIndex"]],
-                first_in_slot=case["calls"] == 1 and generation == 0,
+        python, planned = [], []
+        for case in cases:
+            priority, first = priorities[case["queueIndex"]], case["calls"] == 1 and generation == 0
+            python.append(
+                policy.waited_s(case["slot"], case["depths"].__getitem__, priority, first_in_slot=first)
             )
-            for case in cases
-        ]
+            planned.append(policy.delay_s(case["slot"], case["depth"], priority, first_in_slot=first))
         assert asl == python
-        # the grid is not trivial
+        # the grid is not trivial: delays differ, and a backlog that formed cut some short
         assert len(set(python)) > 1 or stagger["backlog_depth"] == 0 or generation > 0
+        cut_short = sum(waited < delay for waited, delay in zip(python, planned, strict=True))
+        assert cut_short or stagger["backlog_depth"] == 0 or generation > 0

@@ -1,3 +1,5 @@
+from collections.abc import Callable
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -25,6 +27,37 @@ def test_spreads_items_by_spacing_until_the_cap() -> None:
 def test_no_stagger_behind_a_backlog() -> None:
     assert policy().delay_s(5, queue_depth=20, priority="normal") == 0
     assert policy().delay_s(5, queue_depth=19, priority="normal") == 6
+
+
+def rising(after_s: int | None, backlog: int = 20) -> Callable[[int], int]:
+    """A queue of 3 messages that holds ``backlog`` from ``after_s`` seconds on (None: never)."""
+    return lambda s: backlog if after_s is not None and s >= after_s else 3
+
+
+@pytest.mark.parametrize(
+    ("slot", "backlog_after_s", "waited"),
+    [
+        (3, None, 6),  # no backlog: the whole delay, in steps of 2 s
+        (3, 2, 2),  # a backlog read after the first step ends the wait
+        (3, 3, 4),  # formed between two reads: seen before the next step
+        (3, 6, 6),  # formed as the delay ends: nothing to cut
+        (0, 1, 0),
+        (3, 0, 0),  # there at the receive: no wait (delay_s)
+    ],
+)
+def test_a_backlog_that_forms_during_the_wait_ends_it(
+    slot: int, backlog_after_s: int | None, waited: int
+) -> None:
+    assert policy().waited_s(slot, rising(backlog_after_s), "normal") == waited
+
+
+def test_the_whole_wait_is_the_delay_when_the_depth_stays() -> None:
+    for slot in range(6):
+        for depth in (0, 19, 20):
+            expected = policy().delay_s(slot, depth, "normal")
+            assert policy().waited_s(slot, lambda _s, depth=depth: depth, "normal") == expected
+    assert policy().waited_s(3, rising(None), "normal", first_in_slot=False) == 0
+    assert policy().waited_s(3, rising(None), "high") == 0
 
 
 def test_a_priority_with_zero_spacing_is_never_delayed() -> None:

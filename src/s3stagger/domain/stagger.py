@@ -9,8 +9,9 @@ slots that were running a moment before, so the downstream is not starting cold.
 
 The dispatcher state machine computes the same thing with ASL intrinsic functions (it has
 addition but no multiplication, so it builds the table ``States.ArrayRange(0, max_delay_s,
-spacing_s)`` and picks ``offsets[min(slot, len - 1)]``); a test runs the shipped states over a grid
-of inputs in the emulator and checks that they equal :meth:`StaggerPolicy.delay_s`.
+spacing_s)`` and picks ``offsets[min(slot, len - 1)]``) and waits in steps of ``spacing_s``; a test
+runs the shipped states over a grid of inputs in the emulator and checks that they equal
+:meth:`StaggerPolicy.waited_s`.
 
 The formula, for the first message of slot ``slot`` (0-based), received from the queue of
 ``priority`` when ``queue_depth`` messages were still waiting::
@@ -21,16 +22,22 @@ The formula, for the first message of slot ``slot`` (0-based), received from the
             = 0                                              if spacing_s(priority) == 0
             = min(slot, max_delay_s // spacing_s) * spacing_s    otherwise
 
+The slot waits that long in steps of ``spacing_s`` and reads the queue's depth again before each
+further step: the wait ends early once ``queue_depth >= backlog_depth`` (:meth:`waited_s`).
+
 Why: when the queue is shallow a burst of uploads would otherwise hit the downstream all at once,
 so first starts are spread ``spacing_s`` apart (never longer than ``max_delay_s``). Behind a
 backlog the downstream is busy anyway and the concurrency budget is what limits load, so waiting
-would only lower throughput. A priority whose spacing is 0 (default: ``high``) is never delayed.
-Delays are whole seconds because an ASL Wait state counts whole seconds.
+would only lower throughput — also when the backlog forms during the wait: the first slots of a
+batch upload receive while the rest of it is still arriving (measured on the demo workload: 90 of
+its 100 messages queued 0.8 s after the first upload, while slots 2 to 4 waited 2 to 4 s). A
+priority whose spacing is 0 (default: ``high``) is never delayed. Delays are whole seconds because
+an ASL Wait state counts whole seconds.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -107,6 +114,26 @@ class StaggerPolicy:
         if not first_in_slot or queue_depth >= self.backlog_depth or spacing.spacing_s == 0:
             return 0
         return min(slot, spacing.max_delay_s // spacing.spacing_s) * spacing.spacing_s
+
+    def waited_s(
+        self,
+        slot: int,
+        depth_after: Callable[[int], int],
+        priority: str,
+        *,
+        first_in_slot: bool = True,
+    ) -> int:
+        """Seconds slot ``slot`` waits when ``depth_after(s)`` messages wait in ``priority``'s queue
+        after ``s`` seconds of its wait (``s = 0``: at the receive): :meth:`delay_s` of the depth
+        at the receive, in steps of ``spacing_s``, ended early by a backlog read before a step."""
+        planned = self.delay_s(slot, depth_after(0), priority, first_in_slot=first_in_slot)
+        spacing = self._spacing(priority).spacing_s
+        waited = 0
+        while waited < planned:
+            waited += spacing
+            if waited < planned and depth_after(waited) >= self.backlog_depth:
+                break
+        return waited
 
     def _spacing(self, priority: str) -> PrioritySpacing:
         try:
