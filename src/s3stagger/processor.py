@@ -684,29 +684,56 @@ class ObjectProcessor:
         return OutgoingRow(row.number, key, request)
 
     async def _deliver_group(self, invocation: _Invocation, group: list[tuple[DataRow, OutgoingRow]]) -> None:
-        """Attempt, decide for each row, carry the decisions out; the rows to retry go again together."""
+        """Attempt, decide for each row, carry the decisions out; the rows to retry go again together.
+
+        A request the downstream refused for load (429) keeps its request slot through the wait
+        before its retry: the call then has no more requests in flight or waiting to retry than its
+        limit. Released at once, the slot went to the next row, refused at once too while the
+        downstream was still full: after a capacity halved, each call swept its whole pool of rows
+        into 429s every Retry-After (266 refusals in one second, capacity-step scenario)."""
         waiting = {row.number: (row, outgoing, RowAttempts()) for row, outgoing in group}
+        slots = invocation.load.slots
         while waiting and not invocation.abandoned:  # else: the rows left stay unfinished
             entries = list(waiting.values())
-            deliveries = await self._attempt(invocation, [outgoing for _, outgoing, _ in entries])
-            delay_s = 0.0
-            for (row, outgoing, attempts), delivery in zip(entries, deliveries, strict=True):
-                view = InvocationView(
-                    invocation.any_answer, invocation.remaining(), invocation.refusing_status(delivery)
-                )
-                decision = decide(delivery, attempts, view, self._policy, self._rng)
-                invocation.count(delivery.outcome, decision)
-                if decision.action is RowAction.RETRY:
-                    waiting[row.number] = (row, outgoing, decision.attempts)
-                    delay_s = max(delay_s, decision.delay_s)
-                else:
-                    del waiting[row.number]
-                    invocation.settle(row, decision, delivery)
-            if waiting and not invocation.abandoned:
+            await slots.acquire()
+            try:
+                deliveries = await self._attempt(invocation, [outgoing for _, outgoing, _ in entries])
+                delay_s = self._decide_rows(invocation, entries, deliveries, waiting)
+                throttled = request_outcome(deliveries) is DeliveryOutcome.THROTTLED
+                if throttled and waiting and not invocation.abandoned:
+                    await self._sleep(delay_s)
+                    delay_s = 0.0
+            finally:
+                slots.release()
+            if delay_s and waiting and not invocation.abandoned:
                 await self._sleep(delay_s)
 
+    def _decide_rows(
+        self,
+        invocation: _Invocation,
+        entries: list[tuple[DataRow, OutgoingRow, RowAttempts]],
+        deliveries: list[Delivery],
+        waiting: dict[int, tuple[DataRow, OutgoingRow, RowAttempts]],
+    ) -> float:
+        """Decide each row of one attempt: settle it, or keep it in ``waiting`` for a retry; the
+        longest retry delay the decisions ask for."""
+        delay_s = 0.0
+        for (row, outgoing, attempts), delivery in zip(entries, deliveries, strict=True):
+            view = InvocationView(
+                invocation.any_answer, invocation.remaining(), invocation.refusing_status(delivery)
+            )
+            decision = decide(delivery, attempts, view, self._policy, self._rng)
+            invocation.count(delivery.outcome, decision)
+            if decision.action is RowAction.RETRY:
+                waiting[row.number] = (row, outgoing, decision.attempts)
+                delay_s = max(delay_s, decision.delay_s)
+            else:
+                del waiting[row.number]
+                invocation.settle(row, decision, delivery)
+        return delay_s
+
     async def _attempt(self, invocation: _Invocation, rows: list[OutgoingRow]) -> list[Delivery]:
-        """One request, holding a slot only while it is on the wire; feeds the limiter."""
+        """One request, within a request slot the caller holds; feeds the limiter."""
         settings = self._settings
         timeout = attempt_timeout_s(
             invocation.remaining(), settings.read_timeout_s, settings.deadline_margin_s
@@ -715,12 +742,8 @@ class ObjectProcessor:
         ceiling = self._ceiling() if self._ceiling is not None else None
         if ceiling is not None:
             load.limiter.set_maximum(ceiling)
-        await load.slots.acquire()
-        try:
-            deliveries = await self._downstream.deliver(rows, timeout)
-            feed_limiter(load.limiter, request_outcome(deliveries), load.slots.in_flight)
-        finally:
-            load.slots.release()
+        deliveries = await self._downstream.deliver(rows, timeout)
+        feed_limiter(load.limiter, request_outcome(deliveries), load.slots.in_flight)
         load.add_latency(deliveries[0].latency_s)
         invocation.any_answer = invocation.any_answer or any(d.status is not None for d in deliveries)
         return deliveries

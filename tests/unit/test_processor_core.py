@@ -212,6 +212,33 @@ def test_the_continuation_from_a_pause_applies_the_rest() -> None:
     assert max(downstream.attempts) == 30
 
 
+def test_a_request_refused_for_load_keeps_its_slot_through_the_wait_before_its_retry() -> None:
+    """While the rows refused with a 429 wait for their retry, the call sends no other row: the
+    downstream sees at most the call's limit of requests, refusals included."""
+
+    async def scenario() -> tuple[int, Any]:
+        retry_allowed = asyncio.Event()
+
+        async def wait_for_retry(_seconds: float) -> None:
+            await retry_allowed.wait()
+
+        downstream = ScriptedDownstream(lambda _row, attempt: BUSY if attempt == 1 else OK)
+        processor = ObjectProcessor(
+            SETTINGS, MemorySource(csv_object(12)), KeptSink(), downstream, sleep=wait_for_retry
+        )
+        running = asyncio.create_task(processor.run(ProcessRequest(REF, None)))
+        for _ in range(100):  # every row that can be sent now is sent
+            await asyncio.sleep(0)
+        sent_while_waiting = len(downstream.attempts)
+        retry_allowed.set()
+        return sent_while_waiting, await running
+
+    sent_while_waiting, (summary, _metrics) = asyncio.run(scenario())
+    assert 1 <= sent_while_waiting <= SETTINGS.max_concurrency
+    assert summary.status is RunStatus.COMPLETE
+    assert summary.rows_applied == 12
+
+
 def test_retryable_failures_are_retried_then_the_row_is_failed_once_the_downstream_answered() -> None:
     broken = Delivery(DeliveryOutcome.RETRYABLE_ERROR, 500, "HTTP 500: bug")
     downstream = ScriptedDownstream(lambda row, attempt: broken if row == 2 else OK)
