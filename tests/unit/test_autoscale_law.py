@@ -7,6 +7,8 @@ import itertools
 
 import pytest
 
+from s3stagger.definitions.autoscaler import AutoscalerDefinition
+from s3stagger.definitions.model import Definitions
 from s3stagger.domain.autoscale import (
     AutoscalePolicy,
     AutoscaleState,
@@ -387,8 +389,15 @@ def reject_mode_tick(
     )
 
 
+SHIPPED = AutoscalerDefinition.load().policy(Definitions.load().budget)
+"""The law as ``definitions/autoscaler.json`` ships it."""
+
+
 def run_closed_loop(
-    capacities: list[int], start: AutoscaleState, served_when_refused: float = 1.0
+    capacities: list[int],
+    start: AutoscaleState,
+    served_when_refused: float = 1.0,
+    policy: AutoscalePolicy = POLICY,
 ) -> list[Decision]:
     decisions: list[Decision] = []
     current = start
@@ -399,7 +408,7 @@ def run_closed_loop(
         rows = held * (plan.rows_in_flight_per_object if decisions else 1)
         backlog = Backlog(visible={"normal": 100}, in_flight={"normal": held})
         signals = reject_mode_tick(rows, capacity, served_when_refused=served_when_refused)
-        decision = decide(current, backlog, signals, POLICY)
+        decision = decide(current, backlog, signals, policy)
         decisions.append(decision)
         current, plan = decision.state, decision.plan
     return decisions
@@ -412,8 +421,11 @@ def test_closed_loop_finds_an_unknown_capacity_from_one() -> None:
     assert max(held) <= 22
 
 
-def test_closed_loop_follows_a_capacity_step_down_then_up() -> None:
-    decisions = run_closed_loop([20] * 20 + [10] * 20 + [40] * 30, AutoscaleState.initial(POLICY))
+@pytest.mark.parametrize("policy", [POLICY, SHIPPED], ids=["regrow +10 %, probe every tick", "shipped"])
+def test_closed_loop_follows_a_capacity_step_down_then_up(policy: AutoscalePolicy) -> None:
+    decisions = run_closed_loop(
+        [20] * 20 + [10] * 20 + [40] * 30, AutoscaleState.initial(policy), policy=policy
+    )
     after_down = [d.plan.rows_in_flight for d in decisions[25:40]]
     after_up = [d.plan.rows_in_flight for d in decisions[-20:]]
     assert max(after_down) <= 12
@@ -421,22 +433,28 @@ def test_closed_loop_follows_a_capacity_step_down_then_up() -> None:
     assert max(after_up) <= 46
 
 
-def test_closed_loop_regrows_to_a_risen_capacity_without_a_slow_start_overshoot() -> None:
+@pytest.mark.parametrize("policy", [POLICY, SHIPPED], ids=["regrow +10 %, probe every tick", "shipped"])
+def test_closed_loop_regrows_to_a_risen_capacity_without_a_slow_start_overshoot(
+    policy: AutoscalePolicy,
+) -> None:
     """Measured before: past a forgotten estimate R grew x1.5 a tick and overshot the new capacity
-    by up to half (a tick of 429s from every slot); +10 % a tick overshoots by about a tenth."""
-    decisions = run_closed_loop([10] * 20 + [40] * 40, AutoscaleState.initial(POLICY))
+    by up to half (a tick of 429s from every slot); +10 % or +25 % a tick overshoots by less."""
+    decisions = run_closed_loop([10] * 20 + [40] * 40, AutoscaleState.initial(policy), policy=policy)
     after_up = [d.plan.rows_in_flight for d in decisions[20:]]
     assert max(after_up) <= 1.15 * 40
     assert sum(after_up[-15:]) / 15 >= 0.85 * 40
 
 
-def test_closed_loop_holds_a_risen_capacity_when_a_loss_depresses_what_was_served() -> None:
+@pytest.mark.parametrize("policy", [POLICY, SHIPPED], ids=["regrow +10 %, probe every tick", "shipped"])
+def test_closed_loop_holds_a_risen_capacity_when_a_loss_depresses_what_was_served(
+    policy: AutoscalePolicy,
+) -> None:
     """Measured before (capacity step 10 -> 40, 2026-12-01): in the tick of the first 429s the
     processors' own limiters backed off, the downstream served 25 of its 40, the cut took R from 44
     to 23, that low estimate was soon forgotten again and R regrew into the next loss: a saw tooth
     of 429 bursts well below the capacity."""
     decisions = run_closed_loop(
-        [10] * 20 + [40] * 60, AutoscaleState.initial(POLICY), served_when_refused=0.6
+        [10] * 20 + [40] * 60, AutoscaleState.initial(policy), served_when_refused=0.6, policy=policy
     )
     settled = [d.plan.rows_in_flight for d in decisions[-30:]]
     assert min(settled) >= 0.85 * 40

@@ -13,7 +13,7 @@ Two quantities, two loops (docs/autoscaling.md argues the choice):
   exercise R, such as a hand-over's, leaves that R standing); with no loss and work
   waiting R grows — x``slow_start_factor`` while no capacity was ever seen, halfway towards the last
   capacity estimate below it, +1 every ``probe_every_ticks`` clean ticks (probing) near it, and
-  x``regrowth_factor`` (+25 %) a tick once it passed the estimate by ``ceiling_forget_ratio``
+  x``regrowth_factor`` (+15 %) a tick once it passed the estimate by ``ceiling_forget_ratio``
   without loss (the capacity rose by an unknown amount). A gradient
   term handles a downstream that queues instead: latency over its no-load baseline by more than
   ``latency_high_ratio`` sets R to what the downstream serves at that baseline with
