@@ -195,7 +195,8 @@ def feed_limiter(limiter: AimdLimiter, outcome: DeliveryOutcome, in_flight: int)
 
 
 class _RequestSlots:
-    """Request slots bounded by the limiter's current limit (asyncio, one loop).
+    """Request slots bounded by the limiter's current limit (asyncio, one loop): a request holds one
+    while on the wire and, refused for load, until its retry (``in_flight`` counts both).
 
     A released slot is handed to the longest waiter directly (FIFO), and only as many waiters are
     woken as the limit allows, so a release costs O(1) however many rows wait.
@@ -695,6 +696,7 @@ class ObjectProcessor:
         slots = invocation.load.slots
         while waiting and not invocation.abandoned:  # else: the rows left stay unfinished
             entries = list(waiting.values())
+            self._follow_ceiling(invocation.load)
             await slots.acquire()
             try:
                 deliveries = await self._attempt(invocation, [outgoing for _, outgoing, _ in entries])
@@ -732,6 +734,12 @@ class ObjectProcessor:
                 invocation.settle(row, decision, delivery)
         return delay_s
 
+    def _follow_ceiling(self, load: _Load) -> None:
+        """The autoscaler's rows in flight per object, as it is now, bounds the limit."""
+        ceiling = self._ceiling() if self._ceiling is not None else None
+        if ceiling is not None:
+            load.limiter.set_maximum(ceiling)
+
     async def _attempt(self, invocation: _Invocation, rows: list[OutgoingRow]) -> list[Delivery]:
         """One request, within a request slot the caller holds; feeds the limiter."""
         settings = self._settings
@@ -739,9 +747,6 @@ class ObjectProcessor:
             invocation.remaining(), settings.read_timeout_s, settings.deadline_margin_s
         )
         load = invocation.load
-        ceiling = self._ceiling() if self._ceiling is not None else None
-        if ceiling is not None:
-            load.limiter.set_maximum(ceiling)
         deliveries = await self._downstream.deliver(rows, timeout)
         feed_limiter(load.limiter, request_outcome(deliveries), load.slots.in_flight)
         load.add_latency(deliveries[0].latency_s)
