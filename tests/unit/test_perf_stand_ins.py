@@ -6,6 +6,9 @@ import threading
 import time
 from typing import Any
 
+import pytest
+from botocore.exceptions import ClientError
+
 from s3stagger.perf.stand_ins import NoStaggerDispatcher, SqsMappingStandIn
 
 
@@ -35,9 +38,10 @@ class FakeSqs:
 class FakeLambda:
     """Answers PARTIAL once per object (with a cursor), then COMPLETE; ``bad`` keys raise."""
 
-    def __init__(self, bad: frozenset[str] = frozenset()) -> None:
+    def __init__(self, bad: frozenset[str] = frozenset(), refused: frozenset[str] = frozenset()) -> None:
         self.calls: list[dict[str, Any]] = []
         self.bad = bad
+        self.refused = refused
         self.lock = threading.Lock()
         self.in_flight = 0
         self.peak = 0
@@ -45,6 +49,9 @@ class FakeLambda:
     def invoke(self, FunctionName: str, Payload: bytes) -> dict[str, Any]:
         event = json.loads(Payload)
         key = event["object"]["key"]
+        if key in self.refused:
+            error = {"Error": {"Code": "TooManyRequestsException", "Message": "Rate Exceeded."}}
+            raise ClientError(error, "Invoke")
         with self.lock:
             self.calls.append(event)
             self.in_flight += 1
@@ -94,3 +101,19 @@ def test_no_stagger_invokes_everything_at_once_and_leaves_failures_to_reappear()
     assert len(sqs.deleted) == 21
     assert dispatcher.errors == 1
     assert dispatcher.peak_in_flight > 5, "no budget: many objects in flight at once"
+
+
+def test_an_invocation_lambda_refuses_is_one_log_line_and_its_message_reappears(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    sqs = FakeSqs({"high": [], "normal": bodies("n", 3)})
+    lam = FakeLambda(refused=frozenset({"n1"}))
+    dispatcher = NoStaggerDispatcher(sqs, lam, "processor", ["high", "normal"])
+    with caplog.at_level("WARNING"), dispatcher:
+        wait_for(lambda: len(sqs.deleted) == 2)
+        time.sleep(0.1)
+    assert json.dumps({"key": "n1"}) not in sqs.deleted
+    assert dispatcher.errors == 1
+    (record,) = [r for r in caplog.records if r.name == "s3stagger.perf.stand_ins"]
+    assert record.getMessage() == "invocation refused: TooManyRequestsException"
+    assert record.exc_info is None, "an expected refusal logs no traceback"

@@ -25,6 +25,8 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 LOGGER = logging.getLogger(__name__)
 
 VISIBILITY_S = 600
@@ -72,6 +74,10 @@ class _Poller:
                     FunctionName=self._function_name, Payload=json.dumps(event).encode()
                 )
                 payload = json.loads(answer["Payload"].read() or b"null")
+            except ClientError as error:  # Lambda refused it (reserved concurrency): it reappears
+                LOGGER.warning("invocation refused: %s", error.response.get("Error", {}).get("Code"))
+                self.errors += 1
+                return
             except Exception:  # an emulator hiccup: the message reappears, as after a failed invocation
                 LOGGER.exception("invocation failed")
                 self.errors += 1
