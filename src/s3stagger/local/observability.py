@@ -79,14 +79,16 @@ class LocalObservability(LocalService):
     def __init__(
         self,
         settings: LocalObservabilitySettings,
-        client: ClientFactory,
+        stand_in_client: ClientFactory,
         names: ResourceNames,
         counters: Callable[[str], FunctionCounters],
         function_names: Sequence[str],
     ) -> None:
         self.settings = settings
         self.data_dir = settings.data_dir or default_telemetry_dir()
-        self._client = client
+        self._stand_in_client = stand_in_client
+        """Clients for the stand-ins of AWS's own work (the metric stream reading queue and
+        execution metrics): their requests are nobody's bill, not the pattern's."""
         self._names = names
         self._counters = counters
         self._function_names = list(function_names)
@@ -159,7 +161,7 @@ class LocalObservability(LocalService):
         self.subscription = LogSubscriptionStandIn(
             self.capture.consumer(), self.firehose.put_records, owner=names.account_id
         )
-        sqs, sfn = self._client("sqs"), self._client("stepfunctions")
+        sqs, sfn = self._stand_in_client("sqs"), self._stand_in_client("stepfunctions")
         queues = {url.rsplit("/", 1)[-1]: url for url in (*names.queue_urls.values(), *names.all_dlq_urls)}
         self.metric_stream = MetricStreamStandIn(
             MetricStreamSettings(

@@ -102,7 +102,11 @@ class LocalPipeline(LocalService):
                 if self.alerting is not None and self.alerting.names is not None:
                     functions.append(self.alerting.names.notifier_function_name)
                 self.observability = LocalObservability(
-                    self.settings.observability, self.client, self._names, self.runtime.counters, functions
+                    self.settings.observability,
+                    self.stand_in_client,
+                    self._names,
+                    self.runtime.counters,
+                    functions,
                 ).start()
             self.scheduler = DispatcherScheduler(self._start_dispatcher, self.settings.schedule_interval_s)
             if self.settings.start_scheduler:
