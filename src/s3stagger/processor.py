@@ -701,13 +701,13 @@ class ObjectProcessor:
             try:
                 deliveries = await self._attempt(invocation, [outgoing for _, outgoing, _ in entries])
                 delay_s = self._decide_rows(invocation, entries, deliveries, waiting)
-                throttled = request_outcome(deliveries) is DeliveryOutcome.THROTTLED
-                if throttled and waiting and not invocation.abandoned:
+                again = bool(waiting) and not invocation.abandoned
+                wait_in_slot = again and request_outcome(deliveries) is DeliveryOutcome.THROTTLED
+                if wait_in_slot:
                     await self._sleep(delay_s)
-                    delay_s = 0.0
             finally:
                 slots.release()
-            if delay_s and waiting and not invocation.abandoned:
+            if again and not wait_in_slot:
                 await self._sleep(delay_s)
 
     def _decide_rows(
