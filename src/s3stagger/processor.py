@@ -95,6 +95,9 @@ class ChainLink(Generic[T]):
     """Another object was taken after this one."""
     superseded: bool = False
     """The caller was told the object ended clean with another after it (its message can go)."""
+    rank: int = 0
+    """Its priority, 0 the highest (its queue's place in priority order): while rows of several
+    objects wait for the call's request slots, those of the lowest rank go first."""
 
     @property
     def ended(self) -> bool:
@@ -198,13 +201,15 @@ class _RequestSlots:
     """Request slots bounded by the limiter's current limit (asyncio, one loop): a request holds one
     while on the wire and, refused for load, until its retry (``in_flight`` counts both).
 
-    A released slot is handed to the longest waiter directly (FIFO), and only as many waiters are
-    woken as the limit allows, so a release costs O(1) however many rows wait.
+    A released slot is handed directly to the longest waiter of the highest priority (lowest rank;
+    FIFO within a rank), and only as many waiters are woken as the limit allows, so a release costs
+    O(1) however many rows wait (a call's objects come from a few priority lanes).
     """
 
     def __init__(self, limiter: AimdLimiter) -> None:
         self._limiter = limiter
-        self._waiters: deque[asyncio.Future[None]] = deque()
+        self._waiters: dict[int, deque[asyncio.Future[None]]] = {}
+        self._waiting = 0
         self._room = asyncio.Event()
         self.in_flight = 0
         self.peak_in_flight = 0
@@ -216,25 +221,28 @@ class _RequestSlots:
         await self._room.wait()
 
     def _note_room(self) -> None:
-        if len(self._waiters) < self._limiter.limit:
+        if self._waiting < self._limiter.limit:
             self._room.set()
         else:
             self._room.clear()
 
-    async def acquire(self) -> None:
-        if not self._waiters and self.in_flight < self._limiter.limit:
+    async def acquire(self, rank: int = 0) -> None:
+        """A slot for a request of an object of ``rank`` (0 the highest priority)."""
+        if not self._waiting and self.in_flight < self._limiter.limit:
             self._take()
             return
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiters.append(waiter)
+        self._waiters.setdefault(rank, deque()).append(waiter)
+        self._waiting += 1
         self._note_room()
         try:
             await waiter  # resolved by _wake, which has already taken the slot for us
         except asyncio.CancelledError:
             if waiter.done() and not waiter.cancelled():
                 self.release()
-            else:
-                self._waiters.remove(waiter)
+            elif waiter in self._waiters[rank]:  # else a release already dropped it, cancelled
+                self._waiters[rank].remove(waiter)
+                self._waiting -= 1
                 self._note_room()
             raise
 
@@ -247,11 +255,14 @@ class _RequestSlots:
         self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
 
     def _wake(self) -> None:
-        while self._waiters and self.in_flight < self._limiter.limit:
-            waiter = self._waiters.popleft()
-            if not waiter.done():
-                self._take()
-                waiter.set_result(None)
+        for rank in sorted(self._waiters):
+            queue = self._waiters[rank]
+            while queue and self.in_flight < self._limiter.limit:
+                waiter = queue.popleft()
+                self._waiting -= 1
+                if not waiter.done():
+                    self._take()
+                    waiter.set_result(None)
         self._note_room()
 
 
@@ -314,6 +325,8 @@ class _Invocation:
     remaining: RemainingTime
     breaker: RejectionWindow[HeldRow]
     """The breaker's window; a refused row is held there as its failed-rows record."""
+    rank: int = 0
+    """The object's priority (:attr:`ChainLink.rank`): its rows' place in the wait for a slot."""
     unfinished: dict[int, int] = field(default_factory=dict)
     """Rows taken but not finished: row number → byte offset where its record starts."""
     any_answer: bool = False
@@ -524,7 +537,7 @@ class ObjectProcessor:
         opened: list[OpenedObject] = []
         try:
             start = self._open(request, opened)
-            await self._deliver_rows(start, summary, load, remaining, all_taken)
+            await self._deliver_rows(start, summary, load, remaining, all_taken, rank=link.rank)
         except ObjectRejectedError as rejection:
             summary.status = RunStatus.REJECTED
             summary.error = {"type": rejection.reason.value, "message": rejection.message}
@@ -600,6 +613,8 @@ class ObjectProcessor:
         load: _Load,
         remaining: RemainingTime,
         all_taken: Callable[[], None],
+        *,
+        rank: int,
     ) -> None:
         summary.key = start.opened.key or summary.key
         ref = ObjectRef(summary.bucket, summary.key, start.version_id, start.opened.etag)
@@ -607,7 +622,7 @@ class ObjectProcessor:
         summary.warning = start.header.warning
         failed = self._sink.open_batch(ref, version, start.header)
         breaker: RejectionWindow[HeldRow] = RejectionWindow(self._settings.api.breaker)
-        invocation = _Invocation(ref, version, summary, failed, load, remaining, breaker)
+        invocation = _Invocation(ref, version, summary, failed, load, remaining, breaker, rank)
         try:
             position = await self._take_rows(start, invocation, all_taken)
             if invocation.unreachable is not None:
@@ -697,7 +712,7 @@ class ObjectProcessor:
         while waiting and not invocation.abandoned:  # else: the rows left stay unfinished
             entries = list(waiting.values())
             self._follow_ceiling(invocation.load)
-            await slots.acquire()
+            await slots.acquire(invocation.rank)
             try:
                 deliveries = await self._attempt(invocation, [outgoing for _, outgoing, _ in entries])
                 delay_s = self._decide_rows(invocation, entries, deliveries, waiting)

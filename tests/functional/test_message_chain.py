@@ -55,12 +55,13 @@ def test_the_high_queue_goes_first_and_a_taken_message_is_held_and_parsed(endpoi
 
     assert first is not None
     assert isinstance(first.tag, QueuedMessage)
-    assert first.tag.queue_index == 0
+    assert first.tag.queue_index == first.rank == 0  # its rows go first in the call's pool
+    assert chain.own_rank == 1  # the call's own message came from the normal queue
     assert first.request is not None
     assert first.request.cursor == cursor  # a continuation resumes where its attribute says
     assert second is not None
     assert second.tag is not None
-    assert second.tag.queue_index == 1
+    assert second.tag.queue_index == second.rank == 1
     assert visible(sqs, urls[0]) == visible(sqs, urls[1]) == 0  # both held for the keep-alive's 30 s
     assert asyncio.run(chain.take()) is None
     answer = second.tag.as_answer()

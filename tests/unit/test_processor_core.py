@@ -651,3 +651,22 @@ def test_the_answer_is_about_the_first_object_that_did_not_end_clean() -> None:
 
 def run_summary(key: str, status: RunStatus) -> RunSummary:
     return RunSummary(status=status, bucket="bucket", key=key)
+
+
+def test_the_rows_of_a_higher_priority_object_taken_later_go_before_the_waiting_rows() -> None:
+    """A high object a call takes behind a normal one does not queue behind the normal one's waiting
+    rows: a released request slot goes to the lowest rank first."""
+    rows = {"normal.csv": 21, "high.csv": 8}
+    normal = ChainLink("normal.csv", ProcessRequest(ObjectRef("bucket", "normal.csv", etag="etag-1")), rank=1)
+    downstream = TimedDownstream()
+    processor = ObjectProcessor(
+        SETTINGS, Objects(rows), KeptSink(), downstream, rng=random.Random(1), sleep=no_wait
+    )
+
+    links, _ = asyncio.run(processor.run_chain(normal, lambda: None, Queue([link("high.csv")])))
+
+    assert [item.summary.rows_applied for item in links if item.summary] == [21, 8]
+    high_first_start = min(start for start, _ in downstream.wire["high.csv"])
+    normal_last_start = max(start for start, _ in downstream.wire["normal.csv"])
+    assert normal_last_start > high_first_start  # the normal rows left waiting went after it
+    assert downstream.peak == SETTINGS.max_concurrency

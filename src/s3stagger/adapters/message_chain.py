@@ -75,6 +75,12 @@ class MessageChain:
         self._queue_urls = list(queue_urls)
         self._keepalive = keepalive
 
+    @property
+    def own_rank(self) -> int:
+        """The call's own message's priority: its queue's place in the chain's queues (0 when none)."""
+        urls = self._queue_urls
+        return urls.index(self._own.queue_url) if self._own.queue_url in urls else 0
+
     async def take(self) -> ChainLink[QueuedMessage | None] | None:
         """The next message, highest priority first, held from now on; None: every queue is empty.
 
@@ -84,7 +90,7 @@ class MessageChain:
         if queued is None:
             return None
         self._keepalive.add(queued.hold)
-        link: ChainLink[QueuedMessage | None] = ChainLink(queued, None)
+        link: ChainLink[QueuedMessage | None] = ChainLink(queued, None, rank=queued.queue_index)
         try:
             link.request = parse_queue_message(queued.message)
         except InvalidRequestError as error:

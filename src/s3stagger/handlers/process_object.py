@@ -237,7 +237,7 @@ async def _process(
             ceiling=ceiling,
             most_in_flight=pool,
         )
-        first: Link = ChainLink(None, request)
+        first: Link = ChainLink(None, request, rank=0 if chain is None else chain.own_rank)
         links, figures = await processor.run_chain(first, remaining, _CallHooks(chain))
         answered = answered_link(links)
         for link in links:
