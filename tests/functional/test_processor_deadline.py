@@ -104,3 +104,41 @@ def test_a_budget_the_autoscaler_raised_ends_the_call_after_its_grace(
         graced = invoke({"object": ref, "cursor": None, "deadline": with_budget(deadline_in(200), 4)})
     process_object._flight_readers.clear()
     assert (graced["status"], graced["deadline_reached"]) == ("COMPLETE", True)  # done within grace
+
+
+def test_a_budget_the_autoscaler_lowered_ends_the_slots_at_their_objects_ends(
+    s3: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sqs = boto3.client("sqs", region_name="us-east-1")
+    url = sqs.create_queue(QueueName="normal-lowered")["QueueUrl"]
+    for index in range(3):
+        sqs.send_message(QueueUrl=url, MessageBody=json.dumps(put_csv(s3, f"normal/lowered-{index}.csv", 10)))
+    flight = "/s3stagger-test/flight-lowered"
+    boto3.client("ssm", region_name="us-east-1").put_parameter(
+        Name=flight, Value=json.dumps({"budget": 2, "rows_in_flight_per_object": 2}), Type="String"
+    )
+    process_object._flight_readers.clear()
+    process_object._sqs_clients.clear()
+    answers = {}
+    with DownstreamSimulator(SimulatorSettings(capacity=5, latency=LatencySpec.fixed(0.003))) as sim:
+        processor_env(monkeypatch, sim.rows_url, DEADLINE_MARGIN_S=MARGIN_S, FLIGHT_PARAMETER=flight)
+        for execution_budget in (3, 2):  # an execution of 3 slots, then one of the autoscaler's 2
+            [own] = sqs.receive_message(QueueUrl=url, VisibilityTimeout=30)["Messages"]
+            held = {"queue_url": url, "receipt_handle": own["ReceiptHandle"]}
+            answers[execution_budget] = invoke(
+                {
+                    "object": json.loads(own["Body"]),
+                    "cursor": None,
+                    "deadline": with_budget(deadline_in(200), execution_budget),
+                    "keepalive": {"visibility_s": 30, "message": held},
+                    "chain": {"queue_urls": [url]},
+                }
+            )
+    process_object._flight_readers.clear()
+    process_object._sqs_clients.clear()
+
+    lowered, same = answers[3], answers[2]
+    assert (lowered["status"], lowered["deadline_reached"]) == ("COMPLETE", True)  # its object done
+    assert "objects_served" not in lowered  # it took no further message: the slot ends
+    assert (same["status"], same["deadline_reached"]) == ("COMPLETE", False)
+    assert same["objects_served"] == 2  # the continuation's call took the message left

@@ -1,6 +1,6 @@
 import pytest
 
-from s3stagger.domain.deadline import DispatchDeadline, OutgrownBudget, bounded_remaining
+from s3stagger.domain.deadline import DispatchDeadline, LoweredBudget, OutgrownBudget, bounded_remaining
 from s3stagger.domain.model import InvalidRequestError
 
 STARTED = "2026-11-30T20:00:00.000Z"
@@ -71,6 +71,18 @@ def test_the_deadline_carries_the_budget_read_when_it_is_a_count(
 ) -> None:
     spec = {"started_at": STARTED, "after_s": 240, "budget": budget}
     assert DispatchDeadline.from_event({"deadline": spec}) == DispatchDeadline(EPOCH + 240, expected, EPOCH)
+
+
+def test_a_lowered_budget_is_noticed_once_below_the_executions_and_stays_so() -> None:
+    autoscaled: list[int | None] = [None]
+    lowered = LoweredBudget(3, lambda: autoscaled[0])
+    assert not lowered.lowered  # the autoscaler's budget is not known
+    autoscaled[0] = 3
+    assert not lowered.lowered  # the execution runs the budget
+    autoscaled[0] = 2
+    assert lowered.lowered  # one slot too many: the slots end at their objects' ends
+    autoscaled[0] = 5
+    assert lowered.lowered  # the calls took no further message: the raised budget is the continuation's
 
 
 def test_an_outgrown_budget_ends_the_call_after_its_grace() -> None:

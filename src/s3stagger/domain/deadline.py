@@ -15,6 +15,12 @@ take rows ``grace_s`` more, then answer (PARTIAL with a cursor if rows are left)
 ``deadline_reached``, its slots end, and its continuation starts with the new budget's slots. A
 raised budget reaches the downstream within a tick and ``grace_s`` instead of at the next execution
 (up to ``time_budget_s`` later).
+
+Once the autoscaler lowered the budget below it (:class:`LoweredBudget`), each call finishes its
+object, takes no further message and says ``deadline_reached``: the slots end one by one at their
+objects' ends, and the continuation starts with the fewer slots. Ending only the surplus slots would
+keep the others running, but the execution would still count its first budget, and a budget raised
+again to it would leave the slots missing with nothing to end the execution.
 """
 
 from __future__ import annotations
@@ -66,6 +72,25 @@ class DispatchDeadline:
 
     def remaining_s(self, clock: Clock = time.time) -> float:
         return self.at_epoch_s - clock()
+
+
+class LoweredBudget:
+    """Whether the autoscaler lowered the budget below the execution's (its slots end at their
+    objects' ends). ``current_budget`` is the autoscaler's latest budget (None: unknown). Once
+    lowered it stays lowered: the calls stopped taking messages, a budget raised again is the
+    continuation's."""
+
+    def __init__(self, execution_budget: int, current_budget: Callable[[], int | None]) -> None:
+        self._execution_budget = execution_budget
+        self._current_budget = current_budget
+        self._lowered = False
+
+    @property
+    def lowered(self) -> bool:
+        if not self._lowered:
+            current = self._current_budget()
+            self._lowered = current is not None and current < self._execution_budget
+        return self._lowered
 
 
 class OutgrownBudget:

@@ -35,7 +35,7 @@ from s3stagger.adapters.s3_object_source import S3ObjectSource
 from s3stagger.adapters.visibility_keepalive import VisibilityKeepAlive
 from s3stagger.config import ConfigError, ProcessorSettings
 from s3stagger.definitions import read_json
-from s3stagger.domain.deadline import DispatchDeadline, OutgrownBudget, bounded_remaining
+from s3stagger.domain.deadline import DispatchDeadline, LoweredBudget, OutgrownBudget, bounded_remaining
 from s3stagger.domain.events import parse_process_request
 from s3stagger.domain.keepalive import Hold, KeepAlive, keepalive_of
 from s3stagger.domain.model import InvalidRequestError, ProcessRequest, RunStatus, RunSummary
@@ -143,6 +143,14 @@ def outgrown_budget(deadline: DispatchDeadline | None, settings: ProcessorSettin
     )
 
 
+def lowered_budget(deadline: DispatchDeadline | None) -> LoweredBudget | None:
+    """Watches the autoscaler's budget against the execution's (None: either is not known)."""
+    reader = flight_reader()
+    if deadline is None or deadline.budget is None or reader is None:
+        return None
+    return LoweredBudget(deadline.budget, lambda: reader.budget(written_after=deadline.started_at_s))
+
+
 def flight_reader() -> FlightParameterReader | None:
     """The cached reader of the flight parameter ``S3STAGGER_FLIGHT_PARAMETER`` (None: unset)."""
     name = os.environ.get(FLIGHT_PARAMETER_VARIABLE)
@@ -189,13 +197,17 @@ Link = ChainLink[QueuedMessage | None]
 
 class _CallHooks:
     """The handler's side of a call's chain: each object is logged and measured as it ends; with a
-    :class:`MessageChain`, further messages are taken and the finished ones deleted."""
+    :class:`MessageChain`, further messages are taken (none once the budget was lowered) and the
+    finished ones deleted."""
 
-    def __init__(self, chain: MessageChain | None) -> None:
+    def __init__(self, chain: MessageChain | None, lowered: LoweredBudget | None = None) -> None:
         self._chain = chain
+        self._lowered = lowered
 
     async def take(self) -> Link | None:
-        return None if self._chain is None else await self._chain.take()
+        if self._chain is None or (self._lowered is not None and self._lowered.lowered):
+            return None
+        return await self._chain.take()
 
     async def ended(self, link: Link) -> None:
         _report(link)
@@ -213,6 +225,8 @@ async def _process(
     remaining: RemainingTime | None,
     ceiling: Callable[[], int | None] | None = None,
     chain: MessageChain | None = None,
+    *,
+    lowered: LoweredBudget | None = None,
 ) -> tuple[list[Link], RunMetrics]:
     """Run the call's object (and, with a ``chain``, the messages after it); settle every message
     of the call but the answered one (see :mod:`s3stagger.adapters.message_chain`)."""
@@ -238,7 +252,7 @@ async def _process(
             most_in_flight=pool,
         )
         first: Link = ChainLink(None, request, rank=0 if chain is None else chain.own_rank)
-        links, figures = await processor.run_chain(first, remaining, _CallHooks(chain))
+        links, figures = await processor.run_chain(first, remaining, _CallHooks(chain, lowered))
         answered = answered_link(links)
         for link in links:
             if chain is None or link is answered or link.superseded:
@@ -304,6 +318,7 @@ def handler(event: Any, context: Any) -> dict[str, Any]:
         raise
     logger.info("processing object", extra=_object_keys(request) | {"version_id": request.object.version_id})
     outgrown = outgrown_budget(deadline, settings)
+    lowered = lowered_budget(deadline)
     remaining = bounded_remaining(remaining_time_of(context), deadline, outgrown=outgrown)
     ceiling = rows_in_flight_ceiling(event)
     try:
@@ -311,7 +326,8 @@ def handler(event: Any, context: Any) -> dict[str, Any]:
             chain = None
             if queues and alive is not None and keepalive is not None and keepalive.message is not None:
                 chain = MessageChain(sqs_client(), queues, alive, keepalive.message)
-            links, figures = asyncio.run(_process(settings, request, remaining, ceiling, chain))
+            call = _process(settings, request, remaining, ceiling, chain, lowered=lowered)
+            links, figures = asyncio.run(call)
     except Exception:
         logger.exception("processing failed; the caller retries", extra=_object_keys(request))
         raise
@@ -320,10 +336,11 @@ def handler(event: Any, context: Any) -> dict[str, Any]:
     if answered.error is not None and answered.tag is None:
         raise answered.error
     # the dispatcher's slot takes no further message once its execution's deadline is this close,
-    # or once the budget outgrew its execution's (the continuation runs the new budget's slots)
+    # or once the budget differs from its execution's (the continuation runs the new budget's slots)
     reached = deadline is not None and (
         deadline.remaining_s() < settings.deadline_margin_s
         or (outgrown is not None and outgrown.noticed_at is not None)
+        or (lowered is not None and lowered.lowered)
     )
     answer = _answer(answered) | {"deadline_reached": reached}
     if len(links) > 1:
