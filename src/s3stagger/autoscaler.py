@@ -63,6 +63,7 @@ class Tick:
             "errors_5xx": signals.errors_5xx,
             "lambda_throttles": signals.lambda_throttles,
             "latency_ms": signals.latency_ms,
+            "calls_in_flight": signals.calls_in_flight,
         }
 
 
