@@ -228,6 +228,16 @@ def test_processor_takes_rows_in_flight_from_payload_then_parameter(
     ceiling = process_object.rows_in_flight_ceiling({"object": {}})
     assert ceiling is not None
     assert ceiling() == 6  # asked before every request: the parameter's figure
+    ssm.put_parameter(
+        Name=f"{FLIGHT}-proc",
+        Value=json.dumps({"rows_in_flight_per_object": 6, "rows_in_flight_target": 12}),
+        Type="String",
+        Overwrite=True,
+    )
+    process_object._flight_readers.clear()
+    single = process_object.rows_in_flight_ceiling({"object": {}}, execution_slots=1)
+    assert single is not None
+    assert single() == 12  # an execution of one slot: its call may take all of R
     fixed = process_object.rows_in_flight_ceiling(event)
     assert fixed is not None
     assert fixed() == 3  # the payload's figure holds for the invocation

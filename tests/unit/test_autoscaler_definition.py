@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from s3stagger.autoscaler import initial_state
@@ -29,6 +31,12 @@ def test_the_operator_floor_and_cap_win() -> None:
 def test_a_floor_above_the_cap_is_one_clear_error() -> None:
     with pytest.raises(DefinitionError, match=r"autoscaler\.json: need 1 <= budget_floor"):
         AutoscalerDefinition.load().policy(Definitions.load().budget, budget_floor=9, budget_cap=3)
+
+
+def test_a_floor_below_the_budgets_minimum_is_one_clear_error() -> None:
+    budget = dataclasses.replace(Definitions.load().budget, minimum=2)
+    with pytest.raises(DefinitionError, match=r"budget_floor 1 is below the budget's minimum 2"):
+        AutoscalerDefinition.load().policy(budget, budget_floor=1)
 
 
 def test_an_unknown_law_setting_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -111,6 +111,10 @@ class FlightParameterReader:
     def rows_in_flight_per_object(self) -> int | None:
         return _count(self._fresh_record().get("rows_in_flight_per_object"))
 
+    def rows_in_flight_target(self) -> int | None:
+        """R, the total rows in flight the autoscaler aims at (None: unknown)."""
+        return _count(self._fresh_record().get("rows_in_flight_target"))
+
     def budget(self, written_after: float | None = None) -> int | None:
         """The autoscaler's budget; with ``written_after`` (epoch seconds) only if the parameter was
         written since: an older one was there when the dispatcher read its budget, so a budget

@@ -72,10 +72,17 @@ class AutoscalerDefinition:
         rows_cap: int | None = None,
     ) -> AutoscalePolicy:
         """The law's policy: the operator's floor and cap (arguments, else this file, else the
-        budget's clamp) and the ``law`` settings."""
+        budget's clamp) and the ``law`` settings. A floor below the budget's minimum is refused: the
+        dispatcher would run more slots than the law shares R among."""
+        floor = _first(budget_floor, self.budget_floor, budget.minimum)
+        if floor < budget.minimum:
+            raise DefinitionError(
+                f"{FILE}: budget_floor {floor} is below the budget's minimum {budget.minimum} "
+                "(budget.json): the dispatcher would run more slots than the autoscaler shares R among"
+            )
         try:
             return AutoscalePolicy(
-                budget_floor=_first(budget_floor, self.budget_floor, budget.minimum),
+                budget_floor=floor,
                 budget_cap=_first(budget_cap, self.budget_cap, budget.maximum),
                 rows_floor=_first(rows_floor, self.rows_floor),
                 rows_cap=_first(rows_cap, self.rows_cap),

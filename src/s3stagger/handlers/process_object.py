@@ -37,6 +37,7 @@ from s3stagger.config import ConfigError, ProcessorSettings
 from s3stagger.definitions import read_json
 from s3stagger.domain.deadline import DispatchDeadline, LoweredBudget, OutgrownBudget, bounded_remaining
 from s3stagger.domain.events import parse_process_request
+from s3stagger.domain.flight import execution_share
 from s3stagger.domain.keepalive import Hold, KeepAlive, keepalive_of
 from s3stagger.domain.model import InvalidRequestError, ProcessRequest, RunStatus, RunSummary
 from s3stagger.processor import (
@@ -120,14 +121,23 @@ def autoscaled_rows_in_flight(event: Any) -> int | None:
     return None if reader is None else reader.rows_in_flight_per_object()
 
 
-def rows_in_flight_ceiling(event: Any) -> Callable[[], int | None] | None:
+def rows_in_flight_ceiling(event: Any, execution_slots: int | None = None) -> Callable[[], int | None] | None:
     """What the processor asks before every request for its rows in flight (the autoscaler's figure
-    may change mid-invocation); a figure in the invoke payload holds for the whole invocation."""
+    may change mid-invocation); a figure in the invoke payload holds for the whole invocation. A call
+    of a dispatcher execution of ``execution_slots`` slots may take R / those slots
+    (:func:`~s3stagger.domain.flight.execution_share`)."""
     if isinstance(event, dict) and ROWS_IN_FLIGHT_KEY in event:
         rows = autoscaled_rows_in_flight(event)
         return lambda: rows
     reader = flight_reader()
-    return None if reader is None else reader.rows_in_flight_per_object
+    if reader is None:
+        return None
+    return lambda: execution_share(
+        reader.rows_in_flight_per_object(),
+        reader.rows_in_flight_target(),
+        execution_slots,
+        AUTOSCALED_POOL_SIZE,
+    )
 
 
 def outgrown_budget(deadline: DispatchDeadline | None, settings: ProcessorSettings) -> OutgrownBudget | None:
@@ -320,7 +330,7 @@ def handler(event: Any, context: Any) -> dict[str, Any]:
     outgrown = outgrown_budget(deadline, settings)
     lowered = lowered_budget(deadline)
     remaining = bounded_remaining(remaining_time_of(context), deadline, outgrown=outgrown)
-    ceiling = rows_in_flight_ceiling(event)
+    ceiling = rows_in_flight_ceiling(event, None if deadline is None else deadline.budget)
     try:
         with kept_alive(keepalive) as alive:
             chain = None
