@@ -558,7 +558,7 @@ class ObjectProcessor:
     def _new_load(self) -> _Load:
         # the autoscaler's ceiling is already this call's share of the downstream: start there
         # rather than climb to it object after object (as a pinned share starts at its share)
-        ceiling = self._ceiling() if self._ceiling is not None else None
+        ceiling = self._ceiling_now()
         initial = self._settings.initial_concurrency if ceiling is None else ceiling
         return _Load(AimdLimiter(initial, max(self._settings.max_concurrency, initial)))
 
@@ -749,9 +749,13 @@ class ObjectProcessor:
                 invocation.settle(row, decision, delivery)
         return delay_s
 
+    def _ceiling_now(self) -> int | None:
+        """The autoscaler's rows in flight per object as it is now (None: no autoscaler)."""
+        return None if self._ceiling is None else self._ceiling()
+
     def _follow_ceiling(self, load: _Load) -> None:
         """The autoscaler's rows in flight per object, as it is now, bounds the limit."""
-        ceiling = self._ceiling() if self._ceiling is not None else None
+        ceiling = self._ceiling_now()
         if ceiling is not None:
             load.limiter.set_maximum(ceiling)
 

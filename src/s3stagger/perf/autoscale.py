@@ -381,9 +381,8 @@ def priority_wait(out: Path, console: Console) -> dict[str, Any]:
 
     settings = settings_for(files=NORMAL_FILES, rows=20, timeout_s=400.0, autoscale_initial=(4, 20))
     result = run_scenario("priority-wait", settings, out, console, during=add_high)
-    complete = result.run.outcomes.complete_keys
-    high_waits = [complete[item.key] - item.uploaded_at for item in high if item.key in complete]
-    normal_waits = [complete[i.key] - i.uploaded_at for i in result.run.uploaded if i.key in complete]
+    high_waits = upload_to_complete_s(result, high)
+    normal_waits = upload_to_complete_s(result, result.run.uploaded)
     return _figures(
         result,
         high_p95_s=_rounded(percentile(high_waits, 95)),
@@ -418,14 +417,19 @@ def one_object(out: Path, console: Console) -> dict[str, Any]:
 
     settings = settings_for(files=1, rows=20, high_priority_share=1.0, autoscale_initial=(1, 20))
     result = run_scenario("one-object", settings, out, console, during=upload_alone)
-    complete = result.run.outcomes.complete_keys
-    first = [complete[i.key] - i.uploaded_at for i in result.run.uploaded if i.key in complete]
-    waits = [complete[i.key] - i.uploaded_at for i in measured if i.key in complete]
+    first = upload_to_complete_s(result, result.run.uploaded)
+    waits = upload_to_complete_s(result, measured)
     return _figures(
         result,
         object_processing_s=_rounded(waits[0] if waits else None),
         first_object_s=_rounded(first[0] if first else None),
     )
+
+
+def upload_to_complete_s(result: ScenarioResult, items: Sequence[UploadedObject]) -> list[float]:
+    """Seconds from upload to COMPLETE of each of ``items`` that completed, in their order."""
+    complete = result.run.outcomes.complete_keys
+    return [complete[item.key] - item.uploaded_at for item in items if item.key in complete]
 
 
 def _rounded(value: float | None) -> float | None:
