@@ -38,8 +38,28 @@ TickCase = tuple[str, AutoscaleState, Backlog, DownstreamSignals, str, int, int]
 TICK_CASES: list[TickCase] = [
     # capacity unknown, work waiting, no loss: multiplicative growth; budget follows ⌈R/10⌉
     ("grow", state(10, 2), BIG_BACKLOG, clean(), "grow", 15, 2),
-    # past a forgotten estimate (the capacity rose by an unknown amount): +10 % a tick, not x1.5
-    ("regrow", state(30, 3, capacity_seen=True), BIG_BACKLOG, clean(), "regrow", 33, 4),
+    # past a forgotten estimate (the capacity rose by an unknown amount): probes from +1, not x1.5
+    ("regrow", state(30, 3, capacity_seen=True), BIG_BACKLOG, clean(), "regrow", 31, 4),
+    # the last probe (+1 from 29) ran clean: twice that
+    (
+        "regrow doubles a clean probe",
+        state(30, 3, capacity_seen=True, grown_from=29.0, probe_step=1.0),
+        BIG_BACKLOG,
+        clean(),
+        "regrow",
+        32,
+        4,
+    ),
+    # ... but no more than x regrowth_factor (1.1) a tick
+    (
+        "regrow at most x regrowth_factor",
+        state(30, 3, capacity_seen=True, grown_from=26.0, probe_step=4.0),
+        BIG_BACKLOG,
+        clean(),
+        "regrow",
+        33,
+        4,
+    ),
     # R = 30 over a raised budget of 3, but two slots run (the third waits for the continuation):
     # they cannot use R, and growing it would hand the next execution's slots more than C
     (
@@ -298,17 +318,25 @@ def test_a_share_overshoot_lets_the_running_slots_use_r_and_bounds_the_new_ones(
     ).plan == FlightPlan(objects_in_flight=5, rows_in_flight_per_object=2)
 
 
-def test_probes_at_the_estimate_only_every_probe_every_ticks() -> None:
-    policy = AutoscalePolicy(probe_every_ticks=3)
-    current = state(20, 2, ceiling=20.0)
+def test_probes_start_after_probe_every_ticks_and_double_while_they_run_clean() -> None:
+    policy = AutoscalePolicy(probe_every_ticks=3, regrowth_factor=1.3)
+    current = state(20, 2, ceiling=20.0, capacity_seen=True)
+    loss = DownstreamSignals(requests=120, throttled_429=10, latency_ms=200, interval_s=1)
     reasons, rows = [], []
-    for _ in range(6):
-        decision = decide(current, BIG_BACKLOG, clean(), policy)
+    for tick in range(11):
+        # reject mode below the capacity: every row in flight is served (Little: R x 5/s x 0.2 s)
+        served_r = DownstreamSignals(requests=int(current.rows_target * 5), latency_ms=200, interval_s=1)
+        decision = decide(current, BIG_BACKLOG, loss if tick == 6 else served_r, policy)
         reasons.append(decision.reason)
         rows.append(decision.rows_in_flight_target)
         current = decision.state
-    assert reasons == ["hold", "hold", "probe", "hold", "hold", "probe"]
-    assert rows == [20, 20, 21, 21, 21, 22]
+    # +1, +2, then past 1.1 x the estimate (forgotten) +4, and +8 capped at x1.3 a tick
+    assert reasons[:6] == ["hold", "hold", "probe", "probe", "regrow", "regrow"]
+    assert rows[:6] == [20, 20, 21, 23, 27, 35]
+    # the loss: back to x0.9 of the R that ran clean (27; what was served, 22, is less), the
+    # cooldown, and probing restarts from +1 after waiting again
+    assert reasons[6:] == ["throttled", "cooldown", "hold", "hold", "probe"]
+    assert rows[6:] == [24, 24, 24, 24, 25]
 
 
 def test_an_aged_message_is_work_left_even_when_the_counts_read_zero() -> None:

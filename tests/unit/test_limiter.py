@@ -122,3 +122,22 @@ def test_a_drop_restarts_the_growth_window() -> None:
     assert limiter.limit == 16
     limiter.on_success(in_flight=16)
     assert limiter.limit == 17
+
+
+def test_a_raised_maximum_restarts_slow_start_up_to_it() -> None:
+    limiter = AimdLimiter(initial=10, maximum=10)
+    limiter.on_throttle()  # 9, congestion avoidance: +1 per window of 9 successes
+    limiter.on_success(in_flight=9)
+    assert limiter.limit == 9
+    limiter.set_maximum(10)  # not raised above where it was: still one per window
+    limiter.on_success(in_flight=9)
+    assert limiter.limit == 9
+    limiter.set_maximum(14)  # the autoscaler raised the share: +1 per success up to it
+    for _ in range(10):
+        limiter.on_success(in_flight=limiter.limit)
+    assert limiter.limit == 14
+    limiter.on_throttle()  # a refusal ends slow start again
+    limiter.set_maximum(14)
+    before = limiter.limit
+    limiter.on_success(in_flight=before)
+    assert limiter.limit == before

@@ -12,9 +12,10 @@ Two quantities, two loops (docs/autoscaling.md argues the choice):
   before the last growth when that is more (``served`` lags a rising R, and a tick that did not
   exercise R, such as a hand-over's, leaves that R standing); with no loss and work
   waiting R grows — x``slow_start_factor`` while no capacity was ever seen, halfway towards the last
-  capacity estimate below it, +1 every ``probe_every_ticks`` clean ticks (probing) near it, and
-  x``regrowth_factor`` (+15 %) a tick once it passed the estimate by ``ceiling_forget_ratio``
-  without loss (the capacity rose by an unknown amount). A gradient
+  capacity estimate below it, and from the estimate by probes: +1 after ``probe_every_ticks``
+  clean ticks there, then twice the last step while each ran clean, at most x``regrowth_factor`` a
+  tick (past the estimate by ``ceiling_forget_ratio`` without loss it is forgotten: the capacity
+  rose by an unknown amount, found in a few ticks). A gradient
   term handles a downstream that queues instead: latency over its no-load baseline by more than
   ``latency_high_ratio`` sets R to what the downstream serves at that baseline with
   ``latency_target_ratio`` of queueing (``successes/s x baseline x 1.15``, Little), within
@@ -127,8 +128,8 @@ class AutoscalePolicy:
     slow_start_factor: float = 1.5
     """Growth per tick while the capacity was never seen (a fresh start)."""
     regrowth_factor: float = 1.1
-    """Growth per tick past a forgotten estimate: the capacity rose by an unknown amount, and a
-    slow start from near the old capacity would overshoot the new one by up to half."""
+    """The most a probe grows R in a tick (probes double while they run clean): a slow start from
+    near the old capacity would overshoot a risen one by up to half."""
     ceiling_forget_ratio: float = 1.1
     probe_every_ticks: int = 1
     """At the capacity estimate, R probes +1 only after this many clean ticks there: each probe
@@ -196,6 +197,9 @@ class AutoscaleState:
     two: above this R, below the new one."""
     share: int = 0
     """Rows in flight per object the last tick wrote (0: none yet)."""
+    probe_step: float = 0.0
+    """Rows the last growth added as a probe (0: it was none); the next probe, if this one ran
+    clean, adds twice as many."""
     ticks_at_ceiling: int = 0
     """Clean ticks in a row at the capacity estimate without a probe (see ``probe_every_ticks``)."""
     lower_budget_ticks: int = 0
@@ -299,7 +303,7 @@ def _next_rows(
         return unexercised, "hold"
     if wanted <= rows or (ratio is not None and ratio > policy.latency_grow_below_ratio):
         return state, "hold"
-    return _grow(state, served, wanted, policy)
+    return _grow(state, served, wanted, policy, grown_from)
 
 
 def _r_not_limiting(state: AutoscaleState, backlog: Backlog, held: int, served: float | None) -> bool:
@@ -346,26 +350,35 @@ def _cut_on_loss(
 
 
 def _grow(
-    state: AutoscaleState, served: float | None, wanted: int, policy: AutoscalePolicy
+    state: AutoscaleState,
+    served: float | None,
+    wanted: int,
+    policy: AutoscalePolicy,
+    grown_from: float | None,
 ) -> tuple[AutoscaleState, str]:
-    """R grown: slow start while C was never seen, +10 % a tick past a forgotten estimate,
-    halfway to the estimate below it, +1 near it."""
+    """R grown: slow start while C was never seen, halfway to the estimate below it, and probes
+    from the estimate (or past a forgotten one) of +1, then twice the last step while the last one
+    ran clean (``grown_from``), at most x``regrowth_factor`` a tick."""
     rows, ceiling = state.rows_target, state.ceiling
     if (
         ceiling is not None
         and (served if served is not None else rows) > ceiling * policy.ceiling_forget_ratio
     ):
         ceiling = None  # served more than the old estimate without loss: the capacity rose
-    if ceiling is None and state.capacity_seen:
-        grown, reason = rows * policy.regrowth_factor, "regrow"
-    elif ceiling is None:
+    last_step = 0.0 if grown_from is None else state.probe_step  # the last probe ran clean
+    step = 0.0
+    if ceiling is None and not state.capacity_seen:
         grown, reason = rows * policy.slow_start_factor, "grow"
-    elif rows < ceiling * policy.backoff_ratio:
+    elif ceiling is not None and rows < ceiling * policy.backoff_ratio:
         grown, reason = rows + max(1.0, (ceiling - rows) / 2), "grow"
-    elif state.ticks_at_ceiling + 1 < policy.probe_every_ticks:
+    elif ceiling is not None and not last_step and state.ticks_at_ceiling + 1 < policy.probe_every_ticks:
         return replace(state, ticks_at_ceiling=state.ticks_at_ceiling + 1), "hold"
     else:
-        grown, reason = rows + 1.0, "probe"
+        # each probe that ran clean doubles the next, up to x regrowth_factor: a risen capacity is
+        # found in a few ticks (+1 a probe, then +15 % a tick, took R from 10 to 40 in 15-27 s), and
+        # a loss follows a step from an R that ran clean, which the cut goes back to
+        step = min(max(1.0, 2 * last_step), rows * (policy.regrowth_factor - 1))
+        grown, reason = rows + step, "probe" if ceiling is not None else "regrow"
     grown = min(max(grown, rows + 1.0), float(wanted))
     return replace(
         state,
@@ -373,6 +386,7 @@ def _grow(
         ceiling=ceiling,
         grown_from=rows,
         ticks_at_ceiling=0,
+        probe_step=step,
     ), reason
 
 
