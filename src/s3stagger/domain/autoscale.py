@@ -301,9 +301,13 @@ def _next_rows(
         return unexercised, "no_signal"  # objects wait (stagger, a new execution)
     if _r_not_limiting(state, backlog, held, served):
         return unexercised, "hold"
-    if wanted <= rows or (ratio is not None and ratio > policy.latency_grow_below_ratio):
+    if wanted <= rows:
         return state, "hold"
-    return _grow(state, served, wanted, policy, grown_from)
+    if ratio is not None and ratio > policy.latency_grow_below_ratio:
+        # no growth into a rising latency; a lone slow tick (630 ms against 500, the machine's
+        # hiccup) does not restart the probes from a row per slot either
+        return unexercised, "hold"
+    return _grow(state, served, wanted, policy, grown_from, held)
 
 
 def _r_not_limiting(state: AutoscaleState, backlog: Backlog, held: int, served: float | None) -> bool:
@@ -355,30 +359,48 @@ def _grow(
     wanted: int,
     policy: AutoscalePolicy,
     grown_from: float | None,
+    held: int,
 ) -> tuple[AutoscaleState, str]:
     """R grown: slow start while C was never seen, halfway to the estimate below it, and probes
-    from the estimate (or past a forgotten one) of +1, then twice the last step while the last one
-    ran clean (``grown_from``), at most x``regrowth_factor`` a tick."""
+    from the estimate (or past a forgotten one), each ``probe_every_ticks`` after the last."""
     rows, ceiling = state.rows_target, state.ceiling
-    if (
-        ceiling is not None
-        and (served if served is not None else rows) > ceiling * policy.ceiling_forget_ratio
-    ):
-        ceiling = None  # served more than the old estimate without loss: the capacity rose
-    last_step = 0.0 if grown_from is None else state.probe_step  # the last probe ran clean
-    step = 0.0
+    # R ran clean and was served past the old estimate: the capacity rose (the lesser of the two,
+    # as one tick's count may read more than the downstream can serve: 12.9 at C = 10, measured)
+    exercised = rows if served is None else min(served, rows)
+    if ceiling is not None and exercised > ceiling * policy.ceiling_forget_ratio:
+        ceiling = None
     if ceiling is None and not state.capacity_seen:
-        grown, reason = rows * policy.slow_start_factor, "grow"
-    elif ceiling is not None and rows < ceiling * policy.backoff_ratio:
-        grown, reason = rows + max(1.0, (ceiling - rows) / 2), "grow"
-    elif ceiling is not None and not last_step and state.ticks_at_ceiling + 1 < policy.probe_every_ticks:
-        return replace(state, ticks_at_ceiling=state.ticks_at_ceiling + 1), "hold"
-    else:
-        # each probe that ran clean doubles the next, up to x regrowth_factor: a risen capacity is
-        # found in a few ticks (+1 a probe, then +15 % a tick, took R from 10 to 40 in 15-27 s), and
-        # a loss follows a step from an R that ran clean, which the cut goes back to
-        step = min(max(1.0, 2 * last_step), rows * (policy.regrowth_factor - 1))
-        grown, reason = rows + step, "probe" if ceiling is not None else "regrow"
+        return _grown(state, rows * policy.slow_start_factor, wanted, policy, ceiling), "grow"
+    if ceiling is not None and rows < ceiling * policy.backoff_ratio:
+        return _grown(state, rows + max(1.0, (ceiling - rows) / 2), wanted, policy, ceiling), "grow"
+    if state.ticks_at_ceiling + 1 < policy.probe_every_ticks:
+        # a probe shows its outcome a tick or two late (the processors read R, then their limits
+        # climb to it; locally a tick is two round trips): wait for it, keeping the R that ran clean
+        return replace(state, grown_from=grown_from, ticks_at_ceiling=state.ticks_at_ceiling + 1), "hold"
+    # A probe adds a row per slot (less leaves every share as it was); one that ran clean past the
+    # estimate doubles the next, up to x regrowth_factor, so a risen capacity is found in a few
+    # probes (+1, then +15 % a tick, took R from 10 to 40 in 15-27 s), while at a steady one each
+    # probe passes it by a row per slot. Past what the running calls can take (each at most
+    # max_rows_per_object) a row more raises the budget: beyond that R is a blind guess until the
+    # continuation's slots run it (R = 48 for a call capped at 40: 10 refusals at the hand-over).
+    slots = float(max(1, state.budget))
+    passed = ceiling is None or rows > ceiling
+    last_step = state.probe_step if grown_from is not None and passed else 0.0
+    step = min(max(slots, 2 * last_step), max(slots, rows * (policy.regrowth_factor - 1)))
+    # (the continuation's slots then probe afresh: doubling across the hand-over jumped R 41 -> 53)
+    most = max(1, held) * policy.max_rows_per_object + 1.0
+    decided = _grown(state, min(rows + step, max(rows + 1.0, most)), wanted, policy, ceiling)
+    blind = decided.rows_target >= most
+    return replace(decided, probe_step=0.0 if blind else decided.rows_target - rows), (
+        "probe" if ceiling is not None else "regrow"
+    )
+
+
+def _grown(
+    state: AutoscaleState, grown: float, wanted: int, policy: AutoscalePolicy, ceiling: float | None
+) -> AutoscaleState:
+    """R grown to ``grown`` (at least a row, at most the rows the backlog wants)."""
+    rows = state.rows_target
     grown = min(max(grown, rows + 1.0), float(wanted))
     return replace(
         state,
@@ -386,8 +408,8 @@ def _grow(
         ceiling=ceiling,
         grown_from=rows,
         ticks_at_ceiling=0,
-        probe_step=step,
-    ), reason
+        probe_step=0.0,
+    )
 
 
 def _next_budget(
