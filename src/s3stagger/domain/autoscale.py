@@ -299,15 +299,14 @@ def _next_rows(
     unexercised = replace(state, grown_from=grown_from)
     if signals.requests == 0:
         return unexercised, "no_signal"  # objects wait (stagger, a new execution)
-    if _r_not_limiting(state, backlog, held, served):
+    # no growth into a rising latency either, but a lone slow tick (630 ms against 500, the
+    # machine's hiccup) does not restart the probes from a row per slot
+    latency_rising = ratio is not None and ratio > policy.latency_grow_below_ratio
+    if latency_rising or _r_not_limiting(state, backlog, held, served):
         return unexercised, "hold"
     if wanted <= rows:
         return state, "hold"
-    if ratio is not None and ratio > policy.latency_grow_below_ratio:
-        # no growth into a rising latency; a lone slow tick (630 ms against 500, the machine's
-        # hiccup) does not restart the probes from a row per slot either
-        return unexercised, "hold"
-    return _grow(state, served, wanted, policy, grown_from, held)
+    return _grow(state, served, wanted, policy, grown_from=grown_from, held=held)
 
 
 def _r_not_limiting(state: AutoscaleState, backlog: Backlog, held: int, served: float | None) -> bool:
@@ -358,6 +357,7 @@ def _grow(
     served: float | None,
     wanted: int,
     policy: AutoscalePolicy,
+    *,
     grown_from: float | None,
     held: int,
 ) -> tuple[AutoscaleState, str]:
