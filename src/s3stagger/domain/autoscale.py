@@ -377,20 +377,21 @@ def _grow(
         # a probe shows its outcome a tick or two late (the processors read R, then their limits
         # climb to it; locally a tick is two round trips): wait for it, keeping the R that ran clean
         return replace(state, grown_from=grown_from, ticks_at_ceiling=state.ticks_at_ceiling + 1), "hold"
-    # A probe adds a row per slot (less leaves every share as it was); one that ran clean past the
-    # estimate doubles the next, up to x regrowth_factor, so a risen capacity is found in a few
-    # probes (+1, then +15 % a tick, took R from 10 to 40 in 15-27 s), while at a steady one each
-    # probe passes it by a row per slot. Past what the running calls can take (each at most
-    # max_rows_per_object) a row more raises the budget: beyond that R is a blind guess until the
-    # continuation's slots run it (R = 48 for a call capped at 40: 10 refusals at the hand-over).
+    # A probe adds a row per slot (less leaves every share as it was). Once the estimate is
+    # forgotten (C rose), each probe that ran clean doubles the next, up to x regrowth_factor, so a
+    # risen capacity is found in a few probes (+1, then +15 % a tick, took R from 10 to 40 in
+    # 15-27 s); at a steady one each probe passes it by a row per slot (doubling past the estimate
+    # itself, which the loss tick's count puts a little under C, overshot C = 10 by 2 a cycle).
+    # Past what the running calls can take (each at most max_rows_per_object) a row more raises
+    # the budget: beyond that R is a blind guess until the continuation's slots run it (R = 48 for
+    # a call capped at 40: 10 refusals at the hand-over).
     slots = float(max(1, state.budget))
-    passed = ceiling is None or rows > ceiling
-    last_step = state.probe_step if grown_from is not None and passed else 0.0
+    last_step = state.probe_step if grown_from is not None and ceiling is None else 0.0
     step = min(max(slots, 2 * last_step), max(slots, rows * (policy.regrowth_factor - 1)))
     # (the continuation's slots then probe afresh: doubling across the hand-over jumped R 41 -> 53)
-    most = max(1, held) * policy.max_rows_per_object + 1.0
-    decided = _grown(state, min(rows + step, max(rows + 1.0, most)), wanted, policy, ceiling)
-    blind = decided.rows_target >= most
+    most = float(max(1, held) * policy.max_rows_per_object)
+    decided = _grown(state, min(rows + step, max(rows, most) + 1.0), wanted, policy, ceiling)
+    blind = decided.rows_target > most
     return replace(decided, probe_step=0.0 if blind else decided.rows_target - rows), (
         "probe" if ceiling is not None else "regrow"
     )
