@@ -306,7 +306,7 @@ def _next_rows(
         return unexercised, "hold"
     if wanted <= rows:
         return state, "hold"
-    return _grow(state, served, wanted, policy, grown_from=grown_from, held=held)
+    return _grow(state, served, wanted, policy, grown_from=grown_from, held=held, ratio=ratio)
 
 
 def _r_not_limiting(state: AutoscaleState, backlog: Backlog, held: int, served: float | None) -> bool:
@@ -360,22 +360,29 @@ def _grow(
     *,
     grown_from: float | None,
     held: int,
+    ratio: float | None,
 ) -> tuple[AutoscaleState, str]:
     """R grown: slow start while C was never seen, halfway to the estimate below it, and probes
     from the estimate (or past a forgotten one), each ``probe_every_ticks`` after the last."""
     rows, ceiling = state.rows_target, state.ceiling
-    # R ran clean and was served past the old estimate: the capacity rose (the lesser of the two,
-    # as one tick's count may read more than the downstream can serve: 12.9 at C = 10, measured)
+    # R ran clean and was served past the old estimate at about the no-load latency: the capacity
+    # rose (the lesser of the two, as one tick's count may read more than the downstream can serve:
+    # 12.9 at C = 10, measured). A downstream that queues serves more at once only by queueing
+    # more: forgetting its estimate there let R double into a queue (latency 1.8x, queue mode).
     exercised = rows if served is None else min(served, rows)
-    if ceiling is not None and exercised > ceiling * policy.ceiling_forget_ratio:
+    quiet = ratio is None or ratio <= (1 + policy.latency_grow_below_ratio) / 2
+    if ceiling is not None and quiet and exercised > ceiling * policy.ceiling_forget_ratio:
         ceiling = None
     if ceiling is None and not state.capacity_seen:
         return _grown(state, rows * policy.slow_start_factor, wanted, policy, ceiling), "grow"
     if ceiling is not None and rows < ceiling * policy.backoff_ratio:
         return _grown(state, rows + max(1.0, (ceiling - rows) / 2), wanted, policy, ceiling), "grow"
-    if state.ticks_at_ceiling + 1 < policy.probe_every_ticks:
-        # a probe shows its outcome a tick or two late (the processors read R, then their limits
-        # climb to it; locally a tick is two round trips): wait for it, keeping the R that ran clean
+    if ceiling is not None and state.ticks_at_ceiling + 1 < policy.probe_every_ticks:
+        # at the estimate a probe shows its outcome a tick or two late (the processors read R,
+        # then their limits climb to it; locally a tick is two round trips): wait for it, keeping
+        # the R that ran clean. Past a forgotten one C rose: regrowth does not wait (every other
+        # tick took the capacity step's rise 17 s), and the loss that ends it cuts back to the R
+        # the growth before it started from
         return replace(state, grown_from=grown_from, ticks_at_ceiling=state.ticks_at_ceiling + 1), "hold"
     # A probe adds a row per slot (less leaves every share as it was). Once the estimate is
     # forgotten (C rose), each probe that ran clean doubles the next, up to x regrowth_factor, so a
