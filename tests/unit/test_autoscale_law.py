@@ -400,6 +400,14 @@ def test_a_slow_tick_pauses_the_doubling_and_a_hand_over_restarts_it() -> None:
     assert afresh.rows_in_flight_target == 84  # + a row per slot (3)
 
 
+def test_a_loss_tick_that_counts_more_served_than_r_learns_no_more_than_r() -> None:
+    # measured: 121 requests counted in a 1-s tick at C = 40, L = 0.5 s (Little: 60 at once); the
+    # estimate of 50 then grew R halfway towards it, into 6 refusals
+    miscounted = DownstreamSignals(requests=121, throttled_429=1, latency_ms=500, interval_s=1)
+    decision = decide(state(43, 2, capacity_seen=True), BIG_BACKLOG, miscounted, POLICY)
+    assert (decision.reason, decision.state.ceiling) == ("throttled", 43.0)
+
+
 def test_an_aged_message_is_work_left_even_when_the_counts_read_zero() -> None:
     zero_counts = Backlog(visible={"normal": 0}, in_flight={"normal": 0}, oldest_age_s=42.0)
     decision = decide(state(20, 2), zero_counts, clean(), POLICY)

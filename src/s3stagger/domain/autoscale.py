@@ -340,8 +340,9 @@ def _cut_on_loss(
     if loss == "lambda_throttled":  # Lambda's limit, not the downstream's: no capacity learnt
         return replace(cut, rows_target=_clampf(shrunk, policy.rows_floor, policy.rows_cap))
     # What the downstream served estimates the capacity, but it lags a rising R (it counts rows that
-    # began up to a latency earlier): a loss right after a growth keeps the R that ran clean.
-    estimate = max(signals.served_concurrency() or 0.0, grown_from or 0.0)
+    # began up to a latency earlier): a loss right after a growth keeps the R that ran clean. Over
+    # R it is a miscount (121 requests in a tick at C = 40: an estimate of 50, grown into 6 429s).
+    estimate = max(min(signals.served_concurrency() or 0.0, rows), grown_from or 0.0)
     if estimate > 0:
         shrunk = max(rows * 0.5, min(shrunk, estimate * policy.backoff_ratio))
     return replace(
