@@ -408,6 +408,23 @@ def test_a_loss_tick_that_counts_more_served_than_r_learns_no_more_than_r() -> N
     assert (decision.reason, decision.state.ceiling) == ("throttled", 43.0)
 
 
+def test_a_lone_slow_tick_is_not_a_queue_when_queueing_needs_two() -> None:
+    # measured: a 2-s stall of the machine read as 1,043 ms against a 500-ms baseline, and the
+    # queueing cut halved R at C = 40 for the 15 s it took to regrow
+    policy = AutoscalePolicy(queueing_ticks=2, rows_per_object=40)
+    steady = state(38, 1, ceiling=41.0, capacity_seen=True, baseline_latency_ms=500.0)
+    stalled = clean(requests=50, latency_ms=1043.0)
+    first = decide(steady, BIG_BACKLOG, stalled, policy)
+    assert (first.reason, first.rows_in_flight_target) == ("hold", 38)
+    after = decide(first.state, BIG_BACKLOG, clean(requests=76, latency_ms=500.0), policy)
+    assert after.state.slow_ticks == 0
+    assert after.reason != "queueing"
+    # a queue keeps the latency high: the second tick in a row cuts
+    second = decide(first.state, BIG_BACKLOG, clean(requests=40, latency_ms=1000.0), policy)
+    assert second.reason == "queueing"
+    assert second.rows_in_flight_target < 38
+
+
 def test_an_aged_message_is_work_left_even_when_the_counts_read_zero() -> None:
     zero_counts = Backlog(visible={"normal": 0}, in_flight={"normal": 0}, oldest_age_s=42.0)
     decision = decide(state(20, 2), zero_counts, clean(), POLICY)
@@ -463,6 +480,7 @@ def test_pinned_policy_keeps_the_pinned_figures() -> None:
         "rows_per_object",
         "regrowth_factor",
         "probe_every_ticks",
+        "queueing_ticks",
         "share_overshoot",
     ],
 )

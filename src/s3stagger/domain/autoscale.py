@@ -135,6 +135,9 @@ class AutoscalePolicy:
     """At the capacity estimate, R probes +1 only after this many clean ticks there: each probe
     over the capacity costs a tick of 429s, each tick without one delays finding a risen capacity."""
     latency_high_ratio: float = 1.3
+    queueing_ticks: int = 1
+    """Ticks in a row the latency must be over ``latency_high_ratio`` x its baseline before R is
+    cut for queueing: one slow tick is as often the machine's stall as the downstream's queue."""
     latency_target_ratio: float = 1.15
     latency_grow_below_ratio: float = 1.2
     baseline_drift: float = 1.01
@@ -159,6 +162,8 @@ class AutoscalePolicy:
             raise ValueError(f"need 1 <= rows_floor ({self.rows_floor}) <= rows_cap ({self.rows_cap})")
         if self.share_overshoot < 1:
             raise ValueError(f"share_overshoot={self.share_overshoot} must be >= 1")
+        if self.queueing_ticks < 1:
+            raise ValueError(f"queueing_ticks={self.queueing_ticks} must be >= 1")
         if self.probe_every_ticks < 1:
             raise ValueError(f"probe_every_ticks={self.probe_every_ticks} must be >= 1")
         if not 1 <= self.rows_per_object <= self.max_rows_per_object:
@@ -191,6 +196,8 @@ class AutoscaleState:
     slow start)."""
     baseline_latency_ms: float | None = None
     cooldown_left: int = 0
+    slow_ticks: int = 0
+    """Ticks in a row the latency was over ``latency_high_ratio`` x its baseline."""
     grown_from: float | None = None
     """R before the last growth, which ran clean (None: a tick since then cut R, or tested it without
     growing it; ticks that did not exercise R keep it). A loss now puts the capacity between the
@@ -269,7 +276,9 @@ def _next_rows(
     latency = signals.latency_ms if signals.requests > 0 else None
     if latency is not None:
         baseline = latency if baseline is None else min(baseline * policy.baseline_drift, latency)
-    state = replace(state, baseline_latency_ms=baseline)
+    ratio = None if latency is None or not baseline else latency / baseline
+    slow = ratio is not None and ratio > policy.latency_high_ratio
+    state = replace(state, baseline_latency_ms=baseline, slow_ticks=state.slow_ticks + 1 if slow else 0)
     if backlog.waiting == 0:
         return state, "idle"
     if state.cooldown_left > 0:
@@ -284,14 +293,13 @@ def _next_rows(
         return replace(cut, grown_from=grown_from), "overshoot"
     if loss is not None:
         return _cut_on_loss(cut, signals, policy, loss, grown_from), loss
-    ratio = None if latency is None or not baseline else latency / baseline
-    if ratio is not None and ratio > policy.latency_high_ratio and baseline:
+    if slow and baseline and state.slow_ticks >= policy.queueing_ticks:
         # Little: the rows the downstream serves at once at its no-load latency, with the target's
         # queueing on top; a floor that a queue left behind does not lower (its latency stays high
         # for ticks after R was cut: R x 1.15 / ratio every other tick took R from 101 to 1 at C = 20)
         at_target = signals.successes / signals.interval_s * baseline / 1000 * policy.latency_target_ratio
         shrunk = _clampf(max(rows * 0.5, min(rows, at_target)), policy.rows_floor, policy.rows_cap)
-        return replace(cut, rows_target=shrunk, ceiling=shrunk, capacity_seen=True), "queueing"
+        return replace(cut, rows_target=shrunk, ceiling=shrunk, capacity_seen=True, slow_ticks=0), "queueing"
     wanted = backlog.waiting * policy.rows_per_object
     served = signals.served_concurrency()
     # a tick that did not exercise R says nothing of the capacity: the R that last ran clean stands
